@@ -1,0 +1,59 @@
+// Command agent runs one baton agent with built-in handlers against a NATS
+// server. Run as many as you like, on as many machines.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/baton-dev/baton/internal/service"
+	"github.com/baton-dev/baton/pkg/agent"
+	"github.com/baton-dev/baton/pkg/builtin"
+	"github.com/oklog/run"
+)
+
+func main() {
+	if err := serve(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "agent:", err)
+		os.Exit(1)
+	}
+}
+
+// serve is the whole program; main only exits with its error.
+func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	var c service.Common
+	c.Register(fs)
+	var cfg agent.Config
+	types := fs.String("types", "research,write,data,sleep,noop", "task types to serve, comma separated: "+strings.Join(builtin.Types(), ", "))
+	fs.StringVar(&cfg.ID, "id", "", "agent id (default <host>-<pid>-<random>)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "tasks run at once")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 0, "on shutdown, how long running tasks may finish before they are handed back (default 30s)")
+	execCmd := fs.String("exec", "", "command for the exec type: program and arguments split on spaces, run without a shell")
+	url := fs.String("url", "", "URL the http type POSTs each task to")
+	caps := fs.String("capabilities", "", "extra capabilities to advertise, comma separated")
+	if err := service.ParseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	cfg.Streams, cfg.Logger, cfg.Version = c.Streams, c.Logger(stderr), service.Version
+	cfg.Capabilities = service.SplitList(*caps)
+	nc, err := c.Connect("baton-agent")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	a, err := agent.New(nc, cfg)
+	if err != nil {
+		return err
+	}
+	if err := builtin.Register(a, service.SplitList(*types), builtin.Options{Exec: strings.Fields(*execCmd), URL: *url}); err != nil {
+		return err
+	}
+	var g run.Group
+	service.AddContext(&g, ctx, a.Run)
+	return service.RunGroup(ctx, &g)
+}

@@ -1,0 +1,46 @@
+// Command aggregator runs baton's aggregator against a NATS server: it turns
+// task results into partial and final workflow outputs.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/baton-dev/baton/internal/service"
+	"github.com/baton-dev/baton/pkg/aggregator"
+	"github.com/oklog/run"
+)
+
+func main() {
+	if err := serve(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "aggregator:", err)
+		os.Exit(1)
+	}
+}
+
+// serve is the whole program; main only exits with its error.
+func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := flag.NewFlagSet("aggregator", flag.ContinueOnError)
+	var c service.Common
+	c.Register(fs)
+	partial := fs.Duration("partial-every", 0, "minimum time between two partial outputs of a workflow (default 250ms)")
+	if err := service.ParseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	log := c.Logger(stderr)
+	nc, err := c.Connect("baton-aggregator")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	a, err := aggregator.New(nc, aggregator.Config{Streams: c.Streams, PartialEvery: *partial, Logger: log})
+	if err != nil {
+		return err
+	}
+	var g run.Group
+	service.AddContext(&g, ctx, a.Run)
+	return service.RunGroup(ctx, &g)
+}

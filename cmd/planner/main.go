@@ -1,0 +1,45 @@
+// Command planner runs baton's planner against a NATS server: it plans
+// submitted jobs into tasks and follows their results.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/baton-dev/baton/internal/service"
+	"github.com/baton-dev/baton/pkg/planner"
+	"github.com/oklog/run"
+)
+
+func main() {
+	if err := serve(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "planner:", err)
+		os.Exit(1)
+	}
+}
+
+// serve is the whole program; main only exits with its error.
+func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := flag.NewFlagSet("planner", flag.ContinueOnError)
+	var c service.Common
+	c.Register(fs)
+	if err := service.ParseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	log := c.Logger(stderr)
+	nc, err := c.Connect("baton-planner")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	p, err := planner.New(nc, planner.Config{Streams: c.Streams, Logger: log})
+	if err != nil {
+		return err
+	}
+	var g run.Group
+	service.AddContext(&g, ctx, p.Run)
+	return service.RunGroup(ctx, &g)
+}

@@ -1,0 +1,10 @@
+package cli
+
+import (
+	"context"
+	"io"
+)
+
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return nil
+}

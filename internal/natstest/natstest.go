@@ -1,0 +1,81 @@
+// Package natstest starts real, embedded JetStream servers for tests: the one
+// place tests get a server from.
+package natstest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Server is a running embedded server with its store directory.
+type Server struct {
+	*server.Server
+	Dir string
+}
+
+// Start runs an embedded JetStream server on a free port with its store in a
+// temporary directory; it is shut down when the test ends.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	return StartIn(tb, tb.TempDir(), -1)
+}
+
+// StartIn runs a server on dir and port (-1 for a free one), so that a test
+// can stop a server and start it again on the same store and address.
+func StartIn(tb testing.TB, dir string, port int) *Server {
+	tb.Helper()
+	ns, err := streams.StartServer(streams.ServerConfig{Port: port, StoreDir: dir})
+	if err != nil {
+		tb.Fatalf("start nats-server: %v", err)
+	}
+	tb.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return &Server{Server: ns, Dir: dir}
+}
+
+// Connect returns a connection to s that is closed when the test ends.
+func Connect(tb testing.TB, s *Server) (*nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("jetstream: %v", err)
+	}
+	return nc, js
+}
+
+// Ensure applies c's streams on s and returns a connection.
+func Ensure(tb testing.TB, s *Server, c streams.Config) (*nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	nc, js := Connect(tb, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := streams.Ensure(ctx, js, c); err != nil {
+		tb.Fatalf("ensure streams: %v", err)
+	}
+	return nc, js
+}
+
+// Eventually polls cond every 10ms until it holds or the deadline passes.
+func Eventually(tb testing.TB, within time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

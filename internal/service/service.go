@@ -1,0 +1,111 @@
+// Package service holds what every baton main shares: common flags and
+// environment variables, logging, the NATS connection, run-group actors, and
+// the composition of all services in one process that `baton up` runs.
+package service
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/nats-io/nats.go"
+	"github.com/oklog/run"
+)
+
+// Version is baton's version, printed by the services and put in the registry.
+const Version = "0.1.0"
+
+// DefaultURL is where services connect when neither --server nor NATS_URL say.
+const DefaultURL = "nats://127.0.0.1:4222"
+
+// Common are the flags every service takes. Environment variables give the
+// defaults: NATS_URL, BATON_PREFIX, BATON_LOG (text|json), BATON_LOG_LEVEL.
+type Common struct {
+	Server   string
+	Streams  streams.Config
+	LogJSON  bool
+	LogLevel string
+}
+
+// Register adds the common flags to fs.
+func (c *Common) Register(fs *flag.FlagSet) {
+	fs.StringVar(&c.Server, "server", env("NATS_URL", DefaultURL), "NATS server URL(s), comma separated (env NATS_URL)")
+	fs.StringVar(&c.Streams.Prefix, "prefix", env("BATON_PREFIX", "baton"), "subject prefix (env BATON_PREFIX)")
+	fs.IntVar(&c.Streams.Replicas, "replicas", 1, "stream replicas: 3 on a cluster")
+	fs.DurationVar(&c.Streams.AckWait, "ack-wait", streams.DefaultAckWait, "how long a silent agent keeps a task before it is redelivered")
+	fs.DurationVar(&c.Streams.AgentTTL, "agent-ttl", streams.DefaultAgentTTL, "how long an agent stays registered after its last heartbeat")
+	fs.BoolVar(&c.LogJSON, "log-json", env("BATON_LOG", "text") == "json", "log JSON lines instead of text (env BATON_LOG=json)")
+	fs.StringVar(&c.LogLevel, "log-level", env("BATON_LOG_LEVEL", "info"), "debug, info, warn or error (env BATON_LOG_LEVEL)")
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Logger returns the structured logger the flags ask for, writing to w.
+func (c *Common) Logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Connect dials the configured server, reconnecting forever.
+func (c *Common) Connect(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(c.Server, nats.Name(name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(false))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", c.Server, err)
+	}
+	return nc, nil
+}
+
+// ParseFlags parses args into fs, returning flag.ErrHelp untouched.
+func ParseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	return fs.Parse(args)
+}
+
+// AddContext adds an actor that runs fn with a context the group cancels
+// when it interrupts. fn must return once its context is done.
+func AddContext(g *run.Group, ctx context.Context, fn func(context.Context) error) {
+	ctx, cancel := context.WithCancel(ctx)
+	g.Add(func() error { return fn(ctx) }, func(error) { cancel() })
+}
+
+// RunGroup adds the signal handler (SIGINT, SIGTERM or ctx's end) to g, runs
+// it, and reports a clean stop as nil.
+func RunGroup(ctx context.Context, g *run.Group) error {
+	g.Add(run.SignalHandler(ctx, os.Interrupt, sigterm))
+	err := g.Run()
+	if errors.Is(err, run.ErrSignal) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// SplitList splits a comma separated flag value, dropping empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

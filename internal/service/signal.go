@@ -1,0 +1,5 @@
+package service
+
+import "syscall"
+
+var sigterm = syscall.SIGTERM

@@ -1,0 +1,185 @@
+package streams
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config shapes the streams. The zero value is the documented default: prefix
+// "baton", one replica, file storage. Every service of a deployment must use
+// the same Config (Ensure updates what differs, last writer wins).
+type Config struct {
+	Prefix   string // subject prefix; default "baton"
+	Replicas int    // stream replicas; default 1, use 3 on a cluster
+	Memory   bool   // memory storage instead of file (tests, benchmarks)
+	// AckWait is how long an agent may hold a task without a sign of life
+	// before JetStream hands it to another agent; default 30s. Agents send
+	// progress at a third of it while a task runs.
+	AckWait time.Duration
+	// MaxAckPending bounds the tasks in flight per lane; default 20,000.
+	MaxAckPending int
+	// DuplicateWindow is how long Nats-Msg-Id de-duplicates; default 20m.
+	DuplicateWindow time.Duration
+	// MaxAge is how long results, outputs and events are kept; default 7 days.
+	MaxAge time.Duration
+	// AgentTTL is how long an agent's registry entry outlives its last
+	// heartbeat; default 10s.
+	AgentTTL time.Duration
+}
+
+// Defaults.
+const (
+	DefaultAckWait         = 30 * time.Second
+	DefaultMaxAckPending   = 20_000
+	DefaultDuplicateWindow = 20 * time.Minute
+	DefaultMaxAge          = 7 * 24 * time.Hour
+	DefaultAgentTTL        = 10 * time.Second
+)
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = events.DefaultPrefix
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = DefaultMaxAckPending
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	if c.AgentTTL <= 0 {
+		c.AgentTTL = DefaultAgentTTL
+	}
+	return c
+}
+
+// ErrConfig is wrapped by every Validate error.
+var ErrConfig = errors.New("invalid stream config")
+
+// Validate reports a config that cannot work.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if !events.ValidToken(c.Prefix) {
+		return fmt.Errorf("%w: prefix %q must be one subject token", ErrConfig, c.Prefix)
+	}
+	if c.AckWait < 300*time.Millisecond {
+		return fmt.Errorf("%w: ack wait %v is below 300ms", ErrConfig, c.AckWait)
+	}
+	return nil
+}
+
+// Subjects returns the subject builder for this config's prefix.
+func (c Config) Subjects() events.Subjects { return events.Subjects{Prefix: c.WithDefaults().Prefix} }
+
+// name prefixes stream and bucket names when the subject prefix is not the
+// default, so that two deployments can share a server.
+func (c Config) name(base string) string {
+	p := c.WithDefaults().Prefix
+	if p == events.DefaultPrefix {
+		return base
+	}
+	return strings.ToUpper(p) + "_" + base
+}
+
+// Stream names.
+func (c Config) JobsStream() string    { return c.name("JOBS") }
+func (c Config) TasksStream() string   { return c.name("TASKS") }
+func (c Config) ResultsStream() string { return c.name("RESULTS") }
+func (c Config) OutputsStream() string { return c.name("OUTPUTS") }
+func (c Config) EventsStream() string  { return c.name("EVENTS") }
+func (c Config) DeadStream() string    { return c.name("DEAD") }
+
+// Bucket names.
+func (c Config) AgentsBucket() string    { return strings.ToLower(c.name("agents")) }
+func (c Config) WorkflowsBucket() string { return strings.ToLower(c.name("workflows")) }
+
+// PlannerConsumer is the durable consumer of JOBS shared by planners.
+const PlannerConsumer = "planner"
+
+// LaneConsumer names the durable pull consumer of one lane, shared by every
+// agent serving that type.
+func LaneConsumer(taskType string, priority int) string {
+	return fmt.Sprintf("lane_%s_%d", taskType, priority)
+}
+
+func (c Config) storage() jetstream.StorageType {
+	if c.Memory {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+// Streams returns every stream definition.
+func (c Config) Streams() []jetstream.StreamConfig {
+	c = c.WithDefaults()
+	s := c.Subjects()
+	base := func(name, subject, desc string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name: name, Description: desc, Subjects: []string{subject},
+			Storage: c.storage(), Replicas: c.Replicas, Duplicates: c.DuplicateWindow,
+			MaxAge: c.MaxAge, AllowDirect: true,
+		}
+	}
+	jobs := base(c.JobsStream(), s.Jobs(), "jobs waiting for the planner")
+	jobs.Retention, jobs.MaxAge, jobs.AllowDirect = jetstream.WorkQueuePolicy, 0, false
+	tasks := base(c.TasksStream(), s.Tasks(), "tasks waiting for agents, one subject per type and priority")
+	tasks.Retention, tasks.MaxAge, tasks.AllowDirect = jetstream.WorkQueuePolicy, 0, false
+	results := base(c.ResultsStream(), s.Results(), "the outcome of every task")
+	outputs := base(c.OutputsStream(), s.Outputs(), "partial and final workflow outputs")
+	evs := base(c.EventsStream(), s.Events(), "workflow events: the audit trail")
+	dead := base(c.DeadStream(), s.DeadLetters(), "tasks that failed for good, kept for inspection")
+	return []jetstream.StreamConfig{jobs, tasks, results, outputs, evs, dead}
+}
+
+// Buckets returns the key-value bucket definitions.
+func (c Config) Buckets() []jetstream.KeyValueConfig {
+	c = c.WithDefaults()
+	st := c.storage()
+	return []jetstream.KeyValueConfig{
+		{Bucket: c.WorkflowsBucket(), Description: "workflow records and job specs", Storage: st, Replicas: c.Replicas, History: 1},
+		{Bucket: c.AgentsBucket(), Description: "live agents; an entry expires when its heartbeats stop", Storage: st, Replicas: c.Replicas, History: 1, TTL: c.AgentTTL},
+	}
+}
+
+// Lane returns the consumer definition of one lane.
+func (c Config) Lane(taskType string, priority int) jetstream.ConsumerConfig {
+	c = c.WithDefaults()
+	return jetstream.ConsumerConfig{
+		Durable:       LaneConsumer(taskType, priority),
+		Description:   fmt.Sprintf("%s tasks at priority %d", taskType, priority),
+		FilterSubject: c.Subjects().Task(taskType, priority),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxAckPending: c.MaxAckPending,
+		MaxDeliver:    -1, // the agent decides when a task has had its attempts
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxWaiting:    4096,
+	}
+}
+
+// Planner returns the JOBS consumer definition.
+func (c Config) Planner() jetstream.ConsumerConfig {
+	c = c.WithDefaults()
+	return jetstream.ConsumerConfig{
+		Durable:       PlannerConsumer,
+		Description:   "jobs to plan",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 64,
+	}
+}

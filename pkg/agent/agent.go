@@ -1,0 +1,539 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Agent serves the lanes of the task types it has handlers for.
+type Agent struct {
+	cfg      Config
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	subj     events.Subjects
+	log      *slog.Logger
+	handlers map[string]Handler
+	mw       []Middleware
+
+	mu       sync.Mutex
+	running  map[*job]struct{}
+	draining bool
+	started  time.Time
+	done     atomic.Int64
+	failures atomic.Int64
+	freed    chan struct{} // a slot came free
+}
+
+// job is one task being handled.
+type job struct {
+	msg    jetstream.Msg
+	wf, id string
+	cancel context.CancelFunc
+}
+
+type lane struct {
+	typ  string
+	prio int
+	cons jetstream.Consumer
+}
+
+// New returns an agent that will use nc. It does no I/O.
+func New(nc *nats.Conn, cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return &Agent{
+		cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(),
+		log:      cfg.Logger.With("service", "agent", "agent", cfg.ID),
+		handlers: map[string]Handler{}, running: map[*job]struct{}{},
+		freed: make(chan struct{}, 1),
+	}, nil
+}
+
+// ID returns the agent's id.
+func (a *Agent) ID() string { return a.cfg.ID }
+
+// Handle registers h for tasks of taskType. Call it before Run.
+func (a *Agent) Handle(taskType string, h Handler) {
+	a.handlers[taskType] = h
+}
+
+// Use adds middleware around every handler; the first added is outermost
+// (inside Recover). Call it before Run.
+func (a *Agent) Use(mw ...Middleware) { a.mw = append(a.mw, mw...) }
+
+// Types lists the registered task types, sorted.
+func (a *Agent) Types() []string {
+	out := make([]string, 0, len(a.handlers))
+	for t := range a.handlers {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Run serves tasks until ctx is cancelled, then drains: running tasks finish
+// (or, after DrainTimeout, are cancelled and handed back), the registry entry
+// is removed, and Run returns nil. It may be called once.
+func (a *Agent) Run(ctx context.Context) error {
+	types := a.Types()
+	if len(types) == 0 {
+		return ErrNoHandlers
+	}
+	for _, t := range types {
+		if !events.ValidToken(t) {
+			return fmt.Errorf("%w: task type %q: use 1-64 letters, digits, '-' or '_'", ErrConfig, t)
+		}
+		a.handlers[t] = Chain(a.handlers[t], append([]Middleware{Recover}, a.mw...)...)
+	}
+	if err := streams.Ensure(ctx, a.js, a.cfg.Streams); err != nil {
+		return err
+	}
+	var lanes []lane
+	for _, prio := range events.Priorities {
+		for _, t := range types {
+			cons, err := streams.EnsureLane(ctx, a.js, a.cfg.Streams, t, prio)
+			if err != nil {
+				return err
+			}
+			lanes = append(lanes, lane{typ: t, prio: prio, cons: cons})
+		}
+	}
+	reg, err := a.js.KeyValue(ctx, a.cfg.Streams.AgentsBucket())
+	if err != nil {
+		return fmt.Errorf("agent: registry: %w", err)
+	}
+	wake := make(chan struct{}, 1)
+	for _, t := range types {
+		sub, err := a.nc.Subscribe(a.subj.Wake(t), func(*nats.Msg) {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("agent: wake subscription: %w", err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+	}
+	a.started = time.Now().UTC()
+
+	// Handlers run under work, not ctx: a shutdown lets them finish.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var tasks sync.WaitGroup
+	var side sync.WaitGroup // heartbeat and progress loops
+	sideCtx, stopSide := context.WithCancel(context.WithoutCancel(ctx))
+	side.Add(2)
+	go func() { defer side.Done(); a.heartbeats(sideCtx, reg) }()
+	go func() { defer side.Done(); a.progress(sideCtx) }()
+	a.log.Info("agent started", "types", types, "concurrency", a.cfg.Concurrency)
+
+	a.fetchLoop(ctx, work, lanes, types, wake, &tasks)
+
+	// Drain.
+	a.mu.Lock()
+	a.draining = true
+	n := len(a.running)
+	a.mu.Unlock()
+	a.log.Info("draining", "running", n)
+	a.putInfo(context.WithoutCancel(ctx), reg)
+	drained := make(chan struct{})
+	go func() { tasks.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(a.cfg.DrainTimeout):
+		a.log.Warn("drain timeout: cancelling running tasks and handing them back")
+		stopWork()
+		<-drained
+	}
+	stopSide()
+	side.Wait()
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := reg.Delete(dctx, a.cfg.ID); err != nil {
+		a.log.Warn("leave registry", "err", err)
+	}
+	a.log.Info("agent stopped", "done", a.done.Load(), "failures", a.failures.Load())
+	return nil
+}
+
+// fetchLoop claims tasks, most urgent lane first, never more than free slots.
+func (a *Agent) fetchLoop(ctx, work context.Context, lanes []lane, types []string, wake <-chan struct{}, tasks *sync.WaitGroup) {
+	poll := time.NewTimer(a.cfg.Poll)
+	defer poll.Stop()
+	turn := 0
+	for ctx.Err() == nil {
+		free := a.cfg.Concurrency - a.runningCount()
+		if free <= 0 {
+			select {
+			case <-a.freed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		got := 0
+		turn++
+		for p := 0; p < len(lanes) && got == 0; p += len(types) {
+			// Within a priority, start with a different type each turn.
+			for k := range types {
+				l := lanes[p+(k+turn)%len(types)]
+				got += a.fetch(work, l, free-got, tasks)
+				if got >= free {
+					break
+				}
+			}
+		}
+		if got > 0 {
+			continue
+		}
+		poll.Reset(a.cfg.Poll)
+		select {
+		case <-wake:
+		case <-poll.C:
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (a *Agent) fetch(work context.Context, l lane, n int, tasks *sync.WaitGroup) int {
+	batch, err := l.cons.FetchNoWait(n)
+	if err != nil {
+		a.log.Warn("fetch", "lane", streams.LaneConsumer(l.typ, l.prio), "err", err)
+		return 0
+	}
+	got := 0
+	for m := range batch.Messages() {
+		got++
+		j := &job{msg: m, wf: m.Headers().Get(events.HeaderWorkflow), id: m.Headers().Get(events.HeaderTask)}
+		var jctx context.Context
+		jctx, j.cancel = context.WithCancel(work)
+		a.mu.Lock()
+		a.running[j] = struct{}{}
+		a.mu.Unlock()
+		tasks.Add(1)
+		go func() {
+			defer tasks.Done()
+			defer a.release(j)
+			a.process(jctx, l.typ, j)
+		}()
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+		a.log.Warn("fetch", "lane", streams.LaneConsumer(l.typ, l.prio), "err", err)
+	}
+	return got
+}
+
+func (a *Agent) release(j *job) {
+	j.cancel()
+	a.mu.Lock()
+	delete(a.running, j)
+	a.mu.Unlock()
+	select {
+	case a.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) runningCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.running)
+}
+
+// process runs one task and settles its message.
+func (a *Agent) process(ctx context.Context, typ string, j *job) {
+	m := j.msg
+	attempt := 1
+	if meta, err := m.Metadata(); err == nil {
+		attempt = int(meta.NumDelivered)
+	}
+	t, err := events.DecodeTask(m.Data())
+	if err != nil {
+		a.undecodable(ctx, j, err)
+		return
+	}
+	log := a.log.With("workflow", t.Workflow, "task", t.ID, "attempt", attempt)
+	if attempt > t.MaxAttempts {
+		// Earlier holders died or stalled past the ack wait every time.
+		a.fail(ctx, t, m, attempt, events.KindLost,
+			fmt.Errorf("given up after %d deliveries: the agents holding it stopped answering", attempt-1))
+		return
+	}
+	a.event(events.Event{Workflow: t.Workflow, Kind: events.EventStarted, Task: t.ID, Agent: a.cfg.ID})
+	started := time.Now()
+	hctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	value, herr := a.handlers[typ].Handle(hctx, &Task{Task: *t, Attempt: attempt, Agent: a.cfg.ID})
+	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
+	cancel()
+	if herr == nil {
+		var data json.RawMessage
+		if data, herr = encodeValue(value); herr == nil {
+			r := a.result(t, attempt, started, events.StateCompleted)
+			r.Data = data
+			if err := a.publishResult(ctx, r); err != nil {
+				log.Warn("publish result; the task will be redelivered", "err", err)
+				return
+			}
+			a.done.Add(1)
+			if err := m.Ack(); err != nil {
+				log.Warn("ack", "err", err)
+			}
+			return
+		}
+		herr = Permanent(herr)
+	}
+	if ctx.Err() != nil && !timedOut {
+		// Shutdown gave up waiting: hand the task back untouched.
+		log.Info("handing back", "err", herr)
+		_ = m.Nak()
+		return
+	}
+	var snooze *RetryAfterError
+	var perm *PermanentError
+	kind := events.KindError
+	switch {
+	case errors.As(herr, &perm):
+		a.fail(ctx, t, m, attempt, events.KindPermanent, herr)
+		return
+	case errors.As(herr, &snooze):
+		log.Info("retry requested", "after", snooze.Delay, "err", herr)
+		_ = m.NakWithDelay(snooze.Delay)
+		return
+	case timedOut:
+		kind = events.KindTimeout
+		herr = fmt.Errorf("timed out after %v: %w", t.Timeout, herr)
+	case errors.Is(herr, ErrPanic):
+		kind = events.KindPanic
+	}
+	if attempt < t.MaxAttempts {
+		delay := Backoff(t.Backoff, t.MaxBackoff, attempt)
+		log.Info("task failed; will retry", "in", delay, "err", herr)
+		a.event(events.Event{Workflow: t.Workflow, Kind: events.EventRetry, Task: t.ID, Agent: a.cfg.ID,
+			Message: fmt.Sprintf("attempt %d of %d failed (%v); retrying in %v", attempt, t.MaxAttempts, herr, delay.Round(time.Millisecond))})
+		_ = m.NakWithDelay(delay)
+		return
+	}
+	a.fail(ctx, t, m, attempt, kind, herr)
+}
+
+// Backoff is the delay before attempt+1: base doubled per attempt, capped,
+// with "equal jitter" (half fixed, half random) so retries do not stampede.
+func Backoff(base, limit time.Duration, attempt int) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < limit; i++ {
+		d *= 2
+	}
+	d = min(d, limit)
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func encodeValue(v any) (json.RawMessage, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		if !json.Valid(raw) {
+			return nil, errors.New("handler returned invalid JSON")
+		}
+		return raw, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode handler result: %w", err)
+	}
+	return b, nil
+}
+
+func (a *Agent) result(t *events.Task, attempt int, started time.Time, status string) *events.Result {
+	return &events.Result{
+		Workflow: t.Workflow, Task: t.ID, Step: t.Step, Index: t.Index, Type: t.Type, Round: t.Round,
+		Status: status, Final: true, Attempts: attempt, Agent: a.cfg.ID,
+		Started: started.UnixNano(), Finished: time.Now().UnixNano(),
+	}
+}
+
+// fail ends a task for good: dead letter first, then the failed result, then
+// Term. A failure with a fallback to go is not final: the planner sends the
+// task to its fallback type.
+func (a *Agent) fail(ctx context.Context, t *events.Task, m jetstream.Msg, attempt int, kind string, cause error) {
+	a.failures.Add(1)
+	log := a.log.With("workflow", t.Workflow, "task", t.ID)
+	log.Warn("task failed", "kind", kind, "attempts", attempt, "err", cause)
+	if err := a.deadLetter(ctx, t.Workflow, t.ID, m, kind, cause); err != nil {
+		log.Warn("dead letter; the task will be redelivered", "err", err)
+		return
+	}
+	r := a.result(t, attempt, time.Now(), events.StateFailed)
+	r.Error, r.ErrorKind = cause.Error(), kind
+	r.Final = t.Fallback == "" || t.Round > 0
+	if err := a.publishResult(ctx, r); err != nil {
+		log.Warn("publish result; the task will be redelivered", "err", err)
+		return
+	}
+	a.event(events.Event{Workflow: t.Workflow, Kind: events.EventFailed, Task: t.ID, Agent: a.cfg.ID, Message: cause.Error()})
+	if err := m.Term(); err != nil {
+		log.Warn("term", "err", err)
+	}
+}
+
+// undecodable ends a task message that cannot be read. If its headers name
+// the workflow and task, a failed result tells the planner, so the workflow
+// does not wait for it forever.
+func (a *Agent) undecodable(ctx context.Context, j *job, cause error) {
+	a.failures.Add(1)
+	a.log.Error("undecodable task", "subject", j.msg.Subject(), "workflow", j.wf, "task", j.id, "err", cause)
+	wf, id := j.wf, j.id
+	if !events.ValidToken(wf) || !events.ValidToken(id) {
+		wf, id = "_", "_"
+	}
+	if err := a.deadLetter(ctx, wf, id, j.msg, events.KindUnknown, cause); err != nil {
+		a.log.Warn("dead letter", "err", err)
+		return
+	}
+	if wf != "_" {
+		r := &events.Result{Workflow: wf, Task: id, Status: events.StateFailed, Final: true, Error: cause.Error(),
+			ErrorKind: events.KindUnknown, Agent: a.cfg.ID, Finished: time.Now().UnixNano()}
+		if err := a.publishResult(ctx, r); err != nil {
+			a.log.Warn("publish result", "err", err)
+			return
+		}
+	}
+	_ = j.msg.Term()
+}
+
+func (a *Agent) deadLetter(ctx context.Context, wf, id string, m jetstream.Msg, kind string, cause error) error {
+	dl := nats.NewMsg(a.subj.Dead(wf, id))
+	dl.Data = m.Data()
+	for k, v := range m.Headers() {
+		dl.Header[k] = v
+	}
+	seq := uint64(0)
+	if meta, err := m.Metadata(); err == nil {
+		seq = meta.Sequence.Stream
+	}
+	dl.Header.Set(events.HeaderMsgID, events.MsgID("dead", m.Subject(), seq))
+	dl.Header.Set("Baton-Error", cause.Error())
+	dl.Header.Set("Baton-Error-Kind", kind)
+	dl.Header.Set("Baton-Agent", a.cfg.ID)
+	dl.Header.Set("Baton-Subject", m.Subject())
+	_, err := a.js.PublishMsg(ctx, dl)
+	return err
+}
+
+func (a *Agent) publishResult(ctx context.Context, r *events.Result) error {
+	body, err := events.Encode(r)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(a.subj.Result(r.Workflow, r.Task))
+	msg.Data = body
+	msg.Header.Set(events.HeaderWorkflow, r.Workflow)
+	msg.Header.Set(events.HeaderTask, r.Task)
+	msg.Header.Set(events.HeaderMsgID, events.MsgID(r.Workflow, r.Task, "r"+fmt.Sprint(r.Round)))
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_, err = a.js.PublishMsg(pctx, msg)
+	return err
+}
+
+func (a *Agent) event(e events.Event) {
+	e.Time = time.Now().UTC()
+	b, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	_ = a.nc.Publish(a.subj.Event(e.Workflow, e.Kind), b)
+}
+
+// progress tells JetStream, for every running task, that the agent is alive
+// and working, so long tasks keep their claim.
+func (a *Agent) progress(ctx context.Context) {
+	t := time.NewTicker(a.cfg.Streams.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		msgs := make([]jetstream.Msg, 0, len(a.running))
+		for j := range a.running {
+			msgs = append(msgs, j.msg)
+		}
+		a.mu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
+	}
+}
+
+func (a *Agent) heartbeats(ctx context.Context, reg jetstream.KeyValue) {
+	t := time.NewTicker(a.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		a.putInfo(ctx, reg)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Info returns the agent's registry entry as of now.
+func (a *Agent) Info() events.AgentInfo {
+	a.mu.Lock()
+	running := make([]string, 0, len(a.running))
+	for j := range a.running {
+		running = append(running, j.wf+"/"+j.id)
+	}
+	draining := a.draining
+	a.mu.Unlock()
+	slices.Sort(running)
+	status := events.AgentIdle
+	switch {
+	case draining:
+		status = events.AgentDraining
+	case len(running) > 0:
+		status = events.AgentBusy
+	}
+	host, _ := os.Hostname()
+	return events.AgentInfo{
+		ID: a.cfg.ID, Types: a.Types(), Capabilities: append(a.Types(), a.cfg.Capabilities...),
+		Concurrency: a.cfg.Concurrency, Running: len(running), Tasks: running, Status: status,
+		Done: a.done.Load(), Failures: a.failures.Load(), Host: host, PID: os.Getpid(), Version: a.cfg.Version,
+		Started: a.started, Heartbeat: time.Now().UTC(),
+	}
+}
+
+func (a *Agent) putInfo(ctx context.Context, reg jetstream.KeyValue) {
+	b, err := json.Marshal(a.Info())
+	if err != nil {
+		return
+	}
+	if _, err := reg.Put(ctx, a.cfg.ID, b); err != nil && ctx.Err() == nil {
+		a.log.Warn("heartbeat", "err", err)
+	}
+}

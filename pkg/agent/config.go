@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/events"
+)
+
+// Config configures an Agent. The zero value is usable: a generated id,
+// concurrency 8, default streams, slog's default logger.
+type Config struct {
+	// ID names the agent in the registry and in results; default
+	// "<host>-<pid>-<random>".
+	ID string
+	// Concurrency is how many tasks run at once; default 8.
+	Concurrency int
+	// Capabilities are extra words an operator can match on; the task types
+	// are always listed.
+	Capabilities []string
+	Streams      streams.Config
+	// Poll is how often an idle agent looks at its lanes without a wake-up
+	// signal (a retry coming due has none); default 250ms.
+	Poll time.Duration
+	// Heartbeat is how often the registry entry is refreshed; default a
+	// third of the streams' AgentTTL.
+	Heartbeat time.Duration
+	// DrainTimeout bounds how long shutdown waits for running tasks before
+	// it cancels them and hands them back; default 30s.
+	DrainTimeout time.Duration
+	Version      string
+	Logger       *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	c.Streams = c.Streams.WithDefaults()
+	if c.ID == "" {
+		host, _ := os.Hostname()
+		host = strings.Map(func(r rune) rune {
+			if r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+				return r
+			}
+			return '-'
+		}, host)
+		if len(host) > 40 {
+			host = host[:40]
+		}
+		c.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strconv.FormatUint(rand.Uint64()%46656, 36))
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8
+	}
+	if c.Poll <= 0 {
+		c.Poll = 250 * time.Millisecond
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = c.Streams.AgentTTL / 3
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a config that cannot work.
+func (c Config) Validate() error {
+	if err := c.Streams.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.ID != "" && !events.ValidToken(c.ID) {
+		return fmt.Errorf("%w: id %q: use 1-64 letters, digits, '-' or '_'", ErrConfig, c.ID)
+	}
+	if c.Concurrency < 0 {
+		return fmt.Errorf("%w: concurrency %d is negative", ErrConfig, c.Concurrency)
+	}
+	return nil
+}

@@ -1,0 +1,16 @@
+// Package agent is the SDK for baton agents: register a Handler per task type,
+// Run the agent, and it serves those types' lanes on JetStream.
+//
+// The handler's outcome decides the acknowledgement: nil → the result is
+// published, then the task acked; an error made with Permanent → the task is
+// saved as a dead letter, a failed result is published, then the task is
+// terminated; an error made with RetryAfter → the task is handed back for
+// that long; any other error → handed back with exponential backoff and
+// jitter until the task's attempts run out, then treated like a permanent
+// error. A panic becomes an error. Long tasks keep their claim alive: the
+// agent tells JetStream it is still working at a third of the ack wait.
+//
+// An agent serves the most urgent non-empty lane first and fetches no more
+// tasks than it has free slots. On shutdown it stops fetching, lets running
+// tasks finish (for up to DrainTimeout), and hands back the rest.
+package agent

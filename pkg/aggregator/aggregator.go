@@ -1,0 +1,449 @@
+package aggregator
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrConfig is wrapped by every Config.Validate error.
+var ErrConfig = errors.New("aggregator: invalid config")
+
+// Config configures an Aggregator. The zero value is usable.
+type Config struct {
+	Streams streams.Config
+	// PartialEvery throttles partial outputs per workflow; default 250ms.
+	PartialEvery time.Duration
+	// PartialMax caps the task results in one partial output; more go out in
+	// several messages. Default 500.
+	PartialMax int
+	Logger     *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	c.Streams = c.Streams.WithDefaults()
+	if c.PartialEvery <= 0 {
+		c.PartialEvery = 250 * time.Millisecond
+	}
+	if c.PartialMax <= 0 {
+		c.PartialMax = 500
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a config that cannot work.
+func (c Config) Validate() error {
+	if err := c.Streams.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// Aggregator is the aggregation service.
+type Aggregator struct {
+	cfg  Config
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	kv   jetstream.KeyValue
+	outs jetstream.Stream
+	subj events.Subjects
+	log  *slog.Logger
+
+	wfs       map[string]*state
+	finalized map[string]bool // workflows known to have a final output
+	replaying bool
+}
+
+// state is one workflow's streaming aggregation.
+type state struct {
+	rec      events.Workflow
+	collect  map[string]int // step → position in the output
+	critical map[string]bool
+	final    map[string]*events.Result // first final result per task; Data kept only where collected
+	reducer  *Reducer
+	agents   map[string]bool
+	busy     time.Duration
+	attempts int
+	last     int64 // latest Finished of any result
+	fresh    []events.TaskOutput
+}
+
+// New returns an aggregator that will use nc. It does no I/O.
+func New(nc *nats.Conn, cfg Config) (*Aggregator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	return &Aggregator{cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(),
+		log: cfg.Logger.With("service", "aggregator"), wfs: map[string]*state{}, finalized: map[string]bool{}}, nil
+}
+
+// Run aggregates until ctx is cancelled (then it returns nil) or JetStream
+// fails in a way it cannot ride out. It may be called once.
+func (a *Aggregator) Run(ctx context.Context) error {
+	if err := streams.Ensure(ctx, a.js, a.cfg.Streams); err != nil {
+		return err
+	}
+	kv, err := a.js.KeyValue(ctx, a.cfg.Streams.WorkflowsBucket())
+	if err != nil {
+		return fmt.Errorf("aggregator: workflows bucket: %w", err)
+	}
+	a.kv = kv
+	if a.outs, err = a.js.Stream(ctx, a.cfg.Streams.OutputsStream()); err != nil {
+		return fmt.Errorf("aggregator: outputs stream: %w", err)
+	}
+	from, err := a.loadOpen(ctx)
+	if err != nil {
+		return err
+	}
+	info, err := a.js.Stream(ctx, a.cfg.Streams.ResultsStream())
+	if err != nil {
+		return fmt.Errorf("aggregator: results stream: %w", err)
+	}
+	st := info.CachedInfo().State
+	if from == 0 {
+		from = st.LastSeq + 1
+	}
+	from = max(from, st.FirstSeq, 1)
+	a.replaying = from <= st.LastSeq
+	a.log.Info("starting", "workflows", len(a.wfs), "replay_from", from, "replay_to", st.LastSeq)
+
+	done := make(chan struct{})
+	defer close(done)
+	results := make(chan jetstream.Msg, 4096)
+	cons, err := a.js.OrderedConsumer(ctx, a.cfg.Streams.ResultsStream(), jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{a.subj.Results()},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
+	})
+	if err != nil {
+		return fmt.Errorf("aggregator: results consumer: %w", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case results <- m:
+		case <-done:
+		}
+	}, jetstream.PullMaxMessages(2048))
+	if err != nil {
+		return fmt.Errorf("aggregator: results consumer: %w", err)
+	}
+	defer func() { cc.Stop(); <-cc.Closed() }()
+
+	tick := time.NewTicker(a.cfg.PartialEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-results:
+			a.onResult(ctx, m)
+		case <-tick.C:
+			if !a.replaying {
+				a.partials()
+			}
+		}
+	}
+}
+
+// loadOpen finds the workflows without a final output and returns the
+// RESULTS sequence to replay from (0: nothing to replay).
+func (a *Aggregator) loadOpen(ctx context.Context) (uint64, error) {
+	lister, err := a.kv.ListKeysFiltered(ctx, "*")
+	if err != nil {
+		return 0, fmt.Errorf("aggregator: list workflows: %w", err)
+	}
+	var ids []string
+	for k := range lister.Keys() {
+		ids = append(ids, k)
+	}
+	var from uint64
+	for _, id := range ids {
+		s, err := a.open(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		if s != nil && (from == 0 || s.rec.ResultsFrom < from) {
+			from = s.rec.ResultsFrom
+		}
+	}
+	return from, nil
+}
+
+// open returns the state of a workflow that has no final output yet, loading
+// it if needed; nil if it is finished or unknown.
+func (a *Aggregator) open(ctx context.Context, id string) (*state, error) {
+	if s := a.wfs[id]; s != nil {
+		return s, nil
+	}
+	if a.finalized[id] {
+		return nil, nil
+	}
+	_, err := a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputFinal))
+	if err == nil {
+		a.markFinal(id)
+		return nil, nil
+	}
+	if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("aggregator: look for final output of %s: %w", id, err)
+	}
+	e, err := a.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: workflow %s: %w", id, err)
+	}
+	var rec events.Workflow
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return nil, fmt.Errorf("aggregator: workflow record %s: %w", id, err)
+	}
+	s := &state{rec: rec, collect: map[string]int{}, critical: map[string]bool{},
+		final: map[string]*events.Result{}, agents: map[string]bool{}}
+	for i, step := range rec.Collect {
+		s.collect[step] = i
+	}
+	for _, t := range rec.Critical {
+		s.critical[t] = true
+	}
+	if rec.Aggregate.Strategy == events.StrategyReduce {
+		s.reducer = &Reducer{Op: rec.Aggregate.Op, Field: rec.Aggregate.Field}
+	}
+	a.wfs[id] = s
+	return s, nil
+}
+
+func (a *Aggregator) markFinal(id string) {
+	if len(a.finalized) > 100_000 { // a cache: a miss costs one lookup
+		clear(a.finalized)
+	}
+	a.finalized[id] = true
+}
+
+func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
+	if meta, err := m.Metadata(); err == nil && meta.NumPending == 0 && a.replaying {
+		a.replaying = false
+		defer a.log.Info("replay done", "open", len(a.wfs))
+	}
+	r, err := events.DecodeResult(m.Headers().Get(events.HeaderContentType), m.Data())
+	if err != nil {
+		a.log.Warn("undecodable result ignored", "subject", m.Subject(), "err", err)
+		return
+	}
+	if !r.Final {
+		return
+	}
+	s, err := a.open(ctx, r.Workflow)
+	if err != nil {
+		a.log.Warn("result not aggregated yet", "workflow", r.Workflow, "err", err)
+		return
+	}
+	if s == nil || s.final[r.Task] != nil {
+		return // finished workflow, or a task that ran twice: counted once
+	}
+	_, collected := s.collect[r.Step]
+	if r.Agent != "" {
+		s.agents[r.Agent] = true
+	}
+	s.attempts += r.Attempts
+	if r.Started > 0 && r.Finished > r.Started {
+		s.busy += time.Duration(r.Finished - r.Started)
+	}
+	s.last = max(s.last, r.Finished)
+	kept := *r
+	if collected && r.Status == events.StateCompleted {
+		if s.reducer != nil {
+			s.reducer.Add(r.Data)
+			kept.Data = nil
+		}
+		if !a.replaying {
+			s.fresh = append(s.fresh, events.TaskOutput{Task: r.Task, Step: r.Step, Status: r.Status, Agent: r.Agent, Data: r.Data})
+		}
+	} else {
+		kept.Data = nil
+		if !a.replaying {
+			s.fresh = append(s.fresh, events.TaskOutput{Task: r.Task, Step: r.Step, Status: r.Status, Agent: r.Agent})
+		}
+	}
+	s.final[r.Task] = &kept
+	if len(s.final) >= s.rec.Counts.Total {
+		a.finish(ctx, s)
+	}
+}
+
+func (s *state) counts() events.Counts {
+	c := events.Counts{Total: s.rec.Counts.Total}
+	for _, r := range s.final {
+		switch r.Status {
+		case events.StateCompleted:
+			c.Completed++
+		case events.StateFailed:
+			c.Failed++
+		default:
+			c.Cancelled++
+		}
+	}
+	c.Pending = c.Total - len(s.final)
+	return c
+}
+
+func (s *state) progress() events.Progress {
+	p := events.Progress{Done: len(s.final), Total: s.rec.Counts.Total}
+	if p.Total > 0 {
+		p.Percent = float64(int(1000*float64(p.Done)/float64(p.Total))) / 10
+	}
+	return p
+}
+
+// partials publishes, for every workflow with fresh results, what arrived
+// since the last partial output.
+func (a *Aggregator) partials() {
+	for id, s := range a.wfs {
+		for len(s.fresh) > 0 {
+			n := min(len(s.fresh), a.cfg.PartialMax)
+			out := events.Output{Workflow: id, Kind: events.OutputPartial, Status: events.OutcomeRunning,
+				Progress: s.progress(), Results: s.fresh[:n], Errors: []events.TaskError{}}
+			if s.reducer != nil {
+				out.Data = s.reducer.Value()
+			}
+			a.publish(out, "")
+			s.fresh = s.fresh[n:]
+		}
+		s.fresh = nil
+	}
+}
+
+// finish builds and publishes the final output of a workflow.
+func (a *Aggregator) finish(ctx context.Context, s *state) {
+	id := s.rec.ID
+	a.partials()
+	out, err := a.final(s)
+	if err != nil {
+		a.log.Error("build final output", "workflow", id, "err", err)
+		out = &events.Output{Workflow: id, Kind: events.OutputFinal, Status: events.OutcomeFailed,
+			Errors: []events.TaskError{{Message: err.Error(), Kind: events.KindPermanent}}}
+	}
+	if err := a.publish(*out, events.MsgID(id, "final")); err != nil {
+		// Left open: the next result or a restart finishes it again.
+		a.log.Error("publish final output", "workflow", id, "err", err)
+		return
+	}
+	delete(a.wfs, id)
+	a.markFinal(id)
+	a.log.Info("final output", "workflow", id, "status", out.Status, "completed", out.Metadata.Tasks.Completed,
+		"failed", out.Metadata.Tasks.Failed, "cancelled", out.Metadata.Tasks.Cancelled)
+}
+
+// final builds a workflow's final output from its state.
+func (a *Aggregator) final(s *state) (*events.Output, error) {
+	c := s.counts()
+	criticalFailed := false
+	var errs []events.TaskError
+	var missing []string
+	var ordered []*events.Result
+	for _, r := range s.final {
+		if _, ok := s.collect[r.Step]; ok {
+			ordered = append(ordered, r)
+		}
+		if r.Status == events.StateCompleted {
+			continue
+		}
+		crit := s.critical[r.Task]
+		criticalFailed = criticalFailed || crit
+		remedy, retry := Remedy(r.ErrorKind, r.Status)
+		msg := r.Error
+		if msg == "" {
+			msg = r.Status
+		}
+		errs = append(errs, events.TaskError{Task: r.Task, Step: r.Step, Type: r.Type, Status: r.Status, Kind: r.ErrorKind,
+			Message: msg, Attempts: r.Attempts, Critical: crit, Remediation: remedy, RetryRecommended: retry})
+	}
+	slices.SortFunc(errs, func(x, y events.TaskError) int { return cmp.Compare(x.Task, y.Task) })
+	slices.SortFunc(ordered, func(x, y *events.Result) int {
+		if c := cmp.Compare(s.collect[x.Step], s.collect[y.Step]); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Index, y.Index)
+	})
+	var datas []json.RawMessage
+	for _, r := range ordered {
+		switch {
+		case r.Status == events.StateCompleted:
+			datas = append(datas, r.Data)
+		default:
+			missing = append(missing, r.Task)
+			if len(s.rec.Aggregate.Fallback) > 0 {
+				datas = append(datas, s.rec.Aggregate.Fallback)
+				if s.reducer != nil {
+					s.reducer.Add(s.rec.Aggregate.Fallback)
+				}
+			}
+		}
+	}
+	var data json.RawMessage
+	var err error
+	if s.reducer != nil {
+		data = s.reducer.Value()
+	} else if data, err = Combine(s.rec.Aggregate, datas); err != nil {
+		return nil, err
+	}
+	status, rate := Outcome(c, s.rec.SuccessThreshold, criticalFailed)
+	agents := make([]string, 0, len(s.agents))
+	for ag := range s.agents {
+		agents = append(agents, ag)
+	}
+	slices.Sort(agents)
+	finished := time.Now().UTC()
+	if s.last > 0 {
+		finished = time.Unix(0, s.last).UTC()
+	}
+	if errs == nil {
+		errs = []events.TaskError{}
+	}
+	return &events.Output{
+		Workflow: s.rec.ID, Kind: events.OutputFinal, Status: status, Progress: s.progress(), Data: data,
+		Errors: errs, Missing: missing,
+		Metadata: &events.Metadata{
+			Started: s.rec.Submitted, Finished: finished,
+			ElapsedMS: float64(finished.Sub(s.rec.Submitted).Microseconds()) / 1000,
+			Agents:    agents, AgentsUsed: len(agents), SuccessRate: rate, Threshold: s.rec.SuccessThreshold,
+			Tasks: c, BusyMS: float64(s.busy.Microseconds()) / 1000, Attempts: s.attempts,
+		},
+	}, nil
+}
+
+func (a *Aggregator) publish(out events.Output, msgID string) error {
+	b, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(a.subj.Output(out.Workflow, out.Kind))
+	msg.Data = b
+	msg.Header.Set(events.HeaderWorkflow, out.Workflow)
+	msg.Header.Set(events.HeaderContentType, events.ContentJSON)
+	if msgID == "" {
+		// Partial outputs need no acknowledgement: the next one supersedes.
+		return a.nc.PublishMsg(msg)
+	}
+	msg.Header.Set(events.HeaderMsgID, msgID)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = a.js.PublishMsg(ctx, msg)
+	return err
+}

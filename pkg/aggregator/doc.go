@@ -1,0 +1,9 @@
+// Package aggregator turns task results into workflow outputs. It follows the
+// RESULTS stream, keeps a small streaming state per workflow, publishes
+// partial outputs as results arrive (throttled) and the final output when
+// every task has a final result.
+//
+// Like the planner it keeps no state of its own: after a restart it replays
+// the results of every workflow that has no final output yet. A task that ran
+// twice counts once: the first final result of a task wins.
+package aggregator

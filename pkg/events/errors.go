@@ -1,0 +1,36 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrDecode wraps every failure to decode a wire message.
+var ErrDecode = errors.New("events: cannot decode message")
+
+// ErrInvalidJob is wrapped by every *ValidationError.
+var ErrInvalidJob = errors.New("invalid job")
+
+// ValidationError says which field of a job is wrong and why. It is what a
+// rejected submission gets back, as a reply and as a "rejected" event.
+type ValidationError struct {
+	// Field is a path into the job, such as "steps[2].after[0]"; empty for
+	// the whole document.
+	Field string `json:"field,omitempty" msgpack:"field,omitempty"`
+	// Reason says what is wrong, in words a user can act on.
+	Reason string `json:"reason" msgpack:"reason"`
+}
+
+func (e *ValidationError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("invalid job: %s", e.Reason)
+	}
+	return fmt.Sprintf("invalid job: %s: %s", e.Field, e.Reason)
+}
+
+// Unwrap lets errors.Is(err, ErrInvalidJob) hold.
+func (e *ValidationError) Unwrap() error { return ErrInvalidJob }
+
+func invalid(field, format string, args ...any) *ValidationError {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}

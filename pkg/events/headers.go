@@ -1,0 +1,15 @@
+package events
+
+// Headers every baton message may carry. Workflow and task ids travel in
+// headers as well as in the body, so tools can route and filter without
+// decoding payloads.
+const (
+	HeaderWorkflow    = "Baton-Workflow"
+	HeaderTask        = "Baton-Task"
+	HeaderReplyTo     = "Baton-Reply-To" // on a job: where to send the SubmitReply
+	HeaderContentType = "Content-Type"
+	HeaderMsgID       = "Nats-Msg-Id" // JetStream de-duplication
+
+	ContentJSON    = "application/json"
+	ContentMsgpack = "application/msgpack"
+)

@@ -1,0 +1,129 @@
+package events
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+)
+
+// DefaultPrefix is the first token of every baton subject.
+const DefaultPrefix = "baton"
+
+// Priority levels. A lower number is more urgent: agents drain level 1 before
+// they look at level 2. Each level of each task type is its own subject and its
+// own consumer (a "lane"), because JetStream has no per-message priority.
+const (
+	PriorityHighest = 1
+	PriorityDefault = 3
+	PriorityLowest  = 5
+)
+
+// Priorities lists every level, most urgent first.
+var Priorities = []int{1, 2, 3, 4, 5}
+
+// tokenRE is what a task type, step id, task id and workflow id may be: one
+// subject token, safe in stream, consumer and KV key names alike.
+var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidToken reports whether s can be used as a type name or an id.
+func ValidToken(s string) bool { return tokenRE.MatchString(s) }
+
+// Subjects builds every subject baton uses under one prefix. The zero value
+// uses DefaultPrefix.
+type Subjects struct {
+	Prefix string
+}
+
+func (s Subjects) p() string {
+	if s.Prefix == "" {
+		return DefaultPrefix
+	}
+	return s.Prefix
+}
+
+// Submit is where jobs are published: "baton.jobs.submit".
+func (s Subjects) Submit() string { return s.p() + ".jobs.submit" }
+
+// Jobs is the JOBS stream's subject filter.
+func (s Subjects) Jobs() string { return s.p() + ".jobs.>" }
+
+// Task is the lane subject of a task type at a priority: "baton.tasks.research.1".
+func (s Subjects) Task(taskType string, priority int) string {
+	return s.p() + ".tasks." + taskType + "." + strconv.Itoa(priority)
+}
+
+// Tasks is the TASKS stream's subject filter.
+func (s Subjects) Tasks() string { return s.p() + ".tasks.>" }
+
+// Result is where the outcome of one task is published: "baton.results.<wf>.<task>".
+func (s Subjects) Result(workflow, task string) string {
+	return s.p() + ".results." + workflow + "." + task
+}
+
+// Results is the RESULTS stream's subject filter; with a workflow id it is
+// the filter of that workflow's results.
+func (s Subjects) Results(workflow ...string) string {
+	if len(workflow) > 0 {
+		return s.p() + ".results." + workflow[0] + ".>"
+	}
+	return s.p() + ".results.>"
+}
+
+// Output is where the aggregator publishes: kind is OutputPartial or OutputFinal.
+func (s Subjects) Output(workflow, kind string) string {
+	return s.p() + ".outputs." + workflow + "." + kind
+}
+
+// Outputs is the OUTPUTS stream's subject filter.
+func (s Subjects) Outputs() string { return s.p() + ".outputs.>" }
+
+// Event is the subject of one workflow event: "baton.events.<wf>.<kind>".
+func (s Subjects) Event(workflow, kind string) string {
+	return s.p() + ".events." + workflow + "." + kind
+}
+
+// Events is the EVENTS stream's subject filter.
+func (s Subjects) Events() string { return s.p() + ".events.>" }
+
+// Dead is where a task that failed for good is kept for inspection.
+func (s Subjects) Dead(workflow, task string) string {
+	return s.p() + ".dead." + workflow + "." + task
+}
+
+// DeadLetters is the DEAD stream's subject filter.
+func (s Subjects) DeadLetters() string { return s.p() + ".dead.>" }
+
+// Wake is a core NATS subject (no stream) the planner publishes on after it
+// queued tasks of a type, so that idle agents fetch at once instead of at
+// their next poll.
+func (s Subjects) Wake(taskType string) string { return s.p() + ".wake." + taskType }
+
+// Output kinds.
+const (
+	OutputPartial = "partial"
+	OutputFinal   = "final"
+)
+
+// Event kinds.
+const (
+	EventCreated   = "created"   // a job was accepted and planned
+	EventRejected  = "rejected"  // a job failed validation; Detail holds the error
+	EventStarted   = "started"   // an agent started a task
+	EventRetry     = "retry"     // a task failed and will be retried
+	EventFallback  = "fallback"  // a task's retries ran out; its fallback type takes over
+	EventFailed    = "failed"    // a task failed for good
+	EventCompleted = "completed" // the workflow finished (any outcome)
+	EventWarning   = "warning"   // something an operator should see
+)
+
+// MsgID builds a Nats-Msg-Id from parts, so every writer spells ids alike.
+func MsgID(parts ...any) string {
+	out := ""
+	for i, p := range parts {
+		if i > 0 {
+			out += "."
+		}
+		out += fmt.Sprint(p)
+	}
+	return out
+}

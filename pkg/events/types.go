@@ -1,0 +1,235 @@
+package events
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Task states. A task is pending until an agent starts it, running while a
+// handler has it, and ends completed, failed or cancelled.
+const (
+	StatePending   = "pending"
+	StateRunning   = "running"
+	StateCompleted = "completed"
+	StateFailed    = "failed"
+	StateCancelled = "cancelled"
+)
+
+// Error kinds carried by a failed or cancelled Result.
+const (
+	KindError      = "error"      // the handler returned an error on every attempt
+	KindPermanent  = "permanent"  // the handler said retrying cannot help
+	KindTimeout    = "timeout"    // the task's timeout expired on every attempt
+	KindPanic      = "panic"      // the handler panicked
+	KindLost       = "lost"       // agents holding it died or stalled more often than it may be attempted
+	KindDependency = "dependency" // a critical dependency failed, so it never ran
+	KindUnknown    = "unknown"    // the task message could not be decoded
+)
+
+// Task is one unit of work on a lane subject. It is msgpack on the wire; the
+// tags are the contract and are never reused.
+type Task struct {
+	Workflow    string          `msgpack:"wf" json:"workflow"`
+	ID          string          `msgpack:"id" json:"id"`
+	Step        string          `msgpack:"step" json:"step"`
+	Index       int             `msgpack:"idx" json:"index"` // chunk number within its step
+	Chunks      int             `msgpack:"n" json:"chunks"`  // how many chunks the step has
+	Type        string          `msgpack:"type" json:"type"` // the type this round runs as
+	Priority    int             `msgpack:"prio" json:"priority"`
+	Round       int             `msgpack:"round" json:"round"` // 0 the step's type, 1 its fallback
+	Input       json.RawMessage `msgpack:"input" json:"input,omitempty"`
+	Deps        []DepResult     `msgpack:"deps,omitempty" json:"deps,omitempty"`
+	MaxAttempts int             `msgpack:"attempts" json:"max_attempts"`
+	Backoff     time.Duration   `msgpack:"backoff" json:"backoff"`
+	MaxBackoff  time.Duration   `msgpack:"max_backoff" json:"max_backoff"`
+	Timeout     time.Duration   `msgpack:"timeout" json:"timeout"`
+	Fallback    string          `msgpack:"fallback,omitempty" json:"fallback,omitempty"`
+	Critical    bool            `msgpack:"critical,omitempty" json:"critical,omitempty"`
+}
+
+// DepResult is the outcome of a dependency, handed to the task that waited for
+// it. A failed dependency arrives with Status "failed" and no Data: the input
+// is explicitly missing, never silently absent.
+type DepResult struct {
+	Task   string          `msgpack:"task" json:"task"`
+	Step   string          `msgpack:"step" json:"step"`
+	Status string          `msgpack:"status" json:"status"`
+	Data   json.RawMessage `msgpack:"data,omitempty" json:"data,omitempty"`
+	Error  string          `msgpack:"error,omitempty" json:"error,omitempty"`
+}
+
+// Result is the outcome of one round of a task. Final says whether it is the
+// task's last word: a failed round that has a fallback to go is not final.
+type Result struct {
+	Workflow  string          `msgpack:"wf" json:"workflow"`
+	Task      string          `msgpack:"task" json:"task"`
+	Step      string          `msgpack:"step" json:"step"`
+	Index     int             `msgpack:"idx" json:"index"`
+	Type      string          `msgpack:"type" json:"type"`
+	Round     int             `msgpack:"round" json:"round"`
+	Status    string          `msgpack:"status" json:"status"`
+	Final     bool            `msgpack:"final" json:"final"`
+	Data      json.RawMessage `msgpack:"data,omitempty" json:"data,omitempty"`
+	Error     string          `msgpack:"error,omitempty" json:"error,omitempty"`
+	ErrorKind string          `msgpack:"kind,omitempty" json:"kind,omitempty"`
+	Attempts  int             `msgpack:"attempts" json:"attempts"`
+	Agent     string          `msgpack:"agent,omitempty" json:"agent,omitempty"`
+	Started   int64           `msgpack:"started,omitempty" json:"started,omitempty"`   // unix nanoseconds
+	Finished  int64           `msgpack:"finished,omitempty" json:"finished,omitempty"` // unix nanoseconds
+}
+
+// Event is one line of a workflow's audit trail, JSON on baton.events.<wf>.<kind>.
+type Event struct {
+	Workflow string          `json:"workflow"`
+	Kind     string          `json:"kind"`
+	Task     string          `json:"task,omitempty"`
+	Agent    string          `json:"agent,omitempty"`
+	Time     time.Time       `json:"time"`
+	Message  string          `json:"message,omitempty"`
+	Detail   json.RawMessage `json:"detail,omitempty"`
+}
+
+// Workflow statuses kept in the workflows bucket.
+const (
+	WorkflowRunning   = "running"
+	WorkflowCompleted = "completed"
+	WorkflowFailed    = "failed"
+)
+
+// Counts are task totals by state.
+type Counts struct {
+	Total     int `json:"total"`
+	Pending   int `json:"pending"`
+	Running   int `json:"running"`
+	Completed int `json:"completed"`
+	Failed    int `json:"failed"`
+	Cancelled int `json:"cancelled"`
+}
+
+// Workflow is the record the planner keeps in the workflows bucket under the
+// workflow id (the job itself is kept under "<id>.spec"). It is JSON so that
+// `nats kv get workflows <id>` is readable.
+type Workflow struct {
+	ID               string    `json:"id"`
+	Name             string    `json:"name,omitempty"`
+	Status           string    `json:"status"`
+	Submitted        time.Time `json:"submitted"`
+	Finished         time.Time `json:"finished,omitzero"`
+	Counts           Counts    `json:"counts"`
+	Critical         []string  `json:"critical,omitempty"` // ids of critical tasks
+	Collect          []string  `json:"collect"`            // steps whose results make the output
+	SuccessThreshold float64   `json:"success_threshold"`
+	Aggregate        Aggregate `json:"aggregate"`
+	// ResultsFrom is a RESULTS stream sequence no result of this workflow
+	// precedes: replaying from it rebuilds the workflow's state.
+	ResultsFrom uint64 `json:"results_from"`
+	// Error says why a workflow failed as a whole, if it did.
+	Error string `json:"error,omitempty"`
+}
+
+// Output statuses.
+const (
+	OutcomeRunning = "running" // partial outputs only
+	OutcomeSuccess = "success"
+	OutcomePartial = "partial"
+	OutcomeFailed  = "failed"
+)
+
+// Output is what the aggregator publishes, JSON on baton.outputs.<wf>.partial
+// and .final.
+type Output struct {
+	Workflow string          `json:"workflow"`
+	Kind     string          `json:"kind"`   // partial | final
+	Status   string          `json:"status"` // running | success | partial | failed
+	Progress Progress        `json:"progress"`
+	Data     json.RawMessage `json:"data"`
+	// Results holds, in a partial output, the task results that arrived since
+	// the previous partial output.
+	Results  []TaskOutput `json:"results,omitempty"`
+	Metadata *Metadata    `json:"metadata,omitempty"`
+	Errors   []TaskError  `json:"errors"`
+	// Missing names the tasks whose data is absent from Data (failed or
+	// cancelled), so that no gap is silent.
+	Missing []string `json:"missing,omitempty"`
+}
+
+// Progress counts finished tasks.
+type Progress struct {
+	Done    int     `json:"done"`
+	Total   int     `json:"total"`
+	Percent float64 `json:"percent"`
+}
+
+// TaskOutput is one task's result as users see it.
+type TaskOutput struct {
+	Task   string          `json:"task"`
+	Step   string          `json:"step"`
+	Status string          `json:"status"`
+	Agent  string          `json:"agent,omitempty"`
+	Data   json.RawMessage `json:"data,omitempty"`
+}
+
+// Metadata describes how a workflow ran.
+type Metadata struct {
+	Started     time.Time `json:"started"`
+	Finished    time.Time `json:"finished"`
+	ElapsedMS   float64   `json:"elapsed_ms"`
+	Agents      []string  `json:"agents"`
+	AgentsUsed  int       `json:"agents_used"`
+	SuccessRate float64   `json:"success_rate"`
+	Threshold   float64   `json:"success_threshold"`
+	Tasks       Counts    `json:"tasks"`
+	// BusyMS is the sum of handler time over all tasks: the resources used.
+	BusyMS   float64 `json:"busy_ms"`
+	Attempts int     `json:"attempts"`
+}
+
+// TaskError explains one task that did not complete.
+type TaskError struct {
+	Task             string `json:"task"`
+	Step             string `json:"step"`
+	Type             string `json:"type"`
+	Status           string `json:"status"`
+	Kind             string `json:"kind"`
+	Message          string `json:"message"`
+	Attempts         int    `json:"attempts"`
+	Critical         bool   `json:"critical,omitempty"`
+	Remediation      string `json:"remediation"`
+	RetryRecommended bool   `json:"retry_recommended"`
+}
+
+// Submission replies, sent to the subject named by the Baton-Reply-To header
+// of a submitted job.
+type SubmitReply struct {
+	Workflow string           `json:"workflow"`
+	Tasks    int              `json:"tasks,omitempty"`
+	Lanes    []string         `json:"lanes,omitempty"`
+	Error    *ValidationError `json:"error,omitempty"`
+}
+
+// Agent statuses in the agents bucket.
+const (
+	AgentIdle     = "idle"
+	AgentBusy     = "busy"
+	AgentDraining = "draining"
+	AgentFailed   = "failed"
+)
+
+// AgentInfo is an agent's entry in the agents bucket, JSON under its id. The
+// bucket's TTL removes it when heartbeats stop.
+type AgentInfo struct {
+	ID           string    `json:"id"`
+	Types        []string  `json:"types"`
+	Capabilities []string  `json:"capabilities,omitempty"`
+	Concurrency  int       `json:"concurrency"`
+	Running      int       `json:"running"`
+	Tasks        []string  `json:"tasks,omitempty"` // "<workflow>/<task>" now running
+	Status       string    `json:"status"`
+	Done         int64     `json:"done"`
+	Failures     int64     `json:"failures"`
+	Host         string    `json:"host"`
+	PID          int       `json:"pid"`
+	Version      string    `json:"version,omitempty"`
+	Started      time.Time `json:"started"`
+	Heartbeat    time.Time `json:"heartbeat"`
+}

@@ -1,0 +1,58 @@
+package planner
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/events"
+)
+
+// Config configures a Planner. The zero value is usable: default streams,
+// limits and routes, no custom decomposers, slog's default logger.
+type Config struct {
+	Streams streams.Config
+	Limits  events.Limits
+	// Decomposers a step can name with "decompose".
+	Decomposers map[string]Decomposer
+	// Routes maps a step type to the agent type that runs it; default
+	// DefaultRoutes. Use an empty, non-nil map for none.
+	Routes map[string]string
+	// Checkpoint is how often a running workflow's counters are written to
+	// its record; default 1s.
+	Checkpoint time.Duration
+	Logger     *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	c.Streams = c.Streams.WithDefaults()
+	c.Limits = c.Limits.WithDefaults()
+	if c.Routes == nil {
+		c.Routes = DefaultRoutes
+	}
+	if c.Checkpoint <= 0 {
+		c.Checkpoint = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a config that cannot work.
+func (c Config) Validate() error {
+	if err := c.Streams.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	for name := range c.Decomposers {
+		if !events.ValidToken(name) {
+			return fmt.Errorf("%w: decomposer name %q is not a valid token", ErrConfig, name)
+		}
+	}
+	for from, to := range c.Routes {
+		if !events.ValidToken(from) || !events.ValidToken(to) {
+			return fmt.Errorf("%w: route %q → %q: both must be valid type names", ErrConfig, from, to)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,6 @@
+package planner
+
+import "errors"
+
+// ErrConfig is wrapped by every Config.Validate error.
+var ErrConfig = errors.New("planner: invalid config")

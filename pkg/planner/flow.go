@@ -1,0 +1,103 @@
+package planner
+
+import (
+	"container/heap"
+
+	"github.com/baton-dev/baton/pkg/events"
+)
+
+// Task progress inside the planner.
+const (
+	waiting    = iota // dependencies not done
+	ready             // may be dispatched, held back by max_parallel
+	dispatched        // on a lane or running
+	done              // a final result exists (or the planner decided one)
+)
+
+type taskState struct {
+	state  uint8
+	round  uint8
+	status string // final status once done
+	// confirmed is set when the final result was read back from RESULTS;
+	// a result the planner decided (a cancellation) is unconfirmed until then.
+	confirmed bool
+}
+
+// flow is one workflow's state, rebuilt from the job and RESULTS.
+type flow struct {
+	rec      events.Workflow
+	job      *events.Job
+	plan     *Plan
+	st       []taskState
+	waitFor  []int                     // unfinished dependencies per task
+	needed   []int                     // undispatched dependents per task
+	depData  map[int]*events.DepResult // results still needed by dependents
+	ready    readyQueue
+	inflight int
+	finals   int
+	dirty    bool
+}
+
+func newFlow(rec events.Workflow, job *events.Job, plan *Plan) *flow {
+	n := len(plan.Tasks)
+	f := &flow{
+		rec: rec, job: job, plan: plan,
+		st: make([]taskState, n), waitFor: make([]int, n), needed: make([]int, n),
+		depData: map[int]*events.DepResult{},
+	}
+	f.ready.tasks = plan.Tasks
+	for i, t := range plan.Tasks {
+		f.waitFor[i] = len(t.Deps)
+		f.needed[i] = len(t.Dependents)
+		if len(t.Deps) == 0 {
+			f.st[i].state = ready
+			f.ready.idx = append(f.ready.idx, i)
+		}
+	}
+	heap.Init(&f.ready)
+	return f
+}
+
+func (f *flow) counts() events.Counts {
+	c := events.Counts{Total: len(f.st)}
+	for _, s := range f.st {
+		switch {
+		case s.state != done:
+			c.Pending++
+		case s.status == events.StateCompleted:
+			c.Completed++
+		case s.status == events.StateFailed:
+			c.Failed++
+		default:
+			c.Cancelled++
+		}
+	}
+	return c
+}
+
+// readyQueue orders dispatchable tasks: most urgent priority first, then the
+// longest remaining path (the critical path), then plan order (FIFO).
+type readyQueue struct {
+	tasks []PlannedTask
+	idx   []int
+}
+
+func (q readyQueue) Len() int { return len(q.idx) }
+func (q readyQueue) Less(a, b int) bool {
+	x, y := &q.tasks[q.idx[a]], &q.tasks[q.idx[b]]
+	if x.Priority != y.Priority {
+		return x.Priority < y.Priority
+	}
+	if x.Depth != y.Depth {
+		return x.Depth > y.Depth
+	}
+	return q.idx[a] < q.idx[b]
+}
+func (q readyQueue) Swap(a, b int) { q.idx[a], q.idx[b] = q.idx[b], q.idx[a] }
+func (q *readyQueue) Push(x any)   { q.idx = append(q.idx, x.(int)) }
+func (q *readyQueue) Pop() any {
+	n := len(q.idx) - 1
+	v := q.idx[n]
+	q.idx = q.idx[:n]
+	return v
+}
