@@ -2,9 +2,178 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"slices"
+	"time"
+
+	"github.com/baton-dev/baton/internal/service"
+	"github.com/baton-dev/baton/pkg/client"
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
+// bench runs N no-op tasks through baton end to end (submit → planner →
+// lanes → agents → results → aggregator → final output) and, on the same
+// embedded server in the same run, N messages through a bare JetStream
+// two-hop pipeline (publish → consume+ack → publish result → consume+ack).
+// Each round measures both; the figures printed last are the medians.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return nil
+	fs := flag.NewFlagSet("baton bench", flag.ContinueOnError)
+	var f upFlags
+	f.register(fs, "")
+	f.listen = "127.0.0.1:0"
+	fs.Lookup("listen").DefValue = f.listen
+	n := fs.Int("tasks", 50_000, "no-op tasks per round")
+	rounds := fs.Int("rounds", 3, "rounds; the summary gives the medians")
+	if err := service.ParseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *n < 1 || *n > events.DefaultMaxTasks || *rounds < 1 {
+		return fmt.Errorf("%w: --tasks must be 1..%d and --rounds at least 1", ErrUsage, events.DefaultMaxTasks)
+	}
+	quiet(fs, &f.Common)
+	r, err := startEmbeddedRun(ctx, &f, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = r.stop() }()
+	fmt.Fprintf(stdout, "baton bench: %d no-op tasks per round, %d agents × %d slots, embedded nats-server with file storage\n",
+		*n, f.agents, f.concurrency)
+	fmt.Fprintf(stdout, "%-6s %14s %14s %8s\n", "round", "bare tasks/s", "baton tasks/s", "ratio")
+	var bares, batons, ratios []float64
+	for i := 1; i <= *rounds; i++ {
+		bare, err := bareRate(ctx, r.emb.Conn, *n, i)
+		if err != nil {
+			return fmt.Errorf("bare pipeline: %w", err)
+		}
+		bat, err := batonRate(ctx, r.client, *n)
+		if err != nil {
+			return fmt.Errorf("baton: %w", err)
+		}
+		bares, batons, ratios = append(bares, bare), append(batons, bat), append(ratios, bat/bare)
+		fmt.Fprintf(stdout, "%-6d %14.0f %14.0f %7.1f%%\n", i, bare, bat, 100*bat/bare)
+	}
+	fmt.Fprintf(stdout, "%-6s %14.0f %14.0f %7.1f%%\n", "median", median(bares), median(batons), 100*median(ratios))
+	return r.stop()
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// batonRate submits one job of n no-op tasks and returns tasks per second
+// from submission to the final output.
+func batonRate(ctx context.Context, cl *client.Client, n int) (float64, error) {
+	zeros := make([]int, n)
+	job, err := json.Marshal(map[string]any{
+		"name":      "bench",
+		"steps":     []map[string]any{{"id": "noop", "type": "noop", "split": 1, "input": zeros}},
+		"aggregate": map[string]any{"strategy": "reduce", "op": "count", "field": "."},
+	})
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	reply, err := cl.Submit(ctx, job)
+	if err != nil {
+		return 0, err
+	}
+	out, err := cl.Follow(ctx, reply.Workflow, nil)
+	if err != nil {
+		return 0, err
+	}
+	el := time.Since(start)
+	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != n {
+		return 0, fmt.Errorf("workflow %s ended %s with %d of %d tasks", reply.Workflow, out.Status, out.Metadata.Tasks.Completed, n)
+	}
+	return float64(n) / el.Seconds(), nil
+}
+
+// bareRate is the baseline: the least a two-hop JetStream pipeline does for
+// n tasks — publish each to a work-queue stream, consume and ack it, publish
+// a result to a second stream, consume and ack that — with async publishing
+// and the library's default pull consumption, as a hand-written pipeline
+// would. Its streams are deleted afterwards.
+func bareRate(ctx context.Context, nc *nats.Conn, n, round int) (float64, error) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return 0, err
+	}
+	name := fmt.Sprintf("BENCH_%d", round)
+	tasks, results := name+"_T", name+"_R"
+	tsubj, rsubj := "bench."+name+".t", "bench."+name+".r"
+	for _, sc := range []jetstream.StreamConfig{
+		{Name: tasks, Subjects: []string{tsubj}, Retention: jetstream.WorkQueuePolicy},
+		{Name: results, Subjects: []string{rsubj}},
+	} {
+		if _, err := js.CreateStream(ctx, sc); err != nil {
+			return 0, err
+		}
+		defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), sc.Name) }()
+	}
+	tc, err := js.CreateConsumer(ctx, tasks, jetstream.ConsumerConfig{Durable: "work", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		return 0, err
+	}
+	rc, err := js.CreateConsumer(ctx, results, jetstream.ConsumerConfig{Durable: "collect", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		return 0, err
+	}
+	payload := make([]byte, 96)
+	done := make(chan struct{})
+	failed := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
+	}
+	got := 0
+	start := time.Now()
+	work, err := tc.Consume(func(m jetstream.Msg) {
+		if _, err := js.PublishAsync(rsubj, m.Data()); err != nil {
+			fail(err)
+			return
+		}
+		_ = m.Ack()
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer work.Stop()
+	collect, err := rc.Consume(func(m jetstream.Msg) {
+		_ = m.Ack()
+		if got++; got == n {
+			close(done)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer collect.Stop()
+	for range n {
+		if _, err := js.PublishAsync(tsubj, payload); err != nil {
+			return 0, err
+		}
+	}
+	select {
+	case <-done:
+	case err := <-failed:
+		return 0, err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(10 * time.Minute):
+		return 0, errors.New("no end after 10 minutes")
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
 }
