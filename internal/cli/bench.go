@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -28,8 +30,13 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f.register(fs, "")
 	f.listen = "127.0.0.1:0"
 	fs.Lookup("listen").DefValue = f.listen
+	// A no-op task needs no CPU: slots, not cores, bound how many are in
+	// flight, as the bare pipeline's consumer prefetch bounds it there.
+	f.concurrency = 32
+	fs.Lookup("concurrency").DefValue = "32"
 	n := fs.Int("tasks", 50_000, "no-op tasks per round")
 	rounds := fs.Int("rounds", 3, "rounds; the summary gives the medians")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the baton part of each round to this file")
 	if err := service.ParseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -51,7 +58,12 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("bare pipeline: %w", err)
 		}
+		stopProfile, err := startProfile(*cpuprofile)
+		if err != nil {
+			return err
+		}
 		bat, err := batonRate(ctx, r.client, *n)
+		stopProfile()
 		if err != nil {
 			return fmt.Errorf("baton: %w", err)
 		}
@@ -60,6 +72,23 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%-6s %14.0f %14.0f %7.1f%%\n", "median", median(bares), median(batons), 100*median(ratios))
 	return r.stop()
+}
+
+// startProfile starts CPU profiling to path, if one is given; the returned
+// function stops it.
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func median(xs []float64) float64 {

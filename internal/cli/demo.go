@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/baton-dev/baton/examples"
 	"github.com/baton-dev/baton/internal/service"
@@ -64,7 +65,7 @@ func startEmbeddedRun(ctx context.Context, f *upFlags, stderr io.Writer) (*embed
 		cleanup()
 		return nil, err
 	}
-	return &embeddedRun{emb: emb, client: cl, stop: func() error {
+	return &embeddedRun{emb: emb, client: cl, stop: sync.OnceValue(func() error {
 		cancel()
 		err := <-done
 		emb.Close()
@@ -73,7 +74,7 @@ func startEmbeddedRun(ctx context.Context, f *upFlags, stderr io.Writer) (*embed
 			return nil
 		}
 		return err
-	}}, nil
+	})}, nil
 }
 
 // quiet lowers the default log level of commands whose output is the point.

@@ -50,6 +50,10 @@ type lane struct {
 	typ  string
 	prio int
 	cons jetstream.Consumer
+	// maybe is false while the lane is known to be empty: its last fetch
+	// came back short and no wake-up or poll tick has come since. It spares
+	// a round trip to every empty lane each time a slot frees.
+	maybe atomic.Bool
 }
 
 // New returns an agent that will use nc. It does no I/O.
@@ -109,14 +113,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := streams.Ensure(ctx, a.js, a.cfg.Streams); err != nil {
 		return err
 	}
-	var lanes []lane
+	var lanes []*lane
+	bySubject := map[string]*lane{}
 	for _, prio := range events.Priorities {
 		for _, t := range types {
 			cons, err := streams.EnsureLane(ctx, a.js, a.cfg.Streams, t, prio)
 			if err != nil {
 				return err
 			}
-			lanes = append(lanes, lane{typ: t, prio: prio, cons: cons})
+			l := &lane{typ: t, prio: prio, cons: cons}
+			l.maybe.Store(true)
+			lanes = append(lanes, l)
+			bySubject[a.subj.Wake(t, prio)] = l
 		}
 	}
 	reg, err := a.js.KeyValue(ctx, a.cfg.Streams.AgentsBucket())
@@ -125,7 +133,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	wake := make(chan struct{}, 1)
 	for _, t := range types {
-		sub, err := a.nc.Subscribe(a.subj.Wake(t), func(*nats.Msg) {
+		sub, err := a.nc.Subscribe(a.subj.WakeAll(t), func(m *nats.Msg) {
+			if l := bySubject[m.Subject]; l != nil {
+				l.maybe.Store(true)
+			}
 			select {
 			case wake <- struct{}{}:
 			default:
@@ -179,7 +190,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // fetchLoop claims tasks, most urgent lane first, never more than free slots.
-func (a *Agent) fetchLoop(ctx, work context.Context, lanes []lane, types []string, wake <-chan struct{}, tasks *sync.WaitGroup) {
+func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, types []string, wake <-chan struct{}, tasks *sync.WaitGroup) {
 	poll := time.NewTimer(a.cfg.Poll)
 	defer poll.Stop()
 	turn := 0
@@ -198,6 +209,9 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []lane, types []strin
 			// Within a priority, start with a different type each turn.
 			for k := range types {
 				l := lanes[p+(k+turn)%len(types)]
+				if !l.maybe.Load() {
+					continue
+				}
 				got += a.fetch(work, l, free-got, tasks)
 				if got >= free {
 					break
@@ -211,14 +225,21 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []lane, types []strin
 		select {
 		case <-wake:
 		case <-poll.C:
+			// Retries coming due and redeliveries send no wake-up.
+			for _, l := range lanes {
+				l.maybe.Store(true)
+			}
 		case <-ctx.Done():
 		}
 	}
 }
 
-func (a *Agent) fetch(work context.Context, l lane, n int, tasks *sync.WaitGroup) int {
+func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGroup) int {
+	// Cleared before the fetch, so a wake-up that comes during it stands.
+	l.maybe.Store(false)
 	batch, err := l.cons.FetchNoWait(n)
 	if err != nil {
+		l.maybe.Store(true)
 		a.log.Warn("fetch", "lane", streams.LaneConsumer(l.typ, l.prio), "err", err)
 		return 0
 	}
@@ -240,6 +261,9 @@ func (a *Agent) fetch(work context.Context, l lane, n int, tasks *sync.WaitGroup
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 		a.log.Warn("fetch", "lane", streams.LaneConsumer(l.typ, l.prio), "err", err)
+	}
+	if got == n {
+		l.maybe.Store(true) // full batch: there may be more
 	}
 	return got
 }

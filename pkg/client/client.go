@@ -92,7 +92,7 @@ func (c *Client) Follow(ctx context.Context, workflow string, fn func(*events.Ou
 		return nil, fmt.Errorf("client: follow: %w", err)
 	}
 	defer it.Stop()
-	go func() { <-ctx.Done(); it.Stop() }()
+	defer context.AfterFunc(ctx, it.Stop)()
 	for {
 		m, err := it.Next()
 		if err != nil {

@@ -2,7 +2,6 @@ package events
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 )
 
@@ -21,12 +20,21 @@ const (
 // Priorities lists every level, most urgent first.
 var Priorities = []int{1, 2, 3, 4, 5}
 
-// tokenRE is what a task type, step id, task id and workflow id may be: one
-// subject token, safe in stream, consumer and KV key names alike.
-var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
-// ValidToken reports whether s can be used as a type name or an id.
-func ValidToken(s string) bool { return tokenRE.MatchString(s) }
+// ValidToken reports whether s can be used as a task type, step id, task id
+// or workflow id: 1 to 64 of A-Z, a-z, 0-9, '_' and '-', one subject token,
+// safe in stream, consumer and KV key names alike.
+func ValidToken(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Subjects builds every subject baton uses under one prefix. The zero value
 // uses DefaultPrefix.
@@ -94,9 +102,14 @@ func (s Subjects) Dead(workflow, task string) string {
 func (s Subjects) DeadLetters() string { return s.p() + ".dead.>" }
 
 // Wake is a core NATS subject (no stream) the planner publishes on after it
-// queued tasks of a type, so that idle agents fetch at once instead of at
-// their next poll.
-func (s Subjects) Wake(taskType string) string { return s.p() + ".wake." + taskType }
+// queued tasks on a lane, so that agents look at that lane at once instead
+// of at their next poll.
+func (s Subjects) Wake(taskType string, priority int) string {
+	return s.p() + ".wake." + taskType + "." + strconv.Itoa(priority)
+}
+
+// WakeAll is the filter an agent subscribes to for every lane of a type.
+func (s Subjects) WakeAll(taskType string) string { return s.p() + ".wake." + taskType + ".*" }
 
 // Output kinds.
 const (

@@ -28,7 +28,7 @@ type Planner struct {
 	flows     map[string]*flow
 	replaying bool
 	pending   []jetstream.PubAckFuture
-	wake      map[string]bool
+	wake      map[string]bool // wake subjects of lanes that got tasks
 }
 
 // New checks cfg and returns a planner that will use nc. It does no I/O.
@@ -516,7 +516,7 @@ func (p *Planner) publishTask(f *flow, i int) {
 	msg.Header.Set(events.HeaderTask, task.ID)
 	msg.Header.Set(events.HeaderMsgID, events.MsgID(task.Workflow, task.ID, task.Round))
 	p.publish(msg)
-	p.wake[task.Type] = true
+	p.wake[p.subj.Wake(task.Type, task.Priority)] = true
 }
 
 func (p *Planner) publishCancel(f *flow, i int) {
@@ -570,9 +570,9 @@ func (p *Planner) flush(ctx context.Context) error {
 		}
 	}
 	p.pending = p.pending[:0]
-	for typ := range p.wake {
-		_ = p.nc.Publish(p.subj.Wake(typ), nil)
-		delete(p.wake, typ)
+	for subject := range p.wake {
+		_ = p.nc.Publish(subject, nil)
+		delete(p.wake, subject)
 	}
 	return nil
 }
