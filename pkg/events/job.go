@@ -200,7 +200,11 @@ func jsonError(field string, err error) *ValidationError {
 		return invalid(f, "want %s, got JSON %s", typ.Type, typ.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return invalid(field, "unknown field %s", name)
+		f := strings.Trim(name, `"`)
+		if field != "" {
+			f = field + "." + f
+		}
+		return invalid(f, "unknown field %s", name)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return invalid(field, "malformed JSON: document ends early")
 	default:

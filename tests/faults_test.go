@@ -1,0 +1,192 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-dev/baton/examples"
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/agent"
+	"github.com/baton-dev/baton/pkg/builtin"
+	"github.com/baton-dev/baton/pkg/events"
+)
+
+// TestSeed_ParallelFasterThanSequential is the seed's check: ten tasks of
+// 200 ms on four agents take less than half the time the same ten take on
+// one agent with one slot. It runs alone (not parallel) so that the timing
+// is not skewed by other tests.
+func TestSeed_ParallelFasterThanSequential(t *testing.T) {
+	job, err := examples.Job("parallel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(agents, concurrency int) *events.Output {
+		e := newEnv(t, streams.Config{})
+		e.planner()
+		e.aggregator()
+		for i := 1; i <= agents; i++ {
+			e.agent(fmt.Sprintf("agent-%d", i), concurrency, map[string]agent.Handler{"sleep": agent.HandlerFunc(builtin.Sleep)})
+		}
+		out := e.final(e.submit(job), time.Minute)
+		var sum struct{ Value float64 }
+		if err := json.Unmarshal(out.Data, &sum); err != nil || out.Status != events.OutcomeSuccess || sum.Value != 2000 {
+			t.Fatalf("status %s data %s, want success and 2000 ms slept", out.Status, out.Data)
+		}
+		return out
+	}
+	par := run(4, 3)
+	seq := run(1, 1)
+	if par.Metadata.AgentsUsed < 4 {
+		t.Errorf("parallel run used %d agents, want 4", par.Metadata.AgentsUsed)
+	}
+	ratio := par.Metadata.ElapsedMS / seq.Metadata.ElapsedMS
+	t.Logf("parallel %.0f ms, sequential %.0f ms: %.0f%%", par.Metadata.ElapsedMS, seq.Metadata.ElapsedMS, 100*ratio)
+	if seq.Metadata.ElapsedMS < 2000 {
+		t.Errorf("sequential run took %.0f ms, less than the 2000 ms its tasks sleep", seq.Metadata.ElapsedMS)
+	}
+	if ratio >= 0.5 {
+		t.Errorf("parallel took %.0f%% of the sequential time, want < 50%%", 100*ratio)
+	}
+}
+
+// TestAgent_KilledMidTask kills an agent process with SIGKILL while it runs
+// ten tasks; after the ack wait they are redelivered to another agent, the
+// workflow succeeds and each task has exactly one result.
+func TestAgent_KilledMidTask(t *testing.T) {
+	t.Parallel()
+	cfg := streams.Config{AckWait: time.Second}
+	e := newEnv(t, cfg)
+	e.planner()
+	e.aggregator()
+	doomed := e.start("doomed", "agent", "--types", "sleep", "--id", "doomed", "--concurrency", "10", "--ack-wait", "1s")
+	wf := e.submit(map[string]any{"steps": []map[string]any{
+		{"id": "nap", "type": "sleep", "split": 1, "input": []int{1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500}},
+	}})
+	waitFor(t, 30*time.Second, "the doomed agent to start all ten tasks", func() bool {
+		return len(e.events(wf, events.EventStarted)) == 10
+	})
+	doomed.kill(t)
+	e.start("survivor", "agent", "--types", "sleep", "--id", "survivor", "--concurrency", "10", "--ack-wait", "1s")
+
+	out := e.final(wf, time.Minute)
+	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 10 {
+		t.Fatalf("status %s, tasks %+v", out.Status, out.Metadata.Tasks)
+	}
+	if fmt.Sprint(out.Metadata.Agents) != "[survivor]" {
+		t.Errorf("results came from %v, want only the survivor", out.Metadata.Agents)
+	}
+	finals, all := e.results(wf)
+	if len(finals) != 10 || len(all) != 10 {
+		t.Errorf("%d results for %d tasks, want 10 for 10", len(all), len(finals))
+	}
+	for task, n := range finals {
+		if n != 1 {
+			t.Errorf("task %s has %d results", task, n)
+		}
+	}
+	for _, r := range all {
+		if r.Attempts != 2 {
+			t.Errorf("task %s finished on attempt %d, want 2 (the first holder died)", r.Task, r.Attempts)
+		}
+	}
+	starts := map[string]int{}
+	for _, ev := range e.events(wf, events.EventStarted) {
+		starts[ev.Agent]++
+	}
+	if starts["doomed"] != 10 || starts["survivor"] != 10 {
+		t.Errorf("starts per agent %v, want 10 each", starts)
+	}
+}
+
+// counter counts handler invocations per task.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) wrap(h agent.Handler) agent.Handler {
+	return agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
+		c.mu.Lock()
+		if c.n == nil {
+			c.n = map[string]int{}
+		}
+		c.n[t.ID]++
+		c.mu.Unlock()
+		return h.Handle(ctx, t)
+	})
+}
+
+func (c *counter) counts() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}
+
+// TestRestart_PlannerAndAggregator kills the planner, then the aggregator,
+// each a separate process, in the middle of a workflow and starts them
+// again: the workflow finishes, every task ran once, and the output counts
+// each task once.
+func TestRestart_PlannerAndAggregator(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	var calls counter
+	for i := 1; i <= 2; i++ {
+		e.agent(fmt.Sprintf("agent-%d", i), 2, map[string]agent.Handler{
+			"sleep": calls.wrap(agent.HandlerFunc(builtin.Sleep)),
+			"write": calls.wrap(agent.HandlerFunc(builtin.Write)),
+		})
+	}
+	pl := e.start("planner", "planner")
+	ag := e.start("aggregator", "aggregator")
+	naps := make([]int, 16)
+	for i := range naps {
+		naps[i] = 250
+	}
+	wf := e.submit(map[string]any{"steps": []map[string]any{
+		{"id": "naps", "type": "sleep", "split": 1, "input": naps},
+		{"id": "report", "type": "write", "after": []string{"naps"}},
+	}})
+	done := func(n int) func() bool {
+		return func() bool { f, _ := e.results(wf); return len(f) >= n }
+	}
+	waitFor(t, 30*time.Second, "4 results", done(4))
+	pl.kill(t)
+	waitFor(t, 30*time.Second, "6 results while the planner is down", done(6))
+	e.start("planner again", "planner")
+	waitFor(t, 30*time.Second, "10 results", done(10))
+	ag.kill(t)
+	e.start("aggregator again", "aggregator")
+
+	out := e.final(wf, time.Minute)
+	if out.Status != events.OutcomeSuccess {
+		t.Fatalf("status %s, errors %+v", out.Status, out.Errors)
+	}
+	if c := out.Metadata.Tasks; c.Total != 17 || c.Completed != 17 {
+		t.Errorf("tasks %+v, want 17 of 17 completed", c)
+	}
+	if out.Progress.Done != 17 {
+		t.Errorf("progress %+v", out.Progress)
+	}
+	var summaries []builtin.Summary
+	if err := json.Unmarshal(out.Data, &summaries); err != nil || len(summaries) != 1 || summaries[0].Sources != 16 {
+		t.Errorf("data %s: want one summary of 16 sources", out.Data)
+	}
+	finals, _ := e.results(wf)
+	runs := calls.counts()
+	if len(finals) != 17 || len(runs) != 17 {
+		t.Errorf("%d tasks with results, %d run; want 17", len(finals), len(runs))
+	}
+	for task, n := range runs {
+		if n != 1 || finals[task] != 1 {
+			t.Errorf("task %s ran %d times with %d final results; want 1 and 1", task, n, finals[task])
+		}
+	}
+}

@@ -1,0 +1,199 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/agent"
+	"github.com/baton-dev/baton/pkg/events"
+)
+
+// TestRetry_ThenFallback: a type that always fails is tried 1+retries
+// times per task, then its fallback type takes over; one that fails twice
+// and then works never reaches its fallback.
+func TestRetry_ThenFallback(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	var broken, flaky, steady counter
+	e.agent("worker", 4, map[string]agent.Handler{
+		"broken": broken.wrap(agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) {
+			return nil, errors.New("upstream is down")
+		})),
+		"flaky": flaky.wrap(agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) {
+			if t.Attempt < 3 {
+				return nil, fmt.Errorf("attempt %d failed", t.Attempt)
+			}
+			return map[string]any{"by": "flaky", "attempt": t.Attempt}, nil
+		})),
+		"steady": steady.wrap(agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) {
+			return map[string]any{"by": "steady", "attempt": t.Attempt}, nil
+		})),
+	})
+	wf := e.submit(map[string]any{"steps": []map[string]any{
+		{"id": "a", "type": "broken", "split": 1, "input": []int{1, 2}, "retries": 2, "backoff": "10ms", "fallback": "steady"},
+		{"id": "b", "type": "flaky", "input": 3, "retries": 2, "backoff": "10ms", "fallback": "steady"},
+	}})
+	out := e.final(wf, time.Minute)
+	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 3 {
+		t.Fatalf("status %s tasks %+v errors %+v", out.Status, out.Metadata.Tasks, out.Errors)
+	}
+	var items []struct {
+		By      string
+		Attempt int
+	}
+	if err := json.Unmarshal(out.Data, &items); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(items) != "[{steady 1} {steady 1} {flaky 3}]" {
+		t.Errorf("data %s", out.Data)
+	}
+	for task, n := range broken.counts() {
+		if n != 3 {
+			t.Errorf("broken task %s tried %d times, want 3", task, n)
+		}
+	}
+	if b, s, f := len(broken.counts()), steady.counts(), flaky.counts(); b != 2 || len(s) != 2 || len(f) != 1 {
+		t.Errorf("broken ran for %d tasks, steady %v, flaky %v", b, s, f)
+	}
+	if n := len(e.events(wf, events.EventFallback)); n != 2 {
+		t.Errorf("%d fallback events, want 2", n)
+	}
+	if n := len(e.events(wf, events.EventRetry)); n != 6 {
+		t.Errorf("%d retry events, want 6 (2 per task)", n)
+	}
+}
+
+// TestThreshold_PartialOrFailed: 2 of 10 tasks fail for good. With a
+// success threshold of 0.8 the output is partial with 8 results and 2
+// errors naming the failed tasks; with 0.9 it is failed.
+func TestThreshold_PartialOrFailed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	e.agent("judge", 10, map[string]agent.Handler{
+		"judge": agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) {
+			var in []int
+			if err := t.Bind(&in); err != nil {
+				return nil, err
+			}
+			if in[0] == 3 || in[0] == 7 {
+				return nil, agent.Permanent(fmt.Errorf("item %d is bad", in[0]))
+			}
+			return in[0] * 10, nil
+		}),
+	})
+	for _, tc := range []struct {
+		threshold float64
+		status    string
+	}{
+		{0.8, events.OutcomePartial},
+		{0.9, events.OutcomeFailed},
+	} {
+		wf := e.submit(map[string]any{"success_threshold": tc.threshold, "steps": []map[string]any{
+			{"id": "check", "type": "judge", "split": 1, "input": []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}},
+		}})
+		out := e.final(wf, time.Minute)
+		if out.Status != tc.status {
+			t.Errorf("threshold %v: status %s, want %s", tc.threshold, out.Status, tc.status)
+		}
+		if string(out.Data) != "[0,10,20,40,50,60,80,90]" {
+			t.Errorf("threshold %v: data %s, want the 8 results", tc.threshold, out.Data)
+		}
+		_, all := e.results(wf)
+		var wantFailed []string
+		for _, r := range all {
+			if r.Index == 3 || r.Index == 7 {
+				wantFailed = append(wantFailed, r.Task)
+			}
+		}
+		slices.Sort(wantFailed)
+		var gotFailed []string
+		for _, er := range out.Errors {
+			gotFailed = append(gotFailed, er.Task)
+			if er.Status != events.StateFailed || er.Kind != events.KindPermanent || er.Remediation == "" || er.RetryRecommended {
+				t.Errorf("error %+v: want a failed, permanent error with a remediation and no retry advised", er)
+			}
+			if !strings.Contains(er.Message, "is bad") {
+				t.Errorf("error message %q does not carry the handler's error", er.Message)
+			}
+		}
+		if len(wantFailed) != 2 || fmt.Sprint(gotFailed) != fmt.Sprint(wantFailed) {
+			t.Errorf("errors name %v, want %v", gotFailed, wantFailed)
+		}
+		if fmt.Sprint(out.Missing) != fmt.Sprint(wantFailed) {
+			t.Errorf("missing %v, want %v", out.Missing, wantFailed)
+		}
+		if c := out.Metadata.Tasks; c.Completed != 8 || c.Failed != 2 || out.Metadata.SuccessRate != 0.8 {
+			t.Errorf("tasks %+v success rate %v", c, out.Metadata.SuccessRate)
+		}
+	}
+}
+
+// TestSubmit_Rejections: every kind of bad job gets a precise error, both as
+// the reply to the submitter and as an event on
+// baton.events.<workflow>.rejected, and the next valid job still runs.
+func TestSubmit_Rejections(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	e.agent("worker", 2, map[string]agent.Handler{"noop": agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) {
+		return t.Input, nil
+	})})
+	big := `"` + strings.Repeat("x", events.DefaultMaxJobBytes) + `"`
+	for _, tc := range []struct {
+		name, job, field, reason string
+	}{
+		{"malformed JSON", `{"steps": [`, "", "JSON"},
+		{"not an object", `[1, 2]`, "", "JSON"},
+		{"unknown field", `{"steps": [{"id": "a", "type": "noop"}], "colour": "red"}`, "colour", "unknown"},
+		{"unknown step field", `{"steps": [{"id": "a", "type": "noop", "retry": 3}]}`, "steps[0].retry", "unknown"},
+		{"no steps", `{"steps": []}`, "steps", ""},
+		{"empty step", `{"steps": [{}]}`, "steps[0]", ""},
+		{"cycle", `{"steps": [{"id": "a", "type": "noop", "after": ["b"]}, {"id": "b", "type": "noop", "after": ["a"]}]}`, "steps", "cycle"},
+		{"dangling dependency", `{"steps": [{"id": "a", "type": "noop", "after": ["ghost"]}]}`, "steps[0].after", "ghost"},
+		{"oversized input", `{"steps": [{"id": "a", "type": "noop", "input": ` + big + `}]}`, "", "bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			reply, err := e.cl.Submit(ctx, []byte(tc.job))
+			var ve *events.ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("submit: %v, want a validation error", err)
+			}
+			if !strings.HasPrefix(ve.Field, tc.field) || !strings.Contains(strings.ToLower(ve.Error()), strings.ToLower(tc.reason)) {
+				t.Errorf("error field %q: %q; want field %q and a reason naming %q", ve.Field, ve.Error(), tc.field, tc.reason)
+			}
+			if reply == nil || !events.ValidToken(reply.Workflow) {
+				t.Fatalf("reply %+v carries no workflow id", reply)
+			}
+			var evs []events.Event
+			waitFor(t, 10*time.Second, "the rejected event", func() bool {
+				evs = e.events(reply.Workflow, events.EventRejected)
+				return len(evs) == 1
+			})
+			if evs[0].Message != ve.Error() {
+				t.Errorf("event message %q, reply %q", evs[0].Message, ve.Error())
+			}
+			var detail events.ValidationError
+			if err := json.Unmarshal(evs[0].Detail, &detail); err != nil || detail.Field != ve.Field {
+				t.Errorf("event detail %s: want the field %q", evs[0].Detail, ve.Field)
+			}
+		})
+	}
+	out := e.final(e.submit(map[string]any{"steps": []map[string]any{{"id": "ok", "type": "noop", "input": 42}}}), time.Minute)
+	if out.Status != events.OutcomeSuccess || string(out.Data) != "[42]" {
+		t.Errorf("valid job after the rejections: status %s data %s", out.Status, out.Data)
+	}
+}
