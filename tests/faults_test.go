@@ -102,6 +102,46 @@ func TestAgent_KilledMidTask(t *testing.T) {
 	}
 }
 
+// TestAgent_DrainsOnSIGTERM stops an agent process with SIGTERM while it
+// runs five tasks: it starts no new task, lets the five finish, exits
+// cleanly, and another agent does the rest; every task runs once.
+func TestAgent_DrainsOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	drainer := e.start("drainer", "agent", "--types", "sleep", "--id", "drainer", "--concurrency", "5")
+	naps := []int{800, 800, 800, 800, 800, 800, 800, 800, 800, 800}
+	wf := e.submit(map[string]any{"steps": []map[string]any{{"id": "nap", "type": "sleep", "split": 1, "input": naps}}})
+	waitFor(t, 30*time.Second, "five tasks to start", func() bool {
+		return len(e.events(wf, events.EventStarted)) == 5
+	})
+	drainer.stop(t)
+	finals, all := e.results(wf)
+	if len(finals) != 5 {
+		t.Fatalf("%d results when the drained agent exited, want its 5 running tasks", len(finals))
+	}
+	e.start("finisher", "agent", "--types", "sleep", "--id", "finisher", "--concurrency", "5")
+	out := e.final(wf, time.Minute)
+	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 10 {
+		t.Fatalf("status %s tasks %+v", out.Status, out.Metadata.Tasks)
+	}
+	finals, all = e.results(wf)
+	byAgent := map[string]int{}
+	for _, r := range all {
+		byAgent[r.Agent]++
+		if r.Attempts != 1 {
+			t.Errorf("task %s finished on attempt %d, want 1: nothing was handed back", r.Task, r.Attempts)
+		}
+	}
+	if len(all) != 10 || byAgent["drainer"] != 5 || byAgent["finisher"] != 5 {
+		t.Errorf("%d results, by agent %v; want 10, 5 each", len(all), byAgent)
+	}
+	if n := len(e.events(wf, events.EventStarted)); n != 10 {
+		t.Errorf("%d task starts, want 10", n)
+	}
+}
+
 // counter counts handler invocations per task.
 type counter struct {
 	mu sync.Mutex

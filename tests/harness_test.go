@@ -64,7 +64,6 @@ type env struct {
 	js  jetstream.JetStream
 	cl  *client.Client
 
-	mu  sync.Mutex
 	wg  sync.WaitGroup
 	ctx context.Context
 }

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -17,10 +16,7 @@ import (
 )
 
 func main() {
-	if err := serve(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "agent:", err)
-		os.Exit(1)
-	}
+	service.Exit("agent", serve(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // serve is the whole program; main only exits with its error.

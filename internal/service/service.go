@@ -99,6 +99,16 @@ func RunGroup(ctx context.Context, g *run.Group) error {
 	return err
 }
 
+// Exit ends a service's main: silently for nil and for -h (flag.ErrHelp,
+// after the usage was printed), else with the error on stderr and status 1.
+func Exit(name string, err error) {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	fmt.Fprintln(os.Stderr, name+":", err)
+	os.Exit(1)
+}
+
 // SplitList splits a comma separated flag value, dropping empty items.
 func SplitList(s string) []string {
 	var out []string
