@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,5 +196,38 @@ func TestSubmit_Rejections(t *testing.T) {
 	out := e.final(e.submit(map[string]any{"steps": []map[string]any{{"id": "ok", "type": "noop", "input": 42}}}), time.Minute)
 	if out.Status != events.OutcomeSuccess || string(out.Data) != "[42]" {
 		t.Errorf("valid job after the rejections: status %s data %s", out.Status, out.Data)
+	}
+}
+
+// TestAgent_MostUrgentLaneFirst queues five tasks at priority 5 and five at
+// priority 1 before any agent runs; an agent with one slot then runs every
+// priority-1 task before any priority-5 one, each lane in FIFO order.
+func TestAgent_MostUrgentLaneFirst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	wf := e.submit(map[string]any{"steps": []map[string]any{
+		{"id": "low", "type": "noop", "priority": 5, "split": 1, "input": []int{1, 2, 3, 4, 5}},
+		{"id": "high", "type": "noop", "priority": 1, "split": 1, "input": []int{1, 2, 3, 4, 5}},
+	}})
+	waitFor(t, 10*time.Second, "the workflow to be queued", func() bool {
+		return len(e.events(wf, events.EventCreated)) == 1
+	})
+	var mu sync.Mutex
+	var order []string
+	e.agent("single", 1, map[string]agent.Handler{"noop": agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) {
+		mu.Lock()
+		order = append(order, fmt.Sprintf("%s%d", t.Step, t.Index))
+		mu.Unlock()
+		return t.Input, nil
+	})})
+	if out := e.final(wf, time.Minute); out.Status != events.OutcomeSuccess {
+		t.Fatalf("status %s", out.Status)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := fmt.Sprint(order); got != "[high0 high1 high2 high3 high4 low0 low1 low2 low3 low4]" {
+		t.Errorf("run order %s", got)
 	}
 }

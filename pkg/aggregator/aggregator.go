@@ -249,10 +249,12 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	if !r.Final {
 		return
 	}
-	s, err := a.open(ctx, r.Workflow)
-	if err != nil {
-		a.log.Warn("result not aggregated yet", "workflow", r.Workflow, "err", err)
-		return
+	var s *state
+	if err := a.retry(ctx, "load workflow "+r.Workflow, func() (err error) {
+		s, err = a.open(ctx, r.Workflow)
+		return err
+	}); err != nil {
+		return // stopping: the replay after a restart picks the result up
 	}
 	if s == nil || s.final[r.Task] != nil {
 		return // finished workflow, or a task that ran twice: counted once
@@ -339,10 +341,10 @@ func (a *Aggregator) finish(ctx context.Context, s *state) {
 		out = &events.Output{Workflow: id, Kind: events.OutputFinal, Status: events.OutcomeFailed,
 			Errors: []events.TaskError{{Message: err.Error(), Kind: events.KindPermanent}}}
 	}
-	if err := a.publish(*out, events.MsgID(id, "final")); err != nil {
-		// Left open: the next result or a restart finishes it again.
-		a.log.Error("publish final output", "workflow", id, "err", err)
-		return
+	if err := a.retry(ctx, "publish final output of "+id, func() error {
+		return a.publish(*out, events.MsgID(id, "final"))
+	}); err != nil {
+		return // stopping: left open, the replay after a restart finishes it
 	}
 	delete(a.wfs, id)
 	a.markFinal(id)
@@ -426,6 +428,26 @@ func (a *Aggregator) final(s *state) (*events.Output, error) {
 			Tasks: c, BusyMS: float64(s.busy.Microseconds()) / 1000, Attempts: s.attempts,
 		},
 	}, nil
+}
+
+// retry calls fn until it succeeds, backing off from 100ms to 2s, so that a
+// JetStream hiccup delays the results behind it instead of dropping one. It
+// returns ctx's error if ctx ends first.
+func (a *Aggregator) retry(ctx context.Context, what string, fn func() error) error {
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		a.log.Warn("retrying", "what", what, "attempt", attempt, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }
 
 func (a *Aggregator) publish(out events.Output, msgID string) error {
