@@ -113,17 +113,13 @@ func batonRate(ctx context.Context, cl *client.Client, n int) (float64, error) {
 		return 0, err
 	}
 	start := time.Now()
-	reply, err := cl.Submit(ctx, job)
-	if err != nil {
-		return 0, err
-	}
-	out, err := cl.Follow(ctx, reply.Workflow, nil)
+	out, err := cl.Run(ctx, job, nil)
 	if err != nil {
 		return 0, err
 	}
 	el := time.Since(start)
 	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != n {
-		return 0, fmt.Errorf("workflow %s ended %s with %d of %d tasks", reply.Workflow, out.Status, out.Metadata.Tasks.Completed, n)
+		return 0, fmt.Errorf("workflow %s ended %s with %d of %d tasks", out.Workflow, out.Status, out.Metadata.Tasks.Completed, n)
 	}
 	return float64(n) / el.Seconds(), nil
 }

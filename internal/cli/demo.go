@@ -151,16 +151,12 @@ func withMaxParallel(job []byte, n int) ([]byte, error) {
 // elapsed submits a job, waits for its final output and returns the
 // workflow's elapsed time in milliseconds.
 func elapsed(ctx context.Context, cl *client.Client, job []byte) (float64, error) {
-	reply, err := cl.Submit(ctx, job)
-	if err != nil {
-		return 0, err
-	}
-	out, err := cl.Follow(ctx, reply.Workflow, nil)
+	out, err := cl.Run(ctx, job, nil)
 	if err != nil {
 		return 0, err
 	}
 	if out.Status != events.OutcomeSuccess {
-		return 0, fmt.Errorf("workflow %s ended %s", reply.Workflow, out.Status)
+		return 0, fmt.Errorf("workflow %s ended %s", out.Workflow, out.Status)
 	}
 	return out.Metadata.ElapsedMS, nil
 }

@@ -203,18 +203,11 @@ func (a *Aggregator) open(ctx context.Context, id string) (*state, error) {
 	if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("aggregator: look for final output of %s: %w", id, err)
 	}
-	e, err := a.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
+	rec, err := streams.GetWorkflow(ctx, a.kv, id)
+	if err != nil || rec == nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("aggregator: workflow %s: %w", id, err)
-	}
-	var rec events.Workflow
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return nil, fmt.Errorf("aggregator: workflow record %s: %w", id, err)
-	}
-	s := &state{rec: rec, collect: map[string]int{}, critical: map[string]bool{},
+	s := &state{rec: *rec, collect: map[string]int{}, critical: map[string]bool{},
 		final: map[string]*events.Result{}, agents: map[string]bool{}}
 	for i, step := range rec.Collect {
 		s.collect[step] = i

@@ -116,6 +116,16 @@ func (c *Client) Follow(ctx context.Context, workflow string, fn func(*events.Ou
 	}
 }
 
+// Run submits a job and waits for its final output, calling fn (if not nil)
+// with every output on the way as Follow does.
+func (c *Client) Run(ctx context.Context, job []byte, fn func(*events.Output) error) (*events.Output, error) {
+	reply, err := c.Submit(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	return c.Follow(ctx, reply.Workflow, fn)
+}
+
 // Final returns a workflow's final output, or ErrNotFound.
 func (c *Client) Final(ctx context.Context, workflow string) (*events.Output, error) {
 	if !events.ValidToken(workflow) {

@@ -217,27 +217,16 @@ func (p *Planner) plan(ctx context.Context, data []byte) (*events.Job, *Plan, er
 }
 
 func (p *Planner) getRecord(ctx context.Context, id string) (*events.Workflow, error) {
-	e, err := p.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
+	rec, err := streams.GetWorkflow(ctx, p.kv, id)
 	if err != nil {
-		return nil, fmt.Errorf("planner: read workflow %s: %w", id, err)
+		return nil, fmt.Errorf("planner: %w", err)
 	}
-	var rec events.Workflow
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return nil, fmt.Errorf("planner: workflow record %s: %w", id, err)
-	}
-	return &rec, nil
+	return rec, nil
 }
 
 func (p *Planner) putRecord(ctx context.Context, rec *events.Workflow) error {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("planner: encode workflow %s: %w", rec.ID, err)
-	}
-	if _, err := p.kv.Put(ctx, rec.ID, b); err != nil {
-		return fmt.Errorf("planner: write workflow %s: %w", rec.ID, err)
+	if err := streams.PutWorkflow(ctx, p.kv, rec); err != nil {
+		return fmt.Errorf("planner: %w", err)
 	}
 	return nil
 }

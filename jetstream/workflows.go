@@ -1,0 +1,40 @@
+package streams
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// GetWorkflow reads a workflow's record from the workflows bucket; nil
+// (and no error) if there is none.
+func GetWorkflow(ctx context.Context, kv jetstream.KeyValue, id string) (*events.Workflow, error) {
+	e, err := kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read workflow %s: %w", id, err)
+	}
+	var rec events.Workflow
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return nil, fmt.Errorf("workflow record %s: %w", id, err)
+	}
+	return &rec, nil
+}
+
+// PutWorkflow writes a workflow's record to the workflows bucket.
+func PutWorkflow(ctx context.Context, kv jetstream.KeyValue, rec *events.Workflow) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode workflow %s: %w", rec.ID, err)
+	}
+	if _, err := kv.Put(ctx, rec.ID, b); err != nil {
+		return fmt.Errorf("write workflow %s: %w", rec.ID, err)
+	}
+	return nil
+}
