@@ -3,6 +3,7 @@ package streams
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -116,6 +117,21 @@ func LaneConsumer(taskType string, priority int) string {
 	return fmt.Sprintf("lane_%s_%d", taskType, priority)
 }
 
+// ParseLaneConsumer reads a lane consumer's name back into its type and
+// priority; ok is false for any other consumer.
+func ParseLaneConsumer(name string) (taskType string, priority int, ok bool) {
+	rest, found := strings.CutPrefix(name, "lane_")
+	i := strings.LastIndexByte(rest, '_')
+	if !found || i <= 0 {
+		return "", 0, false
+	}
+	prio, err := strconv.Atoi(rest[i+1:])
+	if err != nil {
+		return "", 0, false
+	}
+	return rest[:i], prio, true
+}
+
 func (c Config) storage() jetstream.StorageType {
 	if c.Memory {
 		return jetstream.MemoryStorage
@@ -161,7 +177,7 @@ func (c Config) Lane(taskType string, priority int) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       LaneConsumer(taskType, priority),
 		Description:   fmt.Sprintf("%s tasks at priority %d", taskType, priority),
-		FilterSubject: c.Subjects().Task(taskType, priority),
+		FilterSubject: c.Subjects().Lane(taskType, priority),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
 		MaxAckPending: c.MaxAckPending,

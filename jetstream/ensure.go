@@ -2,6 +2,7 @@ package streams
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,9 +27,16 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	return nil
 }
 
-// EnsureLane creates or updates one lane consumer and returns it.
+// EnsureLane creates or updates one lane consumer and returns it. A pause
+// set on the lane (by baton or by `nats consumer pause`) is kept: an update
+// without one would resume it.
 func EnsureLane(ctx context.Context, js jetstream.JetStream, c Config, taskType string, priority int) (jetstream.Consumer, error) {
 	cc := c.Lane(taskType, priority)
+	if cons, err := js.Consumer(ctx, c.TasksStream(), cc.Durable); err == nil {
+		cc.PauseUntil = cons.CachedInfo().Config.PauseUntil
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("ensure lane %s: %w", cc.Durable, err)
+	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, c.TasksStream(), cc)
 	if err != nil {
 		return nil, fmt.Errorf("ensure lane %s: %w", cc.Durable, err)

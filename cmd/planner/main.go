@@ -31,7 +31,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	p, err := planner.New(nc, planner.Config{Streams: c.Streams, Logger: log})
+	p, err := planner.New(nc, planner.Config{Streams: c.Streams, Logger: log, Version: service.Version})
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,7 @@ func (s *System) Add(ctx context.Context, g *run.Group, nc *nats.Conn) ([]*agent
 		agents = append(agents, a)
 		AddContext(g, ctx, a.Run)
 	}
-	p, err := planner.New(nc, planner.Config{Streams: s.Streams, Logger: s.Logger})
+	p, err := planner.New(nc, planner.Config{Streams: s.Streams, Logger: s.Logger, Version: Version})
 	if err != nil {
 		return nil, err
 	}

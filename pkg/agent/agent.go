@@ -32,6 +32,7 @@ type Agent struct {
 
 	mu       sync.Mutex
 	running  map[*job]struct{}
+	paused   map[string]time.Time // workflow → until when no task of it may start
 	draining bool
 	started  time.Time
 	done     atomic.Int64
@@ -44,6 +45,11 @@ type job struct {
 	msg    jetstream.Msg
 	wf, id string
 	cancel context.CancelFunc
+	// Set under Agent.mu by a control command: the task was cancelled (end
+	// it without a result; the planner records the cancellation) or handed
+	// back by a pause with --now (end it without a result; the planner
+	// queues it again on resume).
+	cancelled, handback bool
 }
 
 type lane struct {
@@ -69,7 +75,7 @@ func New(nc *nats.Conn, cfg Config) (*Agent, error) {
 	return &Agent{
 		cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(),
 		log:      cfg.Logger.With("service", "agent", "agent", cfg.ID),
-		handlers: map[string]Handler{}, running: map[*job]struct{}{},
+		handlers: map[string]Handler{}, running: map[*job]struct{}{}, paused: map[string]time.Time{},
 		freed: make(chan struct{}, 1),
 	}, nil
 }
@@ -148,6 +154,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer func() { _ = sub.Unsubscribe() }()
 	}
 	a.started = time.Now().UTC()
+	svc, err := a.startService()
+	if err != nil {
+		return err
+	}
+	// Stopped last: while draining, the planner can still ask what runs.
+	defer func() { _ = svc.Stop() }()
 
 	// Handlers run under work, not ctx: a shutdown lets them finish.
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -250,8 +262,18 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 		var jctx context.Context
 		jctx, j.cancel = context.WithCancel(work)
 		a.mu.Lock()
-		a.running[j] = struct{}{}
+		held := time.Now().Before(a.paused[j.wf])
+		if !held {
+			a.running[j] = struct{}{}
+		}
 		a.mu.Unlock()
+		if held {
+			// Its workflow is being paused: the planner withdraws it from
+			// the lane and queues it again on resume.
+			j.cancel()
+			_ = m.Nak()
+			continue
+		}
 		tasks.Add(1)
 		go func() {
 			defer tasks.Done()
@@ -310,6 +332,19 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	value, herr := a.handlers[typ].Handle(hctx, &Task{Task: *t, Attempt: attempt, Agent: a.cfg.ID})
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	cancel()
+	a.mu.Lock()
+	cancelled, handback := j.cancelled, j.handback
+	a.mu.Unlock()
+	switch {
+	case cancelled:
+		log.Info("task cancelled")
+		_ = m.Term()
+		return
+	case handback:
+		log.Info("task handed back: its workflow was paused")
+		_ = m.Nak()
+		return
+	}
 	if herr == nil {
 		var data json.RawMessage
 		if data, herr = encodeValue(value); herr == nil {
@@ -393,7 +428,7 @@ func (a *Agent) result(t *events.Task, attempt int, started time.Time, status st
 	return &events.Result{
 		Workflow: t.Workflow, Task: t.ID, Step: t.Step, Index: t.Index, Type: t.Type, Round: t.Round,
 		Status: status, Final: true, Attempts: attempt, Agent: a.cfg.ID,
-		Started: started.UnixNano(), Finished: time.Now().UnixNano(),
+		Started: started.UnixNano(), Finished: time.Now().UnixNano(), Gen: t.Gen,
 	}
 }
 
@@ -474,7 +509,7 @@ func (a *Agent) publishResult(ctx context.Context, r *events.Result) error {
 	msg.Data = body
 	msg.Header.Set(events.HeaderWorkflow, r.Workflow)
 	msg.Header.Set(events.HeaderTask, r.Task)
-	msg.Header.Set(events.HeaderMsgID, events.MsgID(r.Workflow, r.Task, "r"+fmt.Sprint(r.Round)))
+	msg.Header.Set(events.HeaderMsgID, events.MsgID(r.Workflow, r.Task, "r"+fmt.Sprint(r.Round), r.Gen))
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_, err = a.js.PublishMsg(pctx, msg)

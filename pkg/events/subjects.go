@@ -55,9 +55,22 @@ func (s Subjects) Submit() string { return s.p() + ".jobs.submit" }
 // Jobs is the JOBS stream's subject filter.
 func (s Subjects) Jobs() string { return s.p() + ".jobs.>" }
 
-// Task is the lane subject of a task type at a priority: "baton.tasks.research.1".
-func (s Subjects) Task(taskType string, priority int) string {
-	return s.p() + ".tasks." + taskType + "." + strconv.Itoa(priority)
+// Task is the subject of one task on the lane of its type and priority:
+// "baton.tasks.research.1.<wf>.<task>". The workflow and task tokens let a
+// queued task, or all of a workflow's, be withdrawn by subject.
+func (s Subjects) Task(taskType string, priority int, workflow, task string) string {
+	return s.p() + ".tasks." + taskType + "." + strconv.Itoa(priority) + "." + workflow + "." + task
+}
+
+// Lane is the subject filter of one lane: "baton.tasks.research.1.>".
+func (s Subjects) Lane(taskType string, priority int) string {
+	return s.p() + ".tasks." + taskType + "." + strconv.Itoa(priority) + ".>"
+}
+
+// QueuedTasks filters the queued tasks of a workflow ("*" for every
+// workflow) and of one task ("*" for all of them), on every lane.
+func (s Subjects) QueuedTasks(workflow, task string) string {
+	return s.p() + ".tasks.*.*." + workflow + "." + task
 }
 
 // Tasks is the TASKS stream's subject filter.
@@ -93,6 +106,17 @@ func (s Subjects) Event(workflow, kind string) string {
 // Events is the EVENTS stream's subject filter.
 func (s Subjects) Events() string { return s.p() + ".events.>" }
 
+// Control is the subject of a control verb of the planner's service:
+// "baton.control.pause".
+func (s Subjects) Control(verb string) string { return s.p() + ".control." + verb }
+
+// AgentControl is where the planner asks every agent at once (no queue
+// group): what they run, pause or resume a workflow, cancel tasks.
+func (s Subjects) AgentControl() string { return s.p() + ".agents.control" }
+
+// AgentInfo is where one agent answers with its registry entry.
+func (s Subjects) AgentInfo(agent string) string { return s.p() + ".agents." + agent + ".info" }
+
 // Dead is where a task that failed for good is kept for inspection.
 func (s Subjects) Dead(workflow, task string) string {
 	return s.p() + ".dead." + workflow + "." + task
@@ -127,6 +151,14 @@ const (
 	EventFailed    = "failed"    // a task failed for good
 	EventCompleted = "completed" // the workflow finished (any outcome)
 	EventWarning   = "warning"   // something an operator should see
+
+	EventPaused        = "paused"        // a workflow was paused; Detail holds the checkpoint
+	EventStopped       = "stopped"       // a workflow was stopped; Detail holds the checkpoint
+	EventResumed       = "resumed"       // a paused or stopped workflow was resumed or restarted
+	EventCancelled     = "cancelled"     // tasks were cancelled by request
+	EventReprioritized = "reprioritized" // a workflow's tasks moved to another priority
+	EventLanePaused    = "lane_paused"   // a lane consumer was paused (workflow "_")
+	EventLaneResumed   = "lane_resumed"  // a lane consumer was resumed (workflow "_")
 )
 
 // MsgID builds a Nats-Msg-Id from parts, so every writer spells ids alike.

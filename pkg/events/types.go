@@ -24,6 +24,7 @@ const (
 	KindLost       = "lost"       // agents holding it died or stalled more often than it may be attempted
 	KindDependency = "dependency" // a critical dependency failed, so it never ran
 	KindUnknown    = "unknown"    // the task message could not be decoded
+	KindCancelled  = "cancelled"  // cancelled by request (or its dependency was)
 )
 
 // Task is one unit of work on a lane subject. It is msgpack on the wire; the
@@ -45,6 +46,10 @@ type Task struct {
 	Timeout     time.Duration   `msgpack:"timeout" json:"timeout"`
 	Fallback    string          `msgpack:"fallback,omitempty" json:"fallback,omitempty"`
 	Critical    bool            `msgpack:"critical,omitempty" json:"critical,omitempty"`
+	// Gen is the workflow's generation when the task was queued: it grows
+	// when a workflow is resumed, restarted or reprioritized, so a task
+	// queued again is not taken for a duplicate of the withdrawn one.
+	Gen int `msgpack:"gen,omitempty" json:"gen,omitempty"`
 }
 
 // DepResult is the outcome of a dependency, handed to the task that waited for
@@ -76,6 +81,7 @@ type Result struct {
 	Agent     string          `msgpack:"agent,omitempty" json:"agent,omitempty"`
 	Started   int64           `msgpack:"started,omitempty" json:"started,omitempty"`   // unix nanoseconds
 	Finished  int64           `msgpack:"finished,omitempty" json:"finished,omitempty"` // unix nanoseconds
+	Gen       int             `msgpack:"gen,omitempty" json:"gen,omitempty"`           // the task's Gen
 }
 
 // Event is one line of a workflow's audit trail, JSON on baton.events.<wf>.<kind>.
@@ -92,6 +98,8 @@ type Event struct {
 // Workflow statuses kept in the workflows bucket.
 const (
 	WorkflowRunning   = "running"
+	WorkflowPaused    = "paused"  // no task starts until it is resumed
+	WorkflowStopped   = "stopped" // pending tasks withdrawn until it is restarted
 	WorkflowCompleted = "completed"
 	WorkflowFailed    = "failed"
 )
@@ -125,6 +133,14 @@ type Workflow struct {
 	ResultsFrom uint64 `json:"results_from"`
 	// Error says why a workflow failed as a whole, if it did.
 	Error string `json:"error,omitempty"`
+	// Gen counts resumes, restarts and reprioritizations (see Task.Gen).
+	Gen int `json:"gen,omitempty"`
+	// Priorities overrides task priorities: task id, or "*" for every task
+	// of the workflow, → priority.
+	Priorities map[string]int `json:"priorities,omitempty"`
+	// Retry maps a task to the generation from which it runs again: a
+	// failed result of an older generation no longer counts.
+	Retry map[string]int `json:"retry,omitempty"`
 }
 
 // Output statuses.

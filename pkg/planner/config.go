@@ -22,7 +22,9 @@ type Config struct {
 	// Checkpoint is how often a running workflow's counters are written to
 	// its record; default 1s.
 	Checkpoint time.Duration
-	Logger     *slog.Logger
+	// Version is announced by the control service; semantic, default 0.0.0.
+	Version string
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -36,6 +38,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Version == "" {
+		c.Version = "0.0.0"
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 )
 
 // Planner is the planning service. Create it with New and run it with Run.
@@ -22,6 +23,8 @@ type Planner struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	kv   jetstream.KeyValue
+	// agentsKV is the registry, read for control and to mark failed agents.
+	agentsKV jetstream.KeyValue
 	subj events.Subjects
 	log  *slog.Logger
 
@@ -29,6 +32,7 @@ type Planner struct {
 	replaying bool
 	pending   []jetstream.PubAckFuture
 	wake      map[string]bool // wake subjects of lanes that got tasks
+	ctl       chan *ctlCall   // control requests for the loop
 }
 
 // New checks cfg and returns a planner that will use nc. It does no I/O.
@@ -43,7 +47,7 @@ func New(nc *nats.Conn, cfg Config) (*Planner, error) {
 	}
 	return &Planner{
 		cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(), log: cfg.Logger.With("service", "planner"),
-		flows: map[string]*flow{}, wake: map[string]bool{},
+		flows: map[string]*flow{}, wake: map[string]bool{}, ctl: make(chan *ctlCall),
 	}, nil
 }
 
@@ -58,6 +62,9 @@ func (p *Planner) Run(ctx context.Context) error {
 		return fmt.Errorf("planner: workflows bucket: %w", err)
 	}
 	p.kv = kv
+	if p.agentsKV, err = p.js.KeyValue(ctx, p.cfg.Streams.AgentsBucket()); err != nil {
+		return fmt.Errorf("planner: agents bucket: %w", err)
+	}
 	if err := p.loadFlows(ctx); err != nil {
 		return err
 	}
@@ -101,7 +108,19 @@ func (p *Planner) Run(ctx context.Context) error {
 
 	jobs := make(chan jetstream.Msg, 64)
 	var jc jetstream.ConsumeContext
+	var svc micro.Service
+	defer func() {
+		if svc != nil {
+			_ = svc.Stop()
+		}
+	}()
+	// startJobs starts taking jobs and control requests, once the replay
+	// has rebuilt every workflow.
 	startJobs := func() error {
+		var err error
+		if svc, err = p.startService(ctx); err != nil {
+			return err
+		}
 		cons, err := p.js.CreateOrUpdateConsumer(ctx, p.cfg.Streams.JobsStream(), p.cfg.Streams.Planner())
 		if err != nil {
 			return fmt.Errorf("planner: jobs consumer: %w", err)
@@ -128,6 +147,8 @@ func (p *Planner) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(p.cfg.Checkpoint)
 	defer tick.Stop()
+	agentCheck := time.NewTicker(p.cfg.Streams.AgentTTL / 6)
+	defer agentCheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -158,8 +179,14 @@ func (p *Planner) Run(ctx context.Context) error {
 			if err := p.onJob(ctx, m); err != nil {
 				return err
 			}
+		case c := <-p.ctl:
+			p.onControl(ctx, c)
 		case <-tick.C:
 			p.checkpoint(ctx, false)
+		case <-agentCheck.C:
+			if !p.replaying {
+				p.markFailedAgents(ctx)
+			}
 		}
 	}
 }
@@ -179,7 +206,7 @@ func (p *Planner) loadFlows(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if rec == nil || rec.Status != events.WorkflowRunning {
+		if rec == nil || !unfinished(rec.Status) {
 			continue
 		}
 		spec, err := p.kv.Get(ctx, id+".spec")
@@ -197,11 +224,18 @@ func (p *Planner) loadFlows(ctx context.Context) error {
 			}
 			continue
 		}
+		applyPriorities(plan, rec.Priorities)
 		f := newFlow(*rec, job, plan)
 		p.flows[id] = f
 		p.dispatchReady(f)
 	}
 	return nil
+}
+
+// unfinished reports whether a workflow with this status is still the
+// planner's to follow.
+func unfinished(status string) bool {
+	return status == events.WorkflowRunning || status == events.WorkflowPaused || status == events.WorkflowStopped
 }
 
 func (p *Planner) plan(ctx context.Context, data []byte) (*events.Job, *Plan, error) {
@@ -300,6 +334,7 @@ func (p *Planner) onJob(ctx context.Context, m jetstream.Msg) error {
 	if err := p.flush(ctx); err != nil {
 		return err
 	}
+	p.warnUnserved(ctx, f)
 	lanes := plan.Lanes()
 	p.log.Info("workflow created", "workflow", id, "name", job.Name, "tasks", len(plan.Tasks), "lanes", lanes)
 	detail, _ := json.Marshal(map[string]any{"name": job.Name, "tasks": len(plan.Tasks), "lanes": lanes})
@@ -350,6 +385,9 @@ func (p *Planner) onResult(m jetstream.Msg) bool {
 
 func (p *Planner) apply(f *flow, i int, r *events.Result) {
 	t, s := &f.plan.Tasks[i], &f.st[i]
+	if r.Status != events.StateCompleted && r.Gen < f.rec.Retry[t.ID] {
+		return // a failure from before a restart with --retry-failed
+	}
 	if s.state == done {
 		if r.Final && r.Status == s.status {
 			s.confirmed = true
@@ -417,8 +455,14 @@ func (p *Planner) cancelRest(f *flow, why string) {
 }
 
 func (p *Planner) dispatchReady(f *flow) {
+	if f.rec.Status != events.WorkflowRunning {
+		return // paused or stopped: ready tasks wait
+	}
 	for f.ready.Len() > 0 && (f.job.MaxParallel == 0 || f.inflight < f.job.MaxParallel) {
 		i := heap.Pop(&f.ready).(int)
+		if f.st[i].state != ready {
+			continue // finished while it waited (a result came back, or a cancel)
+		}
 		f.st[i].state = dispatched
 		f.inflight++
 		if !p.replaying {
@@ -472,7 +516,7 @@ func (p *Planner) publishTask(f *flow, i int) {
 		Workflow: f.rec.ID, ID: t.ID, Step: t.Step, Index: t.Index, Chunks: t.Chunks,
 		Type: t.Type, Priority: t.Priority, Round: int(s.round), Input: t.Input,
 		MaxAttempts: t.MaxAttempts, Backoff: t.Backoff, MaxBackoff: t.MaxBackoff, Timeout: t.Timeout,
-		Fallback: t.Fallback, Critical: t.Critical,
+		Fallback: t.Fallback, Critical: t.Critical, Gen: f.rec.Gen,
 	}
 	if s.round > 0 {
 		task.Type, task.Fallback = t.Fallback, ""
@@ -499,11 +543,11 @@ func (p *Planner) publishTask(f *flow, i int) {
 		}, "toolarge")
 		return
 	}
-	msg := nats.NewMsg(p.subj.Task(task.Type, task.Priority))
+	msg := nats.NewMsg(p.subj.Task(task.Type, task.Priority, task.Workflow, task.ID))
 	msg.Data = body
 	msg.Header.Set(events.HeaderWorkflow, task.Workflow)
 	msg.Header.Set(events.HeaderTask, task.ID)
-	msg.Header.Set(events.HeaderMsgID, events.MsgID(task.Workflow, task.ID, task.Round))
+	msg.Header.Set(events.HeaderMsgID, events.MsgID(task.Workflow, task.ID, task.Round, task.Gen))
 	p.publish(msg)
 	p.wake[p.subj.Wake(task.Type, task.Priority)] = true
 }

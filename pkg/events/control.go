@@ -1,0 +1,209 @@
+package events
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Control verbs: the endpoints of the planner's control service, each on
+// "<prefix>.control.<verb>", JSON in and out.
+const (
+	VerbSubmit       = "submit"
+	VerbStatus       = "status"
+	VerbPause        = "pause"
+	VerbResume       = "resume"
+	VerbStop         = "stop"
+	VerbRestart      = "restart"
+	VerbCancel       = "cancel"
+	VerbReprioritize = "reprioritize"
+	VerbAgents       = "agents"
+)
+
+// Verbs lists every control verb but submit, whose body is a job.
+var Verbs = []string{VerbStatus, VerbPause, VerbResume, VerbStop, VerbRestart, VerbCancel, VerbReprioritize, VerbAgents}
+
+// ControlRequest is the body of every control request but submit. Which
+// fields a verb reads is documented in the README; unknown fields are
+// rejected.
+type ControlRequest struct {
+	// Workflow the request is about. Cancel without it applies to every
+	// running workflow; pause and resume without it act on lanes.
+	Workflow string `json:"workflow,omitempty"`
+
+	// Lane selection (pause, resume): a task type and a priority (0: all).
+	Type     string `json:"type,omitempty"`
+	Priority int    `json:"priority,omitempty"`
+	// Until is how long a lane pause lasts before it lifts by itself; 0:
+	// until resumed.
+	Until Duration `json:"until,omitzero"`
+
+	// Now (pause) cancels the workflow's running tasks and hands them back
+	// instead of letting them finish.
+	Now bool `json:"now,omitempty"`
+	// RetryFailed (restart) runs the failed tasks again.
+	RetryFailed bool `json:"retry_failed,omitempty"`
+
+	// Cancel selectors: tasks by id, what an agent runs now, a priority
+	// range, a task type. Several combine with "or".
+	Tasks       []string `json:"tasks,omitempty"`
+	Agent       string   `json:"agent,omitempty"`
+	MinPriority int      `json:"min_priority,omitempty"`
+	MaxPriority int      `json:"max_priority,omitempty"`
+	// ReleaseDependents lets the dependents of cancelled tasks run with the
+	// cancelled input marked missing; by default they are cancelled too.
+	ReleaseDependents bool `json:"release_dependents,omitempty"`
+
+	// Reprioritize: one task (default: every queued or waiting task of the
+	// workflow) to priority To.
+	Task string `json:"task,omitempty"`
+	To   int    `json:"to,omitempty"`
+}
+
+// ParseControl decodes a control request strictly: malformed JSON and
+// unknown fields are errors that say where. An empty body is an empty
+// request.
+func ParseControl(data []byte) (*ControlRequest, error) {
+	var r ControlRequest
+	if len(bytes.TrimSpace(data)) == 0 {
+		return &r, nil
+	}
+	if err := strictJSON(data, &r); err != nil {
+		ve := jsonError("", err)
+		if ve.Field != "" {
+			return nil, fmt.Errorf("%w: %s: %s", ErrBadRequest, ve.Field, ve.Reason)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrBadRequest, ve.Reason)
+	}
+	for _, id := range append([]string{r.Workflow, r.Agent, r.Task}, r.Tasks...) {
+		if id != "" && !ValidToken(id) {
+			return nil, fmt.Errorf("%w: %q is not an id: use 1-64 letters, digits, '-' or '_'", ErrBadRequest, id)
+		}
+	}
+	if r.Type != "" && !ValidToken(r.Type) {
+		return nil, fmt.Errorf("%w: type %q: use 1-64 letters, digits, '-' or '_'", ErrBadRequest, r.Type)
+	}
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"priority", r.Priority}, {"min_priority", r.MinPriority}, {"max_priority", r.MaxPriority}, {"to", r.To}} {
+		if p.v != 0 && (p.v < Priorities[0] || p.v > Priorities[len(Priorities)-1]) {
+			return nil, fmt.Errorf("%w: %s %d: priorities are %d (first) to %d", ErrBadRequest, p.name, p.v, Priorities[0], Priorities[len(Priorities)-1])
+		}
+	}
+	if r.Until < 0 {
+		return nil, fmt.Errorf("%w: until must not be negative", ErrBadRequest)
+	}
+	return &r, nil
+}
+
+// ErrBadRequest is wrapped by every control request that cannot be read.
+var ErrBadRequest = errors.New("bad request")
+
+// ControlError is the body of a control reply that failed, with the micro
+// service error code: 400 bad request, 404 unknown workflow, 409 not
+// possible in the workflow's state, 500 internal.
+type ControlError struct {
+	Code    int    `json:"code"`
+	Message string `json:"error"`
+}
+
+func (e *ControlError) Error() string { return e.Message }
+
+// Checkpoint is the reply to pause and stop: where the workflow stands, by
+// task id. Resume and restart continue from it.
+type Checkpoint struct {
+	Workflow string   `json:"workflow"`
+	Status   string   `json:"status"`
+	Gen      int      `json:"gen"`
+	Done     []string `json:"done"`
+	Running  []string `json:"running"`
+	Pending  []string `json:"pending"`
+}
+
+// CancelReply is the reply to cancel.
+type CancelReply struct {
+	Status     string   `json:"status"` // "cancelled"
+	Cancelled  []string `json:"cancelled"`
+	Dependents []string `json:"dependents"`
+	// Released are dependents left to run without the cancelled input.
+	Released []string `json:"released,omitempty"`
+}
+
+// ResumeReply is the reply to resume and restart.
+type ResumeReply struct {
+	Workflow string   `json:"workflow"`
+	Status   string   `json:"status"`
+	Gen      int      `json:"gen"`
+	Queued   []string `json:"queued"`  // tasks put back on their lanes
+	Running  []string `json:"running"` // tasks that kept running meanwhile
+}
+
+// ReprioritizeReply is the reply to reprioritize.
+type ReprioritizeReply struct {
+	Workflow string   `json:"workflow"`
+	Priority int      `json:"priority"`
+	Moved    []string `json:"moved"` // queued tasks moved to the new lane
+	Updated  []string `json:"updated"`
+}
+
+// LaneState is one lane as status and lane pause/resume report it.
+type LaneState struct {
+	Lane        string    `json:"lane"` // "<type>.<priority>"
+	Type        string    `json:"type"`
+	Priority    int       `json:"priority"`
+	Consumer    string    `json:"consumer"`
+	Backlog     uint64    `json:"backlog"`
+	InFlight    int       `json:"in_flight"`
+	Redelivered int       `json:"redelivered"`
+	Paused      bool      `json:"paused"`
+	PausedUntil *time.Time `json:"paused_until,omitempty"`
+}
+
+// LaneReply is the reply to a lane pause or resume.
+type LaneReply struct {
+	Lanes []LaneState `json:"lanes"`
+}
+
+// StatusReply is the reply to status.
+type StatusReply struct {
+	Workflows []WorkflowStatus `json:"workflows"`
+	Lanes     []LaneState      `json:"lanes"`
+}
+
+// WorkflowStatus is a workflow's record with its live task states.
+type WorkflowStatus struct {
+	Workflow
+	Progress float64  `json:"progress"` // percent of tasks finished
+	Running  []string `json:"running,omitempty"`
+}
+
+// AgentCommand is what the planner asks every agent at once, on
+// "<prefix>.agents.control"; each live agent answers with an AgentReply.
+type AgentCommand struct {
+	Op       string `json:"op"` // AgentOpRunning, AgentOpPause, AgentOpResume or AgentOpCancel
+	Workflow string `json:"workflow,omitempty"`
+	// Tasks (cancel) are task ids of Workflow.
+	Tasks []string `json:"tasks,omitempty"`
+	// Now (pause) cancels the workflow's running tasks and hands them back.
+	Now bool `json:"now,omitempty"`
+}
+
+// Agent command operations.
+const (
+	AgentOpRunning = "running" // report running tasks
+	AgentOpPause   = "pause"   // start no task of Workflow (for a while), report running ones
+	AgentOpResume  = "resume"  // lift AgentOpPause
+	AgentOpCancel  = "cancel"  // stop Tasks of Workflow; report what was stopped
+)
+
+// AgentReply answers an AgentCommand.
+type AgentReply struct {
+	Agent string `json:"agent"`
+	// Running lists "<workflow>/<task>" still running (of Workflow, if the
+	// command named one) after the command took effect.
+	Running []string `json:"running"`
+	// Stopped lists the tasks the command stopped.
+	Stopped []string `json:"stopped,omitempty"`
+}
