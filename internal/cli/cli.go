@@ -27,6 +27,15 @@ var commands = map[string]command{
 	"demo":    {"run the example job and a parallel-vs-sequential comparison on a fresh embedded server", demo},
 	"bench":   {"measure end-to-end throughput against a bare JetStream pipeline", bench},
 	"streams": {"print the stream, bucket and lane definitions as JSON", printStreams},
+
+	"status":       {"show workflows and lanes (paused or not)", status},
+	"agents":       {"list the registered agents", agents},
+	"pause":        {"pause a workflow, or a lane with --type (consumer pause)", pauseResume("pause")},
+	"resume":       {"resume a paused workflow, or a lane with --type", pauseResume("resume")},
+	"stop":         {"stop a workflow: withdraw pending tasks, let running ones finish", stop},
+	"restart":      {"restart a stopped or paused workflow [--retry-failed]", restart},
+	"cancel":       {"cancel tasks by id, agent, type or priority range", cancel},
+	"reprioritize": {"move a workflow's (or one task's) pending tasks to another priority", reprioritize},
 }
 
 // Main runs the baton command line.
@@ -59,7 +68,7 @@ func usage(w io.Writer) {
 	var b strings.Builder
 	b.WriteString("baton: a task orchestrator on NATS JetStream\n\nusage: baton <command> [flags]\n\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-8s %s\n", n, commands[n].summary)
+		fmt.Fprintf(&b, "  %-13s %s\n", n, commands[n].summary)
 	}
 	b.WriteString("\n`baton <command> -h` lists a command's flags.\n")
 	fmt.Fprint(w, b.String())

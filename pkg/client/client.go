@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 )
 
 // ErrNoPlanner is returned by Submit when no planner answered in time.
@@ -124,6 +126,40 @@ func (c *Client) Run(ctx context.Context, job []byte, fn func(*events.Output) er
 		return nil, err
 	}
 	return c.Follow(ctx, reply.Workflow, fn)
+}
+
+// Control sends a request to the planner's control service (verb is one of
+// events.Verbs) and decodes the reply into out. A request the planner
+// refused returns its *events.ControlError; no planner, ErrNoPlanner.
+func (c *Client) Control(ctx context.Context, verb string, req *events.ControlRequest, out any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 40*time.Second)
+		defer cancel()
+	}
+	m, err := c.nc.RequestWithContext(ctx, c.subj.Control(verb), body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("client: %w", ErrNoPlanner)
+	}
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", verb, err)
+	}
+	if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
+		ce := &events.ControlError{}
+		if json.Unmarshal(m.Data, ce) != nil || ce.Message == "" {
+			ce.Message = m.Header.Get(micro.ErrorHeader)
+			ce.Code, _ = strconv.Atoi(code)
+		}
+		return ce
+	}
+	if err := json.Unmarshal(m.Data, out); err != nil {
+		return fmt.Errorf("client: %s reply: %w", verb, err)
+	}
+	return nil
 }
 
 // Final returns a workflow's final output, or ErrNotFound.
