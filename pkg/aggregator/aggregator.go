@@ -352,11 +352,15 @@ func (a *Aggregator) final(s *state) (*events.Output, error) {
 	var errs []events.TaskError
 	var missing []string
 	var ordered []*events.Result
+	recovered := 0
 	for _, r := range s.final {
 		if _, ok := s.collect[r.Step]; ok {
 			ordered = append(ordered, r)
 		}
 		if r.Status == events.StateCompleted {
+			if r.Attempts > 1 || r.Round > 0 {
+				recovered++
+			}
 			continue
 		}
 		crit := s.critical[r.Task]
@@ -419,8 +423,19 @@ func (a *Aggregator) final(s *state) (*events.Output, error) {
 			ElapsedMS: float64(finished.Sub(s.rec.Submitted).Microseconds()) / 1000,
 			Agents:    agents, AgentsUsed: len(agents), SuccessRate: rate, Threshold: s.rec.SuccessThreshold,
 			Tasks: c, BusyMS: float64(s.busy.Microseconds()) / 1000, Attempts: s.attempts,
+			Recovered: recovered, Recovery: recovery(c, recovered),
 		},
 	}, nil
+}
+
+func recovery(c events.Counts, recovered int) string {
+	switch {
+	case c.Completed < c.Total:
+		return events.RecoveryIncomplete
+	case recovered > 0:
+		return events.RecoveryRecovered
+	}
+	return events.RecoveryNone
 }
 
 // retry calls fn until it succeeds, backing off from 100ms to 2s, so that a

@@ -198,7 +198,20 @@ type Metadata struct {
 	// BusyMS is the sum of handler time over all tasks: the resources used.
 	BusyMS   float64 `json:"busy_ms"`
 	Attempts int     `json:"attempts"`
+	// Recovered counts tasks that completed only after a redelivery (their
+	// agent died or timed out), a retry or a fallback.
+	Recovered int `json:"recovered"`
+	// Recovery sums that up: "none" (nothing went wrong), "recovered"
+	// (something did, and every task still completed) or "incomplete".
+	Recovery string `json:"recovery"`
 }
+
+// Recovery states.
+const (
+	RecoveryNone       = "none"
+	RecoveryRecovered  = "recovered"
+	RecoveryIncomplete = "incomplete"
+)
 
 // TaskError explains one task that did not complete.
 type TaskError struct {

@@ -1,0 +1,434 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-dev/baton/internal/natstest"
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/agent"
+	"github.com/baton-dev/baton/pkg/events"
+)
+
+// control sends a control request and fails the test on an error.
+func (e *env) control(verb string, req events.ControlRequest, out any) {
+	e.t.Helper()
+	if err := e.controlErr(verb, req, out); err != nil {
+		e.t.Fatalf("%s %+v: %v", verb, req, err)
+	}
+}
+
+func (e *env) controlErr(verb string, req events.ControlRequest, out any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return e.cl.Control(ctx, verb, &req, out)
+}
+
+// waitControl retries a control request until the planner's service is up.
+func (e *env) waitControl(verb string, req events.ControlRequest, out any) {
+	e.t.Helper()
+	var err error
+	waitFor(e.t, 30*time.Second, "the control service", func() bool {
+		err = e.controlErr(verb, req, out)
+		return err == nil
+	})
+}
+
+// startsAfter counts a workflow's started events after t0.
+func (e *env) startsAfter(wf string, t0 time.Time) []events.Event {
+	var out []events.Event
+	for _, ev := range e.events(wf, events.EventStarted) {
+		if ev.Time.After(t0) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// TestPause_WorkflowSurvivesRestartOfEverything pauses a workflow mid-run:
+// no task of it starts after the pause, another workflow completes
+// meanwhile; then every service and the server are killed and started
+// again, the workflow is still paused, and once resumed it completes with
+// every task run exactly once.
+func TestPause_WorkflowSurvivesRestartOfEverything(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := natstest.StartIn(t, dir, -1)
+	e := newEnvOn(t, srv, streams.Config{})
+	procs := func(e *env) []*proc {
+		return []*proc{
+			e.start("planner", "planner"), e.start("aggregator", "aggregator"),
+			e.start("agent-1", "agent", "--id", "agent-1", "--types", "sleep", "--concurrency", "3"),
+			e.start("agent-2", "agent", "--id", "agent-2", "--types", "sleep", "--concurrency", "3"),
+		}
+	}
+	ps := procs(e)
+	naps := make([]int, 30)
+	for i := range naps {
+		naps[i] = 300
+	}
+	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	wf := e.submit(map[string]any{"id": "paused-one", "steps": []map[string]any{{"id": "nap", "type": "sleep", "split": 1, "input": naps}}})
+	waitFor(t, 30*time.Second, "some tasks to finish", func() bool { f, _ := e.results(wf); return len(f) >= 6 })
+
+	var cp events.Checkpoint
+	e.control(events.VerbPause, events.ControlRequest{Workflow: wf}, &cp)
+	paused := time.Now()
+	if cp.Status != events.WorkflowPaused || len(cp.Done)+len(cp.Running)+len(cp.Pending) != 30 || len(cp.Pending) == 0 {
+		t.Fatalf("checkpoint %+v", cp)
+	}
+	// Another workflow runs to the end while this one is paused.
+	other := e.final(e.submit(map[string]any{"steps": []map[string]any{{"id": "quick", "type": "sleep", "split": 1, "input": []int{10, 10, 10, 10}}}}), time.Minute)
+	if other.Status != events.OutcomeSuccess {
+		t.Fatalf("other workflow: %s", other.Status)
+	}
+	// The tasks that were running finish; nothing else starts.
+	waitFor(t, 30*time.Second, "the running tasks to finish", func() bool {
+		f, _ := e.results(wf)
+		return len(f) == len(cp.Done)+len(cp.Running)
+	})
+	if late := e.startsAfter(wf, paused.Add(time.Second)); len(late) > 0 {
+		t.Fatalf("%d tasks started more than 1s after the pause: %+v", len(late), late[0])
+	}
+
+	// Kill everything, the server too, and start it all again.
+	for _, p := range ps {
+		p.kill(t)
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	srv2 := natstest.StartIn(t, dir, -1)
+	e2 := newEnvOn(t, srv2, streams.Config{})
+	procs(e2)
+	var st events.StatusReply
+	e2.waitControl(events.VerbStatus, events.ControlRequest{Workflow: wf}, &st)
+	if len(st.Workflows) != 1 || st.Workflows[0].Status != events.WorkflowPaused {
+		t.Fatalf("after the restart: %+v", st.Workflows)
+	}
+	restarted := time.Now()
+	var rr events.ResumeReply
+	e2.control(events.VerbResume, events.ControlRequest{Workflow: wf}, &rr)
+	if len(rr.Queued) != len(cp.Pending) {
+		t.Errorf("resume queued %d tasks, want the %d pending at the pause", len(rr.Queued), len(cp.Pending))
+	}
+	out := e2.final(wf, 2*time.Minute)
+	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 30 {
+		t.Fatalf("status %s tasks %+v", out.Status, out.Metadata.Tasks)
+	}
+	starts := map[string]int{}
+	for _, ev := range e2.events(wf, events.EventStarted) {
+		starts[ev.Task]++
+		if ev.Time.After(paused.Add(time.Second)) && ev.Time.Before(restarted) {
+			t.Errorf("task %s started while paused", ev.Task)
+		}
+	}
+	finals, all := e2.results(wf)
+	if len(starts) != 30 || len(finals) != 30 || len(all) != 30 {
+		t.Errorf("%d tasks started, %d with results, %d results; want 30 each", len(starts), len(finals), len(all))
+	}
+	for task, n := range starts {
+		if n != 1 {
+			t.Errorf("task %s started %d times", task, n)
+		}
+	}
+}
+
+// TestPause_LaneUntilAndNatsCLI: a lane paused for 2s holds its tasks and
+// resumes by itself; a lane paused with `nats consumer pause` shows as
+// paused in status, and baton resumes it.
+func TestPause_LaneUntilAndNatsCLI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	e.agent("worker", 4, map[string]agent.Handler{"noop": agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) { return t.Input, nil })})
+	var lr events.LaneReply
+	e.waitControl(events.VerbPause, events.ControlRequest{Type: "noop", Priority: 3, Until: events.Duration(2 * time.Second)}, &lr)
+	pausedAt := time.Now()
+	if len(lr.Lanes) != 1 || !lr.Lanes[0].Paused || lr.Lanes[0].PausedUntil == nil {
+		t.Fatalf("lane pause reply %+v", lr)
+	}
+	wf := e.submit(map[string]any{"steps": []map[string]any{{"id": "n", "type": "noop", "split": 1, "input": []int{1, 2, 3}}}})
+	out := e.final(wf, time.Minute)
+	if out.Status != events.OutcomeSuccess {
+		t.Fatalf("status %s", out.Status)
+	}
+	for _, ev := range e.events(wf, events.EventStarted) {
+		if ev.Time.Before(pausedAt.Add(1900 * time.Millisecond)) {
+			t.Errorf("task %s started %v after the pause, before the 2s were up", ev.Task, ev.Time.Sub(pausedAt))
+		}
+	}
+	lane := func(name string) events.LaneState {
+		var st events.StatusReply
+		e.control(events.VerbStatus, events.ControlRequest{}, &st)
+		for _, l := range st.Lanes {
+			if l.Lane == name {
+				return l
+			}
+		}
+		t.Fatalf("no lane %s in %+v", name, st.Lanes)
+		return events.LaneState{}
+	}
+	if lane("noop.3").Paused {
+		t.Errorf("lane noop.3 still paused after its 2s")
+	}
+
+	cmd := exec.Command("go", "tool", "nats", "--server", e.url(), "consumer", "pause", e.cfg.TasksStream(), streams.LaneConsumer("noop", 2), "10m", "--force")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nats consumer pause: %v\n%s", err, out)
+	}
+	if l := lane("noop.2"); !l.Paused || l.PausedUntil == nil || time.Until(*l.PausedUntil) < 9*time.Minute {
+		t.Errorf("after nats consumer pause, status shows %+v", l)
+	}
+	e.control(events.VerbResume, events.ControlRequest{Type: "noop", Priority: 2}, &lr)
+	if l := lane("noop.2"); l.Paused {
+		t.Errorf("lane still paused after baton resume: %+v", l)
+	}
+}
+
+// blocker is a handler that runs until its context is cancelled and
+// records when each task started and stopped.
+type blocker struct {
+	mu      sync.Mutex
+	started map[string]string // "<wf>/<task>" → agent
+	stopped map[string]time.Time
+}
+
+func (b *blocker) handler() agent.Handler {
+	return agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
+		b.mu.Lock()
+		if b.started == nil {
+			b.started, b.stopped = map[string]string{}, map[string]time.Time{}
+		}
+		b.started[t.Workflow+"/"+t.ID] = t.Agent
+		b.mu.Unlock()
+		<-ctx.Done()
+		b.mu.Lock()
+		b.stopped[t.Workflow+"/"+t.ID] = time.Now()
+		b.mu.Unlock()
+		return nil, ctx.Err()
+	})
+}
+
+func (b *blocker) runningOn() map[string]string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range b.started {
+		if _, done := b.stopped[k]; !done {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (b *blocker) stoppedAt(task string) (time.Time, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	at, ok := b.stopped[task]
+	return at, ok
+}
+
+// TestCancel_Selectors cancels by task id (with cascade and with release),
+// by agent, by priority range and by type; each reply names exactly the
+// right tasks and cancelled running tasks stop within a second.
+func TestCancel_Selectors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	var blk blocker
+	var mu sync.Mutex
+	deps := map[string][]string{} // task → statuses of its dependencies
+	echo := agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) {
+		mu.Lock()
+		for _, d := range t.Deps {
+			deps[t.ID] = append(deps[t.ID], d.Task+":"+d.Status)
+		}
+		mu.Unlock()
+		return "ok", nil
+	})
+	for _, id := range []string{"agent-a", "agent-b"} {
+		e.agent(id, 2, map[string]agent.Handler{"block": blk.handler(), "echo": echo, "other": blk.handler()})
+	}
+	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	chain := func(id string) string {
+		return e.submit(map[string]any{"id": id, "steps": []map[string]any{
+			{"id": "a", "type": "block"},
+			{"id": "b", "type": "echo", "after": []string{"a"}},
+			{"id": "c", "type": "echo", "after": []string{"b"}},
+		}})
+	}
+	waitRunning := func(t *testing.T, n int) map[string]string {
+		var run map[string]string
+		waitFor(t, 30*time.Second, fmt.Sprintf("%d blocked tasks running", n), func() bool {
+			run = blk.runningOn()
+			return len(run) == n
+		})
+		return run
+	}
+	checkStopped := func(t *testing.T, at time.Time, tasks ...string) {
+		t.Helper()
+		for _, task := range tasks {
+			var stopped time.Time
+			waitFor(t, 5*time.Second, "task "+task+" to stop", func() bool {
+				var ok bool
+				stopped, ok = blk.stoppedAt(task)
+				return ok
+			})
+			if d := stopped.Sub(at); d > time.Second {
+				t.Errorf("task %s stopped %v after the cancel reply", task, d)
+			}
+		}
+	}
+
+	t.Run("task with cascade", func(t *testing.T) {
+		wf := chain("cascade")
+		waitRunning(t, 1)
+		var r events.CancelReply
+		e.control(events.VerbCancel, events.ControlRequest{Workflow: wf, Tasks: []string{"a"}}, &r)
+		checkStopped(t, time.Now(), wf+"/a")
+		if fmt.Sprint(r.Cancelled, r.Dependents) != "[a] [b c]" || r.Status != "cancelled" {
+			t.Errorf("reply %+v", r)
+		}
+		out := e.final(wf, time.Minute)
+		if c := out.Metadata.Tasks; c.Cancelled != 3 || out.Status != events.OutcomeFailed {
+			t.Errorf("status %s tasks %+v", out.Status, c)
+		}
+	})
+	t.Run("task with release", func(t *testing.T) {
+		wf := chain("release")
+		waitRunning(t, 1)
+		var r events.CancelReply
+		e.control(events.VerbCancel, events.ControlRequest{Workflow: wf, Tasks: []string{"a"}, ReleaseDependents: true}, &r)
+		checkStopped(t, time.Now(), wf+"/a")
+		if fmt.Sprint(r.Cancelled, r.Dependents, r.Released) != "[a] [] [b]" {
+			t.Errorf("reply %+v", r)
+		}
+		out := e.final(wf, time.Minute)
+		if c := out.Metadata.Tasks; c.Cancelled != 1 || c.Completed != 2 {
+			t.Errorf("tasks %+v", c)
+		}
+		mu.Lock()
+		got := fmt.Sprint(deps["b"])
+		mu.Unlock()
+		if got != "[a:cancelled]" {
+			t.Errorf("b got dependencies %s, want a marked cancelled", got)
+		}
+	})
+	t.Run("agent", func(t *testing.T) {
+		naps := []int{1, 2, 3, 4}
+		wf := e.submit(map[string]any{"id": "by-agent", "steps": []map[string]any{{"id": "w", "type": "block", "split": 1, "input": naps}}})
+		run := waitRunning(t, 4)
+		var want []string
+		for task, ag := range run {
+			if ag == "agent-a" {
+				want = append(want, task)
+			}
+		}
+		slices.Sort(want)
+		var r events.CancelReply
+		e.control(events.VerbCancel, events.ControlRequest{Agent: "agent-a"}, &r)
+		checkStopped(t, time.Now(), want...)
+		if len(want) != 2 || fmt.Sprint(r.Cancelled) != fmt.Sprint(want) {
+			t.Errorf("cancelled %v, want what agent-a ran: %v", r.Cancelled, want)
+		}
+		var rest events.CancelReply
+		e.control(events.VerbCancel, events.ControlRequest{Workflow: wf, Type: "block"}, &rest)
+		if len(rest.Cancelled) != 2 {
+			t.Errorf("cancel the rest by type: %+v", rest)
+		}
+		e.final(wf, time.Minute)
+	})
+	t.Run("priority range and type", func(t *testing.T) {
+		// Nothing serves "idle": its tasks stay queued, and are withdrawn.
+		wf := e.submit(map[string]any{"id": "by-priority", "steps": []map[string]any{
+			{"id": "p1", "type": "idle", "priority": 1, "split": 1, "input": []int{1, 2}},
+			{"id": "p3", "type": "idle", "priority": 3, "split": 1, "input": []int{1, 2}},
+			{"id": "p4", "type": "other", "priority": 4},
+			{"id": "p5", "type": "idle", "priority": 5},
+		}})
+		waitRunning(t, 1) // p4, on "other"
+		var r events.CancelReply
+		e.control(events.VerbCancel, events.ControlRequest{Workflow: wf, MinPriority: 2, MaxPriority: 4}, &r)
+		checkStopped(t, time.Now(), wf+"/p4")
+		if fmt.Sprint(r.Cancelled) != "[p3-0 p3-1 p4]" {
+			t.Errorf("priorities 2-4: cancelled %v", r.Cancelled)
+		}
+		e.control(events.VerbCancel, events.ControlRequest{Workflow: wf, Type: "idle"}, &r)
+		if fmt.Sprint(r.Cancelled) != "[p1-0 p1-1 p5]" {
+			t.Errorf("type idle: cancelled %v", r.Cancelled)
+		}
+		out := e.final(wf, time.Minute)
+		if out.Metadata.Tasks.Cancelled != 6 {
+			t.Errorf("tasks %+v", out.Metadata.Tasks)
+		}
+		s, err := e.js.Stream(context.Background(), e.cfg.TasksStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := s.CachedInfo().State.Msgs; n != 0 {
+			t.Errorf("%d tasks left on the lanes after cancelling them", n)
+		}
+	})
+}
+
+// TestControl_BadRequests: bad control requests get precise errors and
+// change nothing.
+func TestControl_BadRequests(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	e.agent("worker", 2, map[string]agent.Handler{"noop": agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) { return 1, nil })})
+	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	done := e.submit(map[string]any{"id": "finished", "steps": []map[string]any{{"id": "x", "type": "noop"}}})
+	e.final(done, time.Minute)
+	for _, tc := range []struct {
+		name string
+		verb string
+		req  events.ControlRequest
+		code int
+		says string
+	}{
+		{"unknown workflow", events.VerbPause, events.ControlRequest{Workflow: "nope"}, 404, "unknown workflow nope"},
+		{"pause a finished workflow", events.VerbPause, events.ControlRequest{Workflow: done}, 409, "has finished"},
+		{"resume a finished workflow", events.VerbResume, events.ControlRequest{Workflow: done}, 409, "has finished"},
+		{"pause nothing", events.VerbPause, events.ControlRequest{}, 400, "name a workflow"},
+		{"cancel without selector", events.VerbCancel, events.ControlRequest{Workflow: done}, 400, "cancel what"},
+		{"cancel an unknown agent", events.VerbCancel, events.ControlRequest{Agent: "ghost"}, 404, "agent ghost"},
+		{"reversed priority range", events.VerbCancel, events.ControlRequest{MinPriority: 4, MaxPriority: 2}, 400, "min_priority 4"},
+		{"reprioritize without target", events.VerbReprioritize, events.ControlRequest{Workflow: "nope", To: 1}, 404, "unknown workflow"},
+		{"bad priority", events.VerbReprioritize, events.ControlRequest{Workflow: done, To: 9}, 400, "priorities are 1"},
+		{"bad id", events.VerbStop, events.ControlRequest{Workflow: "a b"}, 400, "not an id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := e.controlErr(tc.verb, tc.req, &struct{}{})
+			var ce *events.ControlError
+			if !errors.As(err, &ce) || ce.Code != tc.code || !strings.Contains(ce.Message, tc.says) {
+				t.Errorf("error %v (%+v), want code %d saying %q", err, ce, tc.code, tc.says)
+			}
+		})
+	}
+	for _, body := range []string{`{"workflow":`, `{"workflow": "x", "colour": 1}`, `[1]`} {
+		m, err := e.nc.Request(e.cfg.Subjects().Control(events.VerbPause), []byte(body), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := m.Header.Get("Nats-Service-Error-Code"); code != "400" {
+			t.Errorf("body %s: code %q, error %q", body, code, m.Header.Get("Nats-Service-Error"))
+		}
+	}
+	var st events.StatusReply
+	e.control(events.VerbStatus, events.ControlRequest{Workflow: done}, &st)
+	if len(st.Workflows) != 1 || st.Workflows[0].Status != events.WorkflowCompleted {
+		t.Errorf("the finished workflow changed: %+v", st.Workflows)
+	}
+}
