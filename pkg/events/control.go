@@ -150,14 +150,14 @@ type ReprioritizeReply struct {
 
 // LaneState is one lane as status and lane pause/resume report it.
 type LaneState struct {
-	Lane        string    `json:"lane"` // "<type>.<priority>"
-	Type        string    `json:"type"`
-	Priority    int       `json:"priority"`
-	Consumer    string    `json:"consumer"`
-	Backlog     uint64    `json:"backlog"`
-	InFlight    int       `json:"in_flight"`
-	Redelivered int       `json:"redelivered"`
-	Paused      bool      `json:"paused"`
+	Lane        string     `json:"lane"` // "<type>.<priority>"
+	Type        string     `json:"type"`
+	Priority    int        `json:"priority"`
+	Consumer    string     `json:"consumer"`
+	Backlog     uint64     `json:"backlog"`
+	InFlight    int        `json:"in_flight"`
+	Redelivered int        `json:"redelivered"`
+	Paused      bool       `json:"paused"`
 	PausedUntil *time.Time `json:"paused_until,omitempty"`
 }
 

@@ -19,14 +19,14 @@ import (
 
 // Planner is the planning service. Create it with New and run it with Run.
 type Planner struct {
-	cfg  Config
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	kv   jetstream.KeyValue
+	cfg Config
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	kv  jetstream.KeyValue
 	// agentsKV is the registry, read for control and to mark failed agents.
 	agentsKV jetstream.KeyValue
-	subj events.Subjects
-	log  *slog.Logger
+	subj     events.Subjects
+	log      *slog.Logger
 
 	flows     map[string]*flow
 	replaying bool
