@@ -432,3 +432,234 @@ func TestControl_BadRequests(t *testing.T) {
 		t.Errorf("the finished workflow changed: %+v", st.Workflows)
 	}
 }
+
+// TestStop_RestartRetryFailed stops a workflow mid-run (pending tasks are
+// withdrawn, running ones finish, status stopped), then restarts it with
+// --retry-failed: the pending tasks run, the failed one runs again and now
+// succeeds, and nothing that completed runs twice.
+func TestStop_RestartRetryFailed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	var healthy sync.Mutex
+	broken := true
+	var calls counter
+	e.agent("worker", 2, map[string]agent.Handler{
+		"sleep": calls.wrap(agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
+			select {
+			case <-time.After(200 * time.Millisecond):
+				return "slept", nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		})),
+		"fragile": calls.wrap(agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) {
+			healthy.Lock()
+			defer healthy.Unlock()
+			if broken {
+				return nil, agent.Permanent(errors.New("the database is down"))
+			}
+			return "fixed", nil
+		})),
+	})
+	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	wf := e.submit(map[string]any{"id": "stoppable", "steps": []map[string]any{
+		{"id": "f", "type": "fragile", "priority": 1},
+		{"id": "s", "type": "sleep", "split": 1, "input": []int{1, 2, 3, 4, 5, 6, 7, 8}},
+	}})
+	waitFor(t, 30*time.Second, "the fragile task to fail", func() bool {
+		_, all := e.results(wf)
+		return slices.ContainsFunc(all, func(r *events.Result) bool { return r.Task == "f" })
+	})
+	var cp events.Checkpoint
+	e.control(events.VerbStop, events.ControlRequest{Workflow: wf}, &cp)
+	stopped := time.Now()
+	if cp.Status != events.WorkflowStopped || len(cp.Pending) == 0 || !slices.Contains(cp.Done, "f") {
+		t.Fatalf("checkpoint %+v", cp)
+	}
+	waitFor(t, 30*time.Second, "the running tasks to finish", func() bool {
+		f, _ := e.results(wf)
+		return len(f) == len(cp.Done)+len(cp.Running)
+	})
+	if late := e.startsAfter(wf, stopped.Add(time.Second)); len(late) > 0 {
+		t.Fatalf("%d tasks started after the stop", len(late))
+	}
+	var st events.StatusReply
+	e.control(events.VerbStatus, events.ControlRequest{Workflow: wf}, &st)
+	if st.Workflows[0].Status != events.WorkflowStopped {
+		t.Fatalf("status %s", st.Workflows[0].Status)
+	}
+	healthy.Lock()
+	broken = false
+	healthy.Unlock()
+	var rr events.ResumeReply
+	e.control(events.VerbRestart, events.ControlRequest{Workflow: wf, RetryFailed: true}, &rr)
+	if !slices.Contains(rr.Queued, "f") || len(rr.Queued) != len(cp.Pending)+1 {
+		t.Errorf("restart queued %v; want f and the %d pending", rr.Queued, len(cp.Pending))
+	}
+	out := e.final(wf, time.Minute)
+	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 9 {
+		t.Fatalf("status %s tasks %+v errors %+v", out.Status, out.Metadata.Tasks, out.Errors)
+	}
+	for task, n := range calls.counts() {
+		if want := map[bool]int{true: 2, false: 1}[task == "f"]; n != want {
+			t.Errorf("task %s ran %d times, want %d", task, n, want)
+		}
+	}
+}
+
+// TestReprioritize_MovesQueuedTasksAhead queues two workflows at the same
+// priority, moves the second (and then one task of the first) ahead, and
+// checks the order in which a single-slot agent starts them.
+func TestReprioritize_MovesQueuedTasksAhead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	job := func(id string) string {
+		return e.submit(map[string]any{"id": id, "steps": []map[string]any{{"id": "t", "type": "noop", "priority": 4, "split": 1, "input": []int{0, 1, 2}}}})
+	}
+	first, second := job("first"), job("second")
+	var mv events.ReprioritizeReply
+	e.waitControl(events.VerbReprioritize, events.ControlRequest{Workflow: second, To: 1}, &mv)
+	if fmt.Sprint(mv.Moved) != "[t-0 t-1 t-2]" || mv.Priority != 1 {
+		t.Errorf("reprioritize reply %+v", mv)
+	}
+	e.control(events.VerbReprioritize, events.ControlRequest{Workflow: first, Task: "t-2", To: 2}, &mv)
+	if fmt.Sprint(mv.Moved) != "[t-2]" {
+		t.Errorf("reprioritize one task: %+v", mv)
+	}
+	var mu sync.Mutex
+	var order []string
+	e.agent("single", 1, map[string]agent.Handler{"noop": agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) {
+		mu.Lock()
+		order = append(order, t.Workflow+"/"+t.ID)
+		mu.Unlock()
+		return t.Input, nil
+	})})
+	e.final(first, time.Minute)
+	e.final(second, time.Minute)
+	mu.Lock()
+	defer mu.Unlock()
+	if got := fmt.Sprint(order); got != "[second/t-0 second/t-1 second/t-2 first/t-2 first/t-0 first/t-1]" {
+		t.Errorf("start order %s", got)
+	}
+	var st events.StatusReply
+	e.control(events.VerbStatus, events.ControlRequest{}, &st)
+	for _, l := range st.Lanes {
+		if l.Backlog != 0 {
+			t.Errorf("lane %s still holds %d tasks", l.Lane, l.Backlog)
+		}
+	}
+}
+
+// TestSeed_KillAgent3 is the seed's test commands: ten tasks run in
+// parallel on four agent processes; agent 3 is killed with SIGKILL mid-run;
+// it is marked failed within two heartbeats, its tasks are redelivered to
+// the others, every task completes and the recovery status reads
+// "recovered".
+func TestSeed_KillAgent3(t *testing.T) {
+	t.Parallel()
+	flags := []string{"--ack-wait", "1s", "--agent-ttl", "1500ms"}
+	e := newEnv(t, streams.Config{AckWait: time.Second, AgentTTL: 1500 * time.Millisecond})
+	e.start("planner", "planner", flags...)
+	e.start("aggregator", "aggregator", flags...)
+	var third *proc
+	for i := 1; i <= 4; i++ {
+		p := e.start(fmt.Sprintf("agent-%d", i), "agent", append([]string{"--id", fmt.Sprintf("agent-%d", i), "--types", "sleep", "--concurrency", "3"}, flags...)...)
+		if i == 3 {
+			third = p
+		}
+	}
+	var list []events.AgentInfo
+	waitFor(t, 30*time.Second, "four agents", func() bool {
+		return e.controlErr(events.VerbAgents, events.ControlRequest{}, &list) == nil && len(list) == 4
+	})
+	naps := []int{1200, 1200, 1200, 1200, 1200, 1200, 1200, 1200, 1200, 1200}
+	wf := e.submit(map[string]any{"id": "seed", "steps": []map[string]any{{"id": "nap", "type": "sleep", "split": 1, "input": naps}}})
+	waitFor(t, 30*time.Second, "agent-3 to run a task", func() bool {
+		return slices.ContainsFunc(e.events(wf, events.EventStarted), func(ev events.Event) bool { return ev.Agent == "agent-3" })
+	})
+	third.kill(t)
+	killed := time.Now()
+	waitFor(t, 10*time.Second, "agent-3 marked failed", func() bool {
+		if e.controlErr(events.VerbAgents, events.ControlRequest{}, &list) != nil {
+			return false
+		}
+		return slices.ContainsFunc(list, func(a events.AgentInfo) bool { return a.ID == "agent-3" && a.Status == events.AgentFailed })
+	})
+	if d := time.Since(killed); d > 2*500*time.Millisecond+500*time.Millisecond {
+		t.Errorf("agent-3 marked failed %v after it died; heartbeats are 500ms apart", d)
+	}
+	out := e.final(wf, time.Minute)
+	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 10 {
+		t.Fatalf("status %s tasks %+v", out.Status, out.Metadata.Tasks)
+	}
+	if out.Metadata.Recovery != events.RecoveryRecovered || out.Metadata.Recovered == 0 {
+		t.Errorf("recovery %q (%d recovered), want recovered", out.Metadata.Recovery, out.Metadata.Recovered)
+	}
+	if slices.Contains(out.Metadata.Agents, "agent-3") {
+		t.Errorf("a result came from the killed agent: %v", out.Metadata.Agents)
+	}
+	finals, all := e.results(wf)
+	if len(finals) != 10 || len(all) != 10 {
+		t.Errorf("%d results for %d tasks, want 10 and 10", len(all), len(finals))
+	}
+}
+
+// TestRestart_WholeSystemMidRun stops every service with SIGTERM and the
+// server in the middle of a workflow, starts them all again, and the
+// workflow carries on where it was: every task runs once.
+func TestRestart_WholeSystemMidRun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := natstest.StartIn(t, dir, -1)
+	e := newEnvOn(t, srv, streams.Config{})
+	start := func(e *env) []*proc {
+		return []*proc{
+			e.start("agent-1", "agent", "--id", "agent-1", "--types", "sleep", "--concurrency", "2"),
+			e.start("agent-2", "agent", "--id", "agent-2", "--types", "sleep", "--concurrency", "2"),
+			e.start("planner", "planner"), e.start("aggregator", "aggregator"),
+		}
+	}
+	ps := start(e)
+	naps := make([]int, 20)
+	for i := range naps {
+		naps[i] = 250
+	}
+	wf := e.submit(map[string]any{"id": "whole", "steps": []map[string]any{{"id": "nap", "type": "sleep", "split": 1, "input": naps}}})
+	waitFor(t, 30*time.Second, "4 results", func() bool { f, _ := e.results(wf); return len(f) >= 4 })
+	for _, p := range ps {
+		p.stop(t) // agents first: they drain while the planner still takes results
+	}
+	f, _ := e.results(wf)
+	if len(f) == 20 {
+		t.Fatalf("the workflow finished before the stop: nothing tested")
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	e2 := newEnvOn(t, natstest.StartIn(t, dir, -1), streams.Config{})
+	start(e2)
+	out := e2.final(wf, time.Minute)
+	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 20 {
+		t.Fatalf("status %s tasks %+v", out.Status, out.Metadata.Tasks)
+	}
+	starts := map[string]int{}
+	for _, ev := range e2.events(wf, events.EventStarted) {
+		starts[ev.Task]++
+	}
+	for task, n := range starts {
+		if n != 1 {
+			t.Errorf("task %s started %d times", task, n)
+		}
+	}
+	if t.Failed() {
+		for _, ev := range e2.events(wf, events.EventStarted) {
+			t.Logf("%s %s %s", ev.Time.Format("15:04:05.000"), ev.Agent, ev.Task)
+		}
+	}
+	if len(starts) != 20 {
+		t.Errorf("%d tasks started, want 20", len(starts))
+	}
+}

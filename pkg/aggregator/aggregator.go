@@ -249,8 +249,16 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	}); err != nil {
 		return // stopping: the replay after a restart picks the result up
 	}
-	if s == nil || s.final[r.Task] != nil {
-		return // finished workflow, or a task that ran twice: counted once
+	if s == nil {
+		return // a finished workflow
+	}
+	if prev := s.final[r.Task]; prev != nil {
+		// A task that ran twice counts once, unless its failure was
+		// superseded by a run of a later generation (restart --retry-failed).
+		if prev.Status == events.StateCompleted || r.Gen <= prev.Gen {
+			return
+		}
+		s.attempts -= prev.Attempts
 	}
 	_, collected := s.collect[r.Step]
 	if r.Agent != "" {

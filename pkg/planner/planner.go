@@ -65,6 +65,10 @@ func (p *Planner) Run(ctx context.Context) error {
 	if p.agentsKV, err = p.js.KeyValue(ctx, p.cfg.Streams.AgentsBucket()); err != nil {
 		return fmt.Errorf("planner: agents bucket: %w", err)
 	}
+	// Nothing is published until the replay has rebuilt what is done:
+	// queueing a task again relies on that, not on de-duplication, which
+	// forgets a consumed task once the server restarts.
+	p.replaying = true
 	if err := p.loadFlows(ctx); err != nil {
 		return err
 	}
