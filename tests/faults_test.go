@@ -117,8 +117,7 @@ func TestAgent_DrainsOnSIGTERM(t *testing.T) {
 		return len(e.events(wf, events.EventStarted)) == 5
 	})
 	drainer.stop(t)
-	finals, all := e.results(wf)
-	if len(finals) != 5 {
+	if finals, _ := e.results(wf); len(finals) != 5 {
 		t.Fatalf("%d results when the drained agent exited, want its 5 running tasks", len(finals))
 	}
 	e.start("finisher", "agent", "--types", "sleep", "--id", "finisher", "--concurrency", "5")
@@ -126,7 +125,7 @@ func TestAgent_DrainsOnSIGTERM(t *testing.T) {
 	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 10 {
 		t.Fatalf("status %s tasks %+v", out.Status, out.Metadata.Tasks)
 	}
-	finals, all = e.results(wf)
+	_, all := e.results(wf)
 	byAgent := map[string]int{}
 	for _, r := range all {
 		byAgent[r.Agent]++
