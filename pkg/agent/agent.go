@@ -328,7 +328,11 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	}
 	a.event(events.Event{Workflow: t.Workflow, Kind: events.EventStarted, Task: t.ID, Agent: a.cfg.ID})
 	started := time.Now()
-	hctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	timeout := t.Timeout
+	if timeout <= 0 {
+		timeout = events.DefaultTimeout // a task from another producer may leave it out
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout)
 	value, herr := a.handlers[typ].Handle(hctx, &Task{Task: *t, Attempt: attempt, Agent: a.cfg.ID})
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	cancel()

@@ -49,6 +49,18 @@ func DecodeResult(contentType string, data []byte) (*Result, error) {
 }
 
 func unmarshalMsgpack(data []byte, v any) error {
+	// msgpack/v5 (v5.4.1) sizes a slice by the length an array claims, with
+	// no limit (its allocation limit check is inverted), so a few bytes that
+	// claim four billion dependencies exhaust memory. Walking the message
+	// first proves every claimed element is there, which bounds the
+	// allocation by the message's size.
+	probe := bytes.NewReader(data)
+	if err := msgpack.NewDecoder(probe).Skip(); err != nil {
+		return fmt.Errorf("%w: %T: %v", ErrDecode, v, err)
+	}
+	if probe.Len() > 0 {
+		return fmt.Errorf("%w: %T: %d bytes after the message", ErrDecode, v, probe.Len())
+	}
 	d := msgpack.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields(true)
 	if err := d.Decode(v); err != nil {
