@@ -385,7 +385,7 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 		return
 	case timedOut:
 		kind = events.KindTimeout
-		herr = fmt.Errorf("timed out after %v: %w", t.Timeout, herr)
+		herr = fmt.Errorf("timed out after %v: %w", timeout, herr)
 	case errors.Is(herr, ErrPanic):
 		kind = events.KindPanic
 	}
