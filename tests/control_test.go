@@ -107,7 +107,7 @@ func TestPause_WorkflowSurvivesRestartOfEverything(t *testing.T) {
 	srv2 := natstest.StartIn(t, dir, -1)
 	e2 := newEnvOn(t, srv2, streams.Config{})
 	procs(e2)
-	var st events.StatusReply
+	var st events.Snapshot
 	e2.waitControl(events.VerbStatus, events.ControlRequest{Workflow: wf}, &st)
 	if len(st.Workflows) != 1 || st.Workflows[0].Status != events.WorkflowPaused {
 		t.Fatalf("after the restart: %+v", st.Workflows)
@@ -166,7 +166,7 @@ func TestPause_LaneUntilAndNatsCLI(t *testing.T) {
 		}
 	}
 	lane := func(name string) events.LaneState {
-		var st events.StatusReply
+		var st events.Snapshot
 		e.control(events.VerbStatus, events.ControlRequest{}, &st)
 		for _, l := range st.Lanes {
 			if l.Lane == name {
@@ -426,7 +426,7 @@ func TestControl_BadRequests(t *testing.T) {
 			t.Errorf("body %s: code %q, error %q", body, code, m.Header.Get("Nats-Service-Error"))
 		}
 	}
-	var st events.StatusReply
+	var st events.Snapshot
 	e.control(events.VerbStatus, events.ControlRequest{Workflow: done}, &st)
 	if len(st.Workflows) != 1 || st.Workflows[0].Status != events.WorkflowCompleted {
 		t.Errorf("the finished workflow changed: %+v", st.Workflows)
@@ -485,7 +485,7 @@ func TestStop_RestartRetryFailed(t *testing.T) {
 	if late := e.startsAfter(wf, stopped.Add(time.Second)); len(late) > 0 {
 		t.Fatalf("%d tasks started after the stop", len(late))
 	}
-	var st events.StatusReply
+	var st events.Snapshot
 	e.control(events.VerbStatus, events.ControlRequest{Workflow: wf}, &st)
 	if st.Workflows[0].Status != events.WorkflowStopped {
 		t.Fatalf("status %s", st.Workflows[0].Status)
@@ -545,7 +545,7 @@ func TestReprioritize_MovesQueuedTasksAhead(t *testing.T) {
 	if got := fmt.Sprint(order); got != "[second/t-0 second/t-1 second/t-2 first/t-2 first/t-0 first/t-1]" {
 		t.Errorf("start order %s", got)
 	}
-	var st events.StatusReply
+	var st events.Snapshot
 	e.control(events.VerbStatus, events.ControlRequest{}, &st)
 	for _, l := range st.Lanes {
 		if l.Backlog != 0 {

@@ -213,29 +213,56 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer closeConn()
-	var st events.StatusReply
-	if err := cl.Control(ctx, events.VerbStatus, &events.ControlRequest{Workflow: wf}, &st); err != nil {
+	var snap events.Snapshot
+	if err := cl.Control(ctx, events.VerbStatus, &events.ControlRequest{Workflow: wf}, &snap); err != nil {
 		return err
 	}
 	if *asJSON {
-		return printJSON(stdout, st)
+		return printJSON(stdout, snap)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKFLOW\tSTATUS\tPROGRESS\tDONE\tTOTAL\tFAILED\tCANCELLED")
-	for _, w := range st.Workflows {
-		n := w.Counts
-		fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%d\t%d\t%d\t%d\n", w.ID, w.Status, w.Progress, n.Completed+n.Failed+n.Cancelled, n.Total, n.Failed, n.Cancelled)
+	return printStatus(stdout, &snap)
+}
+
+// printStatus writes a snapshot as tables.
+func printStatus(w io.Writer, s *events.Snapshot) error {
+	t := s.Tasks
+	fmt.Fprintf(w, "progress %.1f%%  active %d  completed %d  |  tasks: %d pending, %d running, %d failed, %d cancelled\n",
+		s.Progress, s.Active, s.Completed, t.Pending, t.Running, t.Failed, t.Cancelled)
+	fmt.Fprintf(w, "last %.0fs: %.1f tasks/s, error rate %.1f%%, task time avg %.3fs p50 %.3fs p95 %.3fs\n",
+		t.ThroughputSeconds, t.Throughput, 100*t.ErrorRate, t.AvgSeconds, t.P50Seconds, t.P95Seconds)
+	a := s.Agents
+	fmt.Fprintf(w, "agents: %d active (%d busy, %d idle, %d draining), %d failed, utilization %.0f%%, failure rate %.1f%%\n",
+		a.Active, a.Busy, a.Idle, a.Draining, a.Failed, 100*a.Utilization, 100*a.FailureRate)
+	if s.Bottleneck != nil {
+		fmt.Fprintf(w, "bottleneck: lane %s: %s\n", s.Bottleneck.Lane, s.Bottleneck.Why)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nWORKFLOW\tSTATUS\tPROGRESS\tDONE\tACTIVE\tFAILED\tETA\tCRITICAL PATH")
+	for _, v := range s.Workflows {
+		n := v.Counts
+		eta := v.ETA
+		if v.ETASeconds != nil {
+			eta = fmt.Sprintf("%.1fs", *v.ETASeconds)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%d/%d\t%d\t%d\t%s\t%d/%d left\n", v.ID, v.Status, v.Progress,
+			n.Completed+n.Failed+n.Cancelled, n.Total, v.Active, n.Failed, eta, v.CriticalPath.Remaining, v.CriticalPath.Total)
 	}
 	fmt.Fprintln(tw, "\nLANE\tBACKLOG\tIN FLIGHT\tREDELIVERED\tPAUSED")
-	for _, l := range st.Lanes {
-		paused := "no"
-		if l.Paused {
-			paused = "yes"
-			if l.PausedUntil != nil && time.Until(*l.PausedUntil) < 50*365*24*time.Hour {
-				paused = "until " + l.PausedUntil.Local().Format(time.TimeOnly)
-			}
+	for _, l := range s.Lanes {
+		if l.Backlog == 0 && l.InFlight == 0 && !l.Paused {
+			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", l.Lane, l.Backlog, l.InFlight, l.Redelivered, paused)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", l.Lane, l.Backlog, l.InFlight, l.Redelivered, pausedText(l))
 	}
 	return tw.Flush()
+}
+
+func pausedText(l events.LaneState) string {
+	switch {
+	case !l.Paused:
+		return "no"
+	case l.PausedUntil != nil && time.Until(*l.PausedUntil) < 50*365*24*time.Hour:
+		return "until " + l.PausedUntil.Local().Format(time.TimeOnly)
+	}
+	return "yes"
 }

@@ -166,19 +166,6 @@ type LaneReply struct {
 	Lanes []LaneState `json:"lanes"`
 }
 
-// StatusReply is the reply to status.
-type StatusReply struct {
-	Workflows []WorkflowStatus `json:"workflows"`
-	Lanes     []LaneState      `json:"lanes"`
-}
-
-// WorkflowStatus is a workflow's record with its live task states.
-type WorkflowStatus struct {
-	Workflow
-	Progress float64  `json:"progress"` // percent of tasks finished
-	Running  []string `json:"running,omitempty"`
-}
-
 // AgentCommand is what the planner asks every agent at once, on
 // "<prefix>.agents.control"; each live agent answers with an AgentReply.
 type AgentCommand struct {

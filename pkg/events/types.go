@@ -82,6 +82,7 @@ type Result struct {
 	Started   int64           `msgpack:"started,omitempty" json:"started,omitempty"`   // unix nanoseconds
 	Finished  int64           `msgpack:"finished,omitempty" json:"finished,omitempty"` // unix nanoseconds
 	Gen       int             `msgpack:"gen,omitempty" json:"gen,omitempty"`           // the task's Gen
+	Priority  int             `msgpack:"prio,omitempty" json:"priority,omitempty"`     // the lane it ran on
 }
 
 // Event is one line of a workflow's audit trail, JSON on baton.events.<wf>.<kind>.
@@ -141,6 +142,12 @@ type Workflow struct {
 	// Retry maps a task to the generation from which it runs again: a
 	// failed result of an older generation no longer counts.
 	Retry map[string]int `json:"retry,omitempty"`
+	// Lanes the workflow's tasks use, "<type>.<priority>".
+	Lanes []string `json:"lanes,omitempty"`
+	// CriticalPathTotal is the number of steps on the longest dependency
+	// chain; CriticalPath how many of them are not finished yet.
+	CriticalPathTotal int `json:"critical_path_total"`
+	CriticalPath      int `json:"critical_path"`
 }
 
 // Output statuses.

@@ -9,11 +9,11 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/monitor"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -281,23 +281,7 @@ func (p *Planner) liveAgents(ctx context.Context) (map[string]bool, error) {
 }
 
 func (p *Planner) agentInfos(ctx context.Context) ([]events.AgentInfo, error) {
-	lister, err := p.agentsKV.ListKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("planner: list agents: %w", err)
-	}
-	var out []events.AgentInfo
-	for k := range lister.Keys() {
-		e, err := p.agentsKV.Get(ctx, k)
-		if err != nil {
-			continue // expired meanwhile
-		}
-		var a events.AgentInfo
-		if json.Unmarshal(e.Value(), &a) == nil {
-			out = append(out, a)
-		}
-	}
-	slices.SortFunc(out, func(x, y events.AgentInfo) int { return strings.Compare(x.ID, y.ID) })
-	return out, nil
+	return monitor.Agents(ctx, p.js, p.cfg.Streams)
 }
 
 func (p *Planner) agents(ctx context.Context) (any, error) {
@@ -409,7 +393,7 @@ func (p *Planner) pause(ctx context.Context, f *flow, status string, now bool) (
 	}
 	prev := f.rec.Status
 	f.rec.Status = status
-	f.rec.Counts = f.counts()
+	f.refresh()
 	if err := p.putRecord(ctx, &f.rec); err != nil {
 		f.rec.Status = prev
 		return nil, err
@@ -475,7 +459,7 @@ func (p *Planner) resume(ctx context.Context, f *flow, retryFailed bool) (any, e
 	}
 	prev := f.rec.Status
 	f.rec.Status = events.WorkflowRunning
-	f.rec.Counts = f.counts()
+	f.refresh()
 	if err := p.putRecord(ctx, &f.rec); err != nil {
 		f.rec.Status = prev
 		f.rec.Gen--
@@ -796,7 +780,7 @@ func (p *Planner) lanePause(ctx context.Context, pause bool, req *events.Control
 		}
 		p.event(events.Event{Workflow: "_", Kind: kind, Message: fmt.Sprintf("lane %s.%d", req.Type, prio)})
 	}
-	lanes, err := p.lanes(ctx)
+	lanes, err := monitor.Lanes(ctx, p.js, p.cfg.Streams)
 	if err != nil {
 		return nil, err
 	}
@@ -809,70 +793,11 @@ func (p *Planner) lanePause(ctx context.Context, pause bool, req *events.Control
 	return events.LaneReply{Lanes: out}, nil
 }
 
-// lanes reads every lane consumer's state from JetStream.
-func (p *Planner) lanes(ctx context.Context) ([]events.LaneState, error) {
-	s, err := p.js.Stream(ctx, p.cfg.Streams.TasksStream())
-	if err != nil {
-		return nil, err
-	}
-	out := []events.LaneState{}
-	infos := s.ListConsumers(ctx)
-	for ci := range infos.Info() {
-		typ, prio, ok := streams.ParseLaneConsumer(ci.Name)
-		if !ok {
-			continue
-		}
-		l := events.LaneState{
-			Lane: fmt.Sprintf("%s.%d", typ, prio), Type: typ, Priority: prio, Consumer: ci.Name,
-			Backlog: ci.NumPending, InFlight: ci.NumAckPending, Redelivered: ci.NumRedelivered, Paused: ci.Paused,
-		}
-		if ci.Paused && ci.Config.PauseUntil != nil {
-			u := ci.Config.PauseUntil.UTC()
-			l.PausedUntil = &u
-		}
-		out = append(out, l)
-	}
-	if err := infos.Err(); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(out, func(a, b events.LaneState) int { return strings.Compare(a.Lane, b.Lane) })
-	return out, nil
-}
-
-// status reports workflows (one, or every unfinished one) and the lanes.
+// status is the monitor's snapshot of one workflow or of all.
 func (p *Planner) status(ctx context.Context, req *events.ControlRequest) (any, error) {
-	lanes, err := p.lanes(ctx)
-	if err != nil {
-		return nil, err
+	snap, err := p.mon.Snapshot(ctx, req.Workflow)
+	if errors.Is(err, monitor.ErrUnknownWorkflow) {
+		return nil, ctlErr(404, "unknown workflow %s", req.Workflow)
 	}
-	reply := events.StatusReply{Workflows: []events.WorkflowStatus{}, Lanes: lanes}
-	var flows []*flow
-	if req.Workflow != "" {
-		f := p.flows[req.Workflow]
-		if f == nil {
-			rec, err := p.getRecord(ctx, req.Workflow)
-			if err != nil {
-				return nil, err
-			}
-			if rec == nil {
-				return nil, ctlErr(404, "unknown workflow %s", req.Workflow)
-			}
-			reply.Workflows = append(reply.Workflows, events.WorkflowStatus{Workflow: *rec, Progress: 100})
-			return reply, nil
-		}
-		flows = []*flow{f}
-	} else {
-		for _, id := range slices.Sorted(maps.Keys(p.flows)) {
-			flows = append(flows, p.flows[id])
-		}
-	}
-	for _, f := range flows {
-		f.rec.Counts = f.counts()
-		ws := events.WorkflowStatus{Workflow: f.rec}
-		if n := f.rec.Counts.Total; n > 0 {
-			ws.Progress = 100 * float64(f.finals) / float64(n)
-		}
-		reply.Workflows = append(reply.Workflows, ws)
-	}
-	return reply, nil
+	return snap, err
 }

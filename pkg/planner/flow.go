@@ -58,6 +58,19 @@ func newFlow(rec events.Workflow, job *events.Job, plan *Plan) *flow {
 	return f
 }
 
+// refresh writes the live figures into the record: counts, and the
+// remaining length of the critical path (the most steps any unfinished task
+// still has ahead of it, itself included).
+func (f *flow) refresh() {
+	f.rec.Counts = f.counts()
+	f.rec.CriticalPath = 0
+	for i, s := range f.st {
+		if s.state != done {
+			f.rec.CriticalPath = max(f.rec.CriticalPath, f.plan.Tasks[i].Depth)
+		}
+	}
+}
+
 func (f *flow) counts() events.Counts {
 	c := events.Counts{Total: len(f.st)}
 	for _, s := range f.st {

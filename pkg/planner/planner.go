@@ -12,6 +12,7 @@ import (
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/monitor"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -33,6 +34,7 @@ type Planner struct {
 	pending   []jetstream.PubAckFuture
 	wake      map[string]bool // wake subjects of lanes that got tasks
 	ctl       chan *ctlCall   // control requests for the loop
+	mon       *monitor.Monitor
 }
 
 // New checks cfg and returns a planner that will use nc. It does no I/O.
@@ -45,9 +47,13 @@ func New(nc *nats.Conn, cfg Config) (*Planner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("planner: %w", err)
 	}
+	mon, err := monitor.New(nc, monitor.Config{Streams: cfg.Streams, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
 	return &Planner{
 		cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(), log: cfg.Logger.With("service", "planner"),
-		flows: map[string]*flow{}, wake: map[string]bool{}, ctl: make(chan *ctlCall),
+		flows: map[string]*flow{}, wake: map[string]bool{}, ctl: make(chan *ctlCall), mon: mon,
 	}, nil
 }
 
@@ -62,6 +68,16 @@ func (p *Planner) Run(ctx context.Context) error {
 		return fmt.Errorf("planner: workflows bucket: %w", err)
 	}
 	p.kv = kv
+	// The monitor answers status requests; it stops when Run returns.
+	monCtx, stopMon := context.WithCancel(ctx)
+	monDone := make(chan error, 1)
+	go func() { monDone <- p.mon.Run(monCtx) }()
+	defer func() {
+		stopMon()
+		if err := <-monDone; err != nil {
+			p.log.Warn("monitor", "err", err)
+		}
+	}()
 	if p.agentsKV, err = p.js.KeyValue(ctx, p.cfg.Streams.AgentsBucket()); err != nil {
 		return fmt.Errorf("planner: agents bucket: %w", err)
 	}
@@ -324,9 +340,11 @@ func (p *Planner) onJob(ctx context.Context, m jetstream.Msg) error {
 		if t.Critical {
 			rec.Critical = append(rec.Critical, t.ID)
 		}
+		rec.CriticalPathTotal = max(rec.CriticalPathTotal, t.Depth)
 	}
+	rec.Lanes = plan.Lanes()
 	f := newFlow(rec, job, plan)
-	f.rec.Counts = f.counts()
+	f.refresh()
 	if _, err := p.kv.Put(ctx, id+".spec", m.Data()); err != nil {
 		return p.retryJob(m, err)
 	}
@@ -479,7 +497,7 @@ func (p *Planner) maybeFinish(f *flow) {
 	if f.finals < len(f.st) {
 		return
 	}
-	f.rec.Counts = f.counts()
+	f.refresh()
 	f.rec.Status, f.rec.Finished = events.WorkflowCompleted, time.Now().UTC()
 	if f.rec.Error != "" {
 		f.rec.Status = events.WorkflowFailed
@@ -641,7 +659,7 @@ func (p *Planner) checkpoint(ctx context.Context, all bool) {
 			continue
 		}
 		f.dirty = false
-		f.rec.Counts = f.counts()
+		f.refresh()
 		if err := p.putRecord(ctx, &f.rec); err != nil {
 			p.log.Warn("checkpoint", "workflow", f.rec.ID, "err", err)
 		}

@@ -1,0 +1,608 @@
+// Package monitor computes baton's figures — task counts and timings,
+// throughput, error rate, agent utilization, workflow progress, ETA,
+// bottleneck and critical path, lane states — from JetStream alone: the
+// workflows and agents buckets, the lane consumers, and the results and
+// started events of a recent window, which it follows. Any process running
+// a Monitor reports the same figures, and a restarted one rebuilds them from
+// the streams. Snapshot is the one entry point; the Prometheus collector,
+// `baton status`, `baton watch` and the dashboard all read it.
+package monitor
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config configures a Monitor. The zero value is usable.
+type Config struct {
+	Streams streams.Config
+	// Window is how far back results count for timings and the error
+	// rate; default 5m.
+	Window time.Duration
+	// RateWindow is how far back results count for rates (throughput, ETA,
+	// bottleneck); default 15s.
+	RateWindow time.Duration
+	Logger     *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	c.Streams = c.Streams.WithDefaults()
+	if c.Window <= 0 {
+		c.Window = 5 * time.Minute
+	}
+	if c.RateWindow <= 0 {
+		c.RateWindow = 15 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// obs is one final result seen.
+type obs struct {
+	at     time.Time
+	wf     string
+	lane   string
+	failed bool
+	dur    time.Duration
+}
+
+// Monitor follows results and started events. Create it with New, run it
+// with Run, read it with Snapshot (safe from any goroutine).
+type Monitor struct {
+	cfg  Config
+	js   jetstream.JetStream
+	subj events.Subjects
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	recent  []obs                        // final results in the window, oldest first
+	seen    map[string]bool              // "<wf>/<task>" with a final result in the window
+	running map[string]map[string]string // wf → task → agent, started and not finished
+	onObs   []func(*events.Result)
+	ready   chan struct{} // closed once the window has been read back
+}
+
+// New returns a monitor using nc. It does no I/O.
+func New(nc *nats.Conn, cfg Config) (*Monitor, error) {
+	cfg.setDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	return &Monitor{cfg: cfg, js: js, subj: cfg.Streams.Subjects(), log: cfg.Logger.With("service", "monitor"),
+		seen: map[string]bool{}, running: map[string]map[string]string{}, ready: make(chan struct{})}, nil
+}
+
+// OnResult registers fn to see every final result the monitor reads (for
+// counters and histograms). Call it before Run.
+func (m *Monitor) OnResult(fn func(*events.Result)) { m.onObs = append(m.onObs, fn) }
+
+// Run follows RESULTS and the started events from Window ago until ctx
+// ends.
+func (m *Monitor) Run(ctx context.Context) error {
+	if err := streams.Ensure(ctx, m.js, m.cfg.Streams); err != nil {
+		return err
+	}
+	from := time.Now().Add(-m.cfg.Window)
+	res, err := m.follow(ctx, m.cfg.Streams.ResultsStream(), m.subj.Results(), from, m.onResultMsg)
+	if err != nil {
+		return err
+	}
+	defer res()
+	evs, err := m.follow(ctx, m.cfg.Streams.EventsStream(), m.subj.Event("*", events.EventStarted), from, m.onStartedMsg)
+	if err != nil {
+		return err
+	}
+	defer evs()
+	close(m.ready)
+	prune := time.NewTicker(5 * time.Second)
+	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-prune.C:
+			m.prune(time.Now())
+		}
+	}
+}
+
+// Ready is closed once Run has started following (the window replays as
+// the consumers deliver it).
+func (m *Monitor) Ready() <-chan struct{} { return m.ready }
+
+func (m *Monitor) follow(ctx context.Context, stream, filter string, from time.Time, fn func(jetstream.Msg)) (func(), error) {
+	cons, err := m.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("monitor: follow %s: %w", stream, err)
+	}
+	cc, err := cons.Consume(fn, jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return nil, fmt.Errorf("monitor: follow %s: %w", stream, err)
+	}
+	return func() { cc.Stop(); <-cc.Closed() }, nil
+}
+
+func (m *Monitor) onResultMsg(msg jetstream.Msg) {
+	r, err := events.DecodeResult(msg.Headers().Get(events.HeaderContentType), msg.Data())
+	if err != nil || !r.Final {
+		return
+	}
+	key := r.Workflow + "/" + r.Task
+	at := time.Now()
+	if r.Finished > 0 {
+		at = time.Unix(0, r.Finished)
+	} else if meta, err := msg.Metadata(); err == nil {
+		at = meta.Timestamp
+	}
+	var dur time.Duration
+	if r.Started > 0 && r.Finished > r.Started {
+		dur = time.Duration(r.Finished - r.Started)
+	}
+	m.mu.Lock()
+	if wf := m.running[r.Workflow]; wf != nil {
+		delete(wf, r.Task)
+		if len(wf) == 0 {
+			delete(m.running, r.Workflow)
+		}
+	}
+	dup := m.seen[key]
+	if !dup {
+		m.seen[key] = true
+		o := obs{at: at, wf: r.Workflow, failed: r.Status == events.StateFailed, dur: dur}
+		if r.Priority > 0 {
+			o.lane = fmt.Sprintf("%s.%d", r.Type, r.Priority)
+		}
+		// Results arrive about in time order; keep the slice sorted.
+		i := len(m.recent)
+		for i > 0 && m.recent[i-1].at.After(at) {
+			i--
+		}
+		m.recent = slices.Insert(m.recent, i, o)
+	}
+	m.mu.Unlock()
+	if !dup && r.Status != events.StateCancelled {
+		for _, fn := range m.onObs {
+			fn(r)
+		}
+	}
+}
+
+func (m *Monitor) onStartedMsg(msg jetstream.Msg) {
+	var ev events.Event
+	if json.Unmarshal(msg.Data(), &ev) != nil || ev.Task == "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen[ev.Workflow+"/"+ev.Task] {
+		return
+	}
+	wf := m.running[ev.Workflow]
+	if wf == nil {
+		wf = map[string]string{}
+		m.running[ev.Workflow] = wf
+	}
+	wf[ev.Task] = ev.Agent
+}
+
+func (m *Monitor) prune(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cut := 0
+	for cut < len(m.recent) && now.Sub(m.recent[cut].at) > m.cfg.Window {
+		cut++
+	}
+	m.recent = slices.Delete(m.recent, 0, cut)
+	if len(m.seen) > 4*len(m.recent)+1024 {
+		// Forget the finished tasks older than the window.
+		keep := map[string]bool{}
+		for k := range m.seen {
+			wf, _, _ := strings.Cut(k, "/")
+			if m.running[wf] != nil {
+				keep[k] = true
+			}
+		}
+		m.seen = keep
+	}
+}
+
+// Snapshot computes the figures now, for one workflow or (workflow "")
+// for every unfinished one and those finished within the window.
+func (m *Monitor) Snapshot(ctx context.Context, workflow string) (*events.Snapshot, error) {
+	now := time.Now()
+	recs, err := m.workflows(ctx, workflow)
+	if err != nil {
+		return nil, err
+	}
+	lanes, err := Lanes(ctx, m.js, m.cfg.Streams)
+	if err != nil {
+		return nil, err
+	}
+	agents, err := Agents(ctx, m.js, m.cfg.Streams)
+	if err != nil {
+		return nil, err
+	}
+	snap := &events.Snapshot{Time: now.UTC(), Lanes: lanes, Workflows: []events.WorkflowView{}}
+	snap.Agents = agentStats(agents)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	snap.Tasks = m.taskStats(now)
+	laneRate := m.laneRates(now)
+	served := map[string]bool{}
+	for _, a := range agents {
+		if a.Status != events.AgentFailed {
+			for _, t := range a.Types {
+				served[t] = true
+			}
+		}
+	}
+	bottlenecks := bottlenecks(lanes, laneRate, served)
+	if len(bottlenecks) > 0 {
+		snap.Bottleneck = &bottlenecks[0]
+	}
+	var total, done int
+	for _, rec := range recs {
+		v := m.view(rec, now, bottlenecks, snap.Tasks.P50Seconds)
+		snap.Workflows = append(snap.Workflows, v)
+		if workflow == "" && rec.Status != events.WorkflowRunning && rec.Status != events.WorkflowPaused && rec.Status != events.WorkflowStopped {
+			continue // a finished workflow shows, but the sums cover the open ones
+		}
+		c := v.Counts
+		snap.Tasks.Total += c.Total
+		snap.Tasks.Pending += c.Pending - v.Active
+		snap.Tasks.Running += v.Active
+		snap.Tasks.Completed += c.Completed
+		snap.Tasks.Failed += c.Failed
+		snap.Tasks.Cancelled += c.Cancelled
+		total += c.Total
+		done += c.Completed + c.Failed + c.Cancelled
+		snap.Active += v.Active
+		snap.Completed += c.Completed
+	}
+	if total > 0 {
+		snap.Progress = round1(100 * float64(done) / float64(total))
+	}
+	if workflow != "" && len(snap.Workflows) == 1 {
+		v := snap.Workflows[0]
+		snap.Progress, snap.Active, snap.Completed = v.Progress, v.Active, v.Completed
+		snap.Bottleneck = v.Bottleneck
+	}
+	return snap, nil
+}
+
+// ErrUnknownWorkflow is returned by Snapshot for a workflow with no record.
+var ErrUnknownWorkflow = errors.New("unknown workflow")
+
+func (m *Monitor) workflows(ctx context.Context, id string) ([]*events.Workflow, error) {
+	kv, err := m.js.KeyValue(ctx, m.cfg.Streams.WorkflowsBucket())
+	if err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	if id != "" {
+		rec, err := streams.GetWorkflow(ctx, kv, id)
+		if err != nil {
+			return nil, err
+		}
+		if rec == nil {
+			return nil, fmt.Errorf("%w %s", ErrUnknownWorkflow, id)
+		}
+		return []*events.Workflow{rec}, nil
+	}
+	lister, err := kv.ListKeysFiltered(ctx, "*")
+	if err != nil {
+		return nil, fmt.Errorf("monitor: list workflows: %w", err)
+	}
+	var out []*events.Workflow
+	for k := range lister.Keys() {
+		rec, err := streams.GetWorkflow(ctx, kv, k)
+		if err != nil || rec == nil {
+			continue
+		}
+		open := rec.Status == events.WorkflowRunning || rec.Status == events.WorkflowPaused || rec.Status == events.WorkflowStopped
+		if open || time.Since(rec.Finished) < m.cfg.Window {
+			out = append(out, rec)
+		}
+	}
+	slices.SortFunc(out, func(a, b *events.Workflow) int { return a.Submitted.Compare(b.Submitted) })
+	return out, nil
+}
+
+func (m *Monitor) taskStats(now time.Time) events.TaskStats {
+	st := events.TaskStats{WindowSeconds: m.cfg.Window.Seconds(), ThroughputSeconds: m.cfg.RateWindow.Seconds()}
+	var durs []float64
+	failed, counted, lately := 0, 0, 0
+	var first time.Time
+	for _, o := range m.recent {
+		if now.Sub(o.at) > m.cfg.Window {
+			continue
+		}
+		st.Finished++
+		if o.dur > 0 {
+			durs = append(durs, o.dur.Seconds())
+		}
+		counted++
+		if o.failed {
+			failed++
+		}
+		if now.Sub(o.at) <= m.cfg.RateWindow {
+			if lately == 0 {
+				first = o.at
+			}
+			lately++
+		}
+	}
+	if counted > 0 {
+		st.ErrorRate = round4(float64(failed) / float64(counted))
+	}
+	if len(durs) > 0 {
+		slices.Sort(durs)
+		sum := 0.0
+		for _, d := range durs {
+			sum += d
+		}
+		st.AvgSeconds = round4(sum / float64(len(durs)))
+		st.P50Seconds = round4(quantile(durs, 0.5))
+		st.P95Seconds = round4(quantile(durs, 0.95))
+	}
+	if lately > 0 {
+		span := max(now.Sub(first), time.Second)
+		st.Throughput = round2(float64(lately) / min(span, m.cfg.RateWindow).Seconds())
+	}
+	return st
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// laneRates is tasks finished per second per lane over the rate window.
+func (m *Monitor) laneRates(now time.Time) map[string]float64 {
+	count := map[string]int{}
+	first := map[string]time.Time{}
+	for _, o := range m.recent {
+		if o.lane == "" || now.Sub(o.at) > m.cfg.RateWindow {
+			continue
+		}
+		if count[o.lane] == 0 {
+			first[o.lane] = o.at
+		}
+		count[o.lane]++
+	}
+	out := map[string]float64{}
+	for lane, n := range count {
+		span := min(max(now.Sub(first[lane]), time.Second), m.cfg.RateWindow)
+		out[lane] = float64(n) / span.Seconds()
+	}
+	return out
+}
+
+func bottlenecks(lanes []events.LaneState, rate map[string]float64, served map[string]bool) []events.Bottleneck {
+	var out []events.Bottleneck
+	for _, l := range lanes {
+		work := l.Backlog + uint64(l.InFlight)
+		if work == 0 {
+			continue
+		}
+		b := events.Bottleneck{Lane: l.Lane, Backlog: work, Rate: round2(rate[l.Lane])}
+		switch {
+		case l.Paused:
+			b.Why = "the lane is paused"
+			if l.PausedUntil != nil && time.Until(*l.PausedUntil) < 50*365*24*time.Hour {
+				b.Why += " until " + l.PausedUntil.Format(time.RFC3339)
+			}
+		case !served[l.Type]:
+			b.Why = fmt.Sprintf("no live agent serves type %q", l.Type)
+		case b.Rate == 0:
+			b.Why = fmt.Sprintf("%d tasks and none finished in the last moments: the tasks are long, or the agents are stuck", work)
+		default:
+			s := round2(float64(work) / b.Rate)
+			b.Seconds = &s
+			b.Why = fmt.Sprintf("%d tasks at %.1f/s: %.1fs to drain", work, b.Rate, s)
+		}
+		out = append(out, b)
+	}
+	// Lanes that do not drain at all first, then the longest to drain.
+	slices.SortStableFunc(out, func(x, y events.Bottleneck) int {
+		switch {
+		case x.Seconds == nil && y.Seconds == nil:
+			return cmp.Compare(y.Backlog, x.Backlog)
+		case x.Seconds == nil:
+			return -1
+		case y.Seconds == nil:
+			return 1
+		}
+		return cmp.Compare(*y.Seconds, *x.Seconds)
+	})
+	return out
+}
+
+func (m *Monitor) view(rec *events.Workflow, now time.Time, lanes []events.Bottleneck, p50 float64) events.WorkflowView {
+	c := rec.Counts
+	finished := c.Completed + c.Failed + c.Cancelled
+	v := events.WorkflowView{ID: rec.ID, Name: rec.Name, Status: rec.Status, Counts: c, Completed: c.Completed, Submitted: rec.Submitted}
+	for task := range m.running[rec.ID] {
+		v.Running = append(v.Running, task)
+	}
+	slices.Sort(v.Running)
+	v.Active = len(v.Running)
+	if open := rec.Status == events.WorkflowRunning || rec.Status == events.WorkflowPaused || rec.Status == events.WorkflowStopped; !open {
+		v.Active, v.Running = 0, nil
+	}
+	c.Running = v.Active
+	v.Counts.Running = v.Active
+	if c.Total > 0 {
+		v.Progress = round1(100 * float64(finished) / float64(c.Total))
+	}
+	// The workflow's drain rate: its results over the rate window (or since
+	// it was submitted, if later).
+	since := now.Add(-m.cfg.RateWindow)
+	if rec.Submitted.After(since) {
+		since = rec.Submitted
+	}
+	n := 0
+	for _, o := range m.recent {
+		if o.wf == rec.ID && !o.at.Before(since) {
+			n++
+		}
+	}
+	if span := now.Sub(since); n > 0 && span > 0 {
+		v.Rate = round2(float64(n) / max(span, 100*time.Millisecond).Seconds())
+	}
+	remaining := c.Total - finished
+	switch {
+	case remaining == 0:
+		zero := 0.0
+		v.ETASeconds, v.ETA = &zero, "done"
+	case rec.Status == events.WorkflowPaused || rec.Status == events.WorkflowStopped:
+		v.ETA = "unknown: the workflow is " + rec.Status
+	case v.Rate == 0:
+		v.ETA = "unknown: no task of it has finished lately, so there is no rate yet"
+	default:
+		eta := round2(float64(remaining) / v.Rate)
+		v.ETASeconds = &eta
+		v.ETA = fmt.Sprintf("%.1fs (%d tasks left at %.2f/s)", eta, remaining, v.Rate)
+	}
+	for _, b := range lanes {
+		if slices.Contains(rec.Lanes, b.Lane) {
+			b := b
+			v.Bottleneck = &b
+			break
+		}
+	}
+	cp := events.CriticalPathStatus{Total: rec.CriticalPathTotal, Remaining: rec.CriticalPath, OnSchedule: true}
+	if remaining == 0 {
+		cp.Remaining = 0
+	}
+	switch {
+	case cp.Remaining == 0:
+		cp.Why = "the critical path is done"
+	case p50 == 0:
+		cp.Why = fmt.Sprintf("%d of %d steps left; no task timings yet", cp.Remaining, cp.Total)
+	default:
+		s := round2(float64(cp.Remaining) * p50)
+		cp.Seconds = &s
+		switch {
+		case v.ETASeconds == nil:
+			cp.Why = fmt.Sprintf("%d of %d steps left, at least %.1fs", cp.Remaining, cp.Total, s)
+		case s > *v.ETASeconds*1.1:
+			cp.OnSchedule = false
+			cp.Why = fmt.Sprintf("behind: its %d remaining steps need %.1fs, more than the %.1fs the drain rate promises; more agents will not help, shorter tasks on it will", cp.Remaining, s, *v.ETASeconds)
+		default:
+			cp.Why = fmt.Sprintf("on schedule: its %d remaining steps need %.1fs, within the %.1fs ETA", cp.Remaining, s, *v.ETASeconds)
+		}
+	}
+	v.CriticalPath = cp
+	return v
+}
+
+func agentStats(list []events.AgentInfo) events.AgentStats {
+	st := events.AgentStats{List: list}
+	var done, failures int64
+	for _, a := range list {
+		switch a.Status {
+		case events.AgentFailed:
+			st.Failed++
+			continue
+		case events.AgentBusy:
+			st.Busy++
+		case events.AgentDraining:
+			st.Draining++
+		default:
+			st.Idle++
+		}
+		st.Active++
+		st.Slots += a.Concurrency
+		st.BusySlots += a.Running
+		done += a.Done
+		failures += a.Failures
+	}
+	if st.Slots > 0 {
+		st.Utilization = round4(float64(st.BusySlots) / float64(st.Slots))
+	}
+	if done+failures > 0 {
+		st.FailureRate = round4(float64(failures) / float64(done+failures))
+	}
+	if st.List == nil {
+		st.List = []events.AgentInfo{}
+	}
+	return st
+}
+
+// Agents reads the registry.
+func Agents(ctx context.Context, js jetstream.JetStream, c streams.Config) ([]events.AgentInfo, error) {
+	kv, err := js.KeyValue(ctx, c.AgentsBucket())
+	if err != nil {
+		return nil, fmt.Errorf("monitor: agents: %w", err)
+	}
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("monitor: list agents: %w", err)
+	}
+	var out []events.AgentInfo
+	for k := range lister.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue // expired meanwhile
+		}
+		var a events.AgentInfo
+		if json.Unmarshal(e.Value(), &a) == nil {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, func(x, y events.AgentInfo) int { return strings.Compare(x.ID, y.ID) })
+	return out, nil
+}
+
+// Lanes reads every lane consumer's state.
+func Lanes(ctx context.Context, js jetstream.JetStream, c streams.Config) ([]events.LaneState, error) {
+	s, err := js.Stream(ctx, c.TasksStream())
+	if err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	out := []events.LaneState{}
+	infos := s.ListConsumers(ctx)
+	for ci := range infos.Info() {
+		typ, prio, ok := streams.ParseLaneConsumer(ci.Name)
+		if !ok {
+			continue
+		}
+		l := events.LaneState{
+			Lane: fmt.Sprintf("%s.%d", typ, prio), Type: typ, Priority: prio, Consumer: ci.Name,
+			Backlog: ci.NumPending, InFlight: ci.NumAckPending, Redelivered: ci.NumRedelivered, Paused: ci.Paused,
+		}
+		if ci.Paused && ci.Config.PauseUntil != nil {
+			u := ci.Config.PauseUntil.UTC()
+			l.PausedUntil = &u
+		}
+		out = append(out, l)
+	}
+	if err := infos.Err(); err != nil {
+		return nil, fmt.Errorf("monitor: lanes: %w", err)
+	}
+	slices.SortFunc(out, func(a, b events.LaneState) int { return strings.Compare(a.Lane, b.Lane) })
+	return out, nil
+}
+
+func round1(x float64) float64 { return math.Round(x*10) / 10 }
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
