@@ -43,27 +43,27 @@ type TaskStats struct {
 
 // AgentStats sum up the registry.
 type AgentStats struct {
-	Active      int     `json:"active"` // registered and not failed
-	Idle        int     `json:"idle"`
-	Busy        int     `json:"busy"`
-	Draining    int     `json:"draining"`
-	Failed      int     `json:"failed"`
-	Slots       int     `json:"slots"`
-	BusySlots   int     `json:"busy_slots"`
-	Utilization float64 `json:"utilization"`  // busy slots ÷ slots of active agents
-	FailureRate float64 `json:"failure_rate"` // task failures ÷ tasks handled, over active agents
+	Active      int         `json:"active"` // registered and not failed
+	Idle        int         `json:"idle"`
+	Busy        int         `json:"busy"`
+	Draining    int         `json:"draining"`
+	Failed      int         `json:"failed"`
+	Slots       int         `json:"slots"`
+	BusySlots   int         `json:"busy_slots"`
+	Utilization float64     `json:"utilization"`  // busy slots ÷ slots of active agents
+	FailureRate float64     `json:"failure_rate"` // task failures ÷ tasks handled, over active agents
 	List        []AgentInfo `json:"list"`
 }
 
 // WorkflowView is one workflow as monitoring sees it.
 type WorkflowView struct {
-	ID        string  `json:"id"`
-	Name      string  `json:"name,omitempty"`
-	Status    string  `json:"status"`
-	Counts    Counts  `json:"counts"`
-	Progress  float64 `json:"progress"`
-	Active    int     `json:"active"`
-	Completed int     `json:"completed"`
+	ID        string    `json:"id"`
+	Name      string    `json:"name,omitempty"`
+	Status    string    `json:"status"`
+	Counts    Counts    `json:"counts"`
+	Progress  float64   `json:"progress"`
+	Active    int       `json:"active"`
+	Completed int       `json:"completed"`
 	Submitted time.Time `json:"submitted"`
 	// Rate is this workflow's tasks finished per second, lately.
 	Rate float64 `json:"rate"`
