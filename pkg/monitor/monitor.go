@@ -122,10 +122,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 }
 
-// Ready is closed once Run has started following (the window replays as
-// the consumers deliver it).
+// Ready is closed once Run has read the window back.
 func (m *Monitor) Ready() <-chan struct{} { return m.ready }
 
+// follow consumes stream from a time on and returns once it has caught up
+// with what was there (or after 10s), so that a snapshot taken after Run
+// has started includes the whole window.
 func (m *Monitor) follow(ctx context.Context, stream, filter string, from time.Time, fn func(jetstream.Msg)) (func(), error) {
 	cons, err := m.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
@@ -133,9 +135,29 @@ func (m *Monitor) follow(ctx context.Context, stream, filter string, from time.T
 	if err != nil {
 		return nil, fmt.Errorf("monitor: follow %s: %w", stream, err)
 	}
-	cc, err := cons.Consume(fn, jetstream.PullMaxMessages(1024))
+	info, err := cons.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("monitor: follow %s: %w", stream, err)
+	}
+	caught := make(chan struct{})
+	var once sync.Once
+	if info.NumPending == 0 {
+		once.Do(func() { close(caught) })
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		fn(msg)
+		if meta, err := msg.Metadata(); err == nil && meta.NumPending == 0 {
+			once.Do(func() { close(caught) })
+		}
+	}, jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return nil, fmt.Errorf("monitor: follow %s: %w", stream, err)
+	}
+	select {
+	case <-caught:
+	case <-time.After(10 * time.Second):
+		m.log.Warn("reading the window back takes long", "stream", stream)
+	case <-ctx.Done():
 	}
 	return func() { cc.Stop(); <-cc.Closed() }, nil
 }

@@ -795,6 +795,12 @@ func (p *Planner) lanePause(ctx context.Context, pause bool, req *events.Control
 
 // status is the monitor's snapshot of one workflow or of all.
 func (p *Planner) status(ctx context.Context, req *events.ControlRequest) (any, error) {
+	p.startMonitor()
+	select {
+	case <-p.mon.Ready():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	snap, err := p.mon.Snapshot(ctx, req.Workflow)
 	if errors.Is(err, monitor.ErrUnknownWorkflow) {
 		return nil, ctlErr(404, "unknown workflow %s", req.Workflow)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	streams "github.com/baton-dev/baton/jetstream"
@@ -35,6 +36,8 @@ type Planner struct {
 	wake      map[string]bool // wake subjects of lanes that got tasks
 	ctl       chan *ctlCall   // control requests for the loop
 	mon       *monitor.Monitor
+	// startMonitor starts mon once, on the loop's first status request.
+	startMonitor func()
 }
 
 // New checks cfg and returns a planner that will use nc. It does no I/O.
@@ -68,14 +71,22 @@ func (p *Planner) Run(ctx context.Context) error {
 		return fmt.Errorf("planner: workflows bucket: %w", err)
 	}
 	p.kv = kv
-	// The monitor answers status requests; it stops when Run returns.
+	// The monitor answers status requests. It starts with the first one (it
+	// reads every result, a cost the planner need not pay unwatched) and
+	// stops when Run returns.
 	monCtx, stopMon := context.WithCancel(ctx)
 	monDone := make(chan error, 1)
-	go func() { monDone <- p.mon.Run(monCtx) }()
+	p.startMonitor = sync.OnceFunc(func() { go func() { monDone <- p.mon.Run(monCtx) }() })
 	defer func() {
 		stopMon()
-		if err := <-monDone; err != nil {
-			p.log.Warn("monitor", "err", err)
+		select {
+		case err := <-monDone:
+			if err != nil {
+				p.log.Warn("monitor", "err", err)
+			}
+		default:
+			p.startMonitor() // never started: make Run's owner finish at once
+			<-monDone
 		}
 	}()
 	if p.agentsKV, err = p.js.KeyValue(ctx, p.cfg.Streams.AgentsBucket()); err != nil {
