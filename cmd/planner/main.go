@@ -36,6 +36,9 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	var g run.Group
+	if err := service.AddWeb(ctx, &g, nc, c.Streams, c.HTTP, true, log, nil); err != nil {
+		return err
+	}
 	service.AddContext(&g, ctx, p.Run)
 	return service.RunGroup(ctx, &g)
 }

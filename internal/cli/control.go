@@ -133,6 +133,7 @@ func cancel(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var req events.ControlRequest
 	var tasks listFlag
 	fs.Var(&tasks, "task", "task id to cancel (repeat, or comma separated)")
+	fs.BoolVar(&req.All, "all", false, "cancel every unfinished task of the workflow")
 	fs.StringVar(&req.Agent, "agent", "", "cancel what this agent runs now")
 	fs.StringVar(&req.Type, "type", "", "cancel the tasks of this type")
 	fs.IntVar(&req.MinPriority, "min-priority", 0, "cancel tasks with priority from this one...")
@@ -142,7 +143,7 @@ func cancel(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if req.Workflow, err = oneWorkflow("baton cancel [WORKFLOW] (--task ID | --agent ID | --type T | --min-priority N --max-priority M)", pos, false); err != nil {
+	if req.Workflow, err = oneWorkflow("baton cancel [WORKFLOW] (--all | --task ID | --agent ID | --type T | --min-priority N --max-priority M)", pos, false); err != nil {
 		return err
 	}
 	req.Tasks = tasks

@@ -61,6 +61,11 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("baton up", flag.ContinueOnError)
 	var f upFlags
 	f.register(fs, "baton-data")
+	if f.HTTP == "" {
+		f.HTTP = "127.0.0.1:8080"
+	}
+	fs.Lookup("http").DefValue = "127.0.0.1:8080"
+	fs.Lookup("http").Usage = "serve the dashboard and /metrics on this address (\"\": not at all) (env BATON_HTTP)"
 	if err := service.ParseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -81,7 +86,13 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := sys.Add(ctx, &g, emb.Conn); err != nil {
 		return err
 	}
+	if err := service.AddWeb(ctx, &g, emb.Conn, f.Streams, f.HTTP, true, sys.Logger, nil); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "baton up: nats-server on %s with JetStream in %s\n", emb.Server.ClientURL(), f.data)
+	if f.HTTP != "" {
+		fmt.Fprintf(stdout, "  dashboard: http://%s/   metrics: http://%s/metrics\n", f.HTTP, f.HTTP)
+	}
 	fmt.Fprintf(stdout, "  planner, aggregator, %d agents (%s; %d slots each)\n", f.agents, strings.Join(sys.DefaultTypes(), ", "), f.concurrency)
 	fmt.Fprintf(stdout, "  submit:  go tool nats pub -J %s < examples/report.json\n", f.Streams.Subjects().Submit())
 	fmt.Fprintf(stdout, "  follow:  go tool nats sub '%s.outputs.>'\n", f.Streams.WithDefaults().Prefix)

@@ -28,7 +28,10 @@ const DefaultURL = "nats://127.0.0.1:4222"
 // Common are the flags every service takes. Environment variables give the
 // defaults: NATS_URL, BATON_PREFIX, BATON_LOG (text|json), BATON_LOG_LEVEL.
 type Common struct {
-	Server   string
+	Server string
+	// HTTP is where to serve /metrics (and, for baton up and the planner,
+	// the dashboard); empty: nowhere.
+	HTTP     string
 	Streams  streams.Config
 	LogJSON  bool
 	LogLevel string
@@ -43,6 +46,7 @@ func (c *Common) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Streams.AgentTTL, "agent-ttl", streams.DefaultAgentTTL, "how long an agent stays registered after its last heartbeat")
 	fs.BoolVar(&c.LogJSON, "log-json", env("BATON_LOG", "text") == "json", "log JSON lines instead of text (env BATON_LOG=json)")
 	fs.StringVar(&c.LogLevel, "log-level", env("BATON_LOG_LEVEL", "info"), "debug, info, warn or error (env BATON_LOG_LEVEL)")
+	fs.StringVar(&c.HTTP, "http", env("BATON_HTTP", ""), "serve /metrics (and the dashboard, for the planner) on this address, e.g. 127.0.0.1:8080 (env BATON_HTTP)")
 }
 
 func env(name, def string) string {

@@ -46,7 +46,9 @@ type ControlRequest struct {
 	RetryFailed bool `json:"retry_failed,omitempty"`
 
 	// Cancel selectors: tasks by id, what an agent runs now, a priority
-	// range, a task type. Several combine with "or".
+	// range, a task type, or all of the workflow's unfinished tasks. Several
+	// combine with "or".
+	All         bool     `json:"all,omitempty"`
 	Tasks       []string `json:"tasks,omitempty"`
 	Agent       string   `json:"agent,omitempty"`
 	MinPriority int      `json:"min_priority,omitempty"`

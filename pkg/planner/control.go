@@ -507,8 +507,11 @@ func (f *flow) dispatchedSet() map[int]bool {
 // their agents, queued ones withdrawn from their lanes, waiting ones never
 // start. Their dependents are cancelled too, or released.
 func (p *Planner) cancel(ctx context.Context, req *events.ControlRequest) (any, error) {
-	if len(req.Tasks) == 0 && req.Agent == "" && req.Type == "" && req.MinPriority == 0 && req.MaxPriority == 0 {
-		return nil, ctlErr(400, "cancel what? give tasks, an agent, a type, or a priority range (min_priority, max_priority)")
+	if !req.All && len(req.Tasks) == 0 && req.Agent == "" && req.Type == "" && req.MinPriority == 0 && req.MaxPriority == 0 {
+		return nil, ctlErr(400, "cancel what? give tasks, an agent, a type, a priority range (min_priority, max_priority), or all with a workflow")
+	}
+	if req.All && req.Workflow == "" {
+		return nil, ctlErr(400, "all: name the workflow whose tasks to cancel")
 	}
 	if req.MinPriority != 0 && req.MaxPriority != 0 && req.MinPriority > req.MaxPriority {
 		return nil, ctlErr(400, "min_priority %d is after max_priority %d", req.MinPriority, req.MaxPriority)
@@ -566,7 +569,7 @@ func (p *Planner) cancel(ctx context.Context, req *events.ControlRequest) (any, 
 				continue
 			}
 			key := f.rec.ID + "/" + t.ID
-			if slices.Contains(req.Tasks, t.ID) || req.Type != "" && typ == req.Type ||
+			if req.All || slices.Contains(req.Tasks, t.ID) || req.Type != "" && typ == req.Type ||
 				lo != 0 && t.Priority >= lo && t.Priority <= hi || req.Agent != "" && run[key] == req.Agent {
 				targets = append(targets, i)
 			}

@@ -1,0 +1,304 @@
+// Package web serves baton over HTTP: the dashboard (which is also the
+// control panel), its JSON API and server-sent event stream, and the
+// Prometheus metrics. The page is embedded: nothing is built at run time.
+package web
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/client"
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/monitor"
+	"github.com/nats-io/nats.go"
+)
+
+//go:embed index.html
+var indexHTML []byte
+
+// Config configures a Server.
+type Config struct {
+	Streams streams.Config
+	// Dashboard serves the page, the API and the stream besides /metrics.
+	Dashboard bool
+	// SnapshotEvery is how often the stream sends a snapshot; default 1s.
+	SnapshotEvery time.Duration
+	// FeedEvery is how often it sends the events and outputs gathered
+	// meanwhile, at most FeedMax of them; default 250ms and 200.
+	FeedEvery time.Duration
+	FeedMax   int
+	Logger    *slog.Logger
+}
+
+// Server is the HTTP side of a baton process.
+type Server struct {
+	cfg     Config
+	nc      *nats.Conn
+	cl      *client.Client
+	mon     *monitor.Monitor
+	metrics *monitor.Metrics
+	log     *slog.Logger
+}
+
+// New returns a server over nc that reads figures from mon (which the
+// caller runs) and exports them as metrics.
+func New(nc *nats.Conn, mon *monitor.Monitor, cfg Config) (*Server, error) {
+	cfg.Streams = cfg.Streams.WithDefaults()
+	if cfg.SnapshotEvery <= 0 {
+		cfg.SnapshotEvery = time.Second
+	}
+	if cfg.FeedEvery <= 0 {
+		cfg.FeedEvery = 250 * time.Millisecond
+	}
+	if cfg.FeedMax <= 0 {
+		cfg.FeedMax = 200
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cl, err := client.New(nc, cfg.Streams)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, nc: nc, cl: cl, mon: mon, metrics: monitor.NewMetrics(mon), log: cfg.Logger.With("service", "web")}, nil
+}
+
+// Handler routes every endpoint.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	if !s.cfg.Dashboard {
+		return mux
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(indexHTML)
+	})
+	mux.HandleFunc("GET /api/status", s.status)
+	mux.HandleFunc("GET /api/stream", s.stream)
+	mux.HandleFunc("POST /api/submit", s.submit)
+	mux.HandleFunc("POST /api/control/{verb}", s.control)
+	return mux
+}
+
+// Run serves on addr until ctx ends. ready, if not nil, gets the address
+// actually listened on.
+func (s *Server) Run(ctx context.Context, addr string, ready func(net.Addr)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("web: %w", err)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	s.log.Info("serving", "url", "http://"+ln.Addr().String(), "dashboard", s.cfg.Dashboard)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("web: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	<-done
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	var ce *events.ControlError
+	var ve *events.ValidationError
+	switch {
+	case errors.As(err, &ce):
+		writeJSON(w, ce.Code, ce)
+	case errors.As(err, &ve):
+		writeJSON(w, http.StatusBadRequest, events.ControlError{Code: 400, Message: ve.Error()})
+	case errors.Is(err, client.ErrNoPlanner):
+		writeJSON(w, http.StatusServiceUnavailable, events.ControlError{Code: 503, Message: err.Error()})
+	default:
+		writeJSON(w, http.StatusBadGateway, events.ControlError{Code: 502, Message: err.Error()})
+	}
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	wf := r.URL.Query().Get("workflow")
+	if wf != "" && !events.ValidToken(wf) {
+		writeJSON(w, 400, events.ControlError{Code: 400, Message: fmt.Sprintf("%q is not a workflow id", wf)})
+		return
+	}
+	snap, err := s.mon.Snapshot(r.Context(), wf)
+	if errors.Is(err, monitor.ErrUnknownWorkflow) {
+		writeJSON(w, 404, events.ControlError{Code: 404, Message: err.Error()})
+		return
+	}
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, snap)
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, events.DefaultMaxJobBytes+1))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	reply, err := s.cl.Submit(r.Context(), body)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, reply)
+}
+
+func (s *Server) control(w http.ResponseWriter, r *http.Request) {
+	verb := r.PathValue("verb")
+	known := false
+	for _, v := range events.Verbs {
+		known = known || v == verb
+	}
+	if !known {
+		writeJSON(w, 404, events.ControlError{Code: 404, Message: fmt.Sprintf("unknown verb %q", verb)})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	req, err := events.ParseControl(body)
+	if err != nil {
+		writeJSON(w, 400, events.ControlError{Code: 400, Message: err.Error()})
+		return
+	}
+	var out json.RawMessage
+	if err := s.cl.Control(r.Context(), verb, req, &out); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, out)
+}
+
+// FeedItem is one line of the dashboard's live feed: an event, or a partial
+// or final output (without its data).
+type FeedItem struct {
+	Kind     string    `json:"kind"`
+	Workflow string    `json:"workflow"`
+	Task     string    `json:"task,omitempty"`
+	Agent    string    `json:"agent,omitempty"`
+	Message  string    `json:"message,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+// stream sends server-sent events: "snapshot" every SnapshotEvery and
+// "feed" (events and outputs gathered meanwhile, at most FeedMax, with the
+// number dropped) every FeedEvery, so the page stays responsive whatever
+// the load.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	var mu sync.Mutex
+	var batch []FeedItem
+	dropped := 0
+	add := func(it FeedItem) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(batch) >= s.cfg.FeedMax {
+			dropped++
+			return
+		}
+		batch = append(batch, it)
+	}
+	subj := s.cfg.Streams.Subjects()
+	evSub, err := s.nc.Subscribe(subj.Events(), func(m *nats.Msg) {
+		var ev events.Event
+		if json.Unmarshal(m.Data, &ev) == nil {
+			add(FeedItem{Kind: ev.Kind, Workflow: ev.Workflow, Task: ev.Task, Agent: ev.Agent, Message: ev.Message, Time: ev.Time})
+		}
+	})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer func() { _ = evSub.Unsubscribe() }()
+	outSub, err := s.nc.Subscribe(subj.Outputs(), func(m *nats.Msg) {
+		var out events.Output
+		if json.Unmarshal(m.Data, &out) == nil {
+			msg := fmt.Sprintf("%s: %d/%d done", out.Status, out.Progress.Done, out.Progress.Total)
+			add(FeedItem{Kind: "output." + out.Kind, Workflow: out.Workflow, Message: msg, Time: time.Now().UTC()})
+		}
+	})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer func() { _ = outSub.Unsubscribe() }()
+
+	send := func(event string, v any) bool {
+		b, _ := json.Marshal(v)
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+			return false
+		}
+		fl.Flush()
+		return true
+	}
+	snapshot := func() bool {
+		snap, err := s.mon.Snapshot(r.Context(), "")
+		if err != nil {
+			return send("problem", events.ControlError{Code: 502, Message: err.Error()})
+		}
+		return send("snapshot", snap)
+	}
+	if !snapshot() {
+		return
+	}
+	snapTick := time.NewTicker(s.cfg.SnapshotEvery)
+	defer snapTick.Stop()
+	feedTick := time.NewTicker(s.cfg.FeedEvery)
+	defer feedTick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-snapTick.C:
+			if !snapshot() {
+				return
+			}
+		case <-feedTick.C:
+			mu.Lock()
+			items, lost := batch, dropped
+			batch, dropped = nil, 0
+			mu.Unlock()
+			if len(items) == 0 && lost == 0 {
+				continue
+			}
+			if !send("feed", map[string]any{"items": items, "dropped": lost}) {
+				return
+			}
+		}
+	}
+}
