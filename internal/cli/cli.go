@@ -28,7 +28,8 @@ var commands = map[string]command{
 	"bench":   {"measure end-to-end throughput against a bare JetStream pipeline", bench},
 	"streams": {"print the stream, bucket and lane definitions as JSON", printStreams},
 
-	"status":       {"show workflows and lanes (paused or not)", status},
+	"status":       {"show progress, ETA, bottleneck, lanes and agents [--json]", status},
+	"watch":        {"live progress bars per workflow and lane, until the workflow ends or Ctrl-C", watch},
 	"agents":       {"list the registered agents", agents},
 	"pause":        {"pause a workflow, or a lane with --type (consumer pause)", pauseResume("pause")},
 	"resume":       {"resume a paused workflow, or a lane with --type", pauseResume("resume")},

@@ -38,6 +38,7 @@ type Agent struct {
 	done     atomic.Int64
 	failures atomic.Int64
 	freed    chan struct{} // a slot came free
+	changed  atomic.Bool   // running tasks changed since the registry entry was written
 }
 
 // job is one task being handled.
@@ -265,6 +266,7 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 		held := time.Now().Before(a.paused[j.wf])
 		if !held {
 			a.running[j] = struct{}{}
+			a.changed.Store(true)
 		}
 		a.mu.Unlock()
 		if held {
@@ -295,6 +297,7 @@ func (a *Agent) release(j *job) {
 	a.mu.Lock()
 	delete(a.running, j)
 	a.mu.Unlock()
+	a.changed.Store(true)
 	select {
 	case a.freed <- struct{}{}:
 	default:
@@ -552,11 +555,19 @@ func (a *Agent) progress(ctx context.Context) {
 	}
 }
 
+// heartbeats writes the registry entry every Heartbeat, and sooner (at most
+// every statusEvery) when the agent's status or running tasks changed, so
+// that monitoring sees busy slots as they are.
 func (a *Agent) heartbeats(ctx context.Context, reg jetstream.KeyValue) {
-	t := time.NewTicker(a.cfg.Heartbeat)
+	const statusEvery = 500 * time.Millisecond
+	t := time.NewTicker(min(statusEvery, a.cfg.Heartbeat))
 	defer t.Stop()
+	last := time.Time{}
 	for {
-		a.putInfo(ctx, reg)
+		if a.changed.Swap(false) || time.Since(last) >= a.cfg.Heartbeat {
+			a.putInfo(ctx, reg)
+			last = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -57,7 +57,7 @@ type obs struct {
 	at     time.Time
 	wf     string
 	lane   string
-	failed bool
+	status string
 	dur    time.Duration
 }
 
@@ -188,7 +188,7 @@ func (m *Monitor) onResultMsg(msg jetstream.Msg) {
 	dup := m.seen[key]
 	if !dup {
 		m.seen[key] = true
-		o := obs{at: at, wf: r.Workflow, failed: r.Status == events.StateFailed, dur: dur}
+		o := obs{at: at, wf: r.Workflow, status: r.Status, dur: dur}
 		if r.Priority > 0 {
 			o.lane = fmt.Sprintf("%s.%d", r.Type, r.Priority)
 		}
@@ -361,8 +361,11 @@ func (m *Monitor) taskStats(now time.Time) events.TaskStats {
 		if o.dur > 0 {
 			durs = append(durs, o.dur.Seconds())
 		}
+		if o.status == events.StateCancelled {
+			continue // cancelled by request: neither a success nor an error
+		}
 		counted++
-		if o.failed {
+		if o.status == events.StateFailed {
 			failed++
 		}
 		if now.Sub(o.at) <= m.cfg.RateWindow {
@@ -460,8 +463,31 @@ func bottlenecks(lanes []events.LaneState, rate map[string]float64, served map[s
 
 func (m *Monitor) view(rec *events.Workflow, now time.Time, lanes []events.Bottleneck, p50 float64) events.WorkflowView {
 	c := rec.Counts
+	// The record is written once a second; the results read since may be
+	// ahead of it.
+	var seen events.Counts
+	for _, o := range m.recent {
+		if o.wf != rec.ID {
+			continue
+		}
+		switch o.status {
+		case events.StateCompleted:
+			seen.Completed++
+		case events.StateFailed:
+			seen.Failed++
+		default:
+			seen.Cancelled++
+		}
+	}
+	if seen.Completed+seen.Failed+seen.Cancelled > c.Completed+c.Failed+c.Cancelled {
+		c.Completed, c.Failed, c.Cancelled = seen.Completed, seen.Failed, seen.Cancelled
+		c.Pending = max(0, c.Total-c.Completed-c.Failed-c.Cancelled)
+	}
 	finished := c.Completed + c.Failed + c.Cancelled
 	v := events.WorkflowView{ID: rec.ID, Name: rec.Name, Status: rec.Status, Counts: c, Completed: c.Completed, Submitted: rec.Submitted}
+	if finished == c.Total && c.Total > 0 && rec.Status == events.WorkflowRunning {
+		v.Status = events.WorkflowCompleted // the record catches up within a second
+	}
 	for task := range m.running[rec.ID] {
 		v.Running = append(v.Running, task)
 	}

@@ -1,0 +1,283 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-dev/baton/internal/web"
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/agent"
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/monitor"
+	"github.com/creack/pty"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// statusJSON runs the built `baton status --json` against the env.
+func (e *env) statusJSON(wf string) (*events.Snapshot, map[string]any) {
+	e.t.Helper()
+	args := []string{"status", "--json", "--server", e.url()}
+	if wf != "" {
+		args = append(args, wf)
+	}
+	out, err := exec.Command(filepath.Join(bin, "baton"), args...).Output()
+	if err != nil {
+		e.t.Fatalf("baton status: %v", err)
+	}
+	var snap events.Snapshot
+	var raw map[string]any
+	if err := json.Unmarshal(out, &snap); err != nil {
+		e.t.Fatalf("status JSON: %v\n%s", err, out)
+	}
+	_ = json.Unmarshal(out, &raw)
+	return &snap, raw
+}
+
+// worker runs "work" tasks of 200 ms (input 7 fails for good) and "held"
+// tasks at once.
+func worker(e *env, id string, slots int) {
+	e.agent(id, slots, map[string]agent.Handler{
+		"work": agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
+			var in []int
+			_ = t.Bind(&in)
+			if len(in) == 1 && in[0] == 7 {
+				return nil, agent.Permanent(errors.New("seven is not allowed"))
+			}
+			select {
+			case <-time.After(200 * time.Millisecond):
+				return in, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}),
+		"held": agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) { return 1, nil }),
+	})
+}
+
+// TestStatus_ScriptedWorkflow checks `baton status --json` against a
+// workflow whose figures are known: 20 tasks of 200 ms on 2 slots, one of
+// which fails, beside a workflow stuck on a paused lane.
+func TestStatus_ScriptedWorkflow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	worker(e, "worker", 2)
+	var lr events.LaneReply
+	e.waitControl(events.VerbPause, events.ControlRequest{Type: "held", Priority: 3}, &lr)
+	stuck := e.submit(map[string]any{"id": "stuck", "steps": []map[string]any{{"id": "h", "type": "held", "split": 1, "input": []int{1, 2}}}})
+	inputs := make([]int, 20)
+	for i := range inputs {
+		inputs[i] = i
+	}
+	wf := e.submit(map[string]any{"id": "scripted", "success_threshold": 0.9, "steps": []map[string]any{{"id": "w", "type": "work", "split": 1, "input": inputs}}})
+	waitFor(t, 30*time.Second, "6 results", func() bool { f, _ := e.results(wf); return len(f) >= 6 })
+
+	mid, raw := e.statusJSON(wf)
+	asked := time.Now()
+	for _, k := range []string{"progress", "active", "completed"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("status JSON lacks the seed's %q: %v", k, raw)
+		}
+	}
+	v := mid.Workflows[0]
+	if v.ETASeconds == nil {
+		t.Fatalf("no ETA once tasks finish: %s", v.ETA)
+	}
+	if mid.Active < 1 || mid.Active > 2 || v.Active != mid.Active {
+		t.Errorf("active %d (workflow %d), want 1 or 2 (two slots)", mid.Active, v.Active)
+	}
+	e.final(wf, time.Minute)
+	actual := time.Since(asked).Seconds()
+	if rel := math.Abs(*v.ETASeconds-actual) / actual; rel > 0.25 {
+		t.Errorf("ETA %.2fs, actual remaining %.2fs: off by %.0f%%", *v.ETASeconds, actual, 100*rel)
+	}
+	t.Logf("ETA %.2fs at %.0f%% done, actual %.2fs", *v.ETASeconds, v.Progress, actual)
+
+	var end *events.Snapshot
+	waitFor(t, 10*time.Second, "the final counts in the record", func() bool {
+		end, _ = e.statusJSON(wf)
+		return end.Workflows[0].Status == events.WorkflowCompleted
+	})
+	c := end.Workflows[0].Counts
+	if c.Total != 20 || c.Completed != 19 || c.Failed != 1 || c.Pending != 0 || end.Workflows[0].Progress != 100 {
+		t.Errorf("counts %+v progress %v", c, end.Workflows[0].Progress)
+	}
+	all, _ := e.statusJSON("")
+	if all.Tasks.ErrorRate != 0.05 || all.Tasks.Finished != 20 {
+		t.Errorf("error rate %v over %d finished, want 0.05 over 20", all.Tasks.ErrorRate, all.Tasks.Finished)
+	}
+	if all.Tasks.P50Seconds < 0.19 || all.Tasks.P50Seconds > 0.3 {
+		t.Errorf("p50 %vs, want about 0.2s", all.Tasks.P50Seconds)
+	}
+	if all.Bottleneck == nil || all.Bottleneck.Lane != "held.3" || !strings.Contains(all.Bottleneck.Why, "paused") {
+		t.Errorf("bottleneck %+v, want the paused lane held.3", all.Bottleneck)
+	}
+	if all.Progress != 0 || all.Tasks.Pending != 2 || len(all.Workflows) != 2 {
+		t.Errorf("overall: progress %v, pending %d, %d workflows; want the stuck one open", all.Progress, all.Tasks.Pending, len(all.Workflows))
+	}
+	for _, l := range all.Lanes {
+		if l.Lane == "held.3" && (!l.Paused || l.Backlog != 2) {
+			t.Errorf("lane held.3: %+v", l)
+		}
+	}
+	if a := all.Agents; a.Active != 1 || a.Slots != 2 {
+		t.Errorf("agents %+v", a)
+	}
+	e.control(events.VerbResume, events.ControlRequest{Type: "held", Priority: 3}, &lr)
+	if out := e.final(stuck, time.Minute); out.Status != events.OutcomeSuccess {
+		t.Errorf("stuck workflow after the lane resumed: %s", out.Status)
+	}
+}
+
+// TestMetrics_PrometheusFormat scrapes /metrics after a workflow and parses
+// it with the Prometheus text parser.
+func TestMetrics_PrometheusFormat(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	worker(e, "worker", 4)
+	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.goService("monitor", mon.Run)
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	<-mon.Ready()
+	e.final(e.submit(map[string]any{"steps": []map[string]any{{"id": "w", "type": "work", "split": 1, "input": []int{1, 2, 7, 3}}}}), time.Minute)
+
+	var fams map[string]int
+	waitFor(t, 10*time.Second, "the four results in the metrics", func() bool {
+		resp, err := http.Get(hs.URL + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		mf, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("/metrics does not parse: %v", err)
+		}
+		fams = map[string]int{}
+		for name, f := range mf {
+			fams[name] = len(f.GetMetric())
+		}
+		h := mf["baton_task_duration_seconds"]
+		return h != nil && h.GetMetric()[0].GetHistogram().GetSampleCount() == 4
+	})
+	for _, name := range []string{
+		"baton_tasks", "baton_tasks_finished_total", "baton_task_duration_seconds", "baton_task_duration_window_seconds",
+		"baton_throughput_tasks_per_second", "baton_task_error_ratio", "baton_agents", "baton_agent_utilization_ratio",
+		"baton_agent_slots", "baton_agent_failure_ratio", "baton_workflow_progress_ratio", "baton_workflow_tasks",
+		"baton_workflow_critical_path_remaining_steps", "baton_lane_backlog", "baton_lane_in_flight", "baton_lane_paused",
+		"baton_lane_redelivered", "baton_monitor_up", "go_goroutines",
+	} {
+		if fams[name] == 0 {
+			t.Errorf("no series %s", name)
+		}
+	}
+	if fams["baton_tasks_finished_total"] != 2 {
+		t.Errorf("baton_tasks_finished_total has %d series, want completed and failed", fams["baton_tasks_finished_total"])
+	}
+}
+
+// TestWatch_PseudoTerminal runs `baton watch WF` in a pseudo-terminal: it
+// draws progress bars, updates them, and exits by itself when the workflow
+// ends.
+func TestWatch_PseudoTerminal(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	worker(e, "worker", 2)
+	inputs := []int{1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21}
+	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	wf := e.submit(map[string]any{"id": "watched", "steps": []map[string]any{{"id": "w", "type": "work", "split": 1, "input": inputs}}})
+	cmd := exec.Command(filepath.Join(bin, "baton"), "watch", wf, "--server", e.url(), "--every", "200ms")
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var mu sync.Mutex
+	var screen bytes.Buffer
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		buf := make([]byte, 4096)
+		answered := false
+		for {
+			n, err := tty.Read(buf)
+			mu.Lock()
+			screen.Write(buf[:n])
+			// Answer the terminal queries (background colour, cursor
+			// position) as a terminal emulator would.
+			ask := !answered && strings.Contains(screen.String(), "\x1b[6n")
+			mu.Unlock()
+			if ask {
+				answered = true
+				_, _ = tty.Write([]byte("\x1b]11;rgb:0000/0000/0000\x1b\\\x1b[1;1R"))
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("baton watch: %v", err)
+		}
+	case <-time.After(time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatal("baton watch did not exit when the workflow ended")
+	}
+	<-copied
+	mu.Lock()
+	out := screen.String()
+	mu.Unlock()
+	if !strings.Contains(out, "workflow finished") || !strings.Contains(out, "100.0%") {
+		t.Errorf("final screen lacks the finished workflow:\n%s", tail(out, 2000))
+	}
+	// It redrew with partial progress on the way.
+	partial := 0
+	for pct := 5; pct < 100; pct += 5 {
+		if strings.Contains(out, fmt.Sprintf("] %5.1f%%  %d/20", float64(pct), pct/5)) {
+			partial++
+		}
+	}
+	t.Logf("%d partial states seen", partial)
+	if partial < 2 || !strings.Contains(out, "█") {
+		t.Errorf("no progress bars updating on the way (%d partial states):\n%s", partial, tail(out, 2000))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return fmt.Sprint(s)
+}
