@@ -1,0 +1,184 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-dev/baton/internal/web"
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/agent"
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/monitor"
+	"github.com/chromedp/chromedp"
+)
+
+// chromium finds the browser; CI installs it, so there it must be found.
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no chromium: .ci/run installs Debian's chromium package")
+	}
+	t.Skip("no chromium installed (apt-get install chromium)")
+	return ""
+}
+
+// TestDashboard_Chromium drives the dashboard in headless Chromium: a
+// running workflow's progress advances; pause stops new tasks from starting;
+// resume lets it finish; a task is cancelled from the page; a job is
+// submitted from the page, and a bad one shows its error. Screenshots of
+// each step go to artifacts/dashboard.
+func TestDashboard_Chromium(t *testing.T) {
+	t.Parallel()
+	browser := chromium(t)
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	var mu sync.Mutex
+	var starts []time.Time
+	var blk blocker
+	e.agent("worker", 2, map[string]agent.Handler{
+		"nap": agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
+			mu.Lock()
+			if t.Workflow == "dash" {
+				starts = append(starts, time.Now())
+			}
+			mu.Unlock()
+			select {
+			case <-time.After(300 * time.Millisecond):
+				return "rested", nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}),
+		"block": blk.handler(),
+	})
+	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Dashboard: true, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.goService("monitor", mon.Run)
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+
+	shots := filepath.Join("..", "artifacts", "dashboard")
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	alloc, stopAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.Flag("no-sandbox", true), chromedp.Flag("headless", true), chromedp.WindowSize(1400, 1000))...)
+	defer stopAlloc()
+	ctx, stop := chromedp.NewContext(alloc)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pct := func(wf string) float64 {
+		t.Helper()
+		r, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`tr[data-wf="`+wf+`"] td.progress`), "data-pct"))
+		if err != nil {
+			t.Fatalf("read progress: %v", err)
+		}
+		f, _ := strconv.ParseFloat(r.Value, 64)
+		return f
+	}
+	xpath := func(q string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.Search(q)) }
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	statusIs := func(wf, status string) chromedp.Action[chromedp.Void] {
+		return xpath(fmt.Sprintf(`//tr[@data-wf=%q]/td[contains(@class,"status") and text()=%q]`, wf, status))
+	}
+
+	naps := make([]int, 16)
+	wf := e.submit(map[string]any{"id": "dash", "steps": []map[string]any{{"id": "n", "type": "nap", "split": 1, "input": naps}}})
+	run("open the dashboard", chromedp.Navigate(hs.URL), chromedp.WaitVisible(css(`tr[data-wf="dash"]`)))
+
+	// 1. Progress advances.
+	first := pct(wf)
+	waitFor(t, 30*time.Second, "the progress bar to advance", func() bool { p := pct(wf); return p > first && p < 100 })
+	shot("1-progress")
+
+	// 2. Pause: no task of it starts after a second.
+	run("click pause", chromedp.Click(css(`tr[data-wf="dash"] button[data-action="pause"]`)), statusIs(wf, "paused"),
+		chromedp.WaitVisible(css(`#message.ok`)))
+	paused := time.Now()
+	shot("2-paused")
+	// Watch for starts over 1.5s: a task started within the first second
+	// was already under way when the page's request reached the planner.
+	waitFor(t, 5*time.Second, "an observation window of 1.5s", func() bool { return time.Since(paused) > 1500*time.Millisecond })
+	mu.Lock()
+	late := 0
+	for _, s := range starts {
+		if s.After(paused.Add(time.Second)) {
+			late++
+		}
+	}
+	n := len(starts)
+	mu.Unlock()
+	if late > 0 || n >= 16 {
+		t.Fatalf("%d tasks started more than 1s after the pause (%d of 16 started)", late, n)
+	}
+
+	// 3. Resume: it finishes.
+	run("click resume", chromedp.Click(css(`tr[data-wf="dash"] button[data-action="resume"]`)), statusIs(wf, "completed"))
+	if p := pct(wf); p != 100 {
+		t.Errorf("progress %v after completion", p)
+	}
+	shot("3-resumed")
+
+	// 4. Cancel a running task from the page.
+	e.submit(map[string]any{"id": "dash-cancel", "steps": []map[string]any{{"id": "b", "type": "block"}, {"id": "after", "type": "nap", "after": []string{"b"}}}})
+	waitFor(t, 30*time.Second, "the blocking task to run", func() bool { return blk.runningOn()["dash-cancel/b"] != "" })
+	run("cancel from the page",
+		chromedp.SendKeys(css(`#cancel-wf`), "dash-cancel"), chromedp.SendKeys(css(`#cancel-task`), "b"),
+		chromedp.Click(css(`#cancel-btn`)),
+		xpath(`//p[@id="message" and contains(@class,"ok") and contains(., "cancelled: b; dependents: after")]`))
+	waitFor(t, 5*time.Second, "the cancelled handler to stop", func() bool { _, ok := blk.stoppedAt("dash-cancel/b"); return ok })
+	shot("4-cancelled")
+
+	// 5. Submit a job from the page; a bad one shows its error.
+	run("submit from the page",
+		chromedp.SetValue(css(`#submit-job`), `{"id": "from-page", "steps": [{"id": "n", "type": "nap", "split": 1, "input": [1, 2, 3]}]}`),
+		chromedp.Click(css(`#submit-btn`)),
+		xpath(`//p[@id="message" and contains(@class,"ok") and contains(., "workflow from-page, 3 tasks")]`))
+	if out := e.final("from-page", time.Minute); out.Status != events.OutcomeSuccess {
+		t.Errorf("job submitted from the page: %s", out.Status)
+	}
+	run("see it complete", statusIs("from-page", "completed"))
+	shot("5-submitted")
+	run("submit a bad job",
+		chromedp.SetValue(css(`#submit-job`), `{"steps": [{"id": "a", "type": "nap", "after": ["ghost"]}]}`),
+		chromedp.Click(css(`#submit-btn`)),
+		xpath(`//p[@id="message" and contains(@class,"error") and contains(., "no step is called")]`))
+	shot("6-error-shown")
+}
