@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/baton-dev/baton/internal/service"
+	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 )
 
@@ -30,13 +31,29 @@ func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, err
 	}
 }
 
-// controlCmd sends one control request and prints the reply as JSON.
-func controlCmd(ctx context.Context, c *service.Common, verb string, req *events.ControlRequest, out any, stdout io.Writer) error {
-	cl, closeConn, err := connectClient(c)
-	if err != nil {
-		return err
+// workflowCmd parses a command line of flags (added by flags) and at most
+// one workflow id (required or not), and connects a client. done must be
+// called when err is nil.
+func workflowCmd(name, usage string, args []string, stderr io.Writer, required bool, flags func(*flag.FlagSet)) (wf string, cl *client.Client, done func(), err error) {
+	fs := flag.NewFlagSet("baton "+name, flag.ContinueOnError)
+	var c service.Common
+	c.Register(fs)
+	if flags != nil {
+		flags(fs)
 	}
-	defer closeConn()
+	pos, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if wf, err = oneWorkflow(usage, pos, required); err != nil {
+		return "", nil, nil, err
+	}
+	cl, done, err = connectClient(&c)
+	return wf, cl, done, err
+}
+
+// controlCmd sends one control request and prints the reply as JSON.
+func controlCmd(ctx context.Context, cl *client.Client, verb string, req *events.ControlRequest, out any, stdout io.Writer) error {
 	if err := cl.Control(ctx, verb, req, out); err != nil {
 		return err
 	}
@@ -56,65 +73,62 @@ func oneWorkflow(name string, pos []string, required bool) (string, error) {
 // pauseResume is `baton pause` and `baton resume`: a workflow, or lanes.
 func pauseResume(verb string) func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := flag.NewFlagSet("baton "+verb, flag.ContinueOnError)
-		var c service.Common
-		c.Register(fs)
 		var req events.ControlRequest
-		fs.StringVar(&req.Type, "type", "", verb+" the lanes of this task type instead of a workflow")
-		fs.IntVar(&req.Priority, "priority", 0, "with --type: only the lane of this priority (default all)")
 		var until time.Duration
-		if verb == events.VerbPause {
-			fs.DurationVar(&until, "until", 0, "with --type: resume by itself after this long (default: until resumed)")
-			fs.BoolVar(&req.Now, "now", false, "cancel the workflow's running tasks and hand them back instead of letting them finish")
-		}
-		pos, err := parseArgs(fs, args, stderr)
+		usage := fmt.Sprintf("baton %s WORKFLOW | baton %s --type TYPE [--priority N]", verb, verb)
+		wf, cl, closeConn, err := workflowCmd(verb, usage, args, stderr, !namesLane(args), func(fs *flag.FlagSet) {
+			fs.StringVar(&req.Type, "type", "", verb+" the lanes of this task type instead of a workflow")
+			fs.IntVar(&req.Priority, "priority", 0, "with --type: only the lane of this priority (default all)")
+			if verb == events.VerbPause {
+				fs.DurationVar(&until, "until", 0, "with --type: resume by itself after this long (default: until resumed)")
+				fs.BoolVar(&req.Now, "now", false, "cancel the workflow's running tasks and hand them back instead of letting them finish")
+			}
+		})
 		if err != nil {
 			return err
 		}
-		usage := fmt.Sprintf("baton %s WORKFLOW | baton %s --type TYPE [--priority N]", verb, verb)
-		if req.Workflow, err = oneWorkflow(usage, pos, req.Type == ""); err != nil {
-			return err
+		defer closeConn()
+		req.Workflow, req.Until = wf, events.Duration(until)
+		switch {
+		case req.Type != "":
+			return controlCmd(ctx, cl, verb, &req, &events.LaneReply{}, stdout)
+		case verb == events.VerbPause:
+			return controlCmd(ctx, cl, verb, &req, &events.Checkpoint{}, stdout)
 		}
-		req.Until = events.Duration(until)
-		if req.Type != "" {
-			return controlCmd(ctx, &c, verb, &req, &events.LaneReply{}, stdout)
-		}
-		if verb == events.VerbPause {
-			return controlCmd(ctx, &c, verb, &req, &events.Checkpoint{}, stdout)
-		}
-		return controlCmd(ctx, &c, verb, &req, &events.ResumeReply{}, stdout)
+		return controlCmd(ctx, cl, verb, &req, &events.ResumeReply{}, stdout)
 	}
+}
+
+// namesLane reports whether a pause or resume names a lane (--type), so
+// that it needs no workflow.
+func namesLane(args []string) bool {
+	for _, a := range args {
+		if a == "--type" || a == "-type" || strings.HasPrefix(a, "--type=") || strings.HasPrefix(a, "-type=") {
+			return true
+		}
+	}
+	return false
 }
 
 func stop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton stop", flag.ContinueOnError)
-	var c service.Common
-	c.Register(fs)
-	pos, err := parseArgs(fs, args, stderr)
+	wf, cl, closeConn, err := workflowCmd("stop", "baton stop WORKFLOW", args, stderr, true, nil)
 	if err != nil {
 		return err
 	}
-	wf, err := oneWorkflow("baton stop WORKFLOW", pos, true)
-	if err != nil {
-		return err
-	}
-	return controlCmd(ctx, &c, events.VerbStop, &events.ControlRequest{Workflow: wf}, &events.Checkpoint{}, stdout)
+	defer closeConn()
+	return controlCmd(ctx, cl, events.VerbStop, &events.ControlRequest{Workflow: wf}, &events.Checkpoint{}, stdout)
 }
 
 func restart(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton restart", flag.ContinueOnError)
-	var c service.Common
-	c.Register(fs)
-	retry := fs.Bool("retry-failed", false, "run the failed tasks again too")
-	pos, err := parseArgs(fs, args, stderr)
+	var retry bool
+	wf, cl, closeConn, err := workflowCmd("restart", "baton restart WORKFLOW [--retry-failed]", args, stderr, true, func(fs *flag.FlagSet) {
+		fs.BoolVar(&retry, "retry-failed", false, "run the failed tasks again too")
+	})
 	if err != nil {
 		return err
 	}
-	wf, err := oneWorkflow("baton restart WORKFLOW [--retry-failed]", pos, true)
-	if err != nil {
-		return err
-	}
-	return controlCmd(ctx, &c, events.VerbRestart, &events.ControlRequest{Workflow: wf, RetryFailed: *retry}, &events.ResumeReply{}, stdout)
+	defer closeConn()
+	return controlCmd(ctx, cl, events.VerbRestart, &events.ControlRequest{Workflow: wf, RetryFailed: retry}, &events.ResumeReply{}, stdout)
 }
 
 // listFlag collects a repeatable or comma separated flag.
@@ -127,55 +141,45 @@ func (l *listFlag) Set(v string) error {
 }
 
 func cancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton cancel", flag.ContinueOnError)
-	var c service.Common
-	c.Register(fs)
 	var req events.ControlRequest
 	var tasks listFlag
-	fs.Var(&tasks, "task", "task id to cancel (repeat, or comma separated)")
-	fs.BoolVar(&req.All, "all", false, "cancel every unfinished task of the workflow")
-	fs.StringVar(&req.Agent, "agent", "", "cancel what this agent runs now")
-	fs.StringVar(&req.Type, "type", "", "cancel the tasks of this type")
-	fs.IntVar(&req.MinPriority, "min-priority", 0, "cancel tasks with priority from this one...")
-	fs.IntVar(&req.MaxPriority, "max-priority", 0, "...to this one")
-	fs.BoolVar(&req.ReleaseDependents, "release-dependents", false, "let dependents run with the cancelled input marked missing (default: cancel them too)")
-	pos, err := parseArgs(fs, args, stderr)
+	usage := "baton cancel [WORKFLOW] (--all | --task ID | --agent ID | --type T | --min-priority N --max-priority M)"
+	wf, cl, closeConn, err := workflowCmd("cancel", usage, args, stderr, false, func(fs *flag.FlagSet) {
+		fs.Var(&tasks, "task", "task id to cancel (repeat, or comma separated)")
+		fs.BoolVar(&req.All, "all", false, "cancel every unfinished task of the workflow")
+		fs.StringVar(&req.Agent, "agent", "", "cancel what this agent runs now")
+		fs.StringVar(&req.Type, "type", "", "cancel the tasks of this type")
+		fs.IntVar(&req.MinPriority, "min-priority", 0, "cancel tasks with priority from this one...")
+		fs.IntVar(&req.MaxPriority, "max-priority", 0, "...to this one")
+		fs.BoolVar(&req.ReleaseDependents, "release-dependents", false, "let dependents run with the cancelled input marked missing (default: cancel them too)")
+	})
 	if err != nil {
 		return err
 	}
-	if req.Workflow, err = oneWorkflow("baton cancel [WORKFLOW] (--all | --task ID | --agent ID | --type T | --min-priority N --max-priority M)", pos, false); err != nil {
-		return err
-	}
-	req.Tasks = tasks
-	return controlCmd(ctx, &c, events.VerbCancel, &req, &events.CancelReply{}, stdout)
+	defer closeConn()
+	req.Workflow, req.Tasks = wf, tasks
+	return controlCmd(ctx, cl, events.VerbCancel, &req, &events.CancelReply{}, stdout)
 }
 
 func reprioritize(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton reprioritize", flag.ContinueOnError)
-	var c service.Common
-	c.Register(fs)
 	var req events.ControlRequest
-	fs.IntVar(&req.To, "to", 0, "the new priority, 1 (first) to 5")
-	fs.StringVar(&req.Task, "task", "", "only this task (default every unfinished task)")
-	pos, err := parseArgs(fs, args, stderr)
+	wf, cl, closeConn, err := workflowCmd("reprioritize", "baton reprioritize WORKFLOW --to N [--task ID]", args, stderr, true, func(fs *flag.FlagSet) {
+		fs.IntVar(&req.To, "to", 0, "the new priority, 1 (first) to 5")
+		fs.StringVar(&req.Task, "task", "", "only this task (default every unfinished task)")
+	})
 	if err != nil {
 		return err
 	}
-	if req.Workflow, err = oneWorkflow("baton reprioritize WORKFLOW --to N [--task ID]", pos, true); err != nil {
-		return err
-	}
-	return controlCmd(ctx, &c, events.VerbReprioritize, &req, &events.ReprioritizeReply{}, stdout)
+	defer closeConn()
+	req.Workflow = wf
+	return controlCmd(ctx, cl, events.VerbReprioritize, &req, &events.ReprioritizeReply{}, stdout)
 }
 
 func agents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton agents", flag.ContinueOnError)
-	var c service.Common
-	c.Register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args, stderr); err != nil {
-		return err
-	}
-	cl, closeConn, err := connectClient(&c)
+	var asJSON bool
+	_, cl, closeConn, err := workflowCmd("agents", "baton agents [--json]", args, stderr, false, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	})
 	if err != nil {
 		return err
 	}
@@ -184,7 +188,7 @@ func agents(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := cl.Control(ctx, events.VerbAgents, &events.ControlRequest{}, &list); err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(stdout, list)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -197,19 +201,10 @@ func agents(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 func status(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton status", flag.ContinueOnError)
-	var c service.Common
-	c.Register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args, stderr)
-	if err != nil {
-		return err
-	}
-	wf, err := oneWorkflow("baton status [WORKFLOW] [--json]", pos, false)
-	if err != nil {
-		return err
-	}
-	cl, closeConn, err := connectClient(&c)
+	var asJSON bool
+	wf, cl, closeConn, err := workflowCmd("status", "baton status [WORKFLOW] [--json]", args, stderr, false, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	})
 	if err != nil {
 		return err
 	}
@@ -218,7 +213,7 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := cl.Control(ctx, events.VerbStatus, &events.ControlRequest{Workflow: wf}, &snap); err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(stdout, snap)
 	}
 	return printStatus(stdout, &snap)

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/baton-dev/baton/internal/service"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	tea "github.com/charmbracelet/bubbletea"
@@ -20,24 +19,15 @@ import (
 // throughput and ETA, refreshing in place, until Ctrl-C (or q), or until
 // the workflow it watches ends.
 func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton watch", flag.ContinueOnError)
-	var c service.Common
-	c.Register(fs)
-	every := fs.Duration("every", 500*time.Millisecond, "refresh interval")
-	pos, err := parseArgs(fs, args, stderr)
-	if err != nil {
-		return err
-	}
-	wf, err := oneWorkflow("baton watch [WORKFLOW]", pos, false)
-	if err != nil {
-		return err
-	}
-	cl, closeConn, err := connectClient(&c)
+	var every time.Duration
+	wf, cl, closeConn, err := workflowCmd("watch", "baton watch [WORKFLOW]", args, stderr, false, func(fs *flag.FlagSet) {
+		fs.DurationVar(&every, "every", 500*time.Millisecond, "refresh interval")
+	})
 	if err != nil {
 		return err
 	}
 	defer closeConn()
-	m := &watchModel{ctx: ctx, cl: cl, wf: wf, every: *every}
+	m := &watchModel{ctx: ctx, cl: cl, wf: wf, every: every}
 	opts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(stdout)}
 	if f, ok := stdout.(*os.File); !ok || f != os.Stdout {
 		opts = append(opts, tea.WithInput(nil))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Encode writes an internal message (Task or Result) as msgpack.
@@ -34,9 +35,7 @@ func DecodeTask(data []byte) (*Task, error) {
 func DecodeResult(contentType string, data []byte) (*Result, error) {
 	var r Result
 	if contentType == ContentJSON {
-		d := json.NewDecoder(bytes.NewReader(data))
-		d.DisallowUnknownFields()
-		if err := d.Decode(&r); err != nil {
+		if err := strictJSON(data, &r); err != nil {
 			return nil, fmt.Errorf("%w: result: %v", ErrDecode, err)
 		}
 	} else if err := unmarshalMsgpack(data, &r); err != nil {
@@ -55,7 +54,7 @@ func unmarshalMsgpack(data []byte, v any) error {
 	// first proves every claimed element is there, which bounds the
 	// allocation by the message's size.
 	probe := bytes.NewReader(data)
-	if err := msgpack.NewDecoder(probe).Skip(); err != nil {
+	if err := walkMsgpack(msgpack.NewDecoder(probe), 0); err != nil {
 		return fmt.Errorf("%w: %T: %v", ErrDecode, v, err)
 	}
 	if probe.Len() > 0 {
@@ -65,6 +64,43 @@ func unmarshalMsgpack(data []byte, v any) error {
 	d.DisallowUnknownFields(true)
 	if err := d.Decode(v); err != nil {
 		return fmt.Errorf("%w: %T: %v", ErrDecode, v, err)
+	}
+	return nil
+}
+
+// maxMsgpackDepth bounds how deeply arrays and maps nest in a message. Ours
+// nest three deep (task, deps, dependency); msgpack/v5 recurses once per
+// level, even in Skip, so a few megabytes of nested array headers would
+// overflow the goroutine stack, a fatal error that recover cannot catch.
+const maxMsgpackDepth = 32
+
+// walkMsgpack reads one msgpack value, checking that every element an array
+// or map claims is there and that nesting stays within maxMsgpackDepth.
+func walkMsgpack(d *msgpack.Decoder, depth int) error {
+	c, err := d.PeekCode()
+	if err != nil {
+		return err
+	}
+	var n int
+	switch {
+	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+		n, err = d.DecodeArrayLen()
+	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+		n, err = d.DecodeMapLen()
+		n *= 2 // a key and a value each
+	default:
+		return d.Skip()
+	}
+	if err != nil {
+		return err
+	}
+	if n > 0 && depth >= maxMsgpackDepth {
+		return fmt.Errorf("arrays and maps nested more than %d deep", maxMsgpackDepth)
+	}
+	for i := 0; i < n; i++ {
+		if err := walkMsgpack(d, depth+1); err != nil {
+			return err
+		}
 	}
 	return nil
 }

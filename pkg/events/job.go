@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -95,6 +97,9 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 
 // UnmarshalJSON accepts "1.5s" or a number of milliseconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // as encoding/json does for a missing value
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
 		v, err := time.ParseDuration(s)
@@ -108,7 +113,13 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &ms); err != nil {
 		return fmt.Errorf("duration: want a string like \"2s\" or a number of milliseconds")
 	}
-	*d = Duration(ms * float64(time.Millisecond))
+	// Converting a float out of int64's range gives what the platform
+	// gives (a negative number on amd64), so refuse it here.
+	ns := ms * float64(time.Millisecond)
+	if ns >= math.MaxInt64 || ns < math.MinInt64 {
+		return fmt.Errorf("duration %v ms: out of range", ms)
+	}
+	*d = Duration(ns)
 	return nil
 }
 
@@ -150,20 +161,29 @@ func ParseJob(data []byte, lim Limits) (*Job, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, invalid("", "empty document: want a JSON object with \"steps\"")
 	}
-	// Decode the envelope first and each step on its own, so that an unknown
-	// field is reported with the step it is in.
+	// Decode the envelope first and each step and the aggregate on their
+	// own, so that an unknown field is reported with the object it is in.
 	var env struct {
 		Job
-		Steps []json.RawMessage `json:"steps"`
+		Steps     []json.RawMessage `json:"steps"`
+		Aggregate json.RawMessage   `json:"aggregate"`
 	}
 	if err := strictJSON(data, &env); err != nil {
-		return nil, jsonError("", err)
+		ve := jsonError("", err)
+		// encoding/json names the fields of the embedded Job "Job.<name>".
+		ve.Field = strings.TrimPrefix(ve.Field, "Job.")
+		return nil, ve
 	}
 	job := env.Job
 	job.Steps = make([]Step, len(env.Steps))
 	for i, raw := range env.Steps {
 		if err := strictJSON(raw, &job.Steps[i]); err != nil {
 			return nil, jsonError(fmt.Sprintf("steps[%d]", i), err)
+		}
+	}
+	if len(env.Aggregate) > 0 {
+		if err := strictJSON(env.Aggregate, &job.Aggregate); err != nil {
+			return nil, jsonError("aggregate", err)
 		}
 	}
 	if err := job.Validate(); err != nil {
@@ -197,7 +217,11 @@ func jsonError(field string, err error) *ValidationError {
 		} else if f == "" {
 			f = field
 		}
-		return invalid(f, "want %s, got JSON %s", typ.Type, typ.Value)
+		want := typ.Type.String()
+		if typ.Type.Kind() == reflect.Struct {
+			want = "a JSON object" // not the name of a Go type
+		}
+		return invalid(f, "want %s, got JSON %s", want, typ.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
 		f := strings.Trim(name, `"`)
