@@ -2,114 +2,435 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
+	"github.com/baton-dev/baton/pkg/events"
 )
 
 func TestBackoff(t *testing.T) {
 	t.Parallel()
-	base, limit := 100*time.Millisecond, time.Second
+	const ms = time.Millisecond
 	for _, tc := range []struct {
-		attempt int
-		full    time.Duration // the un-jittered delay: the result is in [full/2, full]
-	}{{1, 100 * time.Millisecond}, {2, 200 * time.Millisecond}, {3, 400 * time.Millisecond}, {4, 800 * time.Millisecond}, {5, time.Second}, {30, time.Second}} {
-		seen := map[time.Duration]bool{}
-		for range 200 {
-			d := agent.Backoff(base, limit, tc.attempt)
-			if d < tc.full/2 || d > tc.full {
-				t.Fatalf("attempt %d: %v outside [%v, %v]", tc.attempt, d, tc.full/2, tc.full)
+		name         string
+		base, limit  time.Duration
+		attempt      int
+		full         time.Duration // the delay before jitter: the result is in [full/2, full]
+		wantDistinct bool          // jitter must show over many draws
+	}{
+		{name: "first retry is the base", base: 100 * ms, limit: time.Second, attempt: 1, full: 100 * ms, wantDistinct: true},
+		{name: "second doubles", base: 100 * ms, limit: time.Second, attempt: 2, full: 200 * ms, wantDistinct: true},
+		{name: "third doubles again", base: 100 * ms, limit: time.Second, attempt: 3, full: 400 * ms, wantDistinct: true},
+		{name: "fourth", base: 100 * ms, limit: time.Second, attempt: 4, full: 800 * ms, wantDistinct: true},
+		{name: "capped at the limit", base: 100 * ms, limit: time.Second, attempt: 5, full: time.Second, wantDistinct: true},
+		{name: "stays capped", base: 100 * ms, limit: time.Second, attempt: 100, full: time.Second, wantDistinct: true},
+		{name: "uneven cap", base: 300 * ms, limit: time.Second, attempt: 3, full: time.Second, wantDistinct: true},
+		{name: "limit below base", base: 5 * time.Second, limit: time.Second, attempt: 1, full: time.Second, wantDistinct: true},
+		{name: "attempt zero is the base", base: 100 * ms, limit: time.Second, attempt: 0, full: 100 * ms, wantDistinct: true},
+		{name: "negative attempt is the base", base: 100 * ms, limit: time.Second, attempt: -3, full: 100 * ms, wantDistinct: true},
+		{name: "zero base", base: 0, limit: time.Second, attempt: 3, full: 0},
+		{name: "zero limit", base: 100 * ms, limit: 0, attempt: 3, full: 0},
+		{name: "one nanosecond", base: 1, limit: time.Second, attempt: 1, full: 1},
+		// Doubling past half of the largest duration must not wrap around
+		// to a negative delay (which became no delay at all).
+		{name: "huge limit does not overflow", base: 1 << 61, limit: math.MaxInt64, attempt: 4, full: math.MaxInt64, wantDistinct: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			seen := map[time.Duration]bool{}
+			lo, hi := time.Duration(math.MaxInt64), time.Duration(0)
+			for range 300 {
+				d := agent.Backoff(tc.base, tc.limit, tc.attempt)
+				if d < tc.full/2 || d > tc.full {
+					t.Fatalf("Backoff(%v, %v, %d) = %v, outside [%v, %v]", tc.base, tc.limit, tc.attempt, d, tc.full/2, tc.full)
+				}
+				seen[d] = true
+				lo, hi = min(lo, d), max(hi, d)
 			}
-			seen[d] = true
-		}
-		if len(seen) < 10 {
-			t.Errorf("attempt %d: only %d distinct delays: no jitter", tc.attempt, len(seen))
-		}
-	}
-	if d := agent.Backoff(0, time.Second, 3); d != 0 {
-		t.Errorf("zero base: %v", d)
+			if !tc.wantDistinct {
+				return
+			}
+			// 300 uniform draws over the upper half: the chance that none
+			// falls in its lowest or highest fifth is below 1e-28.
+			span := tc.full / 2
+			if len(seen) < 100 || lo > tc.full/2+span/5 || hi < tc.full-span/5 {
+				t.Errorf("%d distinct delays in [%v, %v]: want jitter over [%v, %v]", len(seen), lo, hi, tc.full/2, tc.full)
+			}
+		})
 	}
 }
 
 func TestRecover(t *testing.T) {
 	t.Parallel()
-	h := agent.Recover(agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { panic("kaboom") }))
-	_, err := h.Handle(context.Background(), &agent.Task{})
-	if !errors.Is(err, agent.ErrPanic) || !strings.Contains(err.Error(), "kaboom") {
-		t.Errorf("got %v, want ErrPanic with the panic value", err)
+	for _, tc := range []struct {
+		name      string
+		panicWith any
+		mention   string
+	}{
+		{name: "string", panicWith: "kaboom", mention: "kaboom"},
+		{name: "error", panicWith: errors.New("bad state"), mention: "bad state"},
+		{name: "runtime error", panicWith: nil, mention: "index out of range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := agent.Recover(agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) {
+				if tc.panicWith == nil {
+					var s []int
+					_ = s[len(s)+1] // a runtime panic
+				}
+				panic(tc.panicWith)
+			}))
+			v, err := h.Handle(context.Background(), &agent.Task{})
+			if !errors.Is(err, agent.ErrPanic) {
+				t.Fatalf("error %v, want one wrapping ErrPanic", err)
+			}
+			if v != nil {
+				t.Errorf("value %v, want nil", v)
+			}
+			if !strings.Contains(err.Error(), tc.mention) {
+				t.Errorf("error %q does not name the panic value %q", err, tc.mention)
+			}
+			var perm *agent.PermanentError
+			if errors.As(err, &perm) {
+				t.Errorf("a panic is not a permanent error: %v", err)
+			}
+		})
 	}
 }
 
-func TestChain_Order(t *testing.T) {
+func TestRecover_PassesThrough(t *testing.T) {
 	t.Parallel()
-	var trail []string
-	mw := func(name string) agent.Middleware {
-		return func(next agent.Handler) agent.Handler {
-			return agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
-				trail = append(trail, name)
-				return next.Handle(ctx, t)
-			})
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name    string
+		value   any
+		err     error
+		wantErr error
+	}{
+		{name: "value", value: 42},
+		{name: "error", err: boom, wantErr: boom},
+		{name: "permanent error", err: agent.Permanent(boom), wantErr: boom},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := agent.Recover(agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return tc.value, tc.err }))
+			v, err := h.Handle(context.Background(), &agent.Task{})
+			if v != tc.value || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Errorf("got %v, %v; want %v, %v", v, err, tc.value, tc.wantErr)
+			}
+			if errors.Is(err, agent.ErrPanic) {
+				t.Errorf("error %v wraps ErrPanic without a panic", err)
+			}
+		})
+	}
+}
+
+// trace returns a middleware that logs name before and after the handler.
+func trace(mu *sync.Mutex, log *[]string, name string) agent.Middleware {
+	return func(next agent.Handler) agent.Handler {
+		return agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
+			mu.Lock()
+			*log = append(*log, name+">")
+			mu.Unlock()
+			v, err := next.Handle(ctx, t)
+			mu.Lock()
+			*log = append(*log, "<"+name)
+			mu.Unlock()
+			return v, err
+		})
+	}
+}
+
+func TestChain(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		mw   []string
+		want []string
+	}{
+		{name: "none", mw: nil, want: []string{"handler"}},
+		{name: "one", mw: []string{"a"}, want: []string{"a>", "handler", "<a"}},
+		{name: "first listed is outermost", mw: []string{"outer", "middle", "inner"},
+			want: []string{"outer>", "middle>", "inner>", "handler", "<inner", "<middle", "<outer"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var log []string
+			var mws []agent.Middleware
+			for _, name := range tc.mw {
+				mws = append(mws, trace(&mu, &log, name))
+			}
+			h := agent.Chain(agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) {
+				mu.Lock()
+				log = append(log, "handler")
+				mu.Unlock()
+				return "done", nil
+			}), mws...)
+			v, err := h.Handle(context.Background(), &agent.Task{})
+			if v != "done" || err != nil {
+				t.Errorf("got %v, %v; want done, nil", v, err)
+			}
+			if !slices.Equal(log, tc.want) {
+				t.Errorf("order %q, want %q", log, tc.want)
+			}
+		})
+	}
+}
+
+func TestChain_RecoverOutermost(t *testing.T) {
+	t.Parallel()
+	// With Recover first, a panic in a later middleware is caught too.
+	panicky := func(agent.Handler) agent.Handler {
+		return agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { panic("in middleware") })
+	}
+	h := agent.Chain(agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return nil, nil }), agent.Recover, panicky)
+	if _, err := h.Handle(context.Background(), &agent.Task{}); !errors.Is(err, agent.ErrPanic) {
+		t.Errorf("error %v, want one wrapping ErrPanic", err)
+	}
+}
+
+func TestChain_ShortCircuit(t *testing.T) {
+	t.Parallel()
+	deny := errors.New("denied")
+	guard := func(next agent.Handler) agent.Handler {
+		return agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
+			if t.Attempt > 1 {
+				return nil, deny
+			}
+			return next.Handle(ctx, t)
+		})
+	}
+	calls := 0
+	h := agent.Chain(agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) {
+		calls++
+		return "ran", nil
+	}), guard)
+	for _, tc := range []struct {
+		attempt   int
+		wantErr   error
+		wantCalls int
+	}{{attempt: 1, wantCalls: 1}, {attempt: 2, wantErr: deny, wantCalls: 1}} {
+		_, err := h.Handle(context.Background(), &agent.Task{Attempt: tc.attempt})
+		if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) || calls != tc.wantCalls {
+			t.Errorf("attempt %d: error %v, calls %d; want %v, %d", tc.attempt, err, calls, tc.wantErr, tc.wantCalls)
 		}
 	}
-	h := agent.Chain(agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) {
-		trail = append(trail, "handler")
-		return nil, nil
-	}), mw("outer"), mw("inner"))
-	_, _ = h.Handle(context.Background(), &agent.Task{})
-	if fmt.Sprint(trail) != "[outer inner handler]" {
-		t.Errorf("order %v", trail)
+}
+
+// gate is a handler that reports when it starts and runs until released.
+type gate struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGate(n int) *gate { return &gate{entered: make(chan struct{}, n), release: make(chan struct{})} }
+
+func (g *gate) Handle(ctx context.Context, _ *agent.Task) (any, error) {
+	g.entered <- struct{}{}
+	select {
+	case <-g.release:
+		return "released", nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 
-func TestErrors(t *testing.T) {
+func TestCPUBound(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		n     int
+		slots int
+	}{
+		{name: "one", n: 1, slots: 1},
+		{name: "three", n: 3, slots: 3},
+		{name: "zero means the cores", n: 0, slots: runtime.NumCPU()},
+		{name: "negative means the cores", n: -1, slots: runtime.NumCPU()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := newGate(tc.slots + 2)
+			// One middleware value bounds every handler it wraps, together.
+			bound := agent.CPUBound(tc.n)
+			h1, h2 := bound(g), bound(g)
+			results := make(chan error, tc.slots)
+			for i := range tc.slots {
+				h := []agent.Handler{h1, h2}[i%2]
+				go func() {
+					_, err := h.Handle(context.Background(), &agent.Task{})
+					results <- err
+				}()
+			}
+			for range tc.slots {
+				<-g.entered // every slot is taken
+			}
+			// One more must wait: with its context cancelled it gives up
+			// without running.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if _, err := h2.Handle(ctx, &agent.Task{}); !errors.Is(err, context.Canceled) {
+				t.Errorf("handler past the bound: %v, want context.Canceled", err)
+			}
+			select {
+			case <-g.entered:
+				t.Fatal("a handler ran past the bound")
+			default:
+			}
+			close(g.release)
+			for range tc.slots {
+				if err := <-results; err != nil {
+					t.Errorf("bounded handler: %v", err)
+				}
+			}
+			// The slots are free again.
+			if v, err := h1.Handle(context.Background(), &agent.Task{}); v != "released" || err != nil {
+				t.Errorf("after release: %v, %v", v, err)
+			}
+		})
+	}
+}
+
+func TestTask_Bind(t *testing.T) {
+	t.Parallel()
+	type in struct {
+		Name string `json:"name"`
+		N    int    `json:"n"`
+	}
+	for _, tc := range []struct {
+		name      string
+		input     string
+		want      in
+		permanent bool
+		cause     any // a pointer to the error type the permanent error wraps
+	}{
+		{name: "object", input: `{"name":"x","n":2}`, want: in{Name: "x", N: 2}},
+		{name: "unknown fields ignored", input: `{"name":"x","other":true}`, want: in{Name: "x"}},
+		{name: "no input", input: ``, permanent: true},
+		{name: "malformed", input: `{"name":`, permanent: true, cause: new(*json.SyntaxError)},
+		{name: "wrong type", input: `{"n":"two"}`, permanent: true, cause: new(*json.UnmarshalTypeError)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			task := &agent.Task{Task: events.Task{ID: "t-1", Input: json.RawMessage(tc.input)}}
+			var got in
+			err := task.Bind(&got)
+			var perm *agent.PermanentError
+			if isPerm := errors.As(err, &perm); isPerm != tc.permanent {
+				t.Fatalf("error %v: permanent %v, want %v", err, isPerm, tc.permanent)
+			}
+			if tc.cause != nil && !errors.As(err, tc.cause) {
+				t.Errorf("error %v does not wrap %T", err, tc.cause)
+			}
+			if !tc.permanent && got != tc.want {
+				t.Errorf("bound %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPermanent(t *testing.T) {
 	t.Parallel()
 	base := errors.New("down")
-	var p *agent.PermanentError
-	if err := agent.Permanent(base); !errors.As(err, &p) || !errors.Is(err, base) {
-		t.Errorf("Permanent: %v", err)
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{name: "direct", err: agent.Permanent(base)},
+		{name: "wrapped again", err: fmt.Errorf("fetch page: %w", agent.Permanent(base))},
+		{name: "wrapping a wrapped error", err: agent.Permanent(fmt.Errorf("fetch page: %w", base))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var perm *agent.PermanentError
+			if !errors.As(tc.err, &perm) {
+				t.Fatalf("%v is not a *PermanentError", tc.err)
+			}
+			if !errors.Is(tc.err, base) || !errors.Is(perm, base) {
+				t.Errorf("%v does not wrap its cause", tc.err)
+			}
+			var snooze *agent.RetryAfterError
+			if errors.As(tc.err, &snooze) {
+				t.Errorf("%v is a RetryAfterError too", tc.err)
+			}
+		})
 	}
-	var r *agent.RetryAfterError
-	if err := agent.RetryAfter(time.Minute, base); !errors.As(err, &r) || r.Delay != time.Minute || !errors.Is(err, base) {
-		t.Errorf("RetryAfter: %v", err)
+}
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	base := errors.New("rate limited")
+	for _, tc := range []struct {
+		name  string
+		err   error
+		delay time.Duration
+	}{
+		{name: "direct", err: agent.RetryAfter(time.Minute, base), delay: time.Minute},
+		{name: "wrapped again", err: fmt.Errorf("call api: %w", agent.RetryAfter(1500*time.Millisecond, base)), delay: 1500 * time.Millisecond},
+		{name: "zero delay", err: agent.RetryAfter(0, base), delay: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var snooze *agent.RetryAfterError
+			if !errors.As(tc.err, &snooze) {
+				t.Fatalf("%v is not a *RetryAfterError", tc.err)
+			}
+			if snooze.Delay != tc.delay {
+				t.Errorf("delay %v, want %v", snooze.Delay, tc.delay)
+			}
+			if !errors.Is(tc.err, base) {
+				t.Errorf("%v does not wrap its cause", tc.err)
+			}
+			var perm *agent.PermanentError
+			if errors.As(tc.err, &perm) {
+				t.Errorf("%v is a PermanentError too", tc.err)
+			}
+		})
 	}
 }
 
 func TestConfig_Validate(t *testing.T) {
 	t.Parallel()
-	for _, c := range []agent.Config{{ID: "a b"}, {Concurrency: -1}} {
-		if err := c.Validate(); !errors.Is(err, agent.ErrConfig) {
-			t.Errorf("%+v: %v, want ErrConfig", c, err)
-		}
-	}
-	if err := (agent.Config{}).Validate(); err != nil {
-		t.Errorf("zero config: %v", err)
-	}
-}
-
-// Example shows a handler with middleware; agent.New(nc, cfg), a.Handle
-// and a.Run serve it on JetStream.
-func Example() {
-	greet := agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) {
-		var name string
-		if err := t.Bind(&name); err != nil {
-			return nil, agent.Permanent(err) // bad input: no retry
-		}
-		return "hello " + name, nil
-	})
-	logged := func(next agent.Handler) agent.Handler {
-		return agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
-			v, err := next.Handle(ctx, t)
-			fmt.Println("task", t.ID, "attempt", t.Attempt, "→", v)
-			return v, err
+	for _, tc := range []struct {
+		name       string
+		cfg        agent.Config
+		wantErr    bool
+		wantStream bool // the error comes from the streams config
+	}{
+		{name: "zero value", cfg: agent.Config{}},
+		{name: "full", cfg: agent.Config{ID: "agent-1_a", Concurrency: 4, Capabilities: []string{"gpu"}, Poll: time.Second,
+			Streams: streams.Config{Prefix: "team1", AckWait: time.Second}}},
+		{name: "64 character id", cfg: agent.Config{ID: strings.Repeat("a", 64)}},
+		{name: "65 character id", cfg: agent.Config{ID: strings.Repeat("a", 65)}, wantErr: true},
+		{name: "id with a space", cfg: agent.Config{ID: "a b"}, wantErr: true},
+		{name: "id with a dot", cfg: agent.Config{ID: "a.b"}, wantErr: true},
+		{name: "id with a wildcard", cfg: agent.Config{ID: "a*"}, wantErr: true},
+		{name: "negative concurrency", cfg: agent.Config{Concurrency: -1}, wantErr: true},
+		{name: "bad prefix", cfg: agent.Config{Streams: streams.Config{Prefix: "a.b"}}, wantErr: true, wantStream: true},
+		{name: "ack wait too short", cfg: agent.Config{Streams: streams.Config{AckWait: time.Millisecond}}, wantErr: true, wantStream: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.cfg.Validate()
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Validate() = %v, want error %v", err, tc.wantErr)
+			}
+			if tc.wantErr && !errors.Is(err, agent.ErrConfig) {
+				t.Errorf("%v does not wrap agent.ErrConfig", err)
+			}
+			if errors.Is(err, streams.ErrConfig) != tc.wantStream {
+				t.Errorf("%v: wraps streams.ErrConfig %v, want %v", err, !tc.wantStream, tc.wantStream)
+			}
 		})
 	}
-	h := agent.Chain(greet, agent.Recover, logged)
-	t := &agent.Task{Attempt: 1}
-	t.ID, t.Input = "t-1", []byte(`"baton"`)
-	_, _ = h.Handle(context.Background(), t)
-	// Output: task t-1 attempt 1 → hello baton
 }

@@ -1,60 +1,117 @@
 package events_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/baton-dev/baton/examples"
 	"github.com/baton-dev/baton/pkg/events"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
-func mustMsgpack(v any) []byte {
-	b, err := msgpack.Marshal(v)
-	if err != nil {
-		panic(err)
+// The fuzzers below hold every decoder of the package to its contract: any
+// input either decodes to a value that survives a round trip or gives an
+// error wrapping the package's sentinel; nothing panics. Inputs the fuzzer
+// found crashing are kept in testdata/fuzz and run with every go test.
+
+// exampleJobs returns the example jobs, as fuzz seeds.
+func exampleJobs(tb testing.TB) [][]byte {
+	tb.Helper()
+	names, err := fs.Glob(examples.Jobs, "*.json")
+	if err != nil || len(names) == 0 {
+		tb.Fatalf("no example jobs: %v", err)
 	}
-	return b
+	var out [][]byte
+	for _, name := range names {
+		b, err := fs.ReadFile(examples.Jobs, name)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
-// FuzzDecodeTask: any bytes either decode to a task that encodes and
-// decodes to itself, or give an error wrapping ErrDecode; never a panic.
+// requireErrDecode fails unless err wraps ErrDecode and says so first.
+func requireErrDecode(tb testing.TB, err error) {
+	tb.Helper()
+	if !errors.Is(err, events.ErrDecode) || !strings.HasPrefix(err.Error(), events.ErrDecode.Error()+": ") {
+		tb.Fatalf("error %q does not wrap ErrDecode", err)
+	}
+}
+
+// FuzzDecodeTask: any bytes either decode to a valid task that encodes and
+// decodes to the same task, or give an error wrapping ErrDecode.
 func FuzzDecodeTask(f *testing.F) {
-	good, _ := events.Encode(sampleTask())
-	f.Add(good)
+	f.Add(readTestdata(f, "task.msgpack.golden"))
+	f.Add(mustMsgpack(f, map[string]any{"wf": "w", "id": "i", "type": "t", "prio": 1, "attempts": 1}))
+	f.Add(mustMsgpack(f, map[string]any{"wf": "w", "id": "i", "type": "t", "prio": 1, "attempts": 1, "deps": []any{}, "input": []byte{}}))
 	f.Add([]byte{})
 	f.Add([]byte{0x80})
-	f.Add(mustMsgpack(map[string]any{"wf": "w", "id": "i", "type": "t", "prio": 1, "attempts": 1}))
+	f.Add([]byte{0xc0})
+	f.Add([]byte{0x81, 0xa4, 'd', 'e', 'p', 's', 0xdd, 0xff, 0xff, 0xff, 0xff})
+	f.Add(bytes.Repeat([]byte{0x91}, 64))
+	for _, b := range exampleJobs(f) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		task, err := events.DecodeTask(data)
 		if err != nil {
-			if !errors.Is(err, events.ErrDecode) {
-				t.Fatalf("error %v does not wrap ErrDecode", err)
-			}
+			requireErrDecode(t, err)
 			return
 		}
-		again, err := events.Encode(task)
+		b1, err := events.Encode(task)
 		if err != nil {
 			t.Fatalf("a decoded task does not encode: %v", err)
 		}
-		back, err := events.DecodeTask(again)
-		if err != nil || !reflect.DeepEqual(back, task) {
-			t.Fatalf("round trip: %+v, %v; want %+v", back, err, task)
+		back, err := events.DecodeTask(b1)
+		if err != nil {
+			t.Fatalf("a decoded task, encoded again, is rejected: %v", err)
+		}
+		if !reflect.DeepEqual(back, normalTask(task)) {
+			t.Fatalf("round trip:\n%+v\nwant\n%+v", back, task)
+		}
+		if b2, err := events.Encode(back); err != nil || !bytes.Equal(b2, b1) {
+			t.Fatalf("encoding is not stable: %q, %v; want %q", b2, err, b1)
 		}
 	})
 }
 
-// FuzzDecodeResult: the same for results, msgpack and JSON.
+// normalTask returns t as it reads back after an encoding: omitempty drops
+// an empty dependency list and empty dependency data.
+func normalTask(t *events.Task) *events.Task {
+	n := *t
+	if len(n.Deps) == 0 {
+		n.Deps = nil
+	} else {
+		n.Deps = append([]events.DepResult(nil), n.Deps...)
+		for i := range n.Deps {
+			if len(n.Deps[i].Data) == 0 {
+				n.Deps[i].Data = nil
+			}
+		}
+	}
+	return &n
+}
+
+// FuzzDecodeResult: the same for results, msgpack and JSON; a decoded
+// result also survives being written as JSON.
 func FuzzDecodeResult(f *testing.F) {
-	good, _ := events.Encode(sampleResult())
-	js, _ := json.Marshal(sampleResult())
-	f.Add(good, false)
-	f.Add(js, true)
+	f.Add(readTestdata(f, "result.msgpack.golden"), false)
+	f.Add(readTestdata(f, "result.json.golden"), true)
 	f.Add([]byte(`{"workflow":"w","task":"t","status":"completed","data":{"a":[1,2]}}`), true)
+	f.Add([]byte(`{"workflow":"w","task":"t","status":"failed","data":"<&>","error":"\u2028"}`), true)
+	f.Add([]byte(`{"workflow":"w","task":"t","status":"completed"} {}`), true)
+	f.Add(mustMsgpack(f, map[string]any{"wf": "w", "task": "t", "status": "cancelled", "data": []byte{}}), false)
 	f.Add([]byte{}, false)
+	f.Add([]byte{}, true)
+	for _, b := range exampleJobs(f) {
+		f.Add(b, true)
+	}
 	f.Fuzz(func(t *testing.T, data []byte, isJSON bool) {
 		ct := events.ContentMsgpack
 		if isJSON {
@@ -62,35 +119,54 @@ func FuzzDecodeResult(f *testing.F) {
 		}
 		r, err := events.DecodeResult(ct, data)
 		if err != nil {
-			if !errors.Is(err, events.ErrDecode) {
-				t.Fatalf("error %v does not wrap ErrDecode", err)
-			}
+			requireErrDecode(t, err)
 			return
 		}
-		again, err := events.Encode(r)
+		want := *r
+		if len(want.Data) == 0 {
+			want.Data = nil // omitempty
+		}
+
+		b1, err := events.Encode(r)
 		if err != nil {
 			t.Fatalf("a decoded result does not encode: %v", err)
 		}
-		back, err := events.DecodeResult(events.ContentMsgpack, again)
-		if err != nil || !reflect.DeepEqual(back, r) {
-			t.Fatalf("round trip: %+v, %v; want %+v", back, err, r)
+		back, err := events.DecodeResult(events.ContentMsgpack, b1)
+		if err != nil {
+			t.Fatalf("a decoded result, encoded again, is rejected: %v", err)
+		}
+		if !reflect.DeepEqual(back, &want) {
+			t.Fatalf("msgpack round trip:\n%+v\nwant\n%+v", back, &want)
+		}
+
+		// JSON may rewrite strings (invalid UTF-8, HTML escapes) once;
+		// after that it is stable.
+		j1, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("a decoded result does not encode as JSON: %v", err)
+		}
+		fromJSON, err := events.DecodeResult(events.ContentJSON, j1)
+		if err != nil {
+			t.Fatalf("a decoded result, written as JSON, is rejected: %v\n%s", err, j1)
+		}
+		if j2, err := json.Marshal(fromJSON); err != nil || !bytes.Equal(j2, j1) {
+			t.Fatalf("JSON round trip: %s, %v; want %s", j2, err, j1)
 		}
 	})
 }
 
-// FuzzParseJob: any document is a valid job or a *ValidationError; a valid
-// job written back as JSON parses to the same job.
+// FuzzParseJob: any document is a valid job or a *ValidationError naming a
+// field of the job; a valid job written back as JSON parses to the same job.
 func FuzzParseJob(f *testing.F) {
-	files, _ := filepath.Glob("../../examples/*.json")
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range exampleJobs(f) {
 		f.Add(b)
 	}
+	f.Add(readTestdata(f, "job.json.golden"))
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x","after":["a"]}]}`))
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x","split":2,"input":[1,2,3]},{"id":"b","type":"y","after":["a"],"retries":1,"backoff":"1s","timeout":100}]}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"aggregate":{"strategy":"transform","select":{"a":"b"},"colour":1}}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x","timeout":1e300}],"max_parallel":"x"}`))
+	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		job, err := events.ParseJob(data, events.Limits{})
 		if err != nil {
@@ -98,39 +174,95 @@ func FuzzParseJob(f *testing.F) {
 			if !errors.As(err, &ve) || !errors.Is(err, events.ErrInvalidJob) || ve.Reason == "" {
 				t.Fatalf("error %v is not a ValidationError with a reason", err)
 			}
+			if strings.HasPrefix(ve.Field, "Job.") || strings.Contains(ve.Reason, "struct {") {
+				t.Fatalf("error %q speaks of Go types, not of the job", err)
+			}
 			return
 		}
-		again, err := json.Marshal(job)
+		if err := job.Validate(); err != nil {
+			t.Fatalf("ParseJob accepted a job Validate refuses: %v", err)
+		}
+		j1, err := json.Marshal(job)
 		if err != nil {
 			t.Fatalf("a valid job does not encode: %v", err)
 		}
-		back, err := events.ParseJob(again, events.Limits{})
+		// Written back, the job may be longer (escapes), so no byte limit.
+		back, err := events.ParseJob(j1, events.Limits{MaxBytes: 1 << 30})
 		if err != nil {
-			t.Fatalf("a valid job written back is rejected: %v\n%s", err, again)
+			t.Fatalf("a valid job written back is rejected: %v\n%s", err, j1)
 		}
-		b1, _ := json.Marshal(back)
-		if string(b1) != string(again) {
-			t.Fatalf("round trip changed the job:\n%s\n%s", again, b1)
+		if j2, err := json.Marshal(back); err != nil || !bytes.Equal(j2, j1) {
+			t.Fatalf("round trip changed the job:\n%s\n%s", j1, j2)
 		}
 	})
 }
 
-// FuzzParseControl: any body is a request or an ErrBadRequest.
+// FuzzParseControl: any body is a valid request or an ErrBadRequest, and a
+// request written back parses to the same request.
 func FuzzParseControl(f *testing.F) {
+	b, err := json.Marshal(sampleControl())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Add([]byte(`{"workflow":"wf-1","now":true}`))
 	f.Add([]byte(`{"type":"research","priority":2,"until":"10m"}`))
 	f.Add([]byte(`{"tasks":["a","b"],"release_dependents":true}`))
+	f.Add([]byte(`{"until":1e300}`))
 	f.Add([]byte(``))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := events.ParseControl(data)
 		if err != nil {
-			if !errors.Is(err, events.ErrBadRequest) {
-				t.Fatalf("error %v does not wrap ErrBadRequest", err)
+			if !errors.Is(err, events.ErrBadRequest) || !strings.HasPrefix(err.Error(), events.ErrBadRequest.Error()+": ") {
+				t.Fatalf("error %q does not wrap ErrBadRequest", err)
 			}
 			return
 		}
-		if r.Workflow != "" && !events.ValidToken(r.Workflow) {
-			t.Fatalf("accepted workflow id %q", r.Workflow)
+		for _, id := range append([]string{r.Workflow, r.Agent, r.Task, r.Type}, r.Tasks...) {
+			if id != "" && !events.ValidToken(id) {
+				t.Fatalf("accepted id %q", id)
+			}
+		}
+		for _, p := range []int{r.Priority, r.MinPriority, r.MaxPriority, r.To} {
+			if p != 0 && (p < events.PriorityHighest || p > events.PriorityLowest) {
+				t.Fatalf("accepted priority %d", p)
+			}
+		}
+		if r.Until < 0 {
+			t.Fatalf("accepted until %v", r.Until.D())
+		}
+		j1, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("a valid request does not encode: %v", err)
+		}
+		back, err := events.ParseControl(j1)
+		if err != nil {
+			t.Fatalf("a valid request written back is rejected: %v\n%s", err, j1)
+		}
+		if j2, err := json.Marshal(back); err != nil || !bytes.Equal(j2, j1) {
+			t.Fatalf("round trip changed the request:\n%s\n%s", j1, j2)
+		}
+	})
+}
+
+// FuzzDuration_UnmarshalJSON: a duration that reads back writes as a string
+// that reads back to the same duration.
+func FuzzDuration_UnmarshalJSON(f *testing.F) {
+	for _, s := range []string{`"250ms"`, `"1m30s"`, `1500`, `1.5`, `-5`, `null`, `1e13`, `-1e300`, `"soon"`, `true`, `9223372036854.775807`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var d events.Duration
+		if err := json.Unmarshal(data, &d); err != nil {
+			return
+		}
+		b, err := json.Marshal(d)
+		if err != nil {
+			t.Fatalf("%v does not encode: %v", d.D(), err)
+		}
+		var back events.Duration
+		if err := json.Unmarshal(b, &back); err != nil || back != d {
+			t.Fatalf("%s reads back as %v, %v; want %v", b, back.D(), err, d.D())
 		}
 	})
 }

@@ -1,69 +1,219 @@
 package events_test
 
 import (
+	"encoding/json"
 	"errors"
-	"os"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/baton-dev/baton/examples"
 	"github.com/baton-dev/baton/pkg/events"
 )
 
-// TestParseJob_Rejects covers every way a job is refused: the field named
-// and the reason given.
+// requireInvalid checks that err is a *ValidationError (and so wraps
+// ErrInvalidJob) naming field, with a reason that says want.
+func requireInvalid(tb testing.TB, err error, field, want string) {
+	tb.Helper()
+	var ve *events.ValidationError
+	if !errors.As(err, &ve) || !errors.Is(err, events.ErrInvalidJob) {
+		tb.Fatalf("error %v, want a *ValidationError", err)
+	}
+	if ve.Field != field {
+		tb.Errorf("field %q, want %q (reason %q)", ve.Field, field, ve.Reason)
+	}
+	if ve.Reason == "" || !strings.Contains(ve.Reason, want) {
+		tb.Errorf("reason %q does not say %q", ve.Reason, want)
+	}
+	if !strings.Contains(err.Error(), field) || !strings.Contains(err.Error(), ve.Reason) {
+		tb.Errorf("message %q leaves out the field or the reason", err)
+	}
+}
+
+// TestParseJob_Rejects covers every way ParseJob refuses a job: the field it
+// names and the reason it gives.
 func TestParseJob_Rejects(t *testing.T) {
 	t.Parallel()
-	step := `{"id":"a","type":"x"}`
+	const step = `{"id":"a","type":"x"}`
 	job := func(steps ...string) string { return `{"steps":[` + strings.Join(steps, ",") + `]}` }
+	withAggregate := func(agg string) string { return `{"steps":[` + step + `],"aggregate":` + agg + `}` }
 	for _, tc := range []struct {
-		name, doc, field, says string
+		name, doc   string
+		limits      events.Limits
+		field, says string
 	}{
-		{"too big", `{"steps":[{"id":"a","type":"x","input":"` + strings.Repeat("x", 2000) + `"}]}`, "", "more than the limit of 1000"},
-		{"empty", `  `, "", "empty document"},
-		{"malformed", `{"steps":[`, "", "ends early"},
-		{"syntax", `{"steps":[}`, "", "malformed JSON at byte"},
-		{"wrong type", `{"steps":{}}`, "steps", "want"},
-		{"unknown field", `{"steps":[],"colour":1}`, "colour", "unknown field"},
-		{"unknown step field", job(`{"id":"a","type":"x","retry":1}`), "steps[0].retry", "unknown field"},
-		{"trailing data", `{"steps":[]} x`, "", ""},
-		{"bad id", `{"id":"a.b","steps":[` + step + `]}`, "id", "letters"},
-		{"no steps", `{"steps":[]}`, "steps", "at least one step"},
-		{"negative max_parallel", `{"max_parallel":-1,"steps":[` + step + `]}`, "max_parallel", "negative"},
-		{"threshold", `{"success_threshold":1.5,"steps":[` + step + `]}`, "success_threshold", "between 0 and 1"},
-		{"empty step", job(`{}`), "steps[0].id", "missing"},
-		{"bad step id", job(`{"id":"a b","type":"x"}`), "steps[0].id", "letters"},
-		{"no type", job(`{"id":"a"}`), "steps[0].type", "missing"},
-		{"bad type", job(`{"id":"a","type":"x.y"}`), "steps[0].type", "letters"},
-		{"priority", job(`{"id":"a","type":"x","priority":6}`), "steps[0].priority", "out of range"},
-		{"retries", job(`{"id":"a","type":"x","retries":101}`), "steps[0].retries", "out of range"},
-		{"negative timeout", job(`{"id":"a","type":"x","timeout":-5}`), "steps[0]", "negative"},
-		{"bad duration", job(`{"id":"a","type":"x","backoff":"soon"}`), "steps[0]", "duration"},
-		{"bad fallback", job(`{"id":"a","type":"x","fallback":"y z"}`), "steps[0].fallback", "letters"},
-		{"fallback to itself", job(`{"id":"a","type":"x","fallback":"x"}`), "steps[0].fallback", "another type"},
-		{"split and decompose", job(`{"id":"a","type":"x","split":1,"decompose":"d","input":[1]}`), "steps[0].decompose", "not both"},
-		{"negative split", job(`{"id":"a","type":"x","split":-1}`), "steps[0].split", "negative"},
-		{"split_by", job(`{"id":"a","type":"x","split":1,"split_by":"pages","input":"t"}`), "steps[0].split_by", "words"},
-		{"split a number", job(`{"id":"a","type":"x","split":1,"input":5}`), "steps[0].split", "list or a text"},
-		{"duplicate id", job(step, step), "steps[1].id", "used by another step"},
-		{"dangling dependency", job(`{"id":"a","type":"x","after":["ghost"]}`), "steps[0].after[0]", `no step is called "ghost"`},
-		{"waits for itself", job(`{"id":"a","type":"x","after":["a"]}`), "steps[0].after[0]", "waits for itself"},
-		{"cycle", job(`{"id":"a","type":"x","after":["c"]}`, `{"id":"b","type":"x","after":["a"]}`, `{"id":"c","type":"x","after":["b"]}`), "steps", "dependency cycle"},
-		{"aggregate step", `{"steps":[` + step + `],"aggregate":{"steps":["zz"]}}`, "aggregate.steps[0]", "no step"},
-		{"reduce without op", `{"steps":[` + step + `],"aggregate":{"strategy":"reduce","field":"n"}}`, "aggregate.op", "missing"},
-		{"reduce bad op", `{"steps":[` + step + `],"aggregate":{"strategy":"reduce","op":"median","field":"n"}}`, "aggregate.op", "median"},
-		{"reduce without field", `{"steps":[` + step + `],"aggregate":{"strategy":"reduce","op":"sum"}}`, "aggregate.field", "missing"},
-		{"transform without select", `{"steps":[` + step + `],"aggregate":{"strategy":"transform"}}`, "aggregate.select", "missing"},
-		{"strategy", `{"steps":[` + step + `],"aggregate":{"strategy":"magic"}}`, "aggregate.strategy", "magic"},
+		// Size and shape of the document.
+		{name: "over the byte limit", doc: job(`{"id":"a","type":"x","input":"` + strings.Repeat("x", 2000) + `"}`),
+			limits: events.Limits{MaxBytes: 1000}, says: "more than the limit of 1000"},
+		{name: "over the default byte limit", doc: job(`{"id":"a","type":"x","input":"` + strings.Repeat("x", 1<<20) + `"}`),
+			says: "more than the limit of 1048576"},
+		{name: "empty document", doc: ``, says: "empty document"},
+		{name: "blank document", doc: " \n\t", says: "empty document"},
+
+		// Malformed JSON.
+		{name: "ends early", doc: `{"steps":[`, says: "document ends early"},
+		{name: "syntax error", doc: `{"steps":[}`, says: "malformed JSON at byte 11"},
+		{name: "not JSON", doc: `steps: []`, says: "malformed JSON at byte 1"},
+		{name: "trailing data", doc: job(step) + ` x`, says: "unexpected data after the JSON object"},
+		{name: "two documents", doc: job(step) + job(step), says: "unexpected data after the JSON object"},
+
+		// Wrong JSON types.
+		{name: "array instead of object", doc: `[]`, says: "want a JSON object, got JSON array"},
+		{name: "steps not a list", doc: `{"steps":{}}`, field: "steps", says: "got JSON object"},
+		{name: "id not a string", doc: `{"id":5,"steps":[` + step + `]}`, field: "id", says: "want string, got JSON number"},
+		{name: "max_parallel not an integer", doc: `{"max_parallel":1.5,"steps":[` + step + `]}`, field: "max_parallel", says: "want int"},
+		{name: "threshold not a number", doc: `{"success_threshold":"high","steps":[` + step + `]}`, field: "success_threshold", says: "want float64"},
+		{name: "step not an object", doc: job(step, `1`), field: "steps[1]", says: "want a JSON object, got JSON number"},
+		{name: "split not a number", doc: job(`{"id":"a","type":"x","split":"2"}`), field: "steps[0].split", says: "want int, got JSON string"},
+		{name: "retries not a number", doc: job(`{"id":"a","type":"x","retries":"2"}`), field: "steps[0].retries", says: "want int"},
+		{name: "after not a list", doc: job(`{"id":"a","type":"x","after":"b"}`), field: "steps[0].after", says: "want []string"},
+		{name: "after holds a number", doc: job(`{"id":"a","type":"x","after":[1]}`), field: "steps[0].after", says: "want string"},
+		{name: "aggregate not an object", doc: withAggregate(`[]`), field: "aggregate", says: "want a JSON object, got JSON array"},
+		{name: "aggregate op not a string", doc: withAggregate(`{"op":1}`), field: "aggregate.op", says: "want string"},
+		{name: "aggregate select value not a string", doc: withAggregate(`{"select":{"a":1}}`), field: "aggregate.select", says: "want string"},
+
+		// Durations.
+		{name: "duration not a duration", doc: job(`{"id":"a","type":"x","backoff":"soon"}`), field: "steps[0]", says: `duration "soon"`},
+		{name: "duration a boolean", doc: job(`{"id":"a","type":"x","timeout":true}`), field: "steps[0]", says: "number of milliseconds"},
+		{name: "duration overflows", doc: job(`{"id":"a","type":"x","timeout":1e13}`), field: "steps[0]", says: "out of range"},
+		{name: "duration overflows negative", doc: job(`{"id":"a","type":"x","timeout":-1e13}`), field: "steps[0]", says: "out of range"},
+
+		// Unknown fields, named with the object they are in.
+		{name: "unknown top-level field", doc: `{"steps":[` + step + `],"colour":1}`, field: "colour", says: `unknown field "colour"`},
+		{name: "unknown step field", doc: job(step, `{"id":"b","type":"x","retry":1}`), field: "steps[1].retry", says: `unknown field "retry"`},
+		{name: "unknown aggregate field", doc: withAggregate(`{"strategy":"merge","colour":1}`), field: "aggregate.colour", says: `unknown field "colour"`},
+
+		// The job.
+		{name: "bad job id", doc: `{"id":"a.b","steps":[` + step + `]}`, field: "id", says: `"a.b": use 1-64 letters`},
+		{name: "job id too long", doc: `{"id":"` + strings.Repeat("a", 65) + `","steps":[` + step + `]}`, field: "id", says: "1-64"},
+		{name: "no steps", doc: `{"steps":[]}`, field: "steps", says: "at least one step"},
+		{name: "steps missing", doc: `{"name":"x"}`, field: "steps", says: "at least one step"},
+		{name: "steps null", doc: `{"steps":null}`, field: "steps", says: "at least one step"},
+		{name: "negative max_parallel", doc: `{"max_parallel":-1,"steps":[` + step + `]}`, field: "max_parallel", says: "must not be negative"},
+		{name: "threshold above 1", doc: `{"success_threshold":1.5,"steps":[` + step + `]}`, field: "success_threshold", says: "1.5 is not between 0 and 1"},
+		{name: "threshold below 0", doc: `{"success_threshold":-0.1,"steps":[` + step + `]}`, field: "success_threshold", says: "not between 0 and 1"},
+
+		// Steps.
+		{name: "empty step", doc: job(`{}`), field: "steps[0].id", says: "missing: every step needs an id"},
+		{name: "empty step after a good one", doc: job(step, `{}`), field: "steps[1].id", says: "missing"},
+		{name: "bad step id", doc: job(`{"id":"a b","type":"x"}`), field: "steps[0].id", says: `"a b": use 1-64 letters`},
+		{name: "no type", doc: job(`{"id":"a"}`), field: "steps[0].type", says: `missing: say which agent type runs step "a"`},
+		{name: "bad type", doc: job(`{"id":"a","type":"x.y"}`), field: "steps[0].type", says: `"x.y": use 1-64 letters`},
+		{name: "wildcard type", doc: job(`{"id":"a","type":">"}`), field: "steps[0].type", says: `">"`},
+		{name: "priority above 5", doc: job(`{"id":"a","type":"x","priority":6}`), field: "steps[0].priority", says: "6 is out of range 1 (first) to 5 (last)"},
+		{name: "negative priority", doc: job(`{"id":"a","type":"x","priority":-1}`), field: "steps[0].priority", says: "out of range"},
+		{name: "retries above the maximum", doc: job(`{"id":"a","type":"x","retries":101}`), field: "steps[0].retries", says: "101 is out of range 0..100"},
+		{name: "negative retries", doc: job(`{"id":"a","type":"x","retries":-1}`), field: "steps[0].retries", says: "out of range"},
+		{name: "negative backoff", doc: job(`{"id":"a","type":"x","backoff":"-1s"}`), field: "steps[0]", says: "must not be negative"},
+		{name: "negative max_backoff", doc: job(`{"id":"a","type":"x","max_backoff":-1}`), field: "steps[0]", says: "must not be negative"},
+		{name: "negative timeout", doc: job(`{"id":"a","type":"x","timeout":-5}`), field: "steps[0]", says: "must not be negative"},
+		{name: "bad fallback", doc: job(`{"id":"a","type":"x","fallback":"y z"}`), field: "steps[0].fallback", says: `"y z": use 1-64 letters`},
+		{name: "fallback to its own type", doc: job(`{"id":"a","type":"x","fallback":"x"}`), field: "steps[0].fallback", says: "a fallback must be another type"},
+		{name: "split and decompose", doc: job(`{"id":"a","type":"x","split":1,"decompose":"d","input":[1]}`), field: "steps[0].decompose", says: "either split or decompose, not both"},
+		{name: "bad decomposer", doc: job(`{"id":"a","type":"x","decompose":"by page"}`), field: "steps[0].decompose", says: `"by page": use 1-64 letters`},
+		{name: "negative split", doc: job(`{"id":"a","type":"x","split":-1}`), field: "steps[0].split", says: "must not be negative"},
+		{name: "bad split_by", doc: job(`{"id":"a","type":"x","split":1,"split_by":"pages","input":"t"}`), field: "steps[0].split_by", says: `"pages": want "words" or "lines"`},
+		{name: "split a number", doc: job(`{"id":"a","type":"x","split":1,"input":5}`), field: "steps[0].split", says: "can only split a list or a text input"},
+		{name: "split an object", doc: job(`{"id":"a","type":"x","split":1,"input":{"a":1}}`), field: "steps[0].split", says: "list or a text"},
+		{name: "split no input", doc: job(`{"id":"a","type":"x","split":3}`), field: "steps[0].split", says: "list or a text"},
+		{name: "duplicate step ids", doc: job(step, `{"id":"b","type":"y"}`, step), field: "steps[2].id", says: `"a" is used by another step`},
+
+		// Dependencies.
+		{name: "dangling dependency", doc: job(step, `{"id":"b","type":"x","after":["a","ghost"]}`), field: "steps[1].after[1]", says: `no step is called "ghost"`},
+		{name: "waits for itself", doc: job(`{"id":"a","type":"x","after":["a"]}`), field: "steps[0].after[0]", says: `step "a" waits for itself`},
+		{name: "two-step cycle", doc: job(`{"id":"a","type":"x","after":["b"]}`, `{"id":"b","type":"x","after":["a"]}`), field: "steps", says: "dependency cycle: a → b → a"},
+		{name: "three-step cycle", doc: job(`{"id":"a","type":"x","after":["c"]}`, `{"id":"b","type":"x","after":["a"]}`, `{"id":"c","type":"x","after":["b"]}`),
+			field: "steps", says: "dependency cycle: a → c → b → a"},
+		{name: "cycle behind a good step", doc: job(step, `{"id":"b","type":"x","after":["a","c"]}`, `{"id":"c","type":"x","after":["b"]}`),
+			field: "steps", says: "dependency cycle: b → c → b"},
+
+		// Aggregation.
+		{name: "aggregate names no step", doc: withAggregate(`{"steps":["a","zz"]}`), field: "aggregate.steps[1]", says: `no step is called "zz"`},
+		{name: "reduce without op", doc: withAggregate(`{"strategy":"reduce","field":"n"}`), field: "aggregate.op", says: "missing: reduce needs one of sum, avg, min, max, count"},
+		{name: "reduce with a bad op", doc: withAggregate(`{"strategy":"reduce","op":"median","field":"n"}`), field: "aggregate.op", says: `"median": want one of`},
+		{name: "reduce without field", doc: withAggregate(`{"strategy":"reduce","op":"sum"}`), field: "aggregate.field", says: "missing: which field to sum"},
+		{name: "transform without select", doc: withAggregate(`{"strategy":"transform"}`), field: "aggregate.select", says: "missing: transform needs"},
+		{name: "unknown strategy", doc: withAggregate(`{"strategy":"magic"}`), field: "aggregate.strategy", says: `"magic": want merge, reduce or transform`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := events.ParseJob([]byte(tc.doc), events.Limits{MaxBytes: 1000})
-			var ve *events.ValidationError
-			if !errors.As(err, &ve) || !errors.Is(err, events.ErrInvalidJob) {
-				t.Fatalf("error %v, want a ValidationError", err)
+			got, err := events.ParseJob([]byte(tc.doc), tc.limits)
+			if got != nil {
+				t.Errorf("got a job %+v", got)
 			}
-			if ve.Field != tc.field || !strings.Contains(ve.Reason, tc.says) {
-				t.Errorf("field %q reason %q; want field %q and a reason with %q", ve.Field, ve.Reason, tc.field, tc.says)
+			requireInvalid(t, err, tc.field, tc.says)
+		})
+	}
+}
+
+// TestJob_Validate covers what only a job built in Go can get wrong (JSON
+// that ParseJob decoded is always valid JSON).
+func TestJob_Validate(t *testing.T) {
+	t.Parallel()
+	steps := func() []events.Step { return []events.Step{{ID: "a", Type: "x"}} }
+	for _, tc := range []struct {
+		name        string
+		job         events.Job
+		field, says string
+	}{
+		{"input not JSON", events.Job{Steps: []events.Step{{ID: "a", Type: "x", Input: json.RawMessage(`{oops`)}}}, "steps[0].input", "not valid JSON"},
+		{"aggregate fallback not JSON", events.Job{Steps: steps(), Aggregate: events.Aggregate{Fallback: json.RawMessage(`nope`)}}, "aggregate.fallback", "not valid JSON"},
+		{"negative backoff", events.Job{Steps: []events.Step{{ID: "a", Type: "x", Backoff: events.Duration(-time.Second)}}}, "steps[0]", "must not be negative"},
+		{"split a list with a space first", events.Job{Steps: []events.Step{{ID: "a", Type: "x", Split: 1, Input: json.RawMessage(` 7`)}}}, "steps[0].split", "list or a text"},
+		{"no steps", events.Job{}, "steps", "at least one step"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			requireInvalid(t, tc.job.Validate(), tc.field, tc.says)
+		})
+	}
+	t.Run("sample", func(t *testing.T) {
+		t.Parallel()
+		if err := sampleJob().Validate(); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func TestParseJob_Accepts(t *testing.T) {
+	t.Parallel()
+	const step = `{"id":"a","type":"x"}`
+	for _, tc := range []struct {
+		name, doc string
+		limits    events.Limits
+		want      *events.Job
+	}{
+		{name: "minimal", doc: `{"steps":[` + step + `]}`,
+			want: &events.Job{Steps: []events.Step{{ID: "a", Type: "x"}}}},
+		{name: "surrounded by blanks", doc: "\n {\"steps\":[" + step + "]} \n",
+			want: &events.Job{Steps: []events.Step{{ID: "a", Type: "x"}}}},
+		{name: "exactly at the byte limit", doc: `{"steps":[` + step + `]}`, limits: events.Limits{MaxBytes: len(`{"steps":[` + step + `]}`)},
+			want: &events.Job{Steps: []events.Step{{ID: "a", Type: "x"}}}},
+		{name: "durations as strings and milliseconds", doc: `{"steps":[{"id":"a","type":"x","backoff":"250ms","max_backoff":1500,"timeout":"1m30s"}]}`,
+			want: &events.Job{Steps: []events.Step{{ID: "a", Type: "x", Backoff: events.Duration(250 * time.Millisecond),
+				MaxBackoff: events.Duration(1500 * time.Millisecond), Timeout: events.Duration(90 * time.Second)}}}},
+		{name: "null duration and aggregate", doc: `{"steps":[{"id":"a","type":"x","timeout":null}],"aggregate":null}`,
+			want: &events.Job{Steps: []events.Step{{ID: "a", Type: "x"}}}},
+		{name: "edges of the ranges", doc: `{"success_threshold":0,"max_parallel":0,"steps":[{"id":"a","type":"x","priority":5,"retries":0},{"id":"b","type":"x","priority":1,"retries":100}]}`,
+			want: &events.Job{SuccessThreshold: ptr(0.0), Steps: []events.Step{{ID: "a", Type: "x", Priority: 5, Retries: ptr(0)}, {ID: "b", Type: "x", Priority: 1, Retries: ptr(100)}}}},
+		{name: "split text by words", doc: `{"steps":[{"id":"a","type":"x","split":2,"split_by":"words","input":"one two three"}]}`,
+			want: &events.Job{Steps: []events.Step{{ID: "a", Type: "x", Split: 2, SplitBy: "words", Input: json.RawMessage(`"one two three"`)}}}},
+		{name: "diamond", doc: `{"steps":[{"id":"a","type":"x"},{"id":"b","type":"x","after":["a"]},{"id":"c","type":"x","after":["a"]},{"id":"d","type":"x","after":["b","c"]}]}`,
+			want: &events.Job{Steps: []events.Step{{ID: "a", Type: "x"}, {ID: "b", Type: "x", After: []string{"a"}}, {ID: "c", Type: "x", After: []string{"a"}}, {ID: "d", Type: "x", After: []string{"b", "c"}}}}},
+		{name: "count without a field", doc: `{"steps":[` + step + `],"aggregate":{"strategy":"reduce","op":"count"}}`,
+			want: &events.Job{Steps: []events.Step{{ID: "a", Type: "x"}}, Aggregate: events.Aggregate{Strategy: events.StrategyReduce, Op: "count"}}},
+		{name: "transform", doc: `{"steps":[` + step + `],"aggregate":{"strategy":"transform","select":{"t":"title"}}}`,
+			want: &events.Job{Steps: []events.Step{{ID: "a", Type: "x"}}, Aggregate: events.Aggregate{Strategy: events.StrategyTransform, Select: map[string]string{"t": "title"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := events.ParseJob([]byte(tc.doc), tc.limits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("parsed %+v\nwant   %+v", got, tc.want)
 			}
 		})
 	}
@@ -72,19 +222,171 @@ func TestParseJob_Rejects(t *testing.T) {
 func TestParseJob_Examples(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		file  string
-		valid bool
-	}{{"report", true}, {"parallel", true}, {"invalid", false}} {
-		b, err := os.ReadFile("../../examples/" + tc.file + ".json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		job, err := events.ParseJob(b, events.Limits{})
-		if (err == nil) != tc.valid {
-			t.Errorf("%s: %v", tc.file, err)
-		}
-		if tc.valid && len(job.Steps) == 0 {
-			t.Errorf("%s: no steps", tc.file)
-		}
+		name  string
+		check func(*testing.T, *events.Job, error)
+	}{
+		{"report", func(t *testing.T, job *events.Job, err error) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if job.Name != "quarterly-report" || len(job.Steps) != 3 || job.Threshold() != 0.8 {
+				t.Errorf("parsed %+v", job)
+			}
+			if s := job.Steps[2]; s.ID != "summary" || !s.Critical || !reflect.DeepEqual(s.After, []string{"research", "metrics"}) {
+				t.Errorf("summary step %+v", s)
+			}
+		}},
+		{"parallel", func(t *testing.T, job *events.Job, err error) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := events.Aggregate{Strategy: events.StrategyReduce, Op: "sum", Field: "slept_ms"}
+			if len(job.Steps) != 1 || job.Steps[0].Split != 1 || !reflect.DeepEqual(job.Aggregate, want) {
+				t.Errorf("parsed %+v", job)
+			}
+		}},
+		{"invalid", func(t *testing.T, job *events.Job, err error) {
+			if job != nil {
+				t.Errorf("got a job %+v", job)
+			}
+			requireInvalid(t, err, "steps", "dependency cycle: a → b → a")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, err := examples.Job(tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			job, err := events.ParseJob(b, events.Limits{})
+			tc.check(t, job, err)
+		})
+	}
+}
+
+func TestJob_Threshold(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		set  *float64
+		want float64
+	}{
+		{"default", nil, 1},
+		{"zero", ptr(0.0), 0},
+		{"set", ptr(0.8), 0.8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			j := events.Job{SuccessThreshold: tc.set}
+			if got := j.Threshold(); got != tc.want {
+				t.Errorf("Threshold() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLimits_WithDefaults(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		in, want events.Limits
+	}{
+		{"zero", events.Limits{}, events.Limits{MaxBytes: events.DefaultMaxJobBytes, MaxTasks: events.DefaultMaxTasks}},
+		{"negative", events.Limits{MaxBytes: -1, MaxTasks: -1}, events.Limits{MaxBytes: events.DefaultMaxJobBytes, MaxTasks: events.DefaultMaxTasks}},
+		{"set", events.Limits{MaxBytes: 10, MaxTasks: 20}, events.Limits{MaxBytes: 10, MaxTasks: 20}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tc.in.WithDefaults(); got != tc.want {
+				t.Errorf("WithDefaults() = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDuration_UnmarshalJSON(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, in string
+		want     time.Duration
+		says     string // in the error; empty for none
+	}{
+		{name: "string", in: `"250ms"`, want: 250 * time.Millisecond},
+		{name: "compound string", in: `"1m30s"`, want: 90 * time.Second},
+		{name: "milliseconds", in: `1500`, want: 1500 * time.Millisecond},
+		{name: "fractional milliseconds", in: `1.5`, want: 1500 * time.Microsecond},
+		{name: "negative milliseconds", in: `-5`, want: -5 * time.Millisecond}, // Validate refuses it
+		{name: "null leaves it alone", in: `null`, want: 7},
+		{name: "a year of milliseconds", in: `31536000000`, want: 365 * 24 * time.Hour},
+		{name: "not a duration", in: `"soon"`, says: `duration "soon": want a form like "250ms" or "2s"`},
+		{name: "empty string", in: `""`, says: `duration ""`},
+		{name: "boolean", in: `true`, says: "a number of milliseconds"},
+		{name: "object", in: `{}`, says: "a number of milliseconds"},
+		{name: "too long", in: `1e13`, says: "out of range"},
+		{name: "too negative", in: `-1e300`, says: "out of range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := events.Duration(7)
+			err := json.Unmarshal([]byte(tc.in), &d)
+			switch {
+			case tc.says != "":
+				if err == nil || !strings.Contains(err.Error(), tc.says) {
+					t.Errorf("error %v, want one saying %q", err, tc.says)
+				}
+			case err != nil:
+				t.Error(err)
+			case d.D() != tc.want:
+				t.Errorf("got %v, want %v", d.D(), tc.want)
+			}
+		})
+	}
+}
+
+func TestDuration_MarshalJSON(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		in   time.Duration
+		want string
+	}{
+		{"zero", 0, `"0s"`},
+		{"fraction", 1500 * time.Millisecond, `"1.5s"`},
+		{"minutes", 90 * time.Second, `"1m30s"`},
+		{"negative", -time.Millisecond, `"-1ms"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, err := json.Marshal(events.Duration(tc.in))
+			if err != nil || string(b) != tc.want {
+				t.Fatalf("got %s, %v; want %s", b, err, tc.want)
+			}
+			var back events.Duration
+			if err := json.Unmarshal(b, &back); err != nil || back.D() != tc.in {
+				t.Errorf("read back %v, %v", back.D(), err)
+			}
+		})
+	}
+}
+
+func TestValidationError_Error(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		err  *events.ValidationError
+		want string
+	}{
+		{"whole document", &events.ValidationError{Reason: "empty document"}, "invalid job: empty document"},
+		{"field", &events.ValidationError{Field: "steps[0].id", Reason: "missing"}, "invalid job: steps[0].id: missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tc.err.Error(); got != tc.want {
+				t.Errorf("Error() = %q, want %q", got, tc.want)
+			}
+			if !errors.Is(tc.err, events.ErrInvalidJob) {
+				t.Error("does not wrap ErrInvalidJob")
+			}
+		})
 	}
 }

@@ -8,38 +8,85 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
+func golden(tb testing.TB, name string, got []byte) {
+	tb.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./pkg/events -update to create it)", err)
-	}
+	want := readTestdata(tb, name)
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s changed: the wire format is a contract. got\n%q\nwant\n%q", name, got, want)
+		tb.Errorf("%s changed: the wire format is a contract (go test ./pkg/events -update rewrites it). got\n%q\nwant\n%q", name, got, want)
 	}
 }
+
+// readTestdata returns the content of testdata/name.
+func readTestdata(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		tb.Fatalf("%v (go test ./pkg/events -update creates it)", err)
+	}
+	return b
+}
+
+// mustMsgpack encodes v with msgpack, for hand-made messages.
+func mustMsgpack(tb testing.TB, v any) []byte {
+	tb.Helper()
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// strictDecode decodes one JSON value into a new T, refusing unknown fields
+// and trailing data, as a peer that knows the contract would.
+func strictDecode[T any](data []byte) (*T, error) {
+	var v T
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	if d.More() {
+		return nil, errors.New("trailing data")
+	}
+	return &v, nil
+}
+
+var (
+	t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	t1 = t0.Add(1500 * time.Millisecond)
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// The samples below set every field (requireFull checks it), so that a
+// renamed or reused tag changes a golden file.
 
 func sampleTask() *events.Task {
 	return &events.Task{
 		Workflow: "wf-1", ID: "research-3", Step: "research", Index: 3, Chunks: 7, Type: "research", Priority: 2,
 		Round: 1, Input: json.RawMessage(`"some text"`),
-		Deps:        []events.DepResult{{Task: "fetch", Step: "fetch", Status: events.StateCompleted, Data: json.RawMessage(`{"n":1}`)}, {Task: "gone", Step: "gone", Status: events.StateFailed, Error: "boom"}},
+		Deps: []events.DepResult{
+			{Task: "fetch", Step: "fetch", Status: events.StateCompleted, Data: json.RawMessage(`{"n":1}`)},
+			{Task: "gone", Step: "gone", Status: events.StateFailed, Error: "boom"},
+		},
 		MaxAttempts: 3, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second, Timeout: 5 * time.Minute,
 		Fallback: "backup", Critical: true, Gen: 2,
 	}
@@ -49,108 +96,441 @@ func sampleResult() *events.Result {
 	return &events.Result{
 		Workflow: "wf-1", Task: "research-3", Step: "research", Index: 3, Type: "research", Round: 1,
 		Status: events.StateFailed, Final: true, Data: json.RawMessage(`[1,2]`), Error: "timed out", ErrorKind: events.KindTimeout,
-		Attempts: 3, Agent: "agent-1", Started: 1700000000000000000, Finished: 1700000001000000000, Gen: 2,
+		Attempts: 3, Agent: "agent-1", Started: 1700000000000000000, Finished: 1700000001000000000, Gen: 2, Priority: 4,
 	}
 }
 
+func sampleCounts() events.Counts {
+	return events.Counts{Total: 21, Pending: 1, Running: 2, Completed: 15, Failed: 2, Cancelled: 1}
+}
+
+func sampleAggregate() events.Aggregate {
+	return events.Aggregate{
+		Strategy: events.StrategyReduce, Steps: []string{"research"}, DedupeBy: "url", SortBy: "score", Desc: true,
+		Field: "score", Op: "sum", Select: map[string]string{"title": "name", "link": "url"}, Fallback: json.RawMessage(`{"score":0}`),
+	}
+}
+
+func sampleJob() *events.Job {
+	return &events.Job{
+		ID: "report-2026", Name: "quarterly report",
+		Steps: []events.Step{
+			{
+				ID: "research", Type: "analysis", Input: json.RawMessage(`"line one\nline two"`), Split: 1, SplitBy: "lines",
+				Priority: 2, Retries: ptr(4), Backoff: events.Duration(250 * time.Millisecond),
+				MaxBackoff: events.Duration(10 * time.Second), Fallback: "analysis-slow", Timeout: events.Duration(90 * time.Second),
+				Critical: true,
+			},
+			{ID: "summary", Type: "writing", Decompose: "by-section", After: []string{"research"}, Input: json.RawMessage(`{"title":"Q4"}`)},
+		},
+		MaxParallel: 8, SuccessThreshold: ptr(0.75), Aggregate: sampleAggregate(),
+	}
+}
+
+func sampleEvent() *events.Event {
+	return &events.Event{Workflow: "wf-1", Kind: events.EventRetry, Task: "t-1", Agent: "agent-1",
+		Time: t0, Message: "attempt 1 of 3 failed", Detail: json.RawMessage(`{"x":1}`)}
+}
+
+func sampleWorkflow() *events.Workflow {
+	return &events.Workflow{
+		ID: "wf-1", Name: "quarterly report", Status: events.WorkflowFailed, Submitted: t0, Finished: t1,
+		Counts: sampleCounts(), Critical: []string{"summary"}, Collect: []string{"summary"}, SuccessThreshold: 0.75,
+		Aggregate: sampleAggregate(), ResultsFrom: 42, Error: "critical task summary failed", Gen: 3,
+		Priorities: map[string]int{"*": 2, "summary": 1}, Retry: map[string]int{"research-3": 2},
+		Lanes: []string{"analysis.2", "writing.3"}, CriticalPathTotal: 2, CriticalPath: 1,
+	}
+}
+
+func sampleAgentInfo() events.AgentInfo {
+	return events.AgentInfo{
+		ID: "agent-1", Types: []string{"analysis", "writing"}, Capabilities: []string{"gpu"}, Concurrency: 4, Running: 1,
+		Tasks: []string{"wf-1/research-3"}, Status: events.AgentBusy, Done: 120, Failures: 3, Host: "node-7", PID: 4242,
+		Version: "v1.2.3", Started: t0, Heartbeat: t1,
+	}
+}
+
+func sampleOutput() *events.Output {
+	return &events.Output{
+		Workflow: "wf-1", Kind: events.OutputFinal, Status: events.OutcomePartial,
+		Progress: events.Progress{Done: 2, Total: 2, Percent: 100}, Data: json.RawMessage(`[1]`),
+		Results:  []events.TaskOutput{{Task: "t-1", Step: "t", Status: events.StateCompleted, Agent: "agent-1", Data: json.RawMessage(`1`)}},
+		Metadata: &events.Metadata{Started: t0, Finished: t1, ElapsedMS: 1500, Agents: []string{"agent-1"}, AgentsUsed: 1,
+			SuccessRate: 0.5, Threshold: 0.5, Tasks: sampleCounts(), BusyMS: 1250.5, Attempts: 4, Recovered: 1, Recovery: events.RecoveryIncomplete},
+		Errors: []events.TaskError{{Task: "t-2", Step: "t", Type: "x", Status: events.StateFailed, Kind: events.KindError,
+			Message: "boom", Attempts: 3, Critical: true, Remediation: "fix it", RetryRecommended: true}},
+		Missing: []string{"t-2"},
+	}
+}
+
+func sampleControl() *events.ControlRequest {
+	return &events.ControlRequest{Workflow: "wf-1", Type: "research", Priority: 2, Until: events.Duration(time.Minute), Now: true,
+		RetryFailed: true, All: true, Tasks: []string{"a"}, Agent: "agent-1", MinPriority: 1, MaxPriority: 3,
+		ReleaseDependents: true, Task: "a", To: 1}
+}
+
+func sampleLane() events.LaneState {
+	return events.LaneState{Lane: "analysis.2", Type: "analysis", Priority: 2, Consumer: "lane-analysis-2", Backlog: 17,
+		InFlight: 3, Redelivered: 1, Paused: true, PausedUntil: ptr(t1)}
+}
+
+func sampleBottleneck() *events.Bottleneck {
+	return &events.Bottleneck{Lane: "analysis.2", Backlog: 17, Rate: 0.5, Seconds: ptr(34.0), Why: "17 queued at 0.5/s"}
+}
+
+func sampleSnapshot() *events.Snapshot {
+	return &events.Snapshot{
+		Time: t1, Progress: 71.5, Active: 2, Completed: 15,
+		Tasks: events.TaskStats{Counts: sampleCounts(), WindowSeconds: 300, Finished: 17, AvgSeconds: 1.25, P50Seconds: 1,
+			P95Seconds: 3.5, Throughput: 0.25, ThroughputSeconds: 60, ErrorRate: 0.125},
+		Agents: events.AgentStats{Active: 1, Idle: 1, Busy: 1, Draining: 1, Failed: 1, Slots: 4, BusySlots: 1,
+			Utilization: 0.25, FailureRate: 0.025, List: []events.AgentInfo{sampleAgentInfo()}},
+		Workflows: []events.WorkflowView{{
+			ID: "wf-1", Name: "quarterly report", Status: events.WorkflowRunning, Counts: sampleCounts(), Progress: 71.5,
+			Active: 2, Completed: 15, Submitted: t0, Rate: 0.5, ETASeconds: ptr(12.0), ETA: "12s", Bottleneck: sampleBottleneck(),
+			CriticalPath: events.CriticalPathStatus{Total: 2, Remaining: 1, Seconds: ptr(1.0), OnSchedule: true, Why: "one step left"},
+			Running: []string{"research-3"},
+		}},
+		Lanes:      []events.LaneState{sampleLane()},
+		Bottleneck: sampleBottleneck(),
+	}
+}
+
+// wireCase is one wire type in one encoding: how to write the sample and
+// how a peer reads it back.
+type wireCase struct {
+	file   string
+	value  any
+	encode func() ([]byte, error)
+	decode func([]byte) (any, error)
+}
+
+func jsonCase[T any](file string, v *T) wireCase {
+	return wireCase{
+		file:   file,
+		value:  v,
+		encode: func() ([]byte, error) { return json.Marshal(v) },
+		decode: func(b []byte) (any, error) { return strictDecode[T](b) },
+	}
+}
+
+func wireCases() []wireCase {
+	return []wireCase{
+		{
+			file: "task.msgpack.golden", value: sampleTask(),
+			encode: func() ([]byte, error) { return events.Encode(sampleTask()) },
+			decode: func(b []byte) (any, error) { return events.DecodeTask(b) },
+		},
+		{
+			file: "result.msgpack.golden", value: sampleResult(),
+			encode: func() ([]byte, error) { return events.Encode(sampleResult()) },
+			decode: func(b []byte) (any, error) { return events.DecodeResult(events.ContentMsgpack, b) },
+		},
+		{
+			file: "result.json.golden", value: sampleResult(),
+			encode: func() ([]byte, error) { return json.Marshal(sampleResult()) },
+			decode: func(b []byte) (any, error) { return events.DecodeResult(events.ContentJSON, b) },
+		},
+		{
+			file: "validation_error.msgpack.golden", value: &events.ValidationError{Field: "steps[2].after[0]", Reason: `no step is called "x"`},
+			encode: func() ([]byte, error) {
+				return events.Encode(&events.ValidationError{Field: "steps[2].after[0]", Reason: `no step is called "x"`})
+			},
+			decode: func(b []byte) (any, error) {
+				var v events.ValidationError
+				err := msgpack.Unmarshal(b, &v)
+				return &v, err
+			},
+		},
+		{
+			file: "job.json.golden", value: sampleJob(),
+			encode: func() ([]byte, error) { return json.Marshal(sampleJob()) },
+			decode: func(b []byte) (any, error) { return events.ParseJob(b, events.Limits{}) },
+		},
+		{
+			file: "control.json.golden", value: sampleControl(),
+			encode: func() ([]byte, error) { return json.Marshal(sampleControl()) },
+			decode: func(b []byte) (any, error) { return events.ParseControl(b) },
+		},
+		jsonCase("task.json.golden", sampleTask()),
+		jsonCase("event.json.golden", sampleEvent()),
+		jsonCase("output.json.golden", sampleOutput()),
+		jsonCase("workflow.json.golden", sampleWorkflow()),
+		jsonCase("submit_reply.json.golden", &events.SubmitReply{Workflow: "wf-1", Tasks: 12, Lanes: []string{"analysis.2"},
+			Error: &events.ValidationError{Field: "steps[0].type", Reason: "missing"}}),
+		jsonCase("agent_info.json.golden", ptr(sampleAgentInfo())),
+		jsonCase("control_error.json.golden", &events.ControlError{Code: 409, Message: "workflow wf-1 is completed"}),
+		jsonCase("checkpoint.json.golden", &events.Checkpoint{Workflow: "wf-1", Status: events.WorkflowPaused, Gen: 2,
+			Done: []string{"a"}, Running: []string{"b"}, Pending: []string{"c"}}),
+		jsonCase("cancel_reply.json.golden", &events.CancelReply{Status: events.StateCancelled, Cancelled: []string{"a"},
+			Dependents: []string{"b"}, Released: []string{"c"}}),
+		jsonCase("resume_reply.json.golden", &events.ResumeReply{Workflow: "wf-1", Status: events.WorkflowRunning, Gen: 3,
+			Queued: []string{"a"}, Running: []string{"b"}}),
+		jsonCase("reprioritize_reply.json.golden", &events.ReprioritizeReply{Workflow: "wf-1", Priority: 1,
+			Moved: []string{"a"}, Updated: []string{"b"}}),
+		jsonCase("lane_reply.json.golden", &events.LaneReply{Lanes: []events.LaneState{sampleLane()}}),
+		jsonCase("agent_command.json.golden", &events.AgentCommand{Op: events.AgentOpCancel, Workflow: "wf-1",
+			Tasks: []string{"a"}, Now: true}),
+		jsonCase("agent_reply.json.golden", &events.AgentReply{Agent: "agent-1", Running: []string{"wf-1/b"},
+			Stopped: []string{"wf-1/a"}}),
+		jsonCase("snapshot.json.golden", sampleSnapshot()),
+	}
+}
+
+// TestEncode_Golden pins every wire type: the sample must encode to the
+// golden bytes, and the golden bytes must decode to the sample, so that a
+// renamed, dropped or reused tag fails here before it reaches a peer.
 func TestEncode_Golden(t *testing.T) {
 	t.Parallel()
-	task, err := events.Encode(sampleTask())
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "task.msgpack.golden", task)
-	result, err := events.Encode(sampleResult())
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "result.msgpack.golden", result)
-	for name, v := range map[string]any{
-		"result.json.golden": sampleResult(),
-		"event.json.golden": events.Event{Workflow: "wf-1", Kind: events.EventRetry, Task: "t-1", Agent: "agent-1",
-			Time: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC), Message: "attempt 1 of 3 failed", Detail: json.RawMessage(`{"x":1}`)},
-		"output.json.golden": events.Output{Workflow: "wf-1", Kind: events.OutputFinal, Status: events.OutcomePartial,
-			Progress: events.Progress{Done: 2, Total: 2, Percent: 100}, Data: json.RawMessage(`[1]`), Missing: []string{"t-2"},
-			Errors:   []events.TaskError{{Task: "t-2", Step: "t", Type: "x", Status: events.StateFailed, Kind: events.KindError, Message: "boom", Attempts: 3, Remediation: "fix it", RetryRecommended: true}},
-			Metadata: &events.Metadata{Started: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC), Finished: time.Date(2026, 11, 24, 10, 0, 1, 0, time.UTC), ElapsedMS: 1000, Agents: []string{"a"}, AgentsUsed: 1, SuccessRate: 0.5, Threshold: 0.5, Tasks: events.Counts{Total: 2, Completed: 1, Failed: 1}, Attempts: 4, Recovered: 1, Recovery: events.RecoveryIncomplete}},
-		"control.json.golden": events.ControlRequest{Workflow: "wf-1", Type: "research", Priority: 2, Until: events.Duration(time.Minute), Now: true,
-			RetryFailed: true, Tasks: []string{"a"}, Agent: "agent-1", MinPriority: 1, MaxPriority: 3, ReleaseDependents: true, Task: "a", To: 1},
-	} {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		golden(t, name, b)
+	for _, tc := range wireCases() {
+		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel()
+			requireFull(t, tc.value)
+			got, err := tc.encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.file, got)
+			back, err := tc.decode(readTestdata(t, tc.file))
+			if err != nil {
+				t.Fatalf("the golden file does not decode: %v", err)
+			}
+			if !reflect.DeepEqual(back, tc.value) {
+				t.Errorf("the golden file decodes to\n%+v\nwant\n%+v", back, tc.value)
+			}
+		})
 	}
 }
 
-func TestDecodeTask_RoundTrip(t *testing.T) {
+// requireFull fails when a field of v is zero, in v and in every element of
+// the slices on the way: a sample that leaves a field out does not pin it.
+func requireFull(tb testing.TB, v any) {
+	tb.Helper()
+	all, set := map[string]bool{}, map[string]bool{}
+	walkFields(reflect.ValueOf(v), reflect.TypeOf(v).String(), all, set)
+	var zero []string
+	for p := range all {
+		if !set[p] {
+			zero = append(zero, p)
+		}
+	}
+	sort.Strings(zero)
+	if len(zero) > 0 {
+		tb.Errorf("the sample leaves these fields zero: %s", strings.Join(zero, ", "))
+	}
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+func walkFields(v reflect.Value, path string, all, set map[string]bool) {
+	t := v.Type()
+	switch {
+	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct && t.Elem() != timeType:
+		all[path] = true
+		if !v.IsNil() {
+			set[path] = true
+			walkFields(v.Elem(), path, all, set)
+		}
+	case t.Kind() == reflect.Struct && t != timeType:
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() {
+				walkFields(v.Field(i), path+"."+f.Name, all, set)
+			}
+		}
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		all[path] = true
+		set[path] = set[path] || v.Len() > 0
+		for i := range v.Len() {
+			walkFields(v.Index(i), path+"[]", all, set)
+		}
+	default:
+		all[path] = true
+		set[path] = set[path] || !v.IsZero()
+	}
+}
+
+// TestWireTypes_Tags checks the tags themselves: every field of a msgpack
+// type has an explicit msgpack name, every field of a JSON type a json name,
+// and no name is used twice in one object (encoding/json would silently drop
+// both fields).
+func TestWireTypes_Tags(t *testing.T) {
 	t.Parallel()
-	data, err := os.ReadFile("testdata/task.msgpack.golden")
-	if err != nil {
-		t.Fatal(err)
+	msgpackTypes := map[reflect.Type]bool{
+		reflect.TypeFor[events.Task]():            true,
+		reflect.TypeFor[events.DepResult]():       true,
+		reflect.TypeFor[events.Result]():          true,
+		reflect.TypeFor[events.ValidationError](): true,
 	}
-	got, err := events.DecodeTask(data)
-	if err != nil {
-		t.Fatal(err)
+	types := map[reflect.Type]bool{}
+	for _, tc := range wireCases() {
+		collectStructs(reflect.TypeOf(tc.value), types)
 	}
-	if !reflect.DeepEqual(got, sampleTask()) {
-		t.Errorf("decoded %+v\nwant    %+v", got, sampleTask())
+	for typ := range msgpackTypes {
+		if !types[typ] {
+			t.Errorf("%v has no golden file", typ)
+		}
+	}
+	for typ := range types {
+		t.Run(typ.String(), func(t *testing.T) {
+			t.Parallel()
+			tags := []string{"json"}
+			if msgpackTypes[typ] {
+				tags = append(tags, "msgpack")
+			}
+			for _, key := range tags {
+				seen := map[string]string{}
+				for _, f := range flatFields(typ) {
+					name, _, _ := strings.Cut(f.Tag.Get(key), ",")
+					if name == "" || name == "-" {
+						t.Errorf("%s: field %s has no explicit %s name", typ, f.Name, key)
+						continue
+					}
+					if other, dup := seen[name]; dup {
+						t.Errorf("%s: %s name %q is used by %s and %s", typ, key, name, other, f.Name)
+					}
+					seen[name] = f.Name
+				}
+			}
+		})
 	}
 }
 
-func TestDecodeResult_RoundTrip(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ file, contentType string }{
-		{"result.msgpack.golden", ""},
-		{"result.msgpack.golden", events.ContentMsgpack},
-		{"result.json.golden", events.ContentJSON},
-	} {
-		data, err := os.ReadFile(filepath.Join("testdata", tc.file))
-		if err != nil {
-			t.Fatal(err)
+// collectStructs adds t and every struct type it holds (but time.Time).
+func collectStructs(t reflect.Type, out map[reflect.Type]bool) {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map:
+		collectStructs(t.Elem(), out)
+	case reflect.Struct:
+		if t == timeType || out[t] {
+			return
 		}
-		got, err := events.DecodeResult(tc.contentType, data)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.file, err)
-		}
-		if !reflect.DeepEqual(got, sampleResult()) {
-			t.Errorf("%s: decoded %+v\nwant %+v", tc.file, got, sampleResult())
+		out[t] = true
+		for i := range t.NumField() {
+			collectStructs(t.Field(i).Type, out)
 		}
 	}
 }
 
-func mutateTask(f func(*events.Task)) []byte {
-	t := sampleTask()
-	f(t)
-	b, _ := events.Encode(t)
+// flatFields lists the exported fields of t as encoding/json sees them, the
+// fields of untagged embedded structs in place of the struct.
+func flatFields(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		switch {
+		case f.Anonymous && f.Tag == "" && f.Type.Kind() == reflect.Struct:
+			out = append(out, flatFields(f.Type)...)
+		case f.IsExported():
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// mutateTask encodes the sample task after f changed it.
+func mutateTask(tb testing.TB, f func(*events.Task)) []byte {
+	tb.Helper()
+	task := sampleTask()
+	f(task)
+	b, err := events.Encode(task)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// mutateResult encodes the sample result after f changed it.
+func mutateResult(tb testing.TB, f func(*events.Result)) []byte {
+	tb.Helper()
+	r := sampleResult()
+	f(r)
+	b, err := events.Encode(r)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	return b
 }
 
 func TestDecodeTask_Rejects(t *testing.T) {
 	t.Parallel()
+	good, err := events.Encode(sampleTask())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		data []byte
 		says string
 	}{
 		{"empty", nil, "EOF"},
-		{"not msgpack", []byte("{\"wf\":1}"), "decode"},
-		{"wrong shape", []byte{0x93, 1, 2, 3}, "decode"},
-		{"unknown field", mustMsgpack(map[string]any{"wf": "w", "id": "i", "nope": 1}), "nope"},
-		{"bad workflow", mutateTask(func(t *events.Task) { t.Workflow = "a.b" }), "workflow id"},
-		{"bad id", mutateTask(func(t *events.Task) { t.ID = "" }), "id"},
-		{"bad type", mutateTask(func(t *events.Task) { t.Type = "x y" }), "type"},
-		{"priority", mutateTask(func(t *events.Task) { t.Priority = 9 }), "priority 9"},
-		{"attempts", mutateTask(func(t *events.Task) { t.MaxAttempts = 0 }), "max attempts"},
-		{"negative timeout", mutateTask(func(t *events.Task) { t.Timeout = -1 }), "negative"},
-		{"input not JSON", mutateTask(func(t *events.Task) { t.Input = json.RawMessage("{oops") }), "not valid JSON"},
+		{"JSON instead of msgpack", []byte(`{"wf":"w"}`), "Task"},
+		{"array instead of map", []byte{0x93, 1, 2, 3}, "Task"},
+		{"nil", []byte{0xc0}, "workflow id"},
+		{"truncated", good[:len(good)-3], "EOF"},
+		{"trailing bytes", append(append([]byte{}, good...), 0xc0), "1 bytes after the message"},
+		{"two messages", append(append([]byte{}, good...), good...), "bytes after the message"},
+		{"array claims four billion elements", []byte{0x81, 0xa4, 'd', 'e', 'p', 's', 0xdd, 0xff, 0xff, 0xff, 0xff}, "EOF"},
+		{"map claims four billion entries", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}, "EOF"},
+		// msgpack/v5 recurses once per level: 8 MiB of array headers used to
+		// overflow the goroutine stack, a fatal error.
+		{"nested eight million deep", bytes.Repeat([]byte{0x91}, 8<<20), "nested more than"},
+		{"unknown field", mustMsgpack(t, map[string]any{"wf": "w", "id": "i", "nope": 1}), "nope"},
+		{"wrong field type", mustMsgpack(t, map[string]any{"wf": 1}), "Task"},
+		{"bad workflow", mutateTask(t, func(x *events.Task) { x.Workflow = "a.b" }), "workflow id"},
+		{"missing id", mutateTask(t, func(x *events.Task) { x.ID = "" }), "task: id"},
+		{"bad type", mutateTask(t, func(x *events.Task) { x.Type = "x y" }), "type"},
+		{"priority too low", mutateTask(t, func(x *events.Task) { x.Priority = 9 }), "priority 9"},
+		{"priority zero", mutateTask(t, func(x *events.Task) { x.Priority = 0 }), "priority 0"},
+		{"no attempts", mutateTask(t, func(x *events.Task) { x.MaxAttempts = 0 }), "max attempts"},
+		{"negative backoff", mutateTask(t, func(x *events.Task) { x.Backoff = -1 }), "negative"},
+		{"negative max backoff", mutateTask(t, func(x *events.Task) { x.MaxBackoff = -1 }), "negative"},
+		{"negative timeout", mutateTask(t, func(x *events.Task) { x.Timeout = -1 }), "negative"},
+		{"input not JSON", mutateTask(t, func(x *events.Task) { x.Input = json.RawMessage("{oops") }), "not valid JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := events.DecodeTask(tc.data)
-			if !errors.Is(err, events.ErrDecode) || !strings.Contains(err.Error(), tc.says) {
-				t.Errorf("error %v, want ErrDecode saying %q", err, tc.says)
+			task, err := events.DecodeTask(tc.data)
+			if !errors.Is(err, events.ErrDecode) || task != nil {
+				t.Fatalf("got %+v, %v; want an error wrapping ErrDecode", task, err)
+			}
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %q does not say %q", err, tc.says)
+			}
+		})
+	}
+}
+
+func TestDecodeTask_Accepts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want *events.Task
+	}{
+		{
+			name: "minimal",
+			data: mustMsgpack(t, map[string]any{"wf": "w", "id": "i", "type": "t", "prio": 5, "attempts": 1}),
+			want: &events.Task{Workflow: "w", ID: "i", Type: "t", Priority: 5, MaxAttempts: 1},
+		},
+		{
+			name: "input as a msgpack string",
+			data: mustMsgpack(t, map[string]any{"wf": "w", "id": "i", "type": "t", "prio": 1, "attempts": 1, "input": `[1]`}),
+			want: &events.Task{Workflow: "w", ID: "i", Type: "t", Priority: 1, MaxAttempts: 1, Input: json.RawMessage(`[1]`)},
+		},
+		{
+			name: "nested as deep as a dependency",
+			data: mutateTask(t, func(*events.Task) {}),
+			want: sampleTask(),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := events.DecodeTask(tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("decoded %+v\nwant    %+v", got, tc.want)
 			}
 		})
 	}
@@ -159,90 +539,157 @@ func TestDecodeTask_Rejects(t *testing.T) {
 func TestDecodeResult_Rejects(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name, contentType, data, says string
+		name, contentType string
+		data              []byte
+		says              string
 	}{
-		{"malformed JSON", events.ContentJSON, `{"workflow":`, "result"},
-		{"unknown JSON field", events.ContentJSON, `{"workflow":"w","task":"t","status":"completed","colour":1}`, "colour"},
-		{"bad status", events.ContentJSON, `{"workflow":"w","task":"t","status":"done"}`, "status \"done\""},
-		{"bad workflow", events.ContentJSON, `{"workflow":"","task":"t","status":"completed"}`, "workflow id"},
-		{"bad task", events.ContentJSON, `{"workflow":"w","task":"a b","status":"completed"}`, "task id"},
-		{"data not JSON", events.ContentJSON, `{"workflow":"w","task":"t","status":"completed","data":"x"}`, ""},
-		{"msgpack garbage", "", "\xc1\xc1", "decode"},
+		{"JSON malformed", events.ContentJSON, []byte(`{"workflow":`), "result"},
+		{"JSON empty", events.ContentJSON, nil, "EOF"},
+		{"JSON unknown field", events.ContentJSON, []byte(`{"workflow":"w","task":"t","status":"completed","colour":1}`), "colour"},
+		{"JSON wrong field type", events.ContentJSON, []byte(`{"workflow":"w","task":"t","status":"completed","final":"yes"}`), "final"},
+		{"JSON trailing data", events.ContentJSON, []byte(`{"workflow":"w","task":"t","status":"completed"} {"task":"u"}`), "after the JSON object"},
+		{"JSON bad status", events.ContentJSON, []byte(`{"workflow":"w","task":"t","status":"done"}`), `status "done"`},
+		{"JSON running is not an outcome", events.ContentJSON, []byte(`{"workflow":"w","task":"t","status":"running"}`), `status "running"`},
+		{"JSON bad workflow", events.ContentJSON, []byte(`{"workflow":"","task":"t","status":"completed"}`), "workflow id"},
+		{"JSON bad task", events.ContentJSON, []byte(`{"workflow":"w","task":"a b","status":"completed"}`), "task id"},
+		{"msgpack garbage", events.ContentMsgpack, []byte("\xc1\xc1"), "Result"},
+		{"msgpack by default", "", []byte(`{"workflow":"w","task":"t","status":"completed"}`), "Result"},
+		{"msgpack unknown field", events.ContentMsgpack, mustMsgpack(t, map[string]any{"wf": "w", "colour": 1}), "colour"},
+		{"msgpack trailing bytes", events.ContentMsgpack, append(mutateResult(t, func(*events.Result) {}), 0x01), "after the message"},
+		{"msgpack nested too deep", events.ContentMsgpack, bytes.Repeat([]byte{0x91}, 1<<16), "nested more than"},
+		{"msgpack bad status", events.ContentMsgpack, mutateResult(t, func(x *events.Result) { x.Status = events.StatePending }), `status "pending"`},
+		{"msgpack bad task", events.ContentMsgpack, mutateResult(t, func(x *events.Result) { x.Task = "" }), "task id"},
+		{"msgpack data not JSON", events.ContentMsgpack, mutateResult(t, func(x *events.Result) { x.Data = json.RawMessage("{x") }), "data is not valid JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r, err := events.DecodeResult(tc.contentType, []byte(tc.data))
-			if tc.name == "data not JSON" {
-				// "x" is a JSON string: valid. The check that matters is that a
-				// result decodes to the same value it was written from.
-				if err != nil || string(r.Data) != `"x"` {
-					t.Errorf("got %v, %v", r, err)
-				}
-				return
+			r, err := events.DecodeResult(tc.contentType, tc.data)
+			if !errors.Is(err, events.ErrDecode) || r != nil {
+				t.Fatalf("got %+v, %v; want an error wrapping ErrDecode", r, err)
 			}
-			if !errors.Is(err, events.ErrDecode) || !strings.Contains(err.Error(), tc.says) {
-				t.Errorf("error %v, want ErrDecode saying %q", err, tc.says)
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %q does not say %q", err, tc.says)
 			}
 		})
 	}
 }
 
-func TestParseControl(t *testing.T) {
+func TestDecodeResult_Accepts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, contentType string
+		data              []byte
+		want              *events.Result
+	}{
+		{
+			name: "JSON from an agent in another language", contentType: events.ContentJSON,
+			data: []byte(" {\"workflow\":\"w\",\"task\":\"t\",\"status\":\"completed\",\"data\":{\"a\": [1, 2]}}\n"),
+			want: &events.Result{Workflow: "w", Task: "t", Status: events.StateCompleted, Data: json.RawMessage(`{"a": [1, 2]}`)},
+		},
+		{
+			name: "JSON cancelled", contentType: events.ContentJSON,
+			data: []byte(`{"workflow":"w","task":"t","status":"cancelled","kind":"cancelled"}`),
+			want: &events.Result{Workflow: "w", Task: "t", Status: events.StateCancelled, ErrorKind: events.KindCancelled},
+		},
+		{
+			name: "msgpack", contentType: events.ContentMsgpack,
+			data: mutateResult(t, func(*events.Result) {}),
+			want: sampleResult(),
+		},
+		{
+			name: "msgpack when the content type is unknown", contentType: "text/plain",
+			data: mutateResult(t, func(*events.Result) {}),
+			want: sampleResult(),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := events.DecodeResult(tc.contentType, tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("decoded %+v\nwant    %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEncode_Error(t *testing.T) {
+	t.Parallel()
+	if _, err := events.Encode(make(chan int)); err == nil || !strings.Contains(err.Error(), "chan int") {
+		t.Errorf("error %v, want one naming the type", err)
+	}
+}
+
+func TestParseControl_Rejects(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ name, body, says string }{
 		{"malformed", `{"workflow":`, "malformed JSON"},
-		{"unknown field", `{"colour":1}`, "unknown field"},
+		{"syntax", `{"workflow":}`, "malformed JSON at byte"},
+		{"not an object", `[]`, "want a JSON object"},
+		{"unknown field", `{"colour":1}`, `unknown field "colour"`},
 		{"trailing data", `{} {}`, "after the JSON"},
-		{"bad id", `{"workflow":"a.b"}`, "not an id"},
+		{"wrong type", `{"tasks":"a"}`, "tasks: want []string"},
+		{"bad workflow", `{"workflow":"a.b"}`, `"a.b" is not an id`},
+		{"bad agent", `{"agent":"a>"}`, `"a>" is not an id`},
+		{"bad task", `{"task":"a*"}`, `"a*" is not an id`},
+		{"bad task in list", `{"tasks":["a","b c"]}`, `"b c" is not an id`},
 		{"bad type", `{"type":"a b"}`, "type"},
-		{"priority", `{"to":7}`, "to 7"},
+		{"priority", `{"priority":6}`, "priority 6"},
+		{"min_priority", `{"min_priority":-1}`, "min_priority -1"},
+		{"max_priority", `{"max_priority":9}`, "max_priority 9"},
+		{"to", `{"to":7}`, "to 7"},
 		{"negative until", `{"until":-5}`, "until"},
-		{"wrong type", `{"tasks":"a"}`, "tasks"},
+		{"bad until", `{"until":"later"}`, "duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := events.ParseControl([]byte(tc.body))
-			if !errors.Is(err, events.ErrBadRequest) || !strings.Contains(err.Error(), tc.says) {
-				t.Errorf("error %v, want ErrBadRequest saying %q", err, tc.says)
+			r, err := events.ParseControl([]byte(tc.body))
+			if !errors.Is(err, events.ErrBadRequest) || r != nil {
+				t.Fatalf("got %+v, %v; want an error wrapping ErrBadRequest", r, err)
+			}
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %q does not say %q", err, tc.says)
 			}
 		})
 	}
-	r, err := events.ParseControl([]byte(`{"workflow":"wf-1","until":"2s","tasks":["a","b"]}`))
-	if err != nil || r.Workflow != "wf-1" || r.Until.D() != 2*time.Second || len(r.Tasks) != 2 {
-		t.Errorf("valid request: %+v, %v", r, err)
-	}
-	if r, err := events.ParseControl(nil); err != nil || r.Workflow != "" {
-		t.Errorf("empty request: %+v, %v", r, err)
+}
+
+func TestParseControl_Accepts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body string
+		want       *events.ControlRequest
+	}{
+		{"empty", ``, &events.ControlRequest{}},
+		{"blank", " \n", &events.ControlRequest{}},
+		{"empty object", `{}`, &events.ControlRequest{}},
+		{"cancel", `{"workflow":"wf-1","tasks":["a","b"],"release_dependents":true}`,
+			&events.ControlRequest{Workflow: "wf-1", Tasks: []string{"a", "b"}, ReleaseDependents: true}},
+		{"lane pause", `{"type":"research","priority":2,"until":"2s"}`,
+			&events.ControlRequest{Type: "research", Priority: 2, Until: events.Duration(2 * time.Second)}},
+		{"until in milliseconds", `{"until":1500}`, &events.ControlRequest{Until: events.Duration(1500 * time.Millisecond)}},
+		{"until null", `{"until":null}`, &events.ControlRequest{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := events.ParseControl([]byte(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("parsed %+v\nwant   %+v", got, tc.want)
+			}
+		})
 	}
 }
 
-func TestValidToken(t *testing.T) {
+func TestControlError_Error(t *testing.T) {
 	t.Parallel()
-	for s, want := range map[string]bool{
-		"a": true, "wf-1_X": true, strings.Repeat("a", 64): true,
-		"": false, strings.Repeat("a", 65): false, "a.b": false, "a b": false, "a*": false, "a>": false, "é": false,
-	} {
-		if got := events.ValidToken(s); got != want {
-			t.Errorf("ValidToken(%q) = %v", s, got)
-		}
-	}
-}
-
-func TestSubjects(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ got, want string }{
-		{events.Subjects{}.Task("research", 2, "wf", "t-1"), "baton.tasks.research.2.wf.t-1"},
-		{events.Subjects{}.Lane("research", 2), "baton.tasks.research.2.>"},
-		{events.Subjects{Prefix: "acme"}.QueuedTasks("wf", "*"), "acme.tasks.*.*.wf.*"},
-		{events.Subjects{}.Result("wf", "t"), "baton.results.wf.t"},
-		{events.Subjects{}.Output("wf", events.OutputFinal), "baton.outputs.wf.final"},
-		{events.Subjects{}.Event("wf", events.EventRejected), "baton.events.wf.rejected"},
-		{events.Subjects{}.Control(events.VerbPause), "baton.control.pause"},
-		{events.Subjects{Prefix: "acme"}.Wake("x", 1), "acme.wake.x.1"},
-		{events.MsgID("wf", "t", "r0", 1), "wf.t.r0.1"},
-	} {
-		if tc.got != tc.want {
-			t.Errorf("got %q, want %q", tc.got, tc.want)
-		}
+	var err error = &events.ControlError{Code: 404, Message: "no workflow wf-9"}
+	var ce *events.ControlError
+	if !errors.As(err, &ce) || ce.Code != 404 || err.Error() != "no workflow wf-9" {
+		t.Errorf("got %v (%+v)", err, ce)
 	}
 }

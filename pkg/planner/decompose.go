@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -126,6 +127,9 @@ func Decompose(ctx context.Context, job *events.Job, decomposers map[string]Deco
 			if !events.ValidToken(id) {
 				return nil, &events.ValidationError{Field: f + ".id", Reason: fmt.Sprintf("task id %q is too long; shorten the step id", id)}
 			}
+			if _, dup := p.ByID[id]; dup {
+				return nil, &events.ValidationError{Field: f + ".id", Reason: fmt.Sprintf("task id %q is also the id of another step's task; rename step %q", id, s.ID)}
+			}
 			p.ByID[id] = len(p.Tasks)
 			first[i] = append(first[i], len(p.Tasks))
 			p.Tasks = append(p.Tasks, PlannedTask{
@@ -139,7 +143,10 @@ func Decompose(ctx context.Context, job *events.Job, decomposers map[string]Deco
 		}
 	}
 	for i, s := range job.Steps {
-		for _, dep := range s.After {
+		for k, dep := range s.After {
+			if slices.Contains(s.After[:k], dep) {
+				continue // listed twice: still one dependency
+			}
 			for _, t := range first[i] {
 				for _, d := range first[stepIndex[dep]] {
 					p.Tasks[t].Deps = append(p.Tasks[t].Deps, d)
@@ -245,6 +252,9 @@ func stepInputs(ctx context.Context, s events.Step, field string, decomposers ma
 // Split cuts a JSON list into lists of size items, or a JSON string into
 // strings of size words (by "words", the default) or lines (by "lines").
 func Split(input json.RawMessage, size int, by string) ([]json.RawMessage, error) {
+	if size <= 0 {
+		return nil, fmt.Errorf("cannot split into chunks of %d: the size must be at least 1", size)
+	}
 	switch firstByte(input) {
 	case '[':
 		var items []json.RawMessage
