@@ -154,7 +154,7 @@ func sampleOutput() *events.Output {
 	return &events.Output{
 		Workflow: "wf-1", Kind: events.OutputFinal, Status: events.OutcomePartial,
 		Progress: events.Progress{Done: 2, Total: 2, Percent: 100}, Data: json.RawMessage(`[1]`),
-		Results:  []events.TaskOutput{{Task: "t-1", Step: "t", Status: events.StateCompleted, Agent: "agent-1", Data: json.RawMessage(`1`)}},
+		Results: []events.TaskOutput{{Task: "t-1", Step: "t", Status: events.StateCompleted, Agent: "agent-1", Data: json.RawMessage(`1`)}},
 		Metadata: &events.Metadata{Started: t0, Finished: t1, ElapsedMS: 1500, Agents: []string{"agent-1"}, AgentsUsed: 1,
 			SuccessRate: 0.5, Threshold: 0.5, Tasks: sampleCounts(), BusyMS: 1250.5, Attempts: 4, Recovered: 1, Recovery: events.RecoveryIncomplete},
 		Errors: []events.TaskError{{Task: "t-2", Step: "t", Type: "x", Status: events.StateFailed, Kind: events.KindError,
@@ -189,7 +189,7 @@ func sampleSnapshot() *events.Snapshot {
 			ID: "wf-1", Name: "quarterly report", Status: events.WorkflowRunning, Counts: sampleCounts(), Progress: 71.5,
 			Active: 2, Completed: 15, Submitted: t0, Rate: 0.5, ETASeconds: ptr(12.0), ETA: "12s", Bottleneck: sampleBottleneck(),
 			CriticalPath: events.CriticalPathStatus{Total: 2, Remaining: 1, Seconds: ptr(1.0), OnSchedule: true, Why: "one step left"},
-			Running: []string{"research-3"},
+			Running:      []string{"research-3"},
 		}},
 		Lanes:      []events.LaneState{sampleLane()},
 		Bottleneck: sampleBottleneck(),
