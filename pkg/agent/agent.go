@@ -408,6 +408,10 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 func Backoff(base, limit time.Duration, attempt int) time.Duration {
 	d := base
 	for i := 1; i < attempt && d < limit; i++ {
+		if d > limit/2 {
+			d = limit // doubling would pass the limit, or overflow
+			break
+		}
 		d *= 2
 	}
 	d = min(d, limit)

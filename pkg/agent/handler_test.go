@@ -234,7 +234,9 @@ type gate struct {
 	release chan struct{}
 }
 
-func newGate(n int) *gate { return &gate{entered: make(chan struct{}, n), release: make(chan struct{})} }
+func newGate(n int) *gate {
+	return &gate{entered: make(chan struct{}, n), release: make(chan struct{})}
+}
 
 func (g *gate) Handle(ctx context.Context, _ *agent.Task) (any, error) {
 	g.entered <- struct{}{}

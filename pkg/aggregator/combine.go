@@ -94,6 +94,9 @@ func (r *Reducer) Value() json.RawMessage {
 	case r.Op == "max":
 		out["value"] = r.max
 	}
+	if v, ok := out["value"].(float64); ok && (math.IsInf(v, 0) || math.IsNaN(v)) {
+		out["value"] = nil // beyond float64: JSON cannot carry it
+	}
 	b, _ := json.Marshal(out)
 	return b
 }
@@ -140,11 +143,7 @@ func Combine(a events.Aggregate, ordered []json.RawMessage) (json.RawMessage, er
 		slices.SortStableFunc(all, func(x, y any) int {
 			vx, _ := field(x, a.SortBy)
 			vy, _ := field(y, a.SortBy)
-			c := compareValues(vx, vy)
-			if a.Desc {
-				return -c
-			}
-			return c
+			return compareValues(vx, vy, a.Desc)
 		})
 	}
 	if all == nil {
@@ -157,9 +156,9 @@ func Combine(a events.Aggregate, ordered []json.RawMessage) (json.RawMessage, er
 	return b, nil
 }
 
-// compareValues orders numbers numerically, strings lexically, and puts
-// missing values and other kinds last.
-func compareValues(x, y any) int {
+// compareValues orders numbers numerically, strings lexically (descending
+// with desc), and puts missing values and other kinds last either way.
+func compareValues(x, y any, desc bool) int {
 	rank := func(v any) int {
 		switch v.(type) {
 		case float64:
@@ -173,13 +172,17 @@ func compareValues(x, y any) int {
 	if rx, ry := rank(x), rank(y); rx != ry {
 		return cmp.Compare(rx, ry)
 	}
+	c := 0
 	switch a := x.(type) {
 	case float64:
-		return cmp.Compare(a, y.(float64))
+		c = cmp.Compare(a, y.(float64))
 	case string:
-		return strings.Compare(a, y.(string))
+		c = strings.Compare(a, y.(string))
 	}
-	return 0
+	if desc {
+		return -c
+	}
+	return c
 }
 
 // Outcome decides a final status: failed if a critical task did not

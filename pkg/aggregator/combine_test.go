@@ -18,54 +18,172 @@ func raws(docs ...string) []json.RawMessage {
 
 func TestCombine(t *testing.T) {
 	t.Parallel()
-	results := raws(`[{"id":2,"name":"b","score":5},{"id":1,"name":"a","score":9}]`, `{"id":2,"name":"b2","score":7}`, `[{"id":3,"name":"c"}]`)
+	// Three task results: a list of two items, one item, a list of one.
+	people := raws(`[{"id":2,"name":"b","score":5},{"id":1,"name":"a","score":9}]`, `{"id":2,"name":"b2","score":7}`, `[{"id":3,"name":"c"}]`)
+	const (
+		b  = `{"id":2,"name":"b","score":5}`
+		a  = `{"id":1,"name":"a","score":9}`
+		b2 = `{"id":2,"name":"b2","score":7}`
+		c  = `{"id":3,"name":"c"}`
+	)
 	for _, tc := range []struct {
-		name string
-		agg  events.Aggregate
-		want string
+		name    string
+		agg     events.Aggregate
+		results []json.RawMessage
+		want    string
 	}{
-		{"concatenate", events.Aggregate{}, `[{"id":2,"name":"b","score":5},{"id":1,"name":"a","score":9},{"id":2,"name":"b2","score":7},{"id":3,"name":"c"}]`},
-		{"dedupe by key", events.Aggregate{DedupeBy: "id"}, `[{"id":2,"name":"b","score":5},{"id":1,"name":"a","score":9},{"id":3,"name":"c"}]`},
-		{"sort by field, missing last", events.Aggregate{SortBy: "score"}, `[{"id":2,"name":"b","score":5},{"id":2,"name":"b2","score":7},{"id":1,"name":"a","score":9},{"id":3,"name":"c"}]`},
-		{"sort descending", events.Aggregate{SortBy: "name", Desc: true, DedupeBy: "id"}, `[{"id":3,"name":"c"},{"id":2,"name":"b","score":5},{"id":1,"name":"a","score":9}]`},
-		{"transform", events.Aggregate{Strategy: events.StrategyTransform, Select: map[string]string{"who": "name", "points": "score"}}, `[{"points":5,"who":"b"},{"points":9,"who":"a"},{"points":7,"who":"b2"},{"points":null,"who":"c"}]`},
+		{name: "concatenate in order", agg: events.Aggregate{}, results: people, want: `[` + b + `,` + a + `,` + b2 + `,` + c + `]`},
+		{name: "merge named", agg: events.Aggregate{Strategy: events.StrategyMerge}, results: people, want: `[` + b + `,` + a + `,` + b2 + `,` + c + `]`},
+		{name: "scalars and lists", agg: events.Aggregate{}, results: raws(`1`, `[2,[3]]`, `"x"`, `null`), want: `[1,2,[3],"x",null]`},
+		{name: "no results", agg: events.Aggregate{}, results: nil, want: `[]`},
+		{name: "empty and unreadable data skipped", agg: events.Aggregate{}, results: raws(``, `[]`, `{oops`, `[1]`), want: `[1]`},
+
+		{name: "dedupe by key, first wins", agg: events.Aggregate{DedupeBy: "id"}, results: people, want: `[` + b + `,` + a + `,` + c + `]`},
+		{name: "dedupe whole items", agg: events.Aggregate{DedupeBy: "."}, results: raws(`[1,2,2]`, `[2,3]`, `"x"`, `"x"`, `{"k":[1]}`, `{"k":[1]}`), want: `[1,2,3,"x",{"k":[1]}]`},
+		{name: "dedupe keeps items without the key", agg: events.Aggregate{DedupeBy: "k"}, results: raws(`[{"k":1},{"v":1},{"v":2},{"k":1}]`), want: `[{"k":1},{"v":1},{"v":2}]`},
+		{name: "dedupe tells numbers from strings", agg: events.Aggregate{DedupeBy: "k"}, results: raws(`[{"k":1},{"k":"1"},{"k":1.0}]`), want: `[{"k":1},{"k":"1"}]`},
+		{name: "dedupe by nested key", agg: events.Aggregate{DedupeBy: "m.id"}, results: raws(`[{"m":{"id":"x"},"n":1},{"m":{"id":"y"}},{"m":{"id":"x"},"n":2}]`), want: `[{"m":{"id":"x"},"n":1},{"m":{"id":"y"}}]`},
+
+		{name: "sort numbers, missing last", agg: events.Aggregate{SortBy: "score"}, results: people, want: `[` + b + `,` + b2 + `,` + a + `,` + c + `]`},
+		{name: "sort numbers descending, missing still last", agg: events.Aggregate{SortBy: "score", Desc: true}, results: people, want: `[` + a + `,` + b2 + `,` + b + `,` + c + `]`},
+		{name: "sort strings", agg: events.Aggregate{SortBy: "name"}, results: people, want: `[` + a + `,` + b + `,` + b2 + `,` + c + `]`},
+		{name: "dedupe then sort descending", agg: events.Aggregate{SortBy: "name", Desc: true, DedupeBy: "id"}, results: people, want: `[` + c + `,` + b + `,` + a + `]`},
+		{name: "sort the items themselves", agg: events.Aggregate{SortBy: "."}, results: raws(`[3,1]`, `2`, `[-4.5]`), want: `[-4.5,1,2,3]`},
+		{
+			name:    "sort kinds: numbers, strings, then the rest",
+			agg:     events.Aggregate{SortBy: "v"},
+			results: raws(`[{"v":"b"},{"v":2},{"v":null},{"v":"a"},{"v":10},{"v":true},{}]`),
+			want:    `[{"v":2},{"v":10},{"v":"a"},{"v":"b"},{"v":null},{"v":true},{}]`,
+		},
+		{
+			name:    "sort kinds descending: each kind reversed, the rest still last",
+			agg:     events.Aggregate{SortBy: "v", Desc: true},
+			results: raws(`[{"v":"b"},{"v":2},{"v":null},{"v":"a"},{"v":10},{"v":true},{}]`),
+			want:    `[{"v":10},{"v":2},{"v":"b"},{"v":"a"},{"v":null},{"v":true},{}]`,
+		},
+		{
+			name:    "sort is stable",
+			agg:     events.Aggregate{SortBy: "s"},
+			results: raws(`[{"s":1,"n":"first"},{"s":0}]`, `{"s":1,"n":"second"}`),
+			want:    `[{"s":0},{"n":"first","s":1},{"n":"second","s":1}]`,
+		},
+		{
+			name:    "sort descending is stable",
+			agg:     events.Aggregate{SortBy: "s", Desc: true},
+			results: raws(`[{"s":1,"n":"first"},{"s":0}]`, `{"s":1,"n":"second"}`),
+			want:    `[{"n":"first","s":1},{"n":"second","s":1},{"s":0}]`,
+		},
+		{name: "sort by nested field", agg: events.Aggregate{SortBy: "m.r"}, results: raws(`[{"m":{"r":2}},{"m":1},{"m":{"r":1}}]`), want: `[{"m":{"r":1}},{"m":{"r":2}},{"m":1}]`},
+
+		{
+			name:    "transform selects and renames",
+			agg:     events.Aggregate{Strategy: events.StrategyTransform, Select: map[string]string{"who": "name", "points": "score"}},
+			results: people,
+			want:    `[{"points":5,"who":"b"},{"points":9,"who":"a"},{"points":7,"who":"b2"},{"points":null,"who":"c"}]`,
+		},
+		{
+			name:    "transform nested and whole items",
+			agg:     events.Aggregate{Strategy: events.StrategyTransform, Select: map[string]string{"x": "a.b", "all": "."}},
+			results: raws(`[{"a":{"b":1}},{"a":2},7]`),
+			want:    `[{"all":{"a":{"b":1}},"x":1},{"all":{"a":2},"x":null},{"all":7,"x":null}]`,
+		},
+		{
+			name:    "transform, then dedupe and sort on the new names",
+			agg:     events.Aggregate{Strategy: events.StrategyTransform, Select: map[string]string{"key": "id", "who": "name"}, DedupeBy: "key", SortBy: "who", Desc: true},
+			results: people,
+			want:    `[{"key":3,"who":"c"},{"key":2,"who":"b"},{"key":1,"who":"a"}]`,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := aggregator.Combine(tc.agg, results)
+			got, err := aggregator.Combine(tc.agg, tc.results)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("Combine: %v", err)
 			}
 			if string(got) != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
 		})
 	}
-	if got, _ := aggregator.Combine(events.Aggregate{}, nil); string(got) != "[]" {
-		t.Errorf("no results: %s", got)
+}
+
+func TestCombine_DoesNotChangeInput(t *testing.T) {
+	t.Parallel()
+	in := raws(`[{"k":2},{"k":1},{"k":2}]`)
+	before := string(in[0])
+	if _, err := aggregator.Combine(events.Aggregate{DedupeBy: "k", SortBy: "k"}, in); err != nil {
+		t.Fatalf("Combine: %v", err)
+	}
+	if string(in[0]) != before {
+		t.Errorf("input changed to %s", in[0])
 	}
 }
 
-func TestReducer(t *testing.T) {
+func TestReducer_Value(t *testing.T) {
 	t.Parallel()
-	data := raws(`[{"n":4},{"n":-1}]`, `{"n":10}`, `{"m":1}`, `[{"n":"x"}]`, `{"n":{"deep":1}}`)
+	// Six items: n is 4, -1 and 10 on three of them (sum 13), missing or not
+	// a number on the other three.
+	mixed := raws(`[{"n":4},{"n":-1}]`, `{"n":10}`, `{"m":1}`, `[{"n":"x"}]`, `{"n":{"deep":1}}`)
 	for _, tc := range []struct {
-		op, field, want string
+		name, op, field string
+		data            []json.RawMessage
+		want            string
 	}{
-		{"sum", "n", `{"count":3,"field":"n","op":"sum","skipped":3,"value":13}`},
-		{"avg", "n", `{"count":3,"field":"n","op":"avg","skipped":3,"value":4.333333333333333}`},
-		{"min", "n", `{"count":3,"field":"n","op":"min","skipped":3,"value":-1}`},
-		{"max", "n", `{"count":3,"field":"n","op":"max","skipped":3,"value":10}`},
-		{"count", ".", `{"count":6,"field":".","op":"count","skipped":0,"value":6}`},
-		{"sum", "n.deep", `{"count":1,"field":"n.deep","op":"sum","skipped":5,"value":1}`},
-		{"max", "zzz", `{"count":0,"field":"zzz","op":"max","skipped":6,"value":null}`},
+		{name: "sum", op: "sum", field: "n", data: mixed, want: `{"count":3,"field":"n","op":"sum","skipped":3,"value":13}`},
+		{name: "avg", op: "avg", field: "n", data: mixed, want: `{"count":3,"field":"n","op":"avg","skipped":3,"value":4.333333333333333}`},
+		{name: "min", op: "min", field: "n", data: mixed, want: `{"count":3,"field":"n","op":"min","skipped":3,"value":-1}`},
+		{name: "max", op: "max", field: "n", data: mixed, want: `{"count":3,"field":"n","op":"max","skipped":3,"value":10}`},
+		{name: "count items", op: "count", field: ".", data: mixed, want: `{"count":6,"field":".","op":"count","skipped":0,"value":6}`},
+		{name: "count without a field", op: "count", field: "", data: mixed, want: `{"count":6,"field":"","op":"count","skipped":0,"value":6}`},
+		{name: "count a field counts its numbers", op: "count", field: "n", data: mixed, want: `{"count":3,"field":"n","op":"count","skipped":3,"value":3}`},
+		{name: "nested field", op: "sum", field: "n.deep", data: mixed, want: `{"count":1,"field":"n.deep","op":"sum","skipped":5,"value":1}`},
+		{name: "no numbers", op: "max", field: "zzz", data: mixed, want: `{"count":0,"field":"zzz","op":"max","skipped":6,"value":null}`},
+		{name: "nothing added", op: "sum", field: "n", data: nil, want: `{"count":0,"field":"n","op":"sum","skipped":0,"value":null}`},
+		{name: "nothing counted", op: "count", field: ".", data: nil, want: `{"count":0,"field":".","op":"count","skipped":0,"value":0}`},
+		{name: "the items themselves", op: "sum", field: ".", data: raws(`[1,2.5]`, `3`, `"x"`), want: `{"count":3,"field":".","op":"sum","skipped":1,"value":6.5}`},
+		{name: "max of negatives", op: "max", field: ".", data: raws(`[-5,-3,-9]`), want: `{"count":3,"field":".","op":"max","skipped":0,"value":-3}`},
+		{name: "min of positives", op: "min", field: ".", data: raws(`[5,3,9]`), want: `{"count":3,"field":".","op":"min","skipped":0,"value":3}`},
+		{name: "avg of one", op: "avg", field: "v", data: raws(`{"v":-2}`), want: `{"count":1,"field":"v","op":"avg","skipped":0,"value":-2}`},
+		{name: "unreadable data skipped", op: "sum", field: ".", data: raws(`{oops`, ``, `[2]`), want: `{"count":1,"field":".","op":"sum","skipped":0,"value":2}`},
+		// JSON has no infinity: a sum past the float range has no value,
+		// but the output stays JSON.
+		{name: "sum out of range", op: "sum", field: ".", data: raws(`[1.5e308,1.5e308]`), want: `{"count":2,"field":".","op":"sum","skipped":0,"value":null}`},
+		{name: "avg out of range", op: "avg", field: ".", data: raws(`[1.5e308,1.5e308]`), want: `{"count":2,"field":".","op":"avg","skipped":0,"value":null}`},
+		{name: "max of huge numbers", op: "max", field: ".", data: raws(`[1.5e308,1.6e308]`), want: `{"count":2,"field":".","op":"max","skipped":0,"value":1.6e+308}`},
 	} {
-		r := &aggregator.Reducer{Op: tc.op, Field: tc.field}
-		for _, d := range data {
-			r.Add(d)
-		}
-		if got := string(r.Value()); got != tc.want {
-			t.Errorf("%s %s: got %s, want %s", tc.op, tc.field, got, tc.want)
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := &aggregator.Reducer{Op: tc.op, Field: tc.field}
+			for _, d := range tc.data {
+				r.Add(d)
+			}
+			got := r.Value()
+			if string(got) != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReducer_Add(t *testing.T) {
+	t.Parallel()
+	// A reducer folds results as they arrive: the value after each result
+	// is that of everything so far, and reading it changes nothing.
+	r := &aggregator.Reducer{Op: "avg", Field: "v"}
+	for _, step := range []struct {
+		data string
+		want string
+	}{
+		{data: `{"v":2}`, want: `{"count":1,"field":"v","op":"avg","skipped":0,"value":2}`},
+		{data: `[{"v":4},{"v":"no"}]`, want: `{"count":2,"field":"v","op":"avg","skipped":1,"value":3}`},
+		{data: `[]`, want: `{"count":2,"field":"v","op":"avg","skipped":1,"value":3}`},
+		{data: `[{"v":9},{"v":-3}]`, want: `{"count":4,"field":"v","op":"avg","skipped":1,"value":3}`},
+	} {
+		r.Add(json.RawMessage(step.data))
+		for range 2 {
+			if got := string(r.Value()); got != step.want {
+				t.Errorf("after %s: got %s, want %s", step.data, got, step.want)
+			}
 		}
 	}
 }
@@ -73,34 +191,88 @@ func TestReducer(t *testing.T) {
 func TestOutcome(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		completed, total int
-		threshold        float64
-		critical         bool
-		want             string
+		name                        string
+		completed, cancelled, total int
+		threshold                   float64
+		critical                    bool
+		want                        string
+		wantRate                    float64
 	}{
-		{10, 10, 1, false, events.OutcomeSuccess},
-		{8, 10, 0.8, false, events.OutcomePartial},
-		{8, 10, 0.9, false, events.OutcomeFailed},
-		{10, 10, 0.5, true, events.OutcomeFailed},
-		{0, 0, 1, false, events.OutcomeSuccess},
+		{name: "all completed", completed: 10, total: 10, threshold: 1, want: events.OutcomeSuccess, wantRate: 1},
+		{name: "all completed, low threshold", completed: 10, total: 10, threshold: 0.5, want: events.OutcomeSuccess, wantRate: 1},
+		{name: "at the threshold", completed: 8, total: 10, threshold: 0.8, want: events.OutcomePartial, wantRate: 0.8},
+		{name: "above the threshold", completed: 9, total: 10, threshold: 0.8, want: events.OutcomePartial, wantRate: 0.9},
+		{name: "below the threshold", completed: 8, total: 10, threshold: 0.9, want: events.OutcomeFailed, wantRate: 0.8},
+		{name: "default threshold, one missing", completed: 9, total: 10, threshold: 1, want: events.OutcomeFailed, wantRate: 0.9},
+		{name: "two thirds at two thirds", completed: 2, total: 3, threshold: 2.0 / 3, want: events.OutcomePartial, wantRate: 2.0 / 3},
+		{name: "two thirds just below", completed: 2, total: 3, threshold: 0.667, want: events.OutcomeFailed, wantRate: 2.0 / 3},
+		// 0.1*3 in floating point: the rate 0.3 must still reach it.
+		{name: "rounding error in the threshold", completed: 3, total: 10, threshold: 0.30000000000000004, want: events.OutcomePartial, wantRate: 0.3},
+		{name: "cancelled tasks are not completed", completed: 3, cancelled: 1, total: 4, threshold: 0.75, want: events.OutcomePartial, wantRate: 0.75},
+		{name: "zero threshold, nothing completed", completed: 0, total: 5, threshold: 0, want: events.OutcomePartial, wantRate: 0},
+		{name: "critical failure beats the threshold", completed: 9, total: 10, threshold: 0.5, critical: true, want: events.OutcomeFailed, wantRate: 0.9},
+		{name: "critical failure with zero threshold", completed: 1, total: 2, threshold: 0, critical: true, want: events.OutcomeFailed, wantRate: 0.5},
+		{name: "no tasks", completed: 0, total: 0, threshold: 1, want: events.OutcomeSuccess, wantRate: 1},
 	} {
-		got, _ := aggregator.Outcome(events.Counts{Total: tc.total, Completed: tc.completed, Failed: tc.total - tc.completed}, tc.threshold, tc.critical)
-		if got != tc.want {
-			t.Errorf("%d/%d threshold %v critical %v: %s, want %s", tc.completed, tc.total, tc.threshold, tc.critical, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := events.Counts{Total: tc.total, Completed: tc.completed, Cancelled: tc.cancelled, Failed: tc.total - tc.completed - tc.cancelled}
+			got, rate := aggregator.Outcome(c, tc.threshold, tc.critical)
+			if got != tc.want || rate != tc.wantRate {
+				t.Errorf("Outcome(%+v, %v, %v) = %s, %v; want %s, %v", c, tc.threshold, tc.critical, got, rate, tc.want, tc.wantRate)
+			}
+		})
 	}
 }
 
 func TestRemedy(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []string{events.KindError, events.KindPermanent, events.KindTimeout, events.KindPanic, events.KindLost, events.KindDependency, events.KindCancelled, events.KindUnknown} {
-		text, retry := aggregator.Remedy(kind, events.StateFailed)
-		if text == "" {
-			t.Errorf("kind %s: no remediation", kind)
+	for _, tc := range []struct {
+		kind, status string
+		wantRetry    bool
+	}{
+		{kind: events.KindError, status: events.StateFailed, wantRetry: true},
+		{kind: events.KindTimeout, status: events.StateFailed, wantRetry: true},
+		{kind: events.KindLost, status: events.StateFailed, wantRetry: true},
+		{kind: events.KindDependency, status: events.StateCancelled, wantRetry: true},
+		{kind: events.KindCancelled, status: events.StateCancelled, wantRetry: true},
+		{kind: events.KindPermanent, status: events.StateFailed, wantRetry: false},
+		{kind: events.KindPanic, status: events.StateFailed, wantRetry: false},
+		{kind: events.KindUnknown, status: events.StateFailed, wantRetry: false},
+		{kind: "", status: events.StateCancelled, wantRetry: true},
+	} {
+		t.Run(tc.kind+"/"+tc.status, func(t *testing.T) {
+			t.Parallel()
+			text, retry := aggregator.Remedy(tc.kind, tc.status)
+			if text == "" {
+				t.Error("no remediation")
+			}
+			if retry != tc.wantRetry {
+				t.Errorf("retry recommended %v, want %v", retry, tc.wantRetry)
+			}
+		})
+	}
+}
+
+func TestRemedy_Distinct(t *testing.T) {
+	t.Parallel()
+	// Each kind gets its own advice; a generic error, or a failure of no
+	// known kind, gets the generic one.
+	generic, _ := aggregator.Remedy(events.KindError, events.StateFailed)
+	if other, _ := aggregator.Remedy("", events.StateFailed); other != generic {
+		t.Errorf("no kind: %q, want the generic advice %q", other, generic)
+	}
+	seen := map[string]string{generic: events.KindError}
+	for _, kind := range []string{events.KindTimeout, events.KindLost, events.KindDependency, events.KindCancelled,
+		events.KindPermanent, events.KindPanic, events.KindUnknown} {
+		text, _ := aggregator.Remedy(kind, events.StateFailed)
+		if prev, dup := seen[text]; dup {
+			t.Errorf("%s gives the same advice as %s: %q", kind, prev, text)
 		}
-		if want := kind != events.KindPermanent && kind != events.KindPanic && kind != events.KindUnknown; retry != want {
-			t.Errorf("kind %s: retry recommended %v", kind, retry)
-		}
+		seen[text] = kind
+	}
+	if text, _ := aggregator.Remedy("", events.StateCancelled); seen[text] != "" {
+		t.Errorf("a cancellation of no kind gets the advice for %s", seen[text])
 	}
 }
 
@@ -110,6 +282,7 @@ func FuzzCombine(f *testing.F) {
 	f.Add(`[{"a":1,"b":"x"}]`, `{"a":2}`, "a")
 	f.Add(`"text"`, `[1,[2,3],null]`, ".")
 	f.Add(`{"a":{"b":[1]}}`, `[]`, "a.b")
+	f.Add(`[1.5e308]`, `1.5e308`, ".")
 	f.Fuzz(func(t *testing.T, x, y, path string) {
 		in := raws(x, y)
 		for _, d := range in {
@@ -119,6 +292,7 @@ func FuzzCombine(f *testing.F) {
 		}
 		for _, agg := range []events.Aggregate{
 			{DedupeBy: path, SortBy: path},
+			{DedupeBy: path, SortBy: path, Desc: true},
 			{Strategy: events.StrategyTransform, Select: map[string]string{"v": path}, SortBy: "v", Desc: true},
 		} {
 			out, err := aggregator.Combine(agg, in)

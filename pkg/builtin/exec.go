@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/baton-dev/baton/pkg/agent"
 )
@@ -32,6 +33,10 @@ func Exec(command []string) agent.Handler {
 			"BATON_ATTEMPT="+strconv.Itoa(t.Attempt))
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		// When ctx ends the command is killed, but a child it started may
+		// still hold stdout open; stop waiting for it after a second, so
+		// that the task's timeout bounds the attempt.
+		cmd.WaitDelay = time.Second
 		err := cmd.Run()
 		if err != nil {
 			msg := fmt.Errorf("%s: %w: %s", command[0], err, tail(stderr.String(), 512))

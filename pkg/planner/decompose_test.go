@@ -630,3 +630,36 @@ func TestPlan_Lanes(t *testing.T) {
 		})
 	}
 }
+
+// FuzzSplit: whatever the input and size, Split never panics or hangs, and
+// the chunks of a list hold its items in order, at most size in each.
+func FuzzSplit(f *testing.F) {
+	f.Add(`[1,2,3,4,5]`, 2)
+	f.Add(`"a b\nc"`, 1)
+	f.Add(`[[1],{"a":null}]`, 0)
+	f.Fuzz(func(t *testing.T, input string, size int) {
+		size %= 8 // keep the number of chunks small
+		chunks, err := planner.Split(json.RawMessage(input), size, "")
+		if err != nil {
+			return
+		}
+		if size <= 0 {
+			t.Fatalf("size %d split into %d chunks, want an error", size, len(chunks))
+		}
+		var whole []json.RawMessage
+		if json.Unmarshal([]byte(input), &whole) != nil {
+			return // a text
+		}
+		var joined []json.RawMessage
+		for _, c := range chunks {
+			var items []json.RawMessage
+			if err := json.Unmarshal(c, &items); err != nil || len(items) == 0 || len(items) > size {
+				t.Fatalf("chunk %s of %s by %d: %v", c, input, size, err)
+			}
+			joined = append(joined, items...)
+		}
+		if len(joined) != len(whole) {
+			t.Fatalf("%d items in the chunks, %d in %s", len(joined), len(whole), input)
+		}
+	})
+}
