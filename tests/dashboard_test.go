@@ -118,6 +118,26 @@ func TestDashboard_Chromium(t *testing.T) {
 	statusIs := func(wf, status string) chromedp.Action[chromedp.Void] {
 		return xpath(fmt.Sprintf(`//tr[@data-wf=%q]/td[contains(@class,"status") and text()=%q]`, wf, status))
 	}
+	// clickUntil clicks a button until the workflow shows a status: the
+	// tables are redrawn every second, so a click can land on a row that
+	// was just replaced.
+	clickUntil := func(what, button, wf, status string) {
+		t.Helper()
+		for attempt := 1; ; attempt++ {
+			if err := chromedp.Do(ctx, chromedp.Click(css(button))); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := chromedp.Do(actx, statusIs(wf, status))
+			cancel()
+			if err == nil {
+				return
+			}
+			if attempt == 4 {
+				t.Fatalf("%s: the workflow never showed %s: %v", what, status, err)
+			}
+		}
+	}
 
 	naps := make([]int, 16)
 	wf := e.submit(map[string]any{"id": "dash", "steps": []map[string]any{{"id": "n", "type": "nap", "split": 1, "input": naps}}})
@@ -129,8 +149,8 @@ func TestDashboard_Chromium(t *testing.T) {
 	shot("1-progress")
 
 	// 2. Pause: no task of it starts after a second.
-	run("click pause", chromedp.Click(css(`tr[data-wf="dash"] button[data-action="pause"]`)), statusIs(wf, "paused"),
-		chromedp.WaitVisible(css(`#message.ok`)))
+	clickUntil("click pause", `tr[data-wf="dash"] button[data-action="pause"]`, wf, "paused")
+	run("see the pause confirmed", chromedp.WaitVisible(css(`#message.ok`)))
 	paused := time.Now()
 	shot("2-paused")
 	// Watch for starts over 1.5s: a task started within the first second
@@ -150,7 +170,7 @@ func TestDashboard_Chromium(t *testing.T) {
 	}
 
 	// 3. Resume: it finishes.
-	run("click resume", chromedp.Click(css(`tr[data-wf="dash"] button[data-action="resume"]`)), statusIs(wf, "completed"))
+	clickUntil("click resume", `tr[data-wf="dash"] button[data-action="resume"]`, wf, "completed")
 	if p := pct(wf); p != 100 {
 		t.Errorf("progress %v after completion", p)
 	}

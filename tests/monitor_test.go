@@ -281,3 +281,49 @@ func tail(s string, n int) string {
 	}
 	return fmt.Sprint(s)
 }
+
+// TestWeb_RefusesCrossSite: the dashboard's POST endpoints refuse what
+// another web site could make a browser send.
+func TestWeb_RefusesCrossSite(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Dashboard: true, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	post := func(path, contentType, site string) int {
+		req, _ := http.NewRequest("POST", hs.URL+path, strings.NewReader(`{"workflow":"x","all":true}`))
+		req.Header.Set("Content-Type", contentType)
+		if site != "" {
+			req.Header.Set("Sec-Fetch-Site", site)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		path, contentType, site string
+		want                    int
+	}{
+		{"/api/control/cancel", "text/plain", "", 415},
+		{"/api/submit", "application/x-www-form-urlencoded", "", 415},
+		{"/api/control/cancel", "application/json", "cross-site", 403},
+		{"/api/control/cancel", "application/json", "same-origin", 404}, // reaches the planner: unknown workflow
+		{"/api/control/nope", "application/json", "", 404},
+	} {
+		if got := post(tc.path, tc.contentType, tc.site); got != tc.want {
+			t.Errorf("POST %s as %s from %q: %d, want %d", tc.path, tc.contentType, tc.site, got, tc.want)
+		}
+	}
+}

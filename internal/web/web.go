@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"sync"
@@ -86,9 +87,27 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /api/status", s.status)
 	mux.HandleFunc("GET /api/stream", s.stream)
-	mux.HandleFunc("POST /api/submit", s.submit)
-	mux.HandleFunc("POST /api/control/{verb}", s.control)
+	mux.HandleFunc("POST /api/submit", sameOrigin(s.submit))
+	mux.HandleFunc("POST /api/control/{verb}", sameOrigin(s.control))
 	return mux
+}
+
+// sameOrigin refuses requests another web site could make the browser
+// send: a body that is not declared JSON (a JSON content type forces a CORS
+// preflight, which this server never grants) or one the browser marks as
+// cross-site.
+func sameOrigin(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
+			writeJSON(w, http.StatusUnsupportedMediaType, events.ControlError{Code: 415, Message: "send the body as Content-Type: application/json"})
+			return
+		}
+		if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+			writeJSON(w, http.StatusForbidden, events.ControlError{Code: 403, Message: "cross-site requests are refused"})
+			return
+		}
+		next(w, r)
+	}
 }
 
 // Run serves on addr until ctx ends. ready, if not nil, gets the address

@@ -89,6 +89,12 @@ func (a *Agent) onControl(r micro.Request) {
 		if cmd.Workflow != "" && j.wf != cmd.Workflow {
 			continue
 		}
+		if j.cancelled || j.handback {
+			// Stopped by an earlier command, its handler still returning: it
+			// will leave no result, so it is not running for the planner.
+			reply.Stopped = append(reply.Stopped, j.wf+"/"+j.id)
+			continue
+		}
 		stop := cmd.Op == events.AgentOpPause && cmd.Now ||
 			cmd.Op == events.AgentOpCancel && slices.Contains(cmd.Tasks, j.id)
 		switch {

@@ -74,6 +74,10 @@ type Monitor struct {
 	seen    map[string]bool              // "<wf>/<task>" with a final result in the window
 	running map[string]map[string]string // wf → task → agent, started and not finished
 	onObs   []func(*events.Result)
+	// closed remembers when each finished workflow finished: its record no
+	// longer changes, so a snapshot reads it only while within the window.
+	closedMu sync.Mutex
+	closed   map[string]time.Time
 	ready   chan struct{} // closed once the window has been read back
 }
 
@@ -85,7 +89,7 @@ func New(nc *nats.Conn, cfg Config) (*Monitor, error) {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	return &Monitor{cfg: cfg, js: js, subj: cfg.Streams.Subjects(), log: cfg.Logger.With("service", "monitor"),
-		seen: map[string]bool{}, running: map[string]map[string]string{}, ready: make(chan struct{})}, nil
+		seen: map[string]bool{}, running: map[string]map[string]string{}, ready: make(chan struct{}), closed: map[string]time.Time{}}, nil
 }
 
 // OnResult registers fn to see every final result the monitor reads (for
@@ -335,11 +339,22 @@ func (m *Monitor) workflows(ctx context.Context, id string) ([]*events.Workflow,
 	}
 	var out []*events.Workflow
 	for k := range lister.Keys() {
+		m.closedMu.Lock()
+		fin, isClosed := m.closed[k]
+		m.closedMu.Unlock()
+		if isClosed && time.Since(fin) >= m.cfg.Window {
+			continue
+		}
 		rec, err := streams.GetWorkflow(ctx, kv, k)
 		if err != nil || rec == nil {
 			continue
 		}
 		open := rec.Status == events.WorkflowRunning || rec.Status == events.WorkflowPaused || rec.Status == events.WorkflowStopped
+		if !open {
+			m.closedMu.Lock()
+			m.closed[k] = rec.Finished
+			m.closedMu.Unlock()
+		}
 		if open || time.Since(rec.Finished) < m.cfg.Window {
 			out = append(out, rec)
 		}

@@ -85,6 +85,25 @@ func (p *Planner) serveControl(ctx context.Context, verb string, r micro.Request
 		respondErr(r, &events.ControlError{Code: 400, Message: err.Error()})
 		return
 	}
+	// Reads need no workflow state of the loop's: they are answered here,
+	// so a slow one never holds the loop up.
+	switch verb {
+	case events.VerbStatus, events.VerbAgents:
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		var v any
+		if verb == events.VerbStatus {
+			v, err = p.status(rctx, req)
+		} else {
+			v, err = p.agents(rctx)
+		}
+		if err != nil {
+			respondErr(r, err)
+			return
+		}
+		_ = r.RespondJSON(v)
+		return
+	}
 	call := &ctlCall{verb: verb, req: req, done: make(chan ctlResult, 1)}
 	timeout := time.After(30 * time.Second)
 	select {
@@ -158,10 +177,6 @@ func (p *Planner) onControl(ctx context.Context, c *ctlCall) {
 
 func (p *Planner) control(ctx context.Context, verb string, req *events.ControlRequest) (any, error) {
 	switch verb {
-	case events.VerbStatus:
-		return p.status(ctx, req)
-	case events.VerbAgents:
-		return p.agents(ctx)
 	case events.VerbPause, events.VerbResume:
 		if req.Workflow == "" {
 			if req.Type == "" {
@@ -299,24 +314,32 @@ func (p *Planner) agents(ctx context.Context) (any, error) {
 // intervals as failed (their entry then expires after the bucket's TTL).
 // JetStream redelivers their tasks once the ack wait runs out.
 func (p *Planner) markFailedAgents(ctx context.Context) {
-	infos, err := p.agentInfos(ctx)
+	lister, err := p.agentsKV.ListKeys(ctx)
 	if err != nil {
 		p.log.Warn("check agents", "err", err)
 		return
 	}
+	// Age is judged by the server's time of the entry's last write, not by
+	// the agent's clock; the update is conditional, so a heartbeat written
+	// meanwhile wins.
 	limit := 2 * p.cfg.Streams.AgentTTL / 3
-	for _, a := range infos {
-		if a.Status == events.AgentFailed || time.Since(a.Heartbeat) < limit {
+	for k := range lister.Keys() {
+		e, err := p.agentsKV.Get(ctx, k)
+		if err != nil || time.Since(e.Created()) < limit {
+			continue
+		}
+		var a events.AgentInfo
+		if json.Unmarshal(e.Value(), &a) != nil || a.Status == events.AgentFailed {
 			continue
 		}
 		a.Status = events.AgentFailed
 		b, _ := json.Marshal(a)
-		if _, err := p.agentsKV.Put(ctx, a.ID, b); err != nil {
+		if _, err := p.agentsKV.Update(ctx, k, b, e.Revision()); err != nil {
 			continue
 		}
-		p.log.Warn("agent failed: no heartbeat", "agent", a.ID, "last", a.Heartbeat, "running", a.Tasks)
+		p.log.Warn("agent failed: no heartbeat", "agent", a.ID, "last", e.Created(), "running", a.Tasks)
 		p.event(events.Event{Workflow: "_", Kind: events.EventWarning, Agent: a.ID,
-			Message: fmt.Sprintf("agent %s stopped heartbeating at %s; its %d tasks go to other agents after the ack wait", a.ID, a.Heartbeat.Format(time.RFC3339), len(a.Tasks))})
+			Message: fmt.Sprintf("agent %s stopped heartbeating at %s; its %d tasks go to other agents after the ack wait", a.ID, e.Created().Format(time.RFC3339), len(a.Tasks))})
 	}
 }
 
@@ -398,12 +421,22 @@ func (p *Planner) pause(ctx context.Context, f *flow, status string, now bool) (
 		f.rec.Status = prev
 		return nil, err
 	}
-	replies, err := p.gather(ctx, events.AgentCommand{Op: events.AgentOpPause, Workflow: f.rec.ID, Now: now})
-	if err != nil {
+	undo := func(err error) (any, error) {
+		// Refused: put the workflow back as it was.
+		f.rec.Status = prev
+		if perr := p.putRecord(ctx, &f.rec); perr != nil {
+			p.log.Error("undo pause", "workflow", f.rec.ID, "err", perr)
+		}
 		return nil, err
 	}
+	replies, err := p.gather(ctx, events.AgentCommand{Op: events.AgentOpPause, Workflow: f.rec.ID, Now: now})
+	if err != nil {
+		return undo(err)
+	}
+	// The purge takes running tasks' messages too; resume queues again any
+	// task that is neither finished nor running by then.
 	if err := p.withdraw(ctx, p.subj.QueuedTasks(f.rec.ID, "*")); err != nil {
-		return nil, err
+		return undo(err)
 	}
 	run := running(replies)
 	f.hold(run, nil)
@@ -443,6 +476,9 @@ func (p *Planner) resume(ctx context.Context, f *flow, retryFailed bool) (any, e
 		return nil, err
 	}
 	run := running(replies)
+	// A task that was running at the pause and did not finish (its agent
+	// died, or it was handed back) has no message any more: queue it again.
+	f.hold(run, nil)
 	f.rec.Gen++
 	if retryFailed {
 		for i := range f.st {
@@ -597,11 +633,10 @@ func (p *Planner) cancel(ctx context.Context, req *events.ControlRequest) (any, 
 		if !req.ReleaseDependents {
 			deps = f.dependentsOf(targets, isTarget)
 		}
+		var queued []string
 		for _, i := range append(slices.Clone(targets), deps...) {
 			if f.st[i].state == dispatched && run[f.rec.ID+"/"+f.plan.Tasks[i].ID] == "" {
-				if err := p.withdraw(ctx, p.subj.QueuedTasks(f.rec.ID, f.plan.Tasks[i].ID)); err != nil {
-					return nil, err
-				}
+				queued = append(queued, f.plan.Tasks[i].ID)
 			}
 		}
 		why := "cancelled by request"
@@ -612,6 +647,16 @@ func (p *Planner) cancel(ctx context.Context, req *events.ControlRequest) (any, 
 		for _, i := range deps {
 			p.cancelTask(f, i, "cancelled: it depends on a cancelled task")
 			reply.Dependents = append(reply.Dependents, name(f, i))
+		}
+		// The cancellations are stored before the queued tasks are withdrawn:
+		// a restart in between finds them cancelled, not lost.
+		if err := p.flush(ctx); err != nil {
+			return nil, err
+		}
+		for _, id := range queued {
+			if err := p.withdraw(ctx, p.subj.QueuedTasks(f.rec.ID, id)); err != nil {
+				return nil, err
+			}
 		}
 		if req.ReleaseDependents {
 			for _, i := range targets {
@@ -701,12 +746,32 @@ func (p *Planner) reprioritize(ctx context.Context, req *events.ControlRequest) 
 		return nil, err
 	}
 	run := running(replies)
-	subject := p.subj.QueuedTasks(f.rec.ID, "*")
-	if req.Task != "" {
-		subject = p.subj.QueuedTasks(f.rec.ID, req.Task)
+	// The new priorities and generation are recorded before anything is
+	// withdrawn, so a restart in between queues the tasks again, anew.
+	prevPrio, prevGen := maps.Clone(f.rec.Priorities), f.rec.Gen
+	if f.rec.Priorities == nil {
+		f.rec.Priorities = map[string]int{}
 	}
-	if err := p.withdraw(ctx, subject); err != nil {
+	if key == "*" {
+		clear(f.rec.Priorities)
+	}
+	f.rec.Priorities[key] = req.To
+	f.rec.Gen++
+	if err := p.putRecord(ctx, &f.rec); err != nil {
+		f.rec.Priorities, f.rec.Gen = prevPrio, prevGen
 		return nil, err
+	}
+	// Withdraw each queued task on its own: a purge of the whole workflow
+	// would take the messages of running tasks too.
+	queued := func(i int) bool {
+		return only(i) && f.st[i].state == dispatched && run[f.rec.ID+"/"+f.plan.Tasks[i].ID] == ""
+	}
+	for i := range f.st {
+		if queued(i) {
+			if err := p.withdraw(ctx, p.subj.QueuedTasks(f.rec.ID, f.plan.Tasks[i].ID)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	reply := events.ReprioritizeReply{Workflow: f.rec.ID, Priority: req.To, Moved: f.hold(run, only), Updated: []string{}}
 	if reply.Moved == nil {
@@ -717,17 +782,6 @@ func (p *Planner) reprioritize(ctx context.Context, req *events.ControlRequest) 
 			f.plan.Tasks[i].Priority = req.To
 			reply.Updated = append(reply.Updated, f.plan.Tasks[i].ID)
 		}
-	}
-	if f.rec.Priorities == nil {
-		f.rec.Priorities = map[string]int{}
-	}
-	if key == "*" {
-		clear(f.rec.Priorities)
-	}
-	f.rec.Priorities[key] = req.To
-	f.rec.Gen++
-	if err := p.putRecord(ctx, &f.rec); err != nil {
-		return nil, err
 	}
 	heap.Init(&f.ready)
 	p.dispatchReady(f)
@@ -802,7 +856,7 @@ func (p *Planner) status(ctx context.Context, req *events.ControlRequest) (any, 
 	select {
 	case <-p.mon.Ready():
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, ctlErr(503, "the monitor is not ready (it reads the last minutes of results back when it starts): try again")
 	}
 	snap, err := p.mon.Snapshot(ctx, req.Workflow)
 	if errors.Is(err, monitor.ErrUnknownWorkflow) {

@@ -46,7 +46,9 @@ func New(nc *nats.Conn, cfg Config) (*Planner, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	// A lost acknowledgement must not hang flush: futures time out and the
+	// message is published again (its Nats-Msg-Id makes that safe).
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192), jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("planner: %w", err)
 	}
@@ -623,19 +625,22 @@ func (p *Planner) publish(msg *nats.Msg) {
 // flush waits for every pending publish, retrying failures, then rings the
 // wake bell of each task type that got work.
 func (p *Planner) flush(ctx context.Context) error {
-	for _, fut := range p.pending {
+	// Each future is dropped once settled: its channels yield one value.
+	for len(p.pending) > 0 {
+		fut := p.pending[0]
 		select {
 		case <-fut.Ok():
-			continue
 		case err := <-fut.Err():
 			if err := p.republish(ctx, fut.Msg(), err); err != nil {
+				p.pending = p.pending[1:]
 				return err
 			}
 		case <-ctx.Done():
 			return nil
 		}
+		p.pending = p.pending[1:]
 	}
-	p.pending = p.pending[:0]
+	p.pending = nil
 	for subject := range p.wake {
 		_ = p.nc.Publish(subject, nil)
 		delete(p.wake, subject)
