@@ -78,7 +78,7 @@ type Monitor struct {
 	// longer changes, so a snapshot reads it only while within the window.
 	closedMu sync.Mutex
 	closed   map[string]time.Time
-	ready   chan struct{} // closed once the window has been read back
+	ready    chan struct{} // closed once the window has been read back
 }
 
 // New returns a monitor using nc. It does no I/O.
