@@ -841,7 +841,7 @@ func (p *Planner) lanePause(ctx context.Context, pause bool, req *events.Control
 	if err != nil {
 		return nil, err
 	}
-	var out []events.LaneState
+	out := []events.LaneState{}
 	for _, l := range lanes {
 		if l.Type == req.Type && (req.Priority == 0 || l.Priority == req.Priority) {
 			out = append(out, l)
