@@ -279,7 +279,7 @@ func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
 	}
-	return fmt.Sprint(s)
+	return s
 }
 
 // TestWeb_RefusesCrossSite: the dashboard's POST endpoints refuse what

@@ -105,6 +105,12 @@ const (
 	WorkflowFailed    = "failed"
 )
 
+// WorkflowOpen reports whether a workflow with this status is unfinished:
+// running, paused or stopped.
+func WorkflowOpen(status string) bool {
+	return status == WorkflowRunning || status == WorkflowPaused || status == WorkflowStopped
+}
+
 // Counts are task totals by state.
 type Counts struct {
 	Total     int `json:"total"`

@@ -273,15 +273,7 @@ func (m *Monitor) Snapshot(ctx context.Context, workflow string) (*events.Snapsh
 	defer m.mu.Unlock()
 	snap.Tasks = m.taskStats(now)
 	laneRate := m.laneRates(now)
-	served := map[string]bool{}
-	for _, a := range agents {
-		if a.Status != events.AgentFailed {
-			for _, t := range a.Types {
-				served[t] = true
-			}
-		}
-	}
-	bottlenecks := bottlenecks(lanes, laneRate, served)
+	bottlenecks := bottlenecks(lanes, laneRate, ServedTypes(agents))
 	if len(bottlenecks) > 0 {
 		snap.Bottleneck = &bottlenecks[0]
 	}
@@ -289,7 +281,7 @@ func (m *Monitor) Snapshot(ctx context.Context, workflow string) (*events.Snapsh
 	for _, rec := range recs {
 		v := m.view(rec, now, bottlenecks, snap.Tasks.P50Seconds)
 		snap.Workflows = append(snap.Workflows, v)
-		if workflow == "" && rec.Status != events.WorkflowRunning && rec.Status != events.WorkflowPaused && rec.Status != events.WorkflowStopped {
+		if workflow == "" && !events.WorkflowOpen(rec.Status) {
 			continue // a finished workflow shows, but the sums cover the open ones
 		}
 		c := v.Counts
@@ -349,7 +341,7 @@ func (m *Monitor) workflows(ctx context.Context, id string) ([]*events.Workflow,
 		if err != nil || rec == nil {
 			continue
 		}
-		open := rec.Status == events.WorkflowRunning || rec.Status == events.WorkflowPaused || rec.Status == events.WorkflowStopped
+		open := events.WorkflowOpen(rec.Status)
 		if !open {
 			m.closedMu.Lock()
 			m.closed[k] = rec.Finished
@@ -508,10 +500,9 @@ func (m *Monitor) view(rec *events.Workflow, now time.Time, lanes []events.Bottl
 	}
 	slices.Sort(v.Running)
 	v.Active = len(v.Running)
-	if open := rec.Status == events.WorkflowRunning || rec.Status == events.WorkflowPaused || rec.Status == events.WorkflowStopped; !open {
+	if !events.WorkflowOpen(rec.Status) {
 		v.Active, v.Running = 0, nil
 	}
-	c.Running = v.Active
 	v.Counts.Running = v.Active
 	if c.Total > 0 {
 		v.Progress = round1(100 * float64(finished) / float64(c.Total))
@@ -609,6 +600,19 @@ func agentStats(list []events.AgentInfo) events.AgentStats {
 		st.List = []events.AgentInfo{}
 	}
 	return st
+}
+
+// ServedTypes lists the task types some agent that has not failed serves.
+func ServedTypes(agents []events.AgentInfo) map[string]bool {
+	served := map[string]bool{}
+	for _, a := range agents {
+		if a.Status != events.AgentFailed {
+			for _, t := range a.Types {
+				served[t] = true
+			}
+		}
+	}
+	return served
 }
 
 // Agents reads the registry.

@@ -350,14 +350,7 @@ func (p *Planner) warnUnserved(ctx context.Context, f *flow) {
 	if err != nil {
 		return
 	}
-	served := map[string]bool{}
-	for _, a := range infos {
-		if a.Status != events.AgentFailed {
-			for _, t := range a.Types {
-				served[t] = true
-			}
-		}
-	}
+	served := monitor.ServedTypes(infos)
 	need := map[string]bool{}
 	for _, t := range f.plan.Tasks {
 		need[t.Type] = true

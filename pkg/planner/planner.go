@@ -239,7 +239,7 @@ func (p *Planner) loadFlows(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if rec == nil || !unfinished(rec.Status) {
+		if rec == nil || !events.WorkflowOpen(rec.Status) {
 			continue
 		}
 		spec, err := p.kv.Get(ctx, id+".spec")
@@ -263,12 +263,6 @@ func (p *Planner) loadFlows(ctx context.Context) error {
 		p.dispatchReady(f)
 	}
 	return nil
-}
-
-// unfinished reports whether a workflow with this status is still the
-// planner's to follow.
-func unfinished(status string) bool {
-	return status == events.WorkflowRunning || status == events.WorkflowPaused || status == events.WorkflowStopped
 }
 
 func (p *Planner) plan(ctx context.Context, data []byte) (*events.Job, *Plan, error) {
