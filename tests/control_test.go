@@ -14,30 +14,37 @@ import (
 	"github.com/baton-dev/baton/internal/natstest"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
+	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 )
 
-// control sends a control request and fails the test on an error.
-func (e *env) control(verb string, req events.ControlRequest, out any) {
-	e.t.Helper()
-	if err := e.controlErr(verb, req, out); err != nil {
-		e.t.Fatalf("%s %+v: %v", verb, req, err)
+// ctl returns a context for one control request.
+func (e *env) ctl() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	e.t.Cleanup(cancel)
+	return ctx
+}
+
+// must returns the reply of a control request, failing the test on its
+// error: must(e.cl.Status(ctx, wf))(t).
+func must[T any](v T, err error) func(testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("control request: %v", err)
+		}
+		return v
 	}
 }
 
-func (e *env) controlErr(verb string, req events.ControlRequest, out any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return e.cl.Control(ctx, verb, &req, out)
-}
-
-// waitControl retries a control request until the planner's service is up.
-func (e *env) waitControl(verb string, req events.ControlRequest, out any) {
+// waitReady waits until both control services answer: the planner's (it
+// refuses a pause that names nothing) and the monitor's (agents).
+func (e *env) waitReady() {
 	e.t.Helper()
-	var err error
-	waitFor(e.t, 30*time.Second, "the control service", func() bool {
-		err = e.controlErr(verb, req, out)
-		return err == nil
+	waitFor(e.t, 30*time.Second, "the control services", func() bool {
+		_, perr := e.cl.Pause(e.ctl(), "", client.PauseOptions{})
+		_, aerr := e.cl.Agents(e.ctl())
+		return errors.Is(perr, events.ErrBadRequest) && aerr == nil
 	})
 }
 
@@ -74,12 +81,11 @@ func TestPause_WorkflowSurvivesRestartOfEverything(t *testing.T) {
 	for i := range naps {
 		naps[i] = 300
 	}
-	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	e.waitReady()
 	wf := e.submit(map[string]any{"id": "paused-one", "steps": []map[string]any{{"id": "nap", "type": "sleep", "split": 1, "input": naps}}})
 	waitFor(t, 30*time.Second, "some tasks to finish", func() bool { f, _ := e.results(wf); return len(f) >= 6 })
 
-	var cp events.Checkpoint
-	e.control(events.VerbPause, events.ControlRequest{Workflow: wf}, &cp)
+	cp := must(e.cl.Pause(e.ctl(), wf, client.PauseOptions{}))(t)
 	paused := time.Now()
 	if cp.Status != events.WorkflowPaused || len(cp.Done)+len(cp.Running)+len(cp.Pending) != 30 || len(cp.Pending) == 0 {
 		t.Fatalf("checkpoint %+v", cp)
@@ -107,14 +113,13 @@ func TestPause_WorkflowSurvivesRestartOfEverything(t *testing.T) {
 	srv2 := natstest.StartIn(t, dir, -1)
 	e2 := newEnvOn(t, srv2, streams.Config{})
 	procs(e2)
-	var st events.Snapshot
-	e2.waitControl(events.VerbStatus, events.ControlRequest{Workflow: wf}, &st)
+	e2.waitReady()
+	st := must(e2.cl.Status(e2.ctl(), wf))(t)
 	if len(st.Workflows) != 1 || st.Workflows[0].Status != events.WorkflowPaused {
 		t.Fatalf("after the restart: %+v", st.Workflows)
 	}
 	restarted := time.Now()
-	var rr events.ResumeReply
-	e2.control(events.VerbResume, events.ControlRequest{Workflow: wf}, &rr)
+	rr := must(e2.cl.Resume(e2.ctl(), wf))(t)
 	if len(rr.Queued) != len(cp.Pending) {
 		t.Errorf("resume queued %d tasks, want the %d pending at the pause", len(rr.Queued), len(cp.Pending))
 	}
@@ -149,8 +154,8 @@ func TestPause_LaneUntilAndNatsCLI(t *testing.T) {
 	e.planner()
 	e.aggregator()
 	e.agent("worker", 4, map[string]agent.Handler{"noop": agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) { return t.Input, nil })})
-	var lr events.LaneReply
-	e.waitControl(events.VerbPause, events.ControlRequest{Type: "noop", Priority: 3, Until: events.Duration(2 * time.Second)}, &lr)
+	e.waitReady()
+	lr := must(e.cl.PauseLane(e.ctl(), client.Lane{Type: "noop", Priority: 3}, 2*time.Second))(t)
 	pausedAt := time.Now()
 	if len(lr.Lanes) != 1 || !lr.Lanes[0].Paused || lr.Lanes[0].PausedUntil == nil {
 		t.Fatalf("lane pause reply %+v", lr)
@@ -166,8 +171,7 @@ func TestPause_LaneUntilAndNatsCLI(t *testing.T) {
 		}
 	}
 	lane := func(name string) events.LaneState {
-		var st events.Snapshot
-		e.control(events.VerbStatus, events.ControlRequest{}, &st)
+		st := must(e.cl.Status(e.ctl(), ""))(t)
 		for _, l := range st.Lanes {
 			if l.Lane == name {
 				return l
@@ -187,7 +191,7 @@ func TestPause_LaneUntilAndNatsCLI(t *testing.T) {
 	if l := lane("noop.2"); !l.Paused || l.PausedUntil == nil || time.Until(*l.PausedUntil) < 9*time.Minute {
 		t.Errorf("after nats consumer pause, status shows %+v", l)
 	}
-	e.control(events.VerbResume, events.ControlRequest{Type: "noop", Priority: 2}, &lr)
+	lr = must(e.cl.ResumeLane(e.ctl(), client.Lane{Type: "noop", Priority: 2}))(t)
 	if l := lane("noop.2"); l.Paused {
 		t.Errorf("lane still paused after baton resume: %+v", l)
 	}
@@ -258,7 +262,7 @@ func TestCancel_Selectors(t *testing.T) {
 	for _, id := range []string{"agent-a", "agent-b"} {
 		e.agent(id, 2, map[string]agent.Handler{"block": blk.handler(), "echo": echo, "other": blk.handler()})
 	}
-	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	e.waitReady()
 	chain := func(id string) string {
 		return e.submit(map[string]any{"id": id, "steps": []map[string]any{
 			{"id": "a", "type": "block"},
@@ -292,8 +296,7 @@ func TestCancel_Selectors(t *testing.T) {
 	t.Run("task with cascade", func(t *testing.T) {
 		wf := chain("cascade")
 		waitRunning(t, 1)
-		var r events.CancelReply
-		e.control(events.VerbCancel, events.ControlRequest{Workflow: wf, Tasks: []string{"a"}}, &r)
+		r := must(e.cl.Cancel(e.ctl(), client.CancelSelector{Workflow: wf, Tasks: []string{"a"}}))(t)
 		checkStopped(t, time.Now(), wf+"/a")
 		if fmt.Sprint(r.Cancelled, r.Dependents) != "[a] [b c]" || r.Status != "cancelled" {
 			t.Errorf("reply %+v", r)
@@ -306,8 +309,7 @@ func TestCancel_Selectors(t *testing.T) {
 	t.Run("task with release", func(t *testing.T) {
 		wf := chain("release")
 		waitRunning(t, 1)
-		var r events.CancelReply
-		e.control(events.VerbCancel, events.ControlRequest{Workflow: wf, Tasks: []string{"a"}, ReleaseDependents: true}, &r)
+		r := must(e.cl.Cancel(e.ctl(), client.CancelSelector{Workflow: wf, Tasks: []string{"a"}, ReleaseDependents: true}))(t)
 		checkStopped(t, time.Now(), wf+"/a")
 		if fmt.Sprint(r.Cancelled, r.Dependents, r.Released) != "[a] [] [b]" {
 			t.Errorf("reply %+v", r)
@@ -334,14 +336,12 @@ func TestCancel_Selectors(t *testing.T) {
 			}
 		}
 		slices.Sort(want)
-		var r events.CancelReply
-		e.control(events.VerbCancel, events.ControlRequest{Agent: "agent-a"}, &r)
+		r := must(e.cl.Cancel(e.ctl(), client.CancelSelector{Agent: "agent-a"}))(t)
 		checkStopped(t, time.Now(), want...)
 		if len(want) != 2 || fmt.Sprint(r.Cancelled) != fmt.Sprint(want) {
 			t.Errorf("cancelled %v, want what agent-a ran: %v", r.Cancelled, want)
 		}
-		var rest events.CancelReply
-		e.control(events.VerbCancel, events.ControlRequest{Workflow: wf, Type: "block"}, &rest)
+		rest := must(e.cl.Cancel(e.ctl(), client.CancelSelector{Workflow: wf, Type: "block"}))(t)
 		if len(rest.Cancelled) != 2 {
 			t.Errorf("cancel the rest by type: %+v", rest)
 		}
@@ -356,13 +356,12 @@ func TestCancel_Selectors(t *testing.T) {
 			{"id": "p5", "type": "idle", "priority": 5},
 		}})
 		waitRunning(t, 1) // p4, on "other"
-		var r events.CancelReply
-		e.control(events.VerbCancel, events.ControlRequest{Workflow: wf, MinPriority: 2, MaxPriority: 4}, &r)
+		r := must(e.cl.Cancel(e.ctl(), client.CancelSelector{Workflow: wf, MinPriority: 2, MaxPriority: 4}))(t)
 		checkStopped(t, time.Now(), wf+"/p4")
 		if fmt.Sprint(r.Cancelled) != "[p3-0 p3-1 p4]" {
 			t.Errorf("priorities 2-4: cancelled %v", r.Cancelled)
 		}
-		e.control(events.VerbCancel, events.ControlRequest{Workflow: wf, Type: "idle"}, &r)
+		r = must(e.cl.Cancel(e.ctl(), client.CancelSelector{Workflow: wf, Type: "idle"}))(t)
 		if fmt.Sprint(r.Cancelled) != "[p1-0 p1-1 p5]" {
 			t.Errorf("type idle: cancelled %v", r.Cancelled)
 		}
@@ -388,32 +387,41 @@ func TestControl_BadRequests(t *testing.T) {
 	e.planner()
 	e.aggregator()
 	e.agent("worker", 2, map[string]agent.Handler{"noop": agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) { return 1, nil })})
-	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	e.waitReady()
 	done := e.submit(map[string]any{"id": "finished", "steps": []map[string]any{{"id": "x", "type": "noop"}}})
 	e.final(done, time.Minute)
+	ctx := e.ctl()
 	for _, tc := range []struct {
 		name string
-		verb string
-		req  events.ControlRequest
+		call func() error
 		code int
 		says string
 	}{
-		{"unknown workflow", events.VerbPause, events.ControlRequest{Workflow: "nope"}, 404, "unknown workflow nope"},
-		{"pause a finished workflow", events.VerbPause, events.ControlRequest{Workflow: done}, 409, "has finished"},
-		{"resume a finished workflow", events.VerbResume, events.ControlRequest{Workflow: done}, 409, "has finished"},
-		{"pause nothing", events.VerbPause, events.ControlRequest{}, 400, "name a workflow"},
-		{"cancel without selector", events.VerbCancel, events.ControlRequest{Workflow: done}, 400, "cancel what"},
-		{"cancel an unknown agent", events.VerbCancel, events.ControlRequest{Agent: "ghost"}, 404, "agent ghost"},
-		{"reversed priority range", events.VerbCancel, events.ControlRequest{MinPriority: 4, MaxPriority: 2}, 400, "min_priority 4"},
-		{"reprioritize without target", events.VerbReprioritize, events.ControlRequest{Workflow: "nope", To: 1}, 404, "unknown workflow"},
-		{"bad priority", events.VerbReprioritize, events.ControlRequest{Workflow: done, To: 9}, 400, "priorities are 1"},
-		{"bad id", events.VerbStop, events.ControlRequest{Workflow: "a b"}, 400, "not an id"},
+		{"unknown workflow", func() error { _, err := e.cl.Pause(ctx, "nope", client.PauseOptions{}); return err }, 404, "unknown workflow nope"},
+		{"pause a finished workflow", func() error { _, err := e.cl.Pause(ctx, done, client.PauseOptions{}); return err }, 409, "has finished"},
+		{"resume a finished workflow", func() error { _, err := e.cl.Resume(ctx, done); return err }, 409, "has finished"},
+		{"pause nothing", func() error { _, err := e.cl.Pause(ctx, "", client.PauseOptions{}); return err }, 400, "name a workflow"},
+		{"cancel without selector", func() error { _, err := e.cl.Cancel(ctx, client.CancelSelector{Workflow: done}); return err }, 400, "cancel what"},
+		{"cancel an unknown agent", func() error { _, err := e.cl.Cancel(ctx, client.CancelSelector{Agent: "ghost"}); return err }, 404, "agent ghost"},
+		{"reversed priority range", func() error {
+			_, err := e.cl.Cancel(ctx, client.CancelSelector{MinPriority: 4, MaxPriority: 2})
+			return err
+		}, 400, "min_priority 4"},
+		{"reprioritize without target", func() error { _, err := e.cl.Reprioritize(ctx, "nope", "", 1); return err }, 404, "unknown workflow"},
+		{"bad priority", func() error { _, err := e.cl.Reprioritize(ctx, done, "", 9); return err }, 400, "priorities are 1"},
+		{"bad id", func() error { _, err := e.cl.Stop(ctx, "a b"); return err }, 400, "not an id"},
+		{"status of an unknown workflow", func() error { _, err := e.cl.Status(ctx, "nope"); return err }, 404, "unknown workflow nope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := e.controlErr(tc.verb, tc.req, &struct{}{})
+			err := tc.call()
 			var ce *events.ControlError
 			if !errors.As(err, &ce) || ce.Code != tc.code || !strings.Contains(ce.Message, tc.says) {
 				t.Errorf("error %v (%+v), want code %d saying %q", err, ce, tc.code, tc.says)
+			}
+			// The code maps onto the sentinel of its kind.
+			want := map[int]error{400: events.ErrBadRequest, 404: events.ErrNotFound, 409: events.ErrConflict}[tc.code]
+			if !errors.Is(err, want) {
+				t.Errorf("errors.Is(%v, %v) is false", err, want)
 			}
 		})
 	}
@@ -426,9 +434,8 @@ func TestControl_BadRequests(t *testing.T) {
 			t.Errorf("body %s: code %q, error %q", body, code, m.Header.Get("Nats-Service-Error"))
 		}
 	}
-	var st events.Snapshot
-	e.control(events.VerbStatus, events.ControlRequest{Workflow: done}, &st)
-	if len(st.Workflows) != 1 || st.Workflows[0].Status != events.WorkflowCompleted {
+	st := must(e.cl.Status(e.ctl(), done))(t)
+	if len(st.Workflows) != 1 || st.Workflows[0].Status != events.WorkflowCompleted || st.Workflows[0].Outcome != events.OutcomeSuccess {
 		t.Errorf("the finished workflow changed: %+v", st.Workflows)
 	}
 }
@@ -463,7 +470,7 @@ func TestStop_RestartRetryFailed(t *testing.T) {
 			return "fixed", nil
 		})),
 	})
-	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	e.waitReady()
 	wf := e.submit(map[string]any{"id": "stoppable", "steps": []map[string]any{
 		{"id": "f", "type": "fragile", "priority": 1},
 		{"id": "s", "type": "sleep", "split": 1, "input": []int{1, 2, 3, 4, 5, 6, 7, 8}},
@@ -472,8 +479,7 @@ func TestStop_RestartRetryFailed(t *testing.T) {
 		_, all := e.results(wf)
 		return slices.ContainsFunc(all, func(r *events.Result) bool { return r.Task == "f" })
 	})
-	var cp events.Checkpoint
-	e.control(events.VerbStop, events.ControlRequest{Workflow: wf}, &cp)
+	cp := must(e.cl.Stop(e.ctl(), wf))(t)
 	stopped := time.Now()
 	if cp.Status != events.WorkflowStopped || len(cp.Pending) == 0 || !slices.Contains(cp.Done, "f") {
 		t.Fatalf("checkpoint %+v", cp)
@@ -485,16 +491,14 @@ func TestStop_RestartRetryFailed(t *testing.T) {
 	if late := e.startsAfter(wf, stopped.Add(time.Second)); len(late) > 0 {
 		t.Fatalf("%d tasks started after the stop", len(late))
 	}
-	var st events.Snapshot
-	e.control(events.VerbStatus, events.ControlRequest{Workflow: wf}, &st)
+	st := must(e.cl.Status(e.ctl(), wf))(t)
 	if st.Workflows[0].Status != events.WorkflowStopped {
 		t.Fatalf("status %s", st.Workflows[0].Status)
 	}
 	healthy.Lock()
 	broken = false
 	healthy.Unlock()
-	var rr events.ResumeReply
-	e.control(events.VerbRestart, events.ControlRequest{Workflow: wf, RetryFailed: true}, &rr)
+	rr := must(e.cl.Restart(e.ctl(), wf, client.RestartOptions{RetryFailed: true}))(t)
 	if !slices.Contains(rr.Queued, "f") || len(rr.Queued) != len(cp.Pending)+1 {
 		t.Errorf("restart queued %v; want f and the %d pending", rr.Queued, len(cp.Pending))
 	}
@@ -521,12 +525,12 @@ func TestReprioritize_MovesQueuedTasksAhead(t *testing.T) {
 		return e.submit(map[string]any{"id": id, "steps": []map[string]any{{"id": "t", "type": "noop", "priority": 4, "split": 1, "input": []int{0, 1, 2}}}})
 	}
 	first, second := job("first"), job("second")
-	var mv events.ReprioritizeReply
-	e.waitControl(events.VerbReprioritize, events.ControlRequest{Workflow: second, To: 1}, &mv)
+	e.waitReady()
+	mv := must(e.cl.Reprioritize(e.ctl(), second, "", 1))(t)
 	if fmt.Sprint(mv.Moved) != "[t-0 t-1 t-2]" || mv.Priority != 1 {
 		t.Errorf("reprioritize reply %+v", mv)
 	}
-	e.control(events.VerbReprioritize, events.ControlRequest{Workflow: first, Task: "t-2", To: 2}, &mv)
+	mv = must(e.cl.Reprioritize(e.ctl(), first, "t-2", 2))(t)
 	if fmt.Sprint(mv.Moved) != "[t-2]" {
 		t.Errorf("reprioritize one task: %+v", mv)
 	}
@@ -545,8 +549,7 @@ func TestReprioritize_MovesQueuedTasksAhead(t *testing.T) {
 	if got := fmt.Sprint(order); got != "[second/t-0 second/t-1 second/t-2 first/t-2 first/t-0 first/t-1]" {
 		t.Errorf("start order %s", got)
 	}
-	var st events.Snapshot
-	e.control(events.VerbStatus, events.ControlRequest{}, &st)
+	st := must(e.cl.Status(e.ctl(), ""))(t)
 	for _, l := range st.Lanes {
 		if l.Backlog != 0 {
 			t.Errorf("lane %s still holds %d tasks", l.Lane, l.Backlog)
@@ -574,7 +577,9 @@ func TestSeed_KillAgent3(t *testing.T) {
 	}
 	var list []events.AgentInfo
 	waitFor(t, 30*time.Second, "four agents", func() bool {
-		return e.controlErr(events.VerbAgents, events.ControlRequest{}, &list) == nil && len(list) == 4
+		var err error
+		list, err = e.cl.Agents(e.ctl())
+		return err == nil && len(list) == 4
 	})
 	naps := []int{1200, 1200, 1200, 1200, 1200, 1200, 1200, 1200, 1200, 1200}
 	wf := e.submit(map[string]any{"id": "seed", "steps": []map[string]any{{"id": "nap", "type": "sleep", "split": 1, "input": naps}}})
@@ -584,7 +589,8 @@ func TestSeed_KillAgent3(t *testing.T) {
 	third.kill(t)
 	killed := time.Now()
 	waitFor(t, 10*time.Second, "agent-3 marked failed", func() bool {
-		if e.controlErr(events.VerbAgents, events.ControlRequest{}, &list) != nil {
+		var err error
+		if list, err = e.cl.Agents(e.ctl()); err != nil {
 			return false
 		}
 		return slices.ContainsFunc(list, func(a events.AgentInfo) bool { return a.ID == "agent-3" && a.Status == events.AgentFailed })

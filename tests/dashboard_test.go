@@ -75,7 +75,7 @@ func TestDashboard_Chromium(t *testing.T) {
 	e.goService("monitor", mon.Run)
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
-	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	e.waitReady()
 
 	shots := filepath.Join("..", "artifacts", "dashboard")
 	if err := os.MkdirAll(shots, 0o755); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/baton-dev/baton/pkg/aggregator"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/monitor"
 	"github.com/baton-dev/baton/pkg/planner"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -117,13 +118,22 @@ func (e *env) goService(name string, fn func(context.Context) error) (stop func(
 	return stop
 }
 
+// planner runs an in-process planner and, as cmd/planner does, a monitor
+// that answers the status and agents verbs.
 func (e *env) planner() func() {
 	e.t.Helper()
 	p, err := planner.New(e.nc, planner.Config{Streams: e.cfg, Logger: e.logger()})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return e.goService("planner", p.Run)
+	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	stopPlanner := e.goService("planner", p.Run)
+	stopMonitor := e.goService("monitor", mon.Run)
+	stopStatus := e.goService("status service", func(ctx context.Context) error { return mon.Serve(ctx, "0.0.0") })
+	return func() { stopStatus(); stopMonitor(); stopPlanner() }
 }
 
 func (e *env) aggregator() func() {

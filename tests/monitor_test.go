@@ -20,6 +20,7 @@ import (
 	"github.com/baton-dev/baton/internal/web"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
+	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/monitor"
 	"github.com/creack/pty"
@@ -77,8 +78,8 @@ func TestStatus_ScriptedWorkflow(t *testing.T) {
 	e.planner()
 	e.aggregator()
 	worker(e, "worker", 2)
-	var lr events.LaneReply
-	e.waitControl(events.VerbPause, events.ControlRequest{Type: "held", Priority: 3}, &lr)
+	e.waitReady()
+	must(e.cl.PauseLane(e.ctl(), client.Lane{Type: "held", Priority: 3}, 0))(t)
 	stuck := e.submit(map[string]any{"id": "stuck", "steps": []map[string]any{{"id": "h", "type": "held", "split": 1, "input": []int{1, 2}}}})
 	inputs := make([]int, 20)
 	for i := range inputs {
@@ -138,7 +139,7 @@ func TestStatus_ScriptedWorkflow(t *testing.T) {
 	if a := all.Agents; a.Active != 1 || a.Slots != 2 {
 		t.Errorf("agents %+v", a)
 	}
-	e.control(events.VerbResume, events.ControlRequest{Type: "held", Priority: 3}, &lr)
+	must(e.cl.ResumeLane(e.ctl(), client.Lane{Type: "held", Priority: 3}))(t)
 	if out := e.final(stuck, time.Minute); out.Status != events.OutcomeSuccess {
 		t.Errorf("stuck workflow after the lane resumed: %s", out.Status)
 	}
@@ -212,7 +213,7 @@ func TestWatch_PseudoTerminal(t *testing.T) {
 	e.aggregator()
 	worker(e, "worker", 2)
 	inputs := []int{1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21}
-	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	e.waitReady()
 	wf := e.submit(map[string]any{"id": "watched", "steps": []map[string]any{{"id": "w", "type": "work", "split": 1, "input": inputs}}})
 	cmd := exec.Command(filepath.Join(bin, "baton"), "watch", wf, "--server", e.url(), "--every", "200ms")
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
@@ -298,7 +299,7 @@ func TestWeb_RefusesCrossSite(t *testing.T) {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
-	e.waitControl(events.VerbAgents, events.ControlRequest{}, &[]events.AgentInfo{})
+	e.waitReady()
 	post := func(path, contentType, site string) int {
 		req, _ := http.NewRequest("POST", hs.URL+path, strings.NewReader(`{"workflow":"x","all":true}`))
 		req.Header.Set("Content-Type", contentType)

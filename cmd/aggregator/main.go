@@ -37,8 +37,14 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	var g run.Group
-	if err := service.AddWeb(ctx, &g, nc, c.Streams, c.HTTP, false, log, nil); err != nil {
-		return err
+	if c.HTTP != "" { // /metrics, from a monitor of its own
+		mon, err := service.AddMonitor(ctx, &g, nc, c.Streams, false, log)
+		if err != nil {
+			return err
+		}
+		if err := service.AddWeb(ctx, &g, nc, mon, c.Streams, c.HTTP, false, log, nil); err != nil {
+			return err
+		}
 	}
 	service.AddContext(&g, ctx, a.Run)
 	return service.RunGroup(ctx, &g)

@@ -36,9 +36,15 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	var g run.Group
-	if err := service.AddWeb(ctx, &g, nc, c.Streams, c.HTTP, true, log, nil); err != nil {
+	service.AddContext(&g, ctx, p.Run)
+	// The status and agents verbs, the dashboard and /metrics share one
+	// monitor, which reads nothing until one of them asks.
+	mon, err := service.AddMonitor(ctx, &g, nc, c.Streams, true, log)
+	if err != nil {
 		return err
 	}
-	service.AddContext(&g, ctx, p.Run)
+	if err := service.AddWeb(ctx, &g, nc, mon, c.Streams, c.HTTP, true, log, nil); err != nil {
+		return err
+	}
 	return service.RunGroup(ctx, &g)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/jetstream/embedded"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,7 +31,7 @@ func Start(tb testing.TB) *Server {
 // can stop a server and start it again on the same store and address.
 func StartIn(tb testing.TB, dir string, port int) *Server {
 	tb.Helper()
-	ns, err := streams.StartServer(streams.ServerConfig{Port: port, StoreDir: dir})
+	ns, err := embedded.Start(embedded.Config{Port: port, StoreDir: dir})
 	if err != nil {
 		tb.Fatalf("start nats-server: %v", err)
 	}

@@ -4,19 +4,20 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/aggregator"
 	"github.com/baton-dev/baton/pkg/builtin"
+	"github.com/baton-dev/baton/pkg/monitor"
 	"github.com/baton-dev/baton/pkg/planner"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/oklog/run"
 )
 
-// System configures baton in one process: the planner, the aggregator and
-// built-in agents, on one connection to a server.
+// System configures baton in one process: the planner, the aggregator,
+// built-in agents and the process's monitor, on one connection to a server.
 type System struct {
 	Streams streams.Config
 	// Agents is how many built-in agents to run; each serves Types.
@@ -30,6 +31,9 @@ type System struct {
 	Logger  *slog.Logger
 	// AgentPrefix names the agents "<prefix>-1" …; default "agent".
 	AgentPrefix string
+
+	// Set by Add.
+	Monitor *monitor.Monitor
 }
 
 // DefaultTypes are the built-in types an agent serves unless told otherwise.
@@ -47,10 +51,13 @@ func (s *System) DefaultTypes() []string {
 	return types
 }
 
-// Add builds every service on nc and adds each to g as an actor. The agents
-// are added first so that, on a stop, they drain while the planner and
-// aggregator are still there to take their last results (each service stops
-// on its own context; none waits for another).
+// Add builds every service on nc and adds each to g as an actor; the
+// monitor is left in s.Monitor for the web server to share.
+//
+// Shutdown order: oklog/run interrupts every actor at once, so the
+// planner, the aggregator and the monitor are not stopped by their
+// interrupt directly: they stop once every agent has drained, so that the
+// agents' last results are still planned and aggregated.
 func (s *System) Add(ctx context.Context, g *run.Group, nc *nats.Conn) ([]*agent.Agent, error) {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
@@ -58,6 +65,7 @@ func (s *System) Add(ctx context.Context, g *run.Group, nc *nats.Conn) ([]*agent
 	if s.AgentPrefix == "" {
 		s.AgentPrefix = "agent"
 	}
+	after := newAfterAgents(ctx)
 	var agents []*agent.Agent
 	for i := 1; i <= s.Agents; i++ {
 		a, err := agent.New(nc, agent.Config{
@@ -71,47 +79,49 @@ func (s *System) Add(ctx context.Context, g *run.Group, nc *nats.Conn) ([]*agent
 			return nil, err
 		}
 		agents = append(agents, a)
-		AddContext(g, ctx, a.Run)
+		after.addAgent(g, ctx, a.Run)
 	}
 	p, err := planner.New(nc, planner.Config{Streams: s.Streams, Logger: s.Logger, Version: Version})
 	if err != nil {
 		return nil, err
 	}
-	AddContext(g, ctx, p.Run)
+	after.add(g, p.Run)
 	ag, err := aggregator.New(nc, aggregator.Config{Streams: s.Streams, Logger: s.Logger})
 	if err != nil {
 		return nil, err
 	}
-	AddContext(g, ctx, ag.Run)
+	after.add(g, ag.Run)
+	if s.Monitor, err = monitor.New(nc, monitor.Config{Streams: s.Streams, Logger: s.Logger}); err != nil {
+		return nil, err
+	}
+	after.add(g, s.Monitor.Run)
+	after.add(g, func(ctx context.Context) error { return s.Monitor.Serve(ctx, Version) })
 	return agents, nil
 }
 
-// Embedded is a running embedded server with an in-process connection.
-type Embedded struct {
-	Server *server.Server
-	Conn   *nats.Conn
+// afterAgents orders a shutdown: the agents stop on the group's interrupt,
+// the other services once every agent's Run has returned.
+type afterAgents struct {
+	agents sync.WaitGroup
+	core   context.Context
+	stop   func()
 }
 
-// StartEmbedded starts the embedded nats-server and connects to it in
-// process. Close shuts both down; the server outlives the run group on
-// purpose, so that services can drain against it.
-func StartEmbedded(c streams.ServerConfig) (*Embedded, error) {
-	ns, err := streams.StartServer(c)
-	if err != nil {
-		return nil, err
-	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("baton-up"), nats.MaxReconnects(-1))
-	if err != nil {
-		ns.Shutdown()
-		return nil, fmt.Errorf("connect in process: %w", err)
-	}
-	return &Embedded{Server: ns, Conn: nc}, nil
+func newAfterAgents(ctx context.Context) *afterAgents {
+	core, cancel := context.WithCancel(ctx)
+	a := &afterAgents{core: core}
+	// The goroutine this starts ends with the last agent, whose interrupt
+	// the group calls with everyone else's.
+	a.stop = sync.OnceFunc(func() { go func() { a.agents.Wait(); cancel() }() })
+	return a
 }
 
-// Close flushes and closes the connection and shuts the server down.
-func (e *Embedded) Close() {
-	_ = e.Conn.Flush()
-	e.Conn.Close()
-	e.Server.Shutdown()
-	e.Server.WaitForShutdown()
+func (a *afterAgents) addAgent(g *run.Group, ctx context.Context, fn func(context.Context) error) {
+	a.agents.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	g.Add(func() error { defer a.agents.Done(); return fn(ctx) }, func(error) { cancel() })
+}
+
+func (a *afterAgents) add(g *run.Group, fn func(context.Context) error) {
+	g.Add(func() error { return fn(a.core) }, func(error) { a.stop() })
 }

@@ -12,22 +12,32 @@ import (
 	"github.com/oklog/run"
 )
 
-// AddWeb adds, when addr is set, a monitor and the HTTP server over it to
-// g: /metrics always, the dashboard and its API when dashboard is true.
-// ready, if not nil, gets the address listened on.
-func AddWeb(ctx context.Context, g *run.Group, nc *nats.Conn, c streams.Config, addr string, dashboard bool, log *slog.Logger, ready func(net.Addr)) error {
-	if addr == "" {
-		return nil
-	}
+// AddMonitor adds the process's one monitor to g and returns it; with
+// serve it also answers the status and agents verbs. The monitor reads no
+// stream until something asks it for figures.
+func AddMonitor(ctx context.Context, g *run.Group, nc *nats.Conn, c streams.Config, serve bool, log *slog.Logger) (*monitor.Monitor, error) {
 	mon, err := monitor.New(nc, monitor.Config{Streams: c, Logger: log})
 	if err != nil {
-		return err
+		return nil, err
+	}
+	AddContext(g, ctx, mon.Run)
+	if serve {
+		AddContext(g, ctx, func(ctx context.Context) error { return mon.Serve(ctx, Version) })
+	}
+	return mon, nil
+}
+
+// AddWeb adds, when addr is set, the HTTP server over mon to g: /metrics
+// always, the dashboard and its API when dashboard is true. ready, if not
+// nil, gets the address listened on.
+func AddWeb(ctx context.Context, g *run.Group, nc *nats.Conn, mon *monitor.Monitor, c streams.Config, addr string, dashboard bool, log *slog.Logger, ready func(net.Addr)) error {
+	if addr == "" {
+		return nil
 	}
 	srv, err := web.New(nc, mon, web.Config{Streams: c, Dashboard: dashboard, Logger: log})
 	if err != nil {
 		return err
 	}
-	AddContext(g, ctx, mon.Run)
 	AddContext(g, ctx, func(ctx context.Context) error { return srv.Run(ctx, addr, ready) })
 	return nil
 }

@@ -191,14 +191,6 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 	verb := r.PathValue("verb")
-	known := false
-	for _, v := range events.Verbs {
-		known = known || v == verb
-	}
-	if !known {
-		writeJSON(w, 404, events.ControlError{Code: 404, Message: fmt.Sprintf("unknown verb %q", verb)})
-		return
-	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
 	if err != nil {
 		writeErr(w, err)
@@ -209,12 +201,43 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 400, events.ControlError{Code: 400, Message: err.Error()})
 		return
 	}
-	var out json.RawMessage
-	if err := s.cl.Control(r.Context(), verb, req, &out); err != nil {
+	out, err := s.do(r.Context(), verb, req)
+	if err != nil {
 		writeErr(w, err)
 		return
 	}
 	writeJSON(w, 200, out)
+}
+
+// do runs one control verb of the panel through the typed client.
+func (s *Server) do(ctx context.Context, verb string, req *events.ControlRequest) (any, error) {
+	lane := client.Lane{Type: req.Type, Priority: req.Priority}
+	switch verb {
+	case events.VerbPause:
+		if req.Workflow == "" && req.Type != "" {
+			return s.cl.PauseLane(ctx, lane, req.Until.D())
+		}
+		return s.cl.Pause(ctx, req.Workflow, client.PauseOptions{Now: req.Now})
+	case events.VerbResume:
+		if req.Workflow == "" && req.Type != "" {
+			return s.cl.ResumeLane(ctx, lane)
+		}
+		return s.cl.Resume(ctx, req.Workflow)
+	case events.VerbStop:
+		return s.cl.Stop(ctx, req.Workflow)
+	case events.VerbRestart:
+		return s.cl.Restart(ctx, req.Workflow, client.RestartOptions{RetryFailed: req.RetryFailed})
+	case events.VerbCancel:
+		return s.cl.Cancel(ctx, client.CancelSelector{Workflow: req.Workflow, Tasks: req.Tasks, All: req.All, Agent: req.Agent,
+			Type: req.Type, MinPriority: req.MinPriority, MaxPriority: req.MaxPriority, ReleaseDependents: req.ReleaseDependents})
+	case events.VerbReprioritize:
+		return s.cl.Reprioritize(ctx, req.Workflow, req.Task, req.To)
+	case events.VerbStatus:
+		return s.cl.Status(ctx, req.Workflow)
+	case events.VerbAgents:
+		return s.cl.Agents(ctx)
+	}
+	return nil, &events.ControlError{Code: 404, Message: fmt.Sprintf("unknown verb %q", verb)}
 }
 
 // FeedItem is one line of the dashboard's live feed: an event, or a partial

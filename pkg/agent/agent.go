@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"sort"
@@ -16,6 +15,8 @@ import (
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/registry"
+	"github.com/baton-dev/baton/pkg/retry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -107,53 +108,26 @@ func (a *Agent) Types() []string {
 // (or, after DrainTimeout, are cancelled and handed back), the registry entry
 // is removed, and Run returns nil. It may be called once.
 func (a *Agent) Run(ctx context.Context) error {
-	types := a.Types()
-	if len(types) == 0 {
-		return ErrNoHandlers
-	}
-	for _, t := range types {
-		if !events.ValidToken(t) {
-			return fmt.Errorf("%w: task type %q: use 1-64 letters, digits, '-' or '_'", ErrConfig, t)
-		}
-		a.handlers[t] = Chain(a.handlers[t], append([]Middleware{Recover}, a.mw...)...)
+	types, err := a.prepare()
+	if err != nil {
+		return err
 	}
 	if err := streams.Ensure(ctx, a.js, a.cfg.Streams); err != nil {
 		return err
 	}
-	var lanes []*lane
-	bySubject := map[string]*lane{}
-	for _, prio := range events.Priorities {
-		for _, t := range types {
-			cons, err := streams.EnsureLane(ctx, a.js, a.cfg.Streams, t, prio)
-			if err != nil {
-				return err
-			}
-			l := &lane{typ: t, prio: prio, cons: cons}
-			l.maybe.Store(true)
-			lanes = append(lanes, l)
-			bySubject[a.subj.Wake(t, prio)] = l
-		}
-	}
-	reg, err := a.js.KeyValue(ctx, a.cfg.Streams.AgentsBucket())
+	lanes, err := a.openLanes(ctx, types)
 	if err != nil {
-		return fmt.Errorf("agent: registry: %w", err)
+		return err
 	}
-	wake := make(chan struct{}, 1)
-	for _, t := range types {
-		sub, err := a.nc.Subscribe(a.subj.WakeAll(t), func(m *nats.Msg) {
-			if l := bySubject[m.Subject]; l != nil {
-				l.maybe.Store(true)
-			}
-			select {
-			case wake <- struct{}{}:
-			default:
-			}
-		})
-		if err != nil {
-			return fmt.Errorf("agent: wake subscription: %w", err)
-		}
-		defer func() { _ = sub.Unsubscribe() }()
+	reg, err := registry.Open(ctx, a.js, a.cfg.Streams)
+	if err != nil {
+		return err
 	}
+	wake, stopWake, err := a.listenWake(types, lanes)
+	if err != nil {
+		return err
+	}
+	defer stopWake()
 	a.started = time.Now().UTC()
 	svc, err := a.startService()
 	if err != nil {
@@ -168,29 +142,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	var tasks sync.WaitGroup
 	var side sync.WaitGroup // heartbeat and progress loops
 	sideCtx, stopSide := context.WithCancel(context.WithoutCancel(ctx))
-	side.Add(2)
-	go func() { defer side.Done(); a.heartbeats(sideCtx, reg) }()
-	go func() { defer side.Done(); a.progress(sideCtx) }()
+	side.Go(func() { a.heartbeats(sideCtx, reg) })
+	side.Go(func() { a.progress(sideCtx) })
 	a.log.Info("agent started", "types", types, "concurrency", a.cfg.Concurrency)
 
 	a.fetchLoop(ctx, work, lanes, types, wake, &tasks)
 
-	// Drain.
-	a.mu.Lock()
-	a.draining = true
-	n := len(a.running)
-	a.mu.Unlock()
-	a.log.Info("draining", "running", n)
-	a.putInfo(context.WithoutCancel(ctx), reg)
-	drained := make(chan struct{})
-	go func() { tasks.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(a.cfg.DrainTimeout):
-		a.log.Warn("drain timeout: cancelling running tasks and handing them back")
-		stopWork()
-		<-drained
-	}
+	a.drain(ctx, reg, &tasks, stopWork)
 	stopSide()
 	side.Wait()
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -200,6 +158,95 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent stopped", "done", a.done.Load(), "failures", a.failures.Load())
 	return nil
+}
+
+// prepare checks the registered types and wraps their handlers in the
+// middleware; it returns the types, sorted.
+func (a *Agent) prepare() ([]string, error) {
+	types := a.Types()
+	if len(types) == 0 {
+		return nil, ErrNoHandlers
+	}
+	for _, t := range types {
+		if !events.ValidToken(t) {
+			return nil, fmt.Errorf("%w: task type %q: use 1-64 letters, digits, '-' or '_'", ErrConfig, t)
+		}
+		a.handlers[t] = Chain(a.handlers[t], append([]Middleware{Recover}, a.mw...)...)
+	}
+	return types, nil
+}
+
+// openLanes ensures the lane consumers of types, most urgent priority
+// first, and within a priority in type order.
+func (a *Agent) openLanes(ctx context.Context, types []string) ([]*lane, error) {
+	var lanes []*lane
+	for _, prio := range events.Priorities {
+		for _, t := range types {
+			cons, err := streams.EnsureLane(ctx, a.js, a.cfg.Streams, t, prio)
+			if err != nil {
+				return nil, err
+			}
+			l := &lane{typ: t, prio: prio, cons: cons}
+			l.maybe.Store(true)
+			lanes = append(lanes, l)
+		}
+	}
+	return lanes, nil
+}
+
+// listenWake subscribes to the wake-up subjects of types: a wake-up marks
+// its lane as maybe not empty and nudges the fetch loop.
+func (a *Agent) listenWake(types []string, lanes []*lane) (<-chan struct{}, func(), error) {
+	bySubject := map[string]*lane{}
+	for _, l := range lanes {
+		bySubject[a.subj.Wake(l.typ, l.prio)] = l
+	}
+	wake := make(chan struct{}, 1)
+	var subs []*nats.Subscription
+	stop := func() {
+		for _, sub := range subs {
+			_ = sub.Unsubscribe()
+		}
+	}
+	for _, t := range types {
+		sub, err := a.nc.Subscribe(a.subj.WakeAll(t), func(m *nats.Msg) {
+			if l := bySubject[m.Subject]; l != nil {
+				l.maybe.Store(true)
+			}
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			stop()
+			return nil, nil, fmt.Errorf("agent: wake subscription: %w", err)
+		}
+		subs = append(subs, sub)
+	}
+	return wake, stop, nil
+}
+
+// drain waits for the running tasks, for at most DrainTimeout; then it
+// cancels them (stopWork) and they are handed back.
+func (a *Agent) drain(ctx context.Context, reg *registry.Registry, tasks *sync.WaitGroup, stopWork func()) {
+	a.mu.Lock()
+	a.draining = true
+	n := len(a.running)
+	a.mu.Unlock()
+	a.log.Info("draining", "running", n)
+	a.putInfo(context.WithoutCancel(ctx), reg)
+	drained := make(chan struct{})
+	go func() { tasks.Wait(); close(drained) }()
+	timeout := time.NewTimer(a.cfg.DrainTimeout)
+	defer timeout.Stop()
+	select {
+	case <-drained:
+	case <-timeout.C:
+		a.log.Warn("drain timeout: cancelling running tasks and handing them back")
+		stopWork()
+		<-drained
+	}
 }
 
 // fetchLoop claims tasks, most urgent lane first, never more than free slots.
@@ -273,7 +320,7 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 			// Its workflow is being paused: the planner withdraws it from
 			// the lane and queues it again on resume.
 			j.cancel()
-			_ = m.Nak()
+			settle(a.log, "nak", m.Nak())
 			continue
 		}
 		tasks.Add(1)
@@ -345,11 +392,11 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	switch {
 	case cancelled:
 		log.Info("task cancelled")
-		_ = m.Term()
+		settle(log, "term", m.Term())
 		return
 	case handback:
 		log.Info("task handed back: its workflow was paused")
-		_ = m.Nak()
+		settle(log, "nak", m.Nak())
 		return
 	}
 	if herr == nil {
@@ -362,9 +409,7 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 				return
 			}
 			a.done.Add(1)
-			if err := m.Ack(); err != nil {
-				log.Warn("ack", "err", err)
-			}
+			settle(log, "ack", m.Ack())
 			return
 		}
 		herr = Permanent(herr)
@@ -372,7 +417,7 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	if ctx.Err() != nil && !timedOut {
 		// Shutdown gave up waiting: hand the task back untouched.
 		log.Info("handing back", "err", herr)
-		_ = m.Nak()
+		settle(log, "nak", m.Nak())
 		return
 	}
 	var snooze *RetryAfterError
@@ -380,11 +425,10 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	kind := events.KindError
 	switch {
 	case errors.As(herr, &perm):
-		a.fail(ctx, t, m, attempt, events.KindPermanent, herr)
-		return
+		kind = events.KindPermanent
 	case errors.As(herr, &snooze):
 		log.Info("retry requested", "after", snooze.Delay, "err", herr)
-		_ = m.NakWithDelay(snooze.Delay)
+		settle(log, "nak", m.NakWithDelay(snooze.Delay))
 		return
 	case timedOut:
 		kind = events.KindTimeout
@@ -392,33 +436,24 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	case errors.Is(herr, ErrPanic):
 		kind = events.KindPanic
 	}
-	if attempt < t.MaxAttempts {
-		delay := Backoff(t.Backoff, t.MaxBackoff, attempt)
-		log.Info("task failed; will retry", "in", delay, "err", herr)
+	d := retry.After(t, attempt, perm != nil)
+	if d.Action == retry.Again {
+		log.Info("task failed; will retry", "in", d.Delay, "err", herr)
 		a.event(events.Event{Workflow: t.Workflow, Kind: events.EventRetry, Task: t.ID, Agent: a.cfg.ID,
-			Message: fmt.Sprintf("attempt %d of %d failed (%v); retrying in %v", attempt, t.MaxAttempts, herr, delay.Round(time.Millisecond))})
-		_ = m.NakWithDelay(delay)
+			Message: fmt.Sprintf("attempt %d of %d failed (%v); retrying in %v", attempt, t.MaxAttempts, herr, d.Delay.Round(time.Millisecond))})
+		settle(log, "nak", m.NakWithDelay(d.Delay))
 		return
 	}
 	a.fail(ctx, t, m, attempt, kind, herr)
 }
 
-// Backoff is the delay before attempt+1: base doubled per attempt, capped,
-// with "equal jitter" (half fixed, half random) so retries do not stampede.
-func Backoff(base, limit time.Duration, attempt int) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < limit; i++ {
-		if d > limit/2 {
-			d = limit // doubling would pass the limit, or overflow
-			break
-		}
-		d *= 2
+// settle logs a failed acknowledgement (ack, nak, term, in progress): the
+// message then comes back after the ack wait, which is safe but slow, and
+// an operator should see why.
+func settle(log *slog.Logger, what string, err error) {
+	if err != nil {
+		log.Warn(what, "err", err)
 	}
-	d = min(d, limit)
-	if d <= 0 {
-		return 0
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 func encodeValue(v any) (json.RawMessage, error) {
@@ -456,15 +491,13 @@ func (a *Agent) fail(ctx context.Context, t *events.Task, m jetstream.Msg, attem
 	}
 	r := a.result(t, attempt, time.Now(), events.StateFailed)
 	r.Error, r.ErrorKind = cause.Error(), kind
-	r.Final = t.Fallback == "" || t.Round > 0
+	r.Final = !retry.HasFallback(t)
 	if err := a.publishResult(ctx, r); err != nil {
 		log.Warn("publish result; the task will be redelivered", "err", err)
 		return
 	}
 	a.event(events.Event{Workflow: t.Workflow, Kind: events.EventFailed, Task: t.ID, Agent: a.cfg.ID, Message: cause.Error()})
-	if err := m.Term(); err != nil {
-		log.Warn("term", "err", err)
-	}
+	settle(log, "term", m.Term())
 }
 
 // undecodable ends a task message that cannot be read. If its headers name
@@ -489,7 +522,7 @@ func (a *Agent) undecodable(ctx context.Context, j *job, cause error) {
 			return
 		}
 	}
-	_ = j.msg.Term()
+	settle(a.log, "term", j.msg.Term())
 }
 
 func (a *Agent) deadLetter(ctx context.Context, wf, id string, m jetstream.Msg, kind string, cause error) error {
@@ -503,24 +536,19 @@ func (a *Agent) deadLetter(ctx context.Context, wf, id string, m jetstream.Msg, 
 		seq = meta.Sequence.Stream
 	}
 	dl.Header.Set(events.HeaderMsgID, events.MsgID("dead", m.Subject(), seq))
-	dl.Header.Set("Baton-Error", cause.Error())
-	dl.Header.Set("Baton-Error-Kind", kind)
-	dl.Header.Set("Baton-Agent", a.cfg.ID)
-	dl.Header.Set("Baton-Subject", m.Subject())
+	dl.Header.Set(events.HeaderError, cause.Error())
+	dl.Header.Set(events.HeaderErrorKind, kind)
+	dl.Header.Set(events.HeaderAgent, a.cfg.ID)
+	dl.Header.Set(events.HeaderSubject, m.Subject())
 	_, err := a.js.PublishMsg(ctx, dl)
 	return err
 }
 
 func (a *Agent) publishResult(ctx context.Context, r *events.Result) error {
-	body, err := events.Encode(r)
+	msg, err := a.subj.ResultMsg(r, events.ResultByAgent(r))
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(a.subj.Result(r.Workflow, r.Task))
-	msg.Data = body
-	msg.Header.Set(events.HeaderWorkflow, r.Workflow)
-	msg.Header.Set(events.HeaderTask, r.Task)
-	msg.Header.Set(events.HeaderMsgID, events.MsgID(r.Workflow, r.Task, "r"+fmt.Sprint(r.Round), r.Gen))
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_, err = a.js.PublishMsg(pctx, msg)
@@ -528,12 +556,13 @@ func (a *Agent) publishResult(ctx context.Context, r *events.Result) error {
 }
 
 func (a *Agent) event(e events.Event) {
-	e.Time = time.Now().UTC()
-	b, err := json.Marshal(e)
+	msg, err := a.subj.EventMsg(e)
 	if err != nil {
 		return
 	}
-	_ = a.nc.Publish(a.subj.Event(e.Workflow, e.Kind), b)
+	if err := a.nc.PublishMsg(msg); err != nil {
+		a.log.Warn("publish event", "kind", e.Kind, "err", err)
+	}
 }
 
 // progress tells JetStream, for every running task, that the agent is alive
@@ -554,7 +583,7 @@ func (a *Agent) progress(ctx context.Context) {
 		}
 		a.mu.Unlock()
 		for _, m := range msgs {
-			_ = m.InProgress()
+			settle(a.log, "in progress", m.InProgress())
 		}
 	}
 }
@@ -562,7 +591,7 @@ func (a *Agent) progress(ctx context.Context) {
 // heartbeats writes the registry entry every Heartbeat, and sooner (at most
 // every statusEvery) when the agent's status or running tasks changed, so
 // that monitoring sees busy slots as they are.
-func (a *Agent) heartbeats(ctx context.Context, reg jetstream.KeyValue) {
+func (a *Agent) heartbeats(ctx context.Context, reg *registry.Registry) {
 	const statusEvery = 500 * time.Millisecond
 	t := time.NewTicker(min(statusEvery, a.cfg.Heartbeat))
 	defer t.Stop()
@@ -606,12 +635,8 @@ func (a *Agent) Info() events.AgentInfo {
 	}
 }
 
-func (a *Agent) putInfo(ctx context.Context, reg jetstream.KeyValue) {
-	b, err := json.Marshal(a.Info())
-	if err != nil {
-		return
-	}
-	if _, err := reg.Put(ctx, a.cfg.ID, b); err != nil && ctx.Err() == nil {
+func (a *Agent) putInfo(ctx context.Context, reg *registry.Registry) {
+	if err := reg.Put(ctx, a.Info()); err != nil && ctx.Err() == nil {
 		a.log.Warn("heartbeat", "err", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/baton-dev/baton/pkg/control"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -24,7 +25,7 @@ const pauseHold = 10 * time.Second
 func (a *Agent) startService() (micro.Service, error) {
 	svc, err := micro.AddService(a.nc, micro.Config{
 		Name:        "baton-agent",
-		Version:     a.version(),
+		Version:     control.Semver(a.cfg.Version),
 		Description: "baton agent serving " + strings.Join(a.Types(), ", "),
 		Metadata: map[string]string{
 			"id": a.cfg.ID, "types": strings.Join(a.Types(), ","),
@@ -46,22 +47,6 @@ func (a *Agent) startService() (micro.Service, error) {
 		return nil, fmt.Errorf("agent: service: %w", err)
 	}
 	return svc, nil
-}
-
-// version is the configured version if it is semantic, as the service
-// protocol requires, else 0.0.0.
-func (a *Agent) version() string {
-	v := strings.TrimPrefix(a.cfg.Version, "v")
-	parts := strings.Split(v, ".")
-	if len(parts) != 3 {
-		return "0.0.0"
-	}
-	for _, p := range parts {
-		if _, err := strconv.Atoi(p); err != nil {
-			return "0.0.0"
-		}
-	}
-	return v
 }
 
 // onControl applies a planner's command and answers with what this agent

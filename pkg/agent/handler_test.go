@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -17,58 +16,6 @@ import (
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/events"
 )
-
-func TestBackoff(t *testing.T) {
-	t.Parallel()
-	const ms = time.Millisecond
-	for _, tc := range []struct {
-		name         string
-		base, limit  time.Duration
-		attempt      int
-		full         time.Duration // the delay before jitter: the result is in [full/2, full]
-		wantDistinct bool          // jitter must show over many draws
-	}{
-		{name: "first retry is the base", base: 100 * ms, limit: time.Second, attempt: 1, full: 100 * ms, wantDistinct: true},
-		{name: "second doubles", base: 100 * ms, limit: time.Second, attempt: 2, full: 200 * ms, wantDistinct: true},
-		{name: "third doubles again", base: 100 * ms, limit: time.Second, attempt: 3, full: 400 * ms, wantDistinct: true},
-		{name: "fourth", base: 100 * ms, limit: time.Second, attempt: 4, full: 800 * ms, wantDistinct: true},
-		{name: "capped at the limit", base: 100 * ms, limit: time.Second, attempt: 5, full: time.Second, wantDistinct: true},
-		{name: "stays capped", base: 100 * ms, limit: time.Second, attempt: 100, full: time.Second, wantDistinct: true},
-		{name: "uneven cap", base: 300 * ms, limit: time.Second, attempt: 3, full: time.Second, wantDistinct: true},
-		{name: "limit below base", base: 5 * time.Second, limit: time.Second, attempt: 1, full: time.Second, wantDistinct: true},
-		{name: "attempt zero is the base", base: 100 * ms, limit: time.Second, attempt: 0, full: 100 * ms, wantDistinct: true},
-		{name: "negative attempt is the base", base: 100 * ms, limit: time.Second, attempt: -3, full: 100 * ms, wantDistinct: true},
-		{name: "zero base", base: 0, limit: time.Second, attempt: 3, full: 0},
-		{name: "zero limit", base: 100 * ms, limit: 0, attempt: 3, full: 0},
-		{name: "one nanosecond", base: 1, limit: time.Second, attempt: 1, full: 1},
-		// Doubling past half of the largest duration must not wrap around
-		// to a negative delay (which became no delay at all).
-		{name: "huge limit does not overflow", base: 1 << 61, limit: math.MaxInt64, attempt: 4, full: math.MaxInt64, wantDistinct: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			seen := map[time.Duration]bool{}
-			lo, hi := time.Duration(math.MaxInt64), time.Duration(0)
-			for range 300 {
-				d := agent.Backoff(tc.base, tc.limit, tc.attempt)
-				if d < tc.full/2 || d > tc.full {
-					t.Fatalf("Backoff(%v, %v, %d) = %v, outside [%v, %v]", tc.base, tc.limit, tc.attempt, d, tc.full/2, tc.full)
-				}
-				seen[d] = true
-				lo, hi = min(lo, d), max(hi, d)
-			}
-			if !tc.wantDistinct {
-				return
-			}
-			// 300 uniform draws over the upper half: the chance that none
-			// falls in its lowest or highest fifth is below 1e-28.
-			span := tc.full / 2
-			if len(seen) < 100 || lo > tc.full/2+span/5 || hi < tc.full-span/5 {
-				t.Errorf("%d distinct delays in [%v, %v]: want jitter over [%v, %v]", len(seen), lo, hi, tc.full/2, tc.full)
-			}
-		})
-	}
-}
 
 func TestRecover(t *testing.T) {
 	t.Parallel()

@@ -12,6 +12,7 @@ import (
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/retry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -121,30 +122,15 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		from = st.LastSeq + 1
 	}
 	from = max(from, st.FirstSeq, 1)
-	a.replaying = from <= st.LastSeq
-	a.log.Info("starting", "workflows", len(a.wfs), "replay_from", from, "replay_to", st.LastSeq)
-
-	done := make(chan struct{})
-	defer close(done)
-	results := make(chan jetstream.Msg, 4096)
-	cons, err := a.js.OrderedConsumer(ctx, a.cfg.Streams.ResultsStream(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{a.subj.Results()},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    from,
+	results, err := streams.Follow(ctx, a.js, streams.FollowConfig{
+		Stream: a.cfg.Streams.ResultsStream(), Filter: a.subj.Results(), FromSeq: from,
 	})
 	if err != nil {
-		return fmt.Errorf("aggregator: results consumer: %w", err)
+		return fmt.Errorf("aggregator: %w", err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case results <- m:
-		case <-done:
-		}
-	}, jetstream.PullMaxMessages(2048))
-	if err != nil {
-		return fmt.Errorf("aggregator: results consumer: %w", err)
-	}
-	defer func() { cc.Stop(); <-cc.Closed() }()
+	defer results.Stop()
+	a.replaying = results.Backlog > 0
+	a.log.Info("starting", "workflows", len(a.wfs), "replay_from", from, "replay", results.Backlog)
 
 	tick := time.NewTicker(a.cfg.PartialEvery)
 	defer tick.Stop()
@@ -152,11 +138,11 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case m := <-results:
+		case m := <-results.C:
 			a.onResult(ctx, m)
 		case <-tick.C:
 			if !a.replaying {
-				a.partials()
+				a.partials(ctx)
 			}
 		}
 	}
@@ -230,7 +216,7 @@ func (a *Aggregator) markFinal(id string) {
 }
 
 func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
-	if meta, err := m.Metadata(); err == nil && meta.NumPending == 0 && a.replaying {
+	if a.replaying && streams.CaughtUp(m) {
 		a.replaying = false
 		defer a.log.Info("replay done", "open", len(a.wfs))
 	}
@@ -243,7 +229,7 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	var s *state
-	if err := a.retry(ctx, "load workflow "+r.Workflow, func() (err error) {
+	if err := retry.Do(ctx, a.log, "load workflow "+r.Workflow, 0, func() (err error) {
 		s, err = a.open(ctx, r.Workflow)
 		return err
 	}); err != nil {
@@ -316,7 +302,7 @@ func (s *state) progress() events.Progress {
 
 // partials publishes, for every workflow with fresh results, what arrived
 // since the last partial output.
-func (a *Aggregator) partials() {
+func (a *Aggregator) partials(ctx context.Context) {
 	for id, s := range a.wfs {
 		for len(s.fresh) > 0 {
 			n := min(len(s.fresh), a.cfg.PartialMax)
@@ -325,7 +311,7 @@ func (a *Aggregator) partials() {
 			if s.reducer != nil {
 				out.Data = s.reducer.Value()
 			}
-			a.publish(out, "")
+			_ = a.publish(ctx, out, "")
 			s.fresh = s.fresh[n:]
 		}
 		s.fresh = nil
@@ -335,15 +321,15 @@ func (a *Aggregator) partials() {
 // finish builds and publishes the final output of a workflow.
 func (a *Aggregator) finish(ctx context.Context, s *state) {
 	id := s.rec.ID
-	a.partials()
+	a.partials(ctx)
 	out, err := a.final(s)
 	if err != nil {
 		a.log.Error("build final output", "workflow", id, "err", err)
 		out = &events.Output{Workflow: id, Kind: events.OutputFinal, Status: events.OutcomeFailed,
 			Errors: []events.TaskError{{Message: err.Error(), Kind: events.KindPermanent}}}
 	}
-	if err := a.retry(ctx, "publish final output of "+id, func() error {
-		return a.publish(*out, events.MsgID(id, "final"))
+	if err := retry.Do(ctx, a.log, "publish final output of "+id, 0, func() error {
+		return a.publish(ctx, *out, events.MsgID(id, "final"))
 	}); err != nil {
 		return // stopping: left open, the replay after a restart finishes it
 	}
@@ -410,7 +396,7 @@ func (a *Aggregator) final(s *state) (*events.Output, error) {
 	} else if data, err = Combine(s.rec.Aggregate, datas); err != nil {
 		return nil, err
 	}
-	status, rate := Outcome(c, s.rec.SuccessThreshold, criticalFailed)
+	status, rate := events.Outcome(c, s.rec.SuccessThreshold, criticalFailed)
 	agents := make([]string, 0, len(s.agents))
 	for ag := range s.agents {
 		agents = append(agents, ag)
@@ -446,27 +432,7 @@ func recovery(c events.Counts, recovered int) string {
 	return events.RecoveryNone
 }
 
-// retry calls fn until it succeeds, backing off from 100ms to 2s, so that a
-// JetStream hiccup delays the results behind it instead of dropping one. It
-// returns ctx's error if ctx ends first.
-func (a *Aggregator) retry(ctx context.Context, what string, fn func() error) error {
-	delay := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		a.log.Warn("retrying", "what", what, "attempt", attempt, "err", err)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		delay = min(2*delay, 2*time.Second)
-	}
-}
-
-func (a *Aggregator) publish(out events.Output, msgID string) error {
+func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID string) error {
 	b, err := json.Marshal(out)
 	if err != nil {
 		return err
@@ -480,7 +446,7 @@ func (a *Aggregator) publish(out events.Output, msgID string) error {
 		return a.nc.PublishMsg(msg)
 	}
 	msg.Header.Set(events.HeaderMsgID, msgID)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err = a.js.PublishMsg(ctx, msg)
 	return err

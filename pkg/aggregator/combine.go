@@ -185,26 +185,6 @@ func compareValues(x, y any, desc bool) int {
 	return c
 }
 
-// Outcome decides a final status: failed if a critical task did not
-// complete or the success rate is below the threshold; success when every
-// task completed; partial otherwise.
-func Outcome(c events.Counts, threshold float64, criticalFailed bool) (string, float64) {
-	rate := 1.0
-	if c.Total > 0 {
-		rate = float64(c.Completed) / float64(c.Total)
-	}
-	switch {
-	case criticalFailed:
-		return events.OutcomeFailed, rate
-	case c.Completed == c.Total:
-		return events.OutcomeSuccess, rate
-	case rate+1e-9 >= threshold:
-		return events.OutcomePartial, rate
-	default:
-		return events.OutcomeFailed, rate
-	}
-}
-
 // Remedy suggests what to do about a task that did not complete, and
 // whether retrying it is worth it.
 func Remedy(kind, status string) (string, bool) {

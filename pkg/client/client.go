@@ -1,5 +1,13 @@
-// Package client submits jobs to baton and follows their outputs, from Go.
-// The baton CLI is built on it.
+// Package client submits jobs to baton, follows their outputs and controls
+// workflows, from Go. The baton CLI and the dashboard are built on it.
+//
+// Every method takes a context; a method without a deadline in its context
+// gets a default one (30s to plan a job, 40s for a control request), so
+// nothing waits forever on a deployment that is down. Errors match
+// ErrNoPlanner, ErrUnknownWorkflow, ErrNoFinal and the control sentinels
+// of package events (ErrBadRequest, ErrNotFound, ErrConflict,
+// ErrUnavailable) with errors.Is; a rejected job is an
+// *events.ValidationError (errors.As).
 package client
 
 import (
@@ -7,23 +15,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 )
 
-// ErrNoPlanner is returned by Submit when no planner answered in time.
-var ErrNoPlanner = errors.New("no reply from a planner: is one running?")
-
-// ErrNotFound is returned by Final for a workflow without a final output.
-var ErrNotFound = errors.New("no final output (yet) for that workflow")
-
-// Client talks to a baton deployment over one NATS connection.
+// Client talks to a baton deployment over one NATS connection. It is safe
+// for concurrent use.
 type Client struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -41,33 +42,25 @@ func New(nc *nats.Conn, cfg streams.Config) (*Client, error) {
 	return &Client{nc: nc, js: js, cfg: cfg, subj: cfg.Subjects()}, nil
 }
 
+// withDefault gives ctx a deadline d away unless it has one.
+func withDefault(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
+
 // Submit publishes a JSON job to JOBS and waits for the planner's answer. A
 // rejected job returns the reply and its *events.ValidationError.
 func (c *Client) Submit(ctx context.Context, job []byte) (*events.SubmitReply, error) {
-	inbox := c.nc.NewRespInbox()
-	sub, err := c.nc.SubscribeSync(inbox)
+	ctx, cancel := withDefault(ctx, 30*time.Second)
+	defer cancel()
+	data, err := SubmitAndWait(ctx, c.nc, c.js, c.subj, job)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	msg := nats.NewMsg(c.subj.Submit())
-	msg.Data = job
-	msg.Header.Set(events.HeaderReplyTo, inbox)
-	msg.Header.Set(events.HeaderContentType, events.ContentJSON)
-	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
-		return nil, fmt.Errorf("client: publish job: %w", err)
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-	}
-	m, err := sub.NextMsgWithContext(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w (%v)", ErrNoPlanner, err)
-	}
 	var r events.SubmitReply
-	if err := json.Unmarshal(m.Data, &r); err != nil {
+	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("client: planner reply: %w", err)
 	}
 	if r.Error != nil {
@@ -76,12 +69,56 @@ func (c *Client) Submit(ctx context.Context, job []byte) (*events.SubmitReply, e
 	return &r, nil
 }
 
+// SubmitAndWait stores job in JOBS with an inbox in its Baton-Reply-To
+// header and returns the planner's raw reply. It is the one way baton
+// submits with a reply: the client and the planner's submit endpoint both
+// use it.
+func SubmitAndWait(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, subj events.Subjects, job []byte) ([]byte, error) {
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	msg := nats.NewMsg(subj.Submit())
+	msg.Data = job
+	msg.Header.Set(events.HeaderReplyTo, inbox)
+	msg.Header.Set(events.HeaderContentType, events.ContentJSON)
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		return nil, fmt.Errorf("store job: %w", err)
+	}
+	m, err := sub.NextMsgWithContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("job stored, %w (%v)", ErrNoPlanner, err)
+	}
+	return m.Data, nil
+}
+
+// Workflow returns a workflow's record, or ErrUnknownWorkflow.
+func (c *Client) Workflow(ctx context.Context, workflow string) (*events.Workflow, error) {
+	if !events.ValidToken(workflow) {
+		return nil, fmt.Errorf("client: %q is not a workflow id: %w", workflow, events.ErrBadRequest)
+	}
+	kv, err := c.js.KeyValue(ctx, c.cfg.WorkflowsBucket())
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	rec, err := streams.GetWorkflow(ctx, kv, workflow)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if rec == nil {
+		return nil, fmt.Errorf("client: %s: %w", workflow, ErrUnknownWorkflow)
+	}
+	return rec, nil
+}
+
 // Follow calls fn with every output of a workflow, partial ones first, from
 // the beginning, and returns the final output. It stops early if fn returns
-// an error or ctx ends.
+// an error or ctx ends. An unknown workflow is ErrUnknownWorkflow at once.
 func (c *Client) Follow(ctx context.Context, workflow string, fn func(*events.Output) error) (*events.Output, error) {
-	if !events.ValidToken(workflow) {
-		return nil, fmt.Errorf("client: %q is not a workflow id", workflow)
+	if _, err := c.Workflow(ctx, workflow); err != nil {
+		return nil, err
 	}
 	cons, err := c.js.OrderedConsumer(ctx, c.cfg.OutputsStream(), jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{c.subj.Output(workflow, "*")},
@@ -128,44 +165,12 @@ func (c *Client) Run(ctx context.Context, job []byte, fn func(*events.Output) er
 	return c.Follow(ctx, reply.Workflow, fn)
 }
 
-// Control sends a request to the planner's control service (verb is one of
-// events.Verbs) and decodes the reply into out. A request the planner
-// refused returns its *events.ControlError; no planner, ErrNoPlanner.
-func (c *Client) Control(ctx context.Context, verb string, req *events.ControlRequest, out any) error {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 40*time.Second)
-		defer cancel()
-	}
-	m, err := c.nc.RequestWithContext(ctx, c.subj.Control(verb), body)
-	if errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("client: %w", ErrNoPlanner)
-	}
-	if err != nil {
-		return fmt.Errorf("client: %s: %w", verb, err)
-	}
-	if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
-		ce := &events.ControlError{}
-		if json.Unmarshal(m.Data, ce) != nil || ce.Message == "" {
-			ce.Message = m.Header.Get(micro.ErrorHeader)
-			ce.Code, _ = strconv.Atoi(code)
-		}
-		return ce
-	}
-	if err := json.Unmarshal(m.Data, out); err != nil {
-		return fmt.Errorf("client: %s reply: %w", verb, err)
-	}
-	return nil
-}
-
-// Final returns a workflow's final output, or ErrNotFound.
+// Final returns a workflow's final output; ErrUnknownWorkflow if there is
+// no such workflow, ErrNoFinal if it has not finished.
 func (c *Client) Final(ctx context.Context, workflow string) (*events.Output, error) {
-	if !events.ValidToken(workflow) {
-		return nil, fmt.Errorf("client: %q is not a workflow id", workflow)
+	rec, err := c.Workflow(ctx, workflow)
+	if err != nil {
+		return nil, err
 	}
 	s, err := c.js.Stream(ctx, c.cfg.OutputsStream())
 	if err != nil {
@@ -173,7 +178,7 @@ func (c *Client) Final(ctx context.Context, workflow string) (*events.Output, er
 	}
 	m, err := s.GetLastMsgForSubject(ctx, c.subj.Output(workflow, events.OutputFinal))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, ErrNotFound
+		return nil, fmt.Errorf("client: workflow %s is %s: %w", workflow, rec.Status, ErrNoFinal)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)

@@ -196,3 +196,26 @@ type AgentReply struct {
 	// Stopped lists the tasks the command stopped.
 	Stopped []string `json:"stopped,omitempty"`
 }
+
+// Sentinels a *ControlError matches with errors.Is, by its code.
+var (
+	ErrNotFound    = errors.New("not found")                     // 404: no such workflow, task or agent
+	ErrConflict    = errors.New("not possible in this state")    // 409: e.g. pausing a finished workflow
+	ErrUnavailable = errors.New("service unavailable: try again") // 503, 504: stopping, busy or timed out
+)
+
+// Is lets errors.Is(err, ErrBadRequest | ErrNotFound | ErrConflict |
+// ErrUnavailable) hold for a control error of the matching code.
+func (e *ControlError) Is(target error) bool {
+	switch target {
+	case ErrBadRequest:
+		return e.Code == 400
+	case ErrNotFound:
+		return e.Code == 404
+	case ErrConflict:
+		return e.Code == 409
+	case ErrUnavailable:
+		return e.Code == 503 || e.Code == 504
+	}
+	return false
+}

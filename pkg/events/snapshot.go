@@ -11,7 +11,10 @@ type Snapshot struct {
 	Time time.Time `json:"time"`
 	// Progress, Active and Completed sum up the scope asked about (one
 	// workflow, or all unfinished ones): percent of tasks finished, tasks
-	// running, tasks completed.
+	// running, tasks completed. Open is how many unfinished workflows the
+	// sums cover; finished workflows of the window are listed in Workflows
+	// but not summed.
+	Open      int     `json:"open"`
 	Progress  float64 `json:"progress"`
 	Active    int     `json:"active"`
 	Completed int     `json:"completed"`
@@ -60,6 +63,9 @@ type WorkflowView struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name,omitempty"`
 	Status    string    `json:"status"`
+	// Outcome is a finished workflow's verdict (success, partial, failed),
+	// as in its final output; empty while it runs.
+	Outcome   string    `json:"outcome,omitempty"`
 	Counts    Counts    `json:"counts"`
 	Progress  float64   `json:"progress"`
 	Active    int       `json:"active"`

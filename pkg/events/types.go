@@ -138,6 +138,10 @@ type Workflow struct {
 	// ResultsFrom is a RESULTS stream sequence no result of this workflow
 	// precedes: replaying from it rebuilds the workflow's state.
 	ResultsFrom uint64 `json:"results_from"`
+	// Outcome is the finished workflow's verdict, the same as its final
+	// output's status: success, partial or failed (Outcome). Status is
+	// "failed" exactly when Outcome is.
+	Outcome string `json:"outcome,omitempty"`
 	// Error says why a workflow failed as a whole, if it did.
 	Error string `json:"error,omitempty"`
 	// Gen counts resumes, restarts and reprioritizations (see Task.Gen).
@@ -163,6 +167,26 @@ const (
 	OutcomePartial = "partial"
 	OutcomeFailed  = "failed"
 )
+
+// Outcome decides a final status: failed if a critical task did not
+// complete or the success rate is below the threshold; success when every
+// task completed; partial otherwise.
+func Outcome(c Counts, threshold float64, criticalFailed bool) (string, float64) {
+	rate := 1.0
+	if c.Total > 0 {
+		rate = float64(c.Completed) / float64(c.Total)
+	}
+	switch {
+	case criticalFailed:
+		return OutcomeFailed, rate
+	case c.Completed == c.Total:
+		return OutcomeSuccess, rate
+	case rate+1e-9 >= threshold:
+		return OutcomePartial, rate
+	default:
+		return OutcomeFailed, rate
+	}
+}
 
 // Output is what the aggregator publishes, JSON on baton.outputs.<wf>.partial
 // and .final.

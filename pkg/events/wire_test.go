@@ -136,7 +136,7 @@ func sampleWorkflow() *events.Workflow {
 	return &events.Workflow{
 		ID: "wf-1", Name: "quarterly report", Status: events.WorkflowFailed, Submitted: t0, Finished: t1,
 		Counts: sampleCounts(), Critical: []string{"summary"}, Collect: []string{"summary"}, SuccessThreshold: 0.75,
-		Aggregate: sampleAggregate(), ResultsFrom: 42, Error: "critical task summary failed", Gen: 3,
+		Aggregate: sampleAggregate(), ResultsFrom: 42, Outcome: events.OutcomeFailed, Error: "critical task summary failed", Gen: 3,
 		Priorities: map[string]int{"*": 2, "summary": 1}, Retry: map[string]int{"research-3": 2},
 		Lanes: []string{"analysis.2", "writing.3"}, CriticalPathTotal: 2, CriticalPath: 1,
 	}
@@ -180,13 +180,13 @@ func sampleBottleneck() *events.Bottleneck {
 
 func sampleSnapshot() *events.Snapshot {
 	return &events.Snapshot{
-		Time: t1, Progress: 71.5, Active: 2, Completed: 15,
+		Time: t1, Open: 1, Progress: 71.5, Active: 2, Completed: 15,
 		Tasks: events.TaskStats{Counts: sampleCounts(), WindowSeconds: 300, Finished: 17, AvgSeconds: 1.25, P50Seconds: 1,
 			P95Seconds: 3.5, Throughput: 0.25, ThroughputSeconds: 60, ErrorRate: 0.125},
 		Agents: events.AgentStats{Active: 1, Idle: 1, Busy: 1, Draining: 1, Failed: 1, Slots: 4, BusySlots: 1,
 			Utilization: 0.25, FailureRate: 0.025, List: []events.AgentInfo{sampleAgentInfo()}},
 		Workflows: []events.WorkflowView{{
-			ID: "wf-1", Name: "quarterly report", Status: events.WorkflowRunning, Counts: sampleCounts(), Progress: 71.5,
+			ID: "wf-1", Name: "quarterly report", Status: events.WorkflowFailed, Outcome: events.OutcomeFailed, Counts: sampleCounts(), Progress: 71.5,
 			Active: 2, Completed: 15, Submitted: t0, Rate: 0.5, ETASeconds: ptr(12.0), ETA: "12s", Bottleneck: sampleBottleneck(),
 			CriticalPath: events.CriticalPathStatus{Total: 2, Remaining: 1, Seconds: ptr(1.0), OnSchedule: true, Why: "one step left"},
 			Running:      []string{"research-3"},

@@ -23,6 +23,7 @@ import (
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -61,13 +62,17 @@ type obs struct {
 	dur    time.Duration
 }
 
-// Monitor follows results and started events. Create it with New, run it
-// with Run, read it with Snapshot (safe from any goroutine).
+// Monitor follows results and started events. Create it with New and run
+// it with Run; read it with Snapshot (safe from any goroutine). One Monitor
+// serves a whole process: the status service, the dashboard and /metrics
+// share it.
 type Monitor struct {
 	cfg  Config
+	nc   *nats.Conn
 	js   jetstream.JetStream
 	subj events.Subjects
 	log  *slog.Logger
+	reg  *registry.Registry
 
 	mu      sync.Mutex
 	recent  []obs                        // final results in the window, oldest first
@@ -78,7 +83,11 @@ type Monitor struct {
 	// longer changes, so a snapshot reads it only while within the window.
 	closedMu sync.Mutex
 	closed   map[string]time.Time
-	ready    chan struct{} // closed once the window has been read back
+
+	wanted    chan struct{} // closed by the first reader: Run starts following
+	want      func()
+	ready     chan struct{} // closed once the window has been read back
+	readyOnce sync.Once
 }
 
 // New returns a monitor using nc. It does no I/O.
@@ -88,82 +97,80 @@ func New(nc *nats.Conn, cfg Config) (*Monitor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	return &Monitor{cfg: cfg, js: js, subj: cfg.Streams.Subjects(), log: cfg.Logger.With("service", "monitor"),
-		seen: map[string]bool{}, running: map[string]map[string]string{}, ready: make(chan struct{}), closed: map[string]time.Time{}}, nil
+	m := &Monitor{cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(), log: cfg.Logger.With("service", "monitor"),
+		seen: map[string]bool{}, running: map[string]map[string]string{}, closed: map[string]time.Time{},
+		wanted: make(chan struct{}), ready: make(chan struct{})}
+	m.want = sync.OnceFunc(func() { close(m.wanted) })
+	return m, nil
 }
 
 // OnResult registers fn to see every final result the monitor reads (for
 // counters and histograms). Call it before Run.
 func (m *Monitor) OnResult(fn func(*events.Result)) { m.onObs = append(m.onObs, fn) }
 
-// Run follows RESULTS and the started events from Window ago until ctx
-// ends.
+// Run waits for the first reader (Snapshot, Ready or Start), then follows
+// RESULTS and the started events from Window ago until ctx ends, and
+// returns nil. Until then it costs nothing: a process whose figures nobody
+// asks for reads no stream. It may be called once.
 func (m *Monitor) Run(ctx context.Context) error {
+	select {
+	case <-m.wanted:
+	case <-ctx.Done():
+		return nil
+	}
 	if err := streams.Ensure(ctx, m.js, m.cfg.Streams); err != nil {
 		return err
 	}
+	reg, err := registry.Open(ctx, m.js, m.cfg.Streams)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.reg = reg
+	m.mu.Unlock()
 	from := time.Now().Add(-m.cfg.Window)
-	res, err := m.follow(ctx, m.cfg.Streams.ResultsStream(), m.subj.Results(), from, m.onResultMsg)
+	res, err := streams.Follow(ctx, m.js, streams.FollowConfig{Stream: m.cfg.Streams.ResultsStream(), Filter: m.subj.Results(), FromTime: from})
 	if err != nil {
-		return err
+		return fmt.Errorf("monitor: %w", err)
 	}
-	defer res()
-	evs, err := m.follow(ctx, m.cfg.Streams.EventsStream(), m.subj.Event("*", events.EventStarted), from, m.onStartedMsg)
+	defer res.Stop()
+	started, err := streams.Follow(ctx, m.js, streams.FollowConfig{Stream: m.cfg.Streams.EventsStream(),
+		Filter: m.subj.Event("*", events.EventStarted), FromTime: from})
 	if err != nil {
-		return err
+		return fmt.Errorf("monitor: %w", err)
 	}
-	defer evs()
-	close(m.ready)
+	defer started.Stop()
+	// Ready once both have delivered what they held at the start.
+	resDone, startedDone := res.Backlog == 0, started.Backlog == 0
 	prune := time.NewTicker(5 * time.Second)
 	defer prune.Stop()
 	for {
+		if resDone && startedDone {
+			m.readyOnce.Do(func() { close(m.ready) })
+		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case msg := <-res.C:
+			m.onResultMsg(msg)
+			resDone = resDone || streams.CaughtUp(msg)
+		case msg := <-started.C:
+			m.onStartedMsg(msg)
+			startedDone = startedDone || streams.CaughtUp(msg)
 		case <-prune.C:
 			m.prune(time.Now())
 		}
 	}
 }
 
-// Ready is closed once Run has read the window back.
-func (m *Monitor) Ready() <-chan struct{} { return m.ready }
+// Start asks Run to begin following now rather than at the first Snapshot.
+func (m *Monitor) Start() { m.want() }
 
-// follow consumes stream from a time on and returns once it has caught up
-// with what was there (or after 10s), so that a snapshot taken after Run
-// has started includes the whole window.
-func (m *Monitor) follow(ctx context.Context, stream, filter string, from time.Time, fn func(jetstream.Msg)) (func(), error) {
-	cons, err := m.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("monitor: follow %s: %w", stream, err)
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("monitor: follow %s: %w", stream, err)
-	}
-	caught := make(chan struct{})
-	var once sync.Once
-	if info.NumPending == 0 {
-		once.Do(func() { close(caught) })
-	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		fn(msg)
-		if meta, err := msg.Metadata(); err == nil && meta.NumPending == 0 {
-			once.Do(func() { close(caught) })
-		}
-	}, jetstream.PullMaxMessages(1024))
-	if err != nil {
-		return nil, fmt.Errorf("monitor: follow %s: %w", stream, err)
-	}
-	select {
-	case <-caught:
-	case <-time.After(10 * time.Second):
-		m.log.Warn("reading the window back takes long", "stream", stream)
-	case <-ctx.Done():
-	}
-	return func() { cc.Stop(); <-cc.Closed() }, nil
+// Ready starts the monitor if it has not started and returns a channel
+// closed once it has read the window back.
+func (m *Monitor) Ready() <-chan struct{} {
+	m.want()
+	return m.ready
 }
 
 func (m *Monitor) onResultMsg(msg jetstream.Msg) {
@@ -252,17 +259,28 @@ func (m *Monitor) prune(now time.Time) {
 
 // Snapshot computes the figures now, for one workflow or (workflow "")
 // for every unfinished one and those finished within the window.
+//
+// It starts the monitor if needed and waits until the window has been read
+// back, or returns ErrNotReady when ctx ends first.
 func (m *Monitor) Snapshot(ctx context.Context, workflow string) (*events.Snapshot, error) {
+	select {
+	case <-m.Ready():
+	case <-ctx.Done():
+		return nil, ErrNotReady
+	}
 	now := time.Now()
 	recs, err := m.workflows(ctx, workflow)
 	if err != nil {
 		return nil, err
 	}
-	lanes, err := Lanes(ctx, m.js, m.cfg.Streams)
+	lanes, err := streams.LaneStates(ctx, m.js, m.cfg.Streams)
 	if err != nil {
 		return nil, err
 	}
-	agents, err := Agents(ctx, m.js, m.cfg.Streams)
+	m.mu.Lock()
+	reg := m.reg
+	m.mu.Unlock()
+	agents, err := reg.List(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +291,7 @@ func (m *Monitor) Snapshot(ctx context.Context, workflow string) (*events.Snapsh
 	defer m.mu.Unlock()
 	snap.Tasks = m.taskStats(now)
 	laneRate := m.laneRates(now)
-	bottlenecks := bottlenecks(lanes, laneRate, ServedTypes(agents))
+	bottlenecks := bottlenecks(lanes, laneRate, registry.ServedTypes(agents))
 	if len(bottlenecks) > 0 {
 		snap.Bottleneck = &bottlenecks[0]
 	}
@@ -284,6 +302,7 @@ func (m *Monitor) Snapshot(ctx context.Context, workflow string) (*events.Snapsh
 		if workflow == "" && !events.WorkflowOpen(rec.Status) {
 			continue // a finished workflow shows, but the sums cover the open ones
 		}
+		snap.Open++
 		c := v.Counts
 		snap.Tasks.Total += c.Total
 		snap.Tasks.Pending += c.Pending - v.Active
@@ -309,6 +328,10 @@ func (m *Monitor) Snapshot(ctx context.Context, workflow string) (*events.Snapsh
 
 // ErrUnknownWorkflow is returned by Snapshot for a workflow with no record.
 var ErrUnknownWorkflow = errors.New("unknown workflow")
+
+// ErrNotReady is returned by Snapshot when its context ends before the
+// monitor has read its window back.
+var ErrNotReady = errors.New("monitor: not ready: it reads the last minutes of results back when it starts; try again")
 
 func (m *Monitor) workflows(ctx context.Context, id string) ([]*events.Workflow, error) {
 	kv, err := m.js.KeyValue(ctx, m.cfg.Streams.WorkflowsBucket())
@@ -491,10 +514,8 @@ func (m *Monitor) view(rec *events.Workflow, now time.Time, lanes []events.Bottl
 		c.Pending = max(0, c.Total-c.Completed-c.Failed-c.Cancelled)
 	}
 	finished := c.Completed + c.Failed + c.Cancelled
-	v := events.WorkflowView{ID: rec.ID, Name: rec.Name, Status: rec.Status, Counts: c, Completed: c.Completed, Submitted: rec.Submitted}
-	if finished == c.Total && c.Total > 0 && rec.Status == events.WorkflowRunning {
-		v.Status = events.WorkflowCompleted // the record catches up within a second
-	}
+	v := events.WorkflowView{ID: rec.ID, Name: rec.Name, Status: rec.Status, Outcome: rec.Outcome, Counts: c,
+		Completed: c.Completed, Submitted: rec.Submitted}
 	for task := range m.running[rec.ID] {
 		v.Running = append(v.Running, task)
 	}
@@ -600,74 +621,6 @@ func agentStats(list []events.AgentInfo) events.AgentStats {
 		st.List = []events.AgentInfo{}
 	}
 	return st
-}
-
-// ServedTypes lists the task types some agent that has not failed serves.
-func ServedTypes(agents []events.AgentInfo) map[string]bool {
-	served := map[string]bool{}
-	for _, a := range agents {
-		if a.Status != events.AgentFailed {
-			for _, t := range a.Types {
-				served[t] = true
-			}
-		}
-	}
-	return served
-}
-
-// Agents reads the registry.
-func Agents(ctx context.Context, js jetstream.JetStream, c streams.Config) ([]events.AgentInfo, error) {
-	kv, err := js.KeyValue(ctx, c.AgentsBucket())
-	if err != nil {
-		return nil, fmt.Errorf("monitor: agents: %w", err)
-	}
-	lister, err := kv.ListKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("monitor: list agents: %w", err)
-	}
-	var out []events.AgentInfo
-	for k := range lister.Keys() {
-		e, err := kv.Get(ctx, k)
-		if err != nil {
-			continue // expired meanwhile
-		}
-		var a events.AgentInfo
-		if json.Unmarshal(e.Value(), &a) == nil {
-			out = append(out, a)
-		}
-	}
-	slices.SortFunc(out, func(x, y events.AgentInfo) int { return strings.Compare(x.ID, y.ID) })
-	return out, nil
-}
-
-// Lanes reads every lane consumer's state.
-func Lanes(ctx context.Context, js jetstream.JetStream, c streams.Config) ([]events.LaneState, error) {
-	s, err := js.Stream(ctx, c.TasksStream())
-	if err != nil {
-		return nil, fmt.Errorf("monitor: %w", err)
-	}
-	out := []events.LaneState{}
-	infos := s.ListConsumers(ctx)
-	for ci := range infos.Info() {
-		typ, prio, ok := streams.ParseLaneConsumer(ci.Name)
-		if !ok {
-			continue
-		}
-		l := events.LaneState{
-			Lane: fmt.Sprintf("%s.%d", typ, prio), Type: typ, Priority: prio, Consumer: ci.Name,
-			Backlog: ci.NumPending, InFlight: ci.NumAckPending, Redelivered: ci.NumRedelivered, Paused: ci.Paused,
-		}
-		if ci.Paused && ci.Config.PauseUntil != nil {
-			u := ci.Config.PauseUntil.UTC()
-			l.PausedUntil = &u
-		}
-		out = append(out, l)
-	}
-	if err := infos.Err(); err != nil {
-		return nil, fmt.Errorf("monitor: lanes: %w", err)
-	}
-	slices.SortFunc(out, func(a, b events.LaneState) int { return strings.Compare(a.Lane, b.Lane) })
-	return out, nil
 }
 
 func round1(x float64) float64 { return math.Round(x*10) / 10 }

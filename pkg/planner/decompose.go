@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/registry"
 )
 
 // Decomposer turns one step into the inputs of its tasks: one task per
@@ -76,6 +77,27 @@ func (p *Plan) Lanes() []string {
 		if !seen[k] {
 			seen[k] = true
 			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Unserved lists, sorted, the task types the plan needs (its types and
+// fallback types) that none of the live agents serves.
+func (p *Plan) Unserved(agents []events.AgentInfo) []string {
+	served := registry.ServedTypes(agents)
+	need := map[string]bool{}
+	for _, t := range p.Tasks {
+		need[t.Type] = true
+		if t.Fallback != "" {
+			need[t.Fallback] = true
+		}
+	}
+	var out []string
+	for t := range need {
+		if !served[t] {
+			out = append(out, t)
 		}
 	}
 	sort.Strings(out)

@@ -1,0 +1,42 @@
+package streams
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// LaneStates reads every lane consumer's state.
+func LaneStates(ctx context.Context, js jetstream.JetStream, c Config) ([]events.LaneState, error) {
+	s, err := js.Stream(ctx, c.TasksStream())
+	if err != nil {
+		return nil, fmt.Errorf("lanes: %w", err)
+	}
+	out := []events.LaneState{}
+	infos := s.ListConsumers(ctx)
+	for ci := range infos.Info() {
+		typ, prio, ok := ParseLaneConsumer(ci.Name)
+		if !ok {
+			continue
+		}
+		l := events.LaneState{
+			Lane: fmt.Sprintf("%s.%d", typ, prio), Type: typ, Priority: prio, Consumer: ci.Name,
+			Backlog: ci.NumPending, InFlight: ci.NumAckPending, Redelivered: ci.NumRedelivered, Paused: ci.Paused,
+		}
+		if ci.Paused && ci.Config.PauseUntil != nil {
+			u := ci.Config.PauseUntil.UTC()
+			l.PausedUntil = &u
+		}
+		out = append(out, l)
+	}
+	if err := infos.Err(); err != nil {
+		return nil, fmt.Errorf("lanes: %w", err)
+	}
+	slices.SortFunc(out, func(a, b events.LaneState) int { return strings.Compare(a.Lane, b.Lane) })
+	return out, nil
+}
+

@@ -1,0 +1,146 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// PauseOptions tune Pause.
+type PauseOptions struct {
+	// Now cancels the workflow's running tasks and hands them back, instead
+	// of letting them finish.
+	Now bool
+}
+
+// RestartOptions tune Restart.
+type RestartOptions struct {
+	// RetryFailed runs the workflow's failed tasks again.
+	RetryFailed bool
+}
+
+// Lane names one lane, or with Priority 0 every lane of a task type.
+type Lane struct {
+	Type     string
+	Priority int
+}
+
+// CancelSelector chooses the tasks Cancel ends; the selectors combine with
+// "or". Without a Workflow it applies to every unfinished workflow (All
+// needs a Workflow).
+type CancelSelector struct {
+	Workflow    string
+	Tasks       []string // task ids (of Workflow)
+	All         bool     // every unfinished task of Workflow
+	Agent       string   // what this agent runs now
+	Type        string   // tasks of this type
+	MinPriority int      // a priority range; either end alone is open
+	MaxPriority int
+	// ReleaseDependents lets dependents run with the cancelled input marked
+	// missing; by default they are cancelled too.
+	ReleaseDependents bool
+}
+
+// Pause stops a workflow's tasks from starting and returns its checkpoint.
+func (c *Client) Pause(ctx context.Context, workflow string, opts PauseOptions) (*events.Checkpoint, error) {
+	var out events.Checkpoint
+	return &out, c.call(ctx, events.VerbPause, &events.ControlRequest{Workflow: workflow, Now: opts.Now}, &out)
+}
+
+// Resume queues a paused workflow's tasks again.
+func (c *Client) Resume(ctx context.Context, workflow string) (*events.ResumeReply, error) {
+	var out events.ResumeReply
+	return &out, c.call(ctx, events.VerbResume, &events.ControlRequest{Workflow: workflow}, &out)
+}
+
+// Stop withdraws a workflow's pending tasks, lets running ones finish and
+// returns its checkpoint; Restart continues it.
+func (c *Client) Stop(ctx context.Context, workflow string) (*events.Checkpoint, error) {
+	var out events.Checkpoint
+	return &out, c.call(ctx, events.VerbStop, &events.ControlRequest{Workflow: workflow}, &out)
+}
+
+// Restart continues a stopped or paused workflow from its checkpoint.
+func (c *Client) Restart(ctx context.Context, workflow string, opts RestartOptions) (*events.ResumeReply, error) {
+	var out events.ResumeReply
+	return &out, c.call(ctx, events.VerbRestart, &events.ControlRequest{Workflow: workflow, RetryFailed: opts.RetryFailed}, &out)
+}
+
+// PauseLane pauses lane consumers (JetStream consumer pause); until > 0
+// lifts the pause by itself after that long.
+func (c *Client) PauseLane(ctx context.Context, lane Lane, until time.Duration) (*events.LaneReply, error) {
+	var out events.LaneReply
+	req := &events.ControlRequest{Type: lane.Type, Priority: lane.Priority, Until: events.Duration(until)}
+	return &out, c.call(ctx, events.VerbPause, req, &out)
+}
+
+// ResumeLane resumes lane consumers.
+func (c *Client) ResumeLane(ctx context.Context, lane Lane) (*events.LaneReply, error) {
+	var out events.LaneReply
+	return &out, c.call(ctx, events.VerbResume, &events.ControlRequest{Type: lane.Type, Priority: lane.Priority}, &out)
+}
+
+// Cancel ends the tasks sel chooses and names them and their dependents.
+func (c *Client) Cancel(ctx context.Context, sel CancelSelector) (*events.CancelReply, error) {
+	var out events.CancelReply
+	req := &events.ControlRequest{Workflow: sel.Workflow, Tasks: sel.Tasks, All: sel.All, Agent: sel.Agent, Type: sel.Type,
+		MinPriority: sel.MinPriority, MaxPriority: sel.MaxPriority, ReleaseDependents: sel.ReleaseDependents}
+	return &out, c.call(ctx, events.VerbCancel, req, &out)
+}
+
+// Reprioritize moves a workflow's unfinished tasks (or only task, if not
+// empty) to priority to.
+func (c *Client) Reprioritize(ctx context.Context, workflow, task string, to int) (*events.ReprioritizeReply, error) {
+	var out events.ReprioritizeReply
+	return &out, c.call(ctx, events.VerbReprioritize, &events.ControlRequest{Workflow: workflow, Task: task, To: to}, &out)
+}
+
+// Status returns the figures of one workflow, or of all with workflow "".
+func (c *Client) Status(ctx context.Context, workflow string) (*events.Snapshot, error) {
+	var out events.Snapshot
+	return &out, c.call(ctx, events.VerbStatus, &events.ControlRequest{Workflow: workflow}, &out)
+}
+
+// Agents lists the registered agents.
+func (c *Client) Agents(ctx context.Context) ([]events.AgentInfo, error) {
+	out := []events.AgentInfo{}
+	return out, c.call(ctx, events.VerbAgents, &events.ControlRequest{}, &out)
+}
+
+// call sends one control request and decodes the reply into out. A request
+// the service refused returns its *events.ControlError; no service,
+// ErrNoPlanner.
+func (c *Client) call(ctx context.Context, verb string, req *events.ControlRequest, out any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	ctx, cancel := withDefault(ctx, 40*time.Second)
+	defer cancel()
+	m, err := c.nc.RequestWithContext(ctx, c.subj.Control(verb), body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("client: %s: %w", verb, ErrNoPlanner)
+	}
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", verb, err)
+	}
+	if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
+		ce := &events.ControlError{}
+		if json.Unmarshal(m.Data, ce) != nil || ce.Message == "" {
+			ce.Message = m.Header.Get(micro.ErrorHeader)
+			ce.Code, _ = strconv.Atoi(code)
+		}
+		return ce
+	}
+	if err := json.Unmarshal(m.Data, out); err != nil {
+		return fmt.Errorf("client: %s reply: %w", verb, err)
+	}
+	return nil
+}

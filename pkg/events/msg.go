@@ -1,0 +1,68 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Dead letter headers: why a task message was kept on DEAD.
+const (
+	HeaderError     = "Baton-Error"      // the failure's message
+	HeaderErrorKind = "Baton-Error-Kind" // one of the Kind constants
+	HeaderAgent     = "Baton-Agent"      // the agent that gave up on it
+	HeaderSubject   = "Baton-Subject"    // the lane subject it came from
+)
+
+// TaskMsg builds the message that queues t on its lane. Its Nats-Msg-Id
+// names the workflow, task, round and generation, so the same task queued
+// twice is stored once.
+func (s Subjects) TaskMsg(t *Task) (*nats.Msg, error) {
+	body, err := Encode(t)
+	if err != nil {
+		return nil, err
+	}
+	msg := nats.NewMsg(s.Task(t.Type, t.Priority, t.Workflow, t.ID))
+	msg.Data = body
+	msg.Header.Set(HeaderWorkflow, t.Workflow)
+	msg.Header.Set(HeaderTask, t.ID)
+	msg.Header.Set(HeaderMsgID, MsgID(t.Workflow, t.ID, t.Round, t.Gen))
+	return msg, nil
+}
+
+// ResultMsg builds the message that stores r on RESULTS. Whoever writes a
+// result names its origin in the Nats-Msg-Id: agents write
+// ResultByAgent(r), the planner the reason it decided a result itself.
+func (s Subjects) ResultMsg(r *Result, origin string) (*nats.Msg, error) {
+	body, err := Encode(r)
+	if err != nil {
+		return nil, err
+	}
+	msg := nats.NewMsg(s.Result(r.Workflow, r.Task))
+	msg.Data = body
+	msg.Header.Set(HeaderWorkflow, r.Workflow)
+	msg.Header.Set(HeaderTask, r.Task)
+	msg.Header.Set(HeaderMsgID, MsgID(r.Workflow, r.Task, origin))
+	return msg, nil
+}
+
+// ResultByAgent is the origin of a result an agent ran: its round and
+// generation, so a re-run in the same round and generation is stored once.
+func ResultByAgent(r *Result) string { return "r" + strconv.Itoa(r.Round) + "." + strconv.Itoa(r.Gen) }
+
+// EventMsg builds the message of one event, stamping its time if unset.
+func (s Subjects) EventMsg(e Event) (*nats.Msg, error) {
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("events: encode event: %w", err)
+	}
+	msg := nats.NewMsg(s.Event(e.Workflow, e.Kind))
+	msg.Data = b
+	return msg, nil
+}

@@ -1,0 +1,178 @@
+package planner
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/retry"
+	"github.com/nats-io/nats.go"
+)
+
+// republishAttempts bounds how often flush publishes a message again whose
+// acknowledgement failed before the planner gives up (and Run returns).
+const republishAttempts = 20
+
+// dispatchReady queues ready tasks, most urgent first, up to the
+// workflow's max_parallel. During the replay it only marks them.
+func (p *Planner) dispatchReady(f *flow) {
+	if f.rec.Status != events.WorkflowRunning {
+		return // paused or stopped: ready tasks wait
+	}
+	for f.ready.Len() > 0 && (f.job.MaxParallel == 0 || f.inflight < f.job.MaxParallel) {
+		i := heap.Pop(&f.ready).(int)
+		if f.st[i].state != ready {
+			continue // finished while it waited (a result came back, or a cancel)
+		}
+		f.st[i].state = dispatched
+		f.inflight++
+		if !p.replaying {
+			p.publishTask(f, i)
+		}
+	}
+}
+
+// task builds the wire task of task i for its current round, with the
+// results of its dependencies.
+func (f *flow) task(i int) events.Task {
+	t, s := &f.plan.Tasks[i], &f.st[i]
+	task := events.Task{
+		Workflow: f.rec.ID, ID: t.ID, Step: t.Step, Index: t.Index, Chunks: t.Chunks,
+		Type: t.Type, Priority: t.Priority, Round: int(s.round), Input: t.Input,
+		MaxAttempts: t.MaxAttempts, Backoff: t.Backoff, MaxBackoff: t.MaxBackoff, Timeout: t.Timeout,
+		Fallback: t.Fallback, Critical: t.Critical, Gen: f.rec.Gen,
+	}
+	if s.round > 0 {
+		task.Type, task.Fallback = t.Fallback, ""
+	}
+	for _, d := range t.Deps {
+		if dr := f.depData[d]; dr != nil {
+			task.Deps = append(task.Deps, *dr)
+		} else {
+			dt := &f.plan.Tasks[d]
+			task.Deps = append(task.Deps, events.DepResult{Task: dt.ID, Step: dt.Step, Status: f.st[d].status, Error: "no result: the task was cancelled"})
+		}
+		if f.needed[d]--; f.needed[d] == 0 {
+			delete(f.depData, d)
+		}
+	}
+	return task
+}
+
+// publishTask queues task i on its lane. A task too large for the server
+// fails at once, permanently, with a result that says why.
+func (p *Planner) publishTask(f *flow, i int) {
+	task := f.task(i)
+	msg, err := p.subj.TaskMsg(&task)
+	if err == nil && int64(len(msg.Data)) > p.nc.MaxPayload()-1024 {
+		err = fmt.Errorf("task message is %d bytes, more than the server's limit of %d: its input or its dependencies' results are too large", len(msg.Data), p.nc.MaxPayload())
+	}
+	if err != nil {
+		t := &f.plan.Tasks[i]
+		p.publishResult(&events.Result{
+			Workflow: f.rec.ID, Task: t.ID, Step: t.Step, Index: t.Index, Type: task.Type, Round: task.Round,
+			Status: events.StateFailed, Final: true, Error: err.Error(), ErrorKind: events.KindPermanent,
+		}, "toolarge")
+		return
+	}
+	p.publish(msg)
+	p.wake[p.subj.Wake(task.Type, task.Priority)] = true
+}
+
+// publishCancel stores the cancellation of task i that the replay found
+// decided but not yet on RESULTS.
+func (p *Planner) publishCancel(f *flow, i int) {
+	t := &f.plan.Tasks[i]
+	p.publishResult(&events.Result{
+		Workflow: f.rec.ID, Task: t.ID, Step: t.Step, Index: t.Index, Type: t.Type,
+		Status: events.StateCancelled, Final: true, ErrorKind: events.KindDependency, Error: f.rec.Error,
+	}, "cancel")
+}
+
+// publishResult stores a result the planner decided itself; origin names
+// why in its Nats-Msg-Id.
+func (p *Planner) publishResult(r *events.Result, origin string) {
+	msg, err := p.subj.ResultMsg(r, origin)
+	if err != nil {
+		p.log.Error("encode result", "err", err)
+		return
+	}
+	p.publish(msg)
+}
+
+// publish stores msg asynchronously; flush waits for it. A message the
+// library refuses (too many unacknowledged) waits for flush to store it.
+func (p *Planner) publish(msg *nats.Msg) {
+	fut, err := p.js.PublishMsgAsync(msg)
+	if err != nil {
+		p.unsent = append(p.unsent, msg)
+		return
+	}
+	p.pending = append(p.pending, fut)
+}
+
+// flush waits for every pending publish, storing again those that failed
+// and those never sent, then rings the wake bell of each lane that got
+// work. It returns an error only when a message could not be stored after
+// republishAttempts tries.
+func (p *Planner) flush(ctx context.Context) error {
+	// Each future is dropped once settled: its channels yield one value.
+	for len(p.pending) > 0 {
+		fut := p.pending[0]
+		select {
+		case <-fut.Ok():
+		case cause := <-fut.Err():
+			p.log.Warn("publish failed; publishing again", "subject", fut.Msg().Subject, "err", cause)
+			p.unsent = append(p.unsent, fut.Msg())
+		case <-ctx.Done():
+			return nil
+		}
+		p.pending = p.pending[1:]
+	}
+	p.pending = nil
+	for len(p.unsent) > 0 {
+		msg := p.unsent[0]
+		err := retry.Do(ctx, p.log, "publish "+msg.Subject, republishAttempts, func() error {
+			_, err := p.js.PublishMsg(ctx, msg)
+			return err
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.unsent = p.unsent[1:]
+		if err != nil {
+			return fmt.Errorf("planner: publish %s: %w", msg.Subject, err)
+		}
+	}
+	p.unsent = nil
+	for subject := range p.wake {
+		_ = p.nc.Publish(subject, nil)
+		delete(p.wake, subject)
+	}
+	return nil
+}
+
+// event publishes an event; events are for people and the dashboard, and
+// one lost in an outage is not worth holding the loop for.
+func (p *Planner) event(e events.Event) {
+	msg, err := p.subj.EventMsg(e)
+	if err != nil {
+		return
+	}
+	if err := p.nc.PublishMsg(msg); err != nil {
+		p.log.Warn("publish event", "kind", e.Kind, "err", err)
+	}
+}
+
+// reply answers a job published with a Baton-Reply-To header.
+func (p *Planner) reply(subject string, r events.SubmitReply) {
+	if subject == "" {
+		return
+	}
+	b, _ := json.Marshal(r)
+	if err := p.nc.Publish(subject, b); err != nil {
+		p.log.Warn("reply", "subject", subject, "err", err)
+	}
+}

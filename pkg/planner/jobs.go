@@ -1,0 +1,139 @@
+package planner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// plan parses and decomposes a job.
+func (p *Planner) plan(ctx context.Context, data []byte) (*events.Job, *Plan, error) {
+	job, err := events.ParseJob(data, p.cfg.Limits)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := Decompose(ctx, job, p.cfg.Decomposers, p.cfg.Routes, p.cfg.Limits.MaxTasks)
+	if err != nil {
+		return nil, nil, err
+	}
+	return job, plan, nil
+}
+
+// workflowID is the job's own id, or one derived from where the job sits in
+// JOBS, so a redelivered job maps to the same workflow.
+func workflowID(job *events.Job, m jetstream.Msg) string {
+	if job != nil && job.ID != "" {
+		return job.ID
+	}
+	meta, err := m.Metadata()
+	if err != nil {
+		return "wf-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	return "wf-" + strconv.FormatInt(meta.Timestamp.UnixMilli(), 36) + "-" + strconv.FormatUint(meta.Sequence.Stream, 36)
+}
+
+// onJob plans one submitted job. It returns an error only when JetStream
+// itself fails; a bad job is rejected and acknowledged.
+func (p *Planner) onJob(ctx context.Context, m jetstream.Msg) error {
+	replyTo := m.Headers().Get(events.HeaderReplyTo)
+	job, plan, err := p.plan(ctx, m.Data())
+	id := workflowID(job, m)
+	if err != nil {
+		var ve *events.ValidationError
+		if !errors.As(err, &ve) {
+			ve = &events.ValidationError{Reason: err.Error()}
+		}
+		p.log.Warn("job rejected", "workflow", id, "field", ve.Field, "reason", ve.Reason)
+		detail, _ := json.Marshal(ve)
+		p.event(events.Event{Workflow: id, Kind: events.EventRejected, Message: ve.Error(), Detail: detail})
+		p.reply(replyTo, events.SubmitReply{Workflow: id, Error: ve})
+		return p.ack(m)
+	}
+	if f := p.flows[id]; f != nil { // a redelivery, or the same job id again
+		p.reply(replyTo, events.SubmitReply{Workflow: id, Tasks: len(f.plan.Tasks), Lanes: f.plan.Lanes()})
+		return p.ack(m)
+	}
+	existing, err := p.getRecord(ctx, id)
+	if err != nil {
+		return p.retryJob(m, err)
+	}
+	if existing != nil { // finished earlier: submitting the same id runs it once
+		p.reply(replyTo, events.SubmitReply{Workflow: id, Tasks: existing.Counts.Total, Lanes: plan.Lanes()})
+		return p.ack(m)
+	}
+	info, err := p.js.Stream(ctx, p.cfg.Streams.ResultsStream())
+	if err != nil {
+		return p.retryJob(m, err)
+	}
+	f := newFlow(newRecord(id, job, plan, info.CachedInfo().State.LastSeq+1), job, plan)
+	f.refresh()
+	if _, err := p.kv.Put(ctx, id+".spec", m.Data()); err != nil {
+		return p.retryJob(m, err)
+	}
+	if err := p.putRecord(ctx, &f.rec); err != nil {
+		return p.retryJob(m, err)
+	}
+	p.flows[id] = f
+	p.dispatchReady(f)
+	if err := p.flush(ctx); err != nil {
+		return err
+	}
+	p.warnUnserved(ctx, f)
+	lanes := plan.Lanes()
+	p.log.Info("workflow created", "workflow", id, "name", job.Name, "tasks", len(plan.Tasks), "lanes", lanes)
+	detail, _ := json.Marshal(map[string]any{"name": job.Name, "tasks": len(plan.Tasks), "lanes": lanes})
+	p.event(events.Event{Workflow: id, Kind: events.EventCreated, Detail: detail})
+	p.reply(replyTo, events.SubmitReply{Workflow: id, Tasks: len(plan.Tasks), Lanes: lanes})
+	return p.ack(m)
+}
+
+// newRecord is a new workflow's record; its results start at resultsFrom.
+func newRecord(id string, job *events.Job, plan *Plan, resultsFrom uint64) events.Workflow {
+	rec := events.Workflow{
+		ID: id, Name: job.Name, Status: events.WorkflowRunning, Submitted: time.Now().UTC(),
+		Collect: plan.Collect, SuccessThreshold: job.Threshold(), Aggregate: job.Aggregate,
+		ResultsFrom: resultsFrom, Lanes: plan.Lanes(),
+	}
+	for _, t := range plan.Tasks {
+		if t.Critical {
+			rec.Critical = append(rec.Critical, t.ID)
+		}
+		rec.CriticalPathTotal = max(rec.CriticalPathTotal, t.Depth)
+	}
+	return rec
+}
+
+// retryJob hands a job back to JOBS after a JetStream error, to be planned
+// again in a second.
+func (p *Planner) retryJob(m jetstream.Msg, cause error) error {
+	p.log.Warn("job will be retried", "err", cause)
+	if err := m.NakWithDelay(time.Second); err != nil {
+		p.log.Warn("nak job", "err", err)
+	}
+	return nil
+}
+
+func (p *Planner) ack(m jetstream.Msg) error {
+	if err := m.Ack(); err != nil {
+		p.log.Warn("ack job", "err", err)
+	}
+	return nil
+}
+
+// warnUnserved raises a warning event for each task type of a new workflow
+// that no live agent serves.
+func (p *Planner) warnUnserved(ctx context.Context, f *flow) {
+	agents, err := p.reg.List(ctx)
+	if err != nil {
+		return
+	}
+	for _, t := range f.plan.Unserved(agents) {
+		p.event(events.Event{Workflow: f.rec.ID, Kind: events.EventWarning,
+			Message: "no live agent serves type \"" + t + "\": its tasks wait on their lanes until one starts"})
+	}
+}

@@ -1,0 +1,160 @@
+package planner
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/retry"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// onResult applies one result. It reports whether the replay has caught up
+// with the stream.
+func (p *Planner) onResult(ctx context.Context, m jetstream.Msg) bool {
+	caughtUp := streams.CaughtUp(m)
+	r, err := events.DecodeResult(m.Headers().Get(events.HeaderContentType), m.Data())
+	if err != nil {
+		p.log.Warn("undecodable result ignored", "subject", m.Subject(), "err", err)
+		return caughtUp
+	}
+	f := p.flows[r.Workflow]
+	if f == nil {
+		return caughtUp // finished, or not ours
+	}
+	i, ok := f.plan.ByID[r.Task]
+	if !ok {
+		p.log.Warn("result for an unknown task ignored", "workflow", r.Workflow, "task", r.Task)
+		return caughtUp
+	}
+	p.apply(ctx, f, i, r)
+	return caughtUp
+}
+
+func (p *Planner) apply(ctx context.Context, f *flow, i int, r *events.Result) {
+	t, s := &f.plan.Tasks[i], &f.st[i]
+	if r.Status != events.StateCompleted && r.Gen < f.rec.Retry[t.ID] {
+		return // a failure from before a restart with --retry-failed
+	}
+	if s.state == done {
+		if r.Final && r.Status == s.status {
+			s.confirmed = true
+		}
+		return
+	}
+	if retry.FallbackDue(r, t.Fallback) {
+		p.startFallback(f, i, r)
+		return
+	}
+	p.finishTask(f, i, r.Status, true)
+	if len(t.Dependents) > 0 && r.Status != events.StateCancelled {
+		f.depData[i] = &events.DepResult{Task: t.ID, Step: t.Step, Status: r.Status, Data: r.Data, Error: r.Error}
+	}
+	if r.Status != events.StateCompleted && t.Critical {
+		p.cancelRest(f, fmt.Sprintf("critical task %s %s: %s", t.ID, r.Status, r.Error))
+	} else {
+		f.release(i)
+		p.dispatchReady(f)
+	}
+	p.maybeFinish(ctx, f)
+}
+
+// startFallback queues task i for its step's fallback type, once.
+func (p *Planner) startFallback(f *flow, i int, r *events.Result) {
+	t, s := &f.plan.Tasks[i], &f.st[i]
+	if s.round != 0 {
+		return
+	}
+	s.round = 1
+	if s.state != dispatched {
+		s.state = dispatched
+		f.inflight++
+	}
+	p.log.Info("fallback", "workflow", f.rec.ID, "task", t.ID, "from", t.Type, "to", t.Fallback, "err", r.Error)
+	p.event(events.Event{Workflow: f.rec.ID, Kind: events.EventFallback, Task: t.ID,
+		Message: fmt.Sprintf("%s failed after %d attempts (%s); %s takes over", t.Type, r.Attempts, r.Error, t.Fallback)})
+	p.publishTask(f, i)
+}
+
+// release counts task i as done for its dependents: those with nothing left
+// to wait for become ready.
+func (f *flow) release(i int) {
+	for _, d := range f.plan.Tasks[i].Dependents {
+		f.waitFor[d]--
+		if f.waitFor[d] == 0 && f.st[d].state == waiting {
+			f.st[d].state = ready
+			heap.Push(&f.ready, d)
+		}
+	}
+}
+
+func (p *Planner) finishTask(f *flow, i int, status string, confirmed bool) {
+	s := &f.st[i]
+	if s.state == dispatched {
+		f.inflight--
+	}
+	s.state, s.status, s.confirmed = done, status, confirmed
+	f.finals++
+	f.dirty = true
+}
+
+// cancelRest ends every task that has not been dispatched: a critical task
+// failed, so the workflow cannot succeed. Tasks already on a lane finish.
+func (p *Planner) cancelRest(f *flow, why string) {
+	if f.rec.Error == "" {
+		f.rec.Error = why
+	}
+	for i := range f.st {
+		if st := f.st[i].state; st == waiting || st == ready {
+			p.finishTask(f, i, events.StateCancelled, false)
+			if !p.replaying {
+				p.publishCancel(f, i)
+			}
+		}
+	}
+	f.ready.idx = f.ready.idx[:0]
+}
+
+// maybeFinish closes a workflow whose every task has a final result: its
+// record gets the outcome its final output will have (success, partial or
+// failed, by the same rule the aggregator applies), and the status
+// "failed" exactly when that outcome is failed.
+func (p *Planner) maybeFinish(ctx context.Context, f *flow) {
+	if f.finals < len(f.st) {
+		return
+	}
+	f.refresh()
+	f.rec.Outcome, _ = events.Outcome(f.rec.Counts, f.rec.SuccessThreshold, f.criticalFailed())
+	f.rec.Status, f.rec.Finished = events.WorkflowCompleted, time.Now().UTC()
+	if f.rec.Outcome == events.OutcomeFailed {
+		f.rec.Status = events.WorkflowFailed
+		if f.rec.Error == "" {
+			f.rec.Error = fmt.Sprintf("%d of %d tasks completed, below the success threshold of %g",
+				f.rec.Counts.Completed, f.rec.Counts.Total, f.rec.SuccessThreshold)
+		}
+	}
+	if err := p.putRecord(context.WithoutCancel(ctx), &f.rec); err != nil {
+		// The replay after a restart writes it again.
+		p.log.Error("record finished workflow", "workflow", f.rec.ID, "err", err)
+	}
+	delete(p.flows, f.rec.ID)
+	p.log.Info("workflow finished", "workflow", f.rec.ID, "status", f.rec.Status, "outcome", f.rec.Outcome,
+		"completed", f.rec.Counts.Completed, "failed", f.rec.Counts.Failed, "cancelled", f.rec.Counts.Cancelled)
+	detail, _ := json.Marshal(map[string]any{"outcome": f.rec.Outcome, "counts": f.rec.Counts, "error": f.rec.Error})
+	p.event(events.Event{Workflow: f.rec.ID, Kind: events.EventCompleted, Message: f.rec.Outcome, Detail: detail})
+}
+
+// criticalFailed reports whether a critical task ended other than
+// completed.
+func (f *flow) criticalFailed() bool {
+	for i, t := range f.plan.Tasks {
+		if t.Critical && f.st[i].state == done && f.st[i].status != events.StateCompleted {
+			return true
+		}
+	}
+	return false
+}

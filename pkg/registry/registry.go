@@ -1,0 +1,109 @@
+// Package registry owns the agent record: the entry each agent keeps in the
+// agents bucket (id, types, capabilities, status, slots, running tasks,
+// heartbeat), how it is read (List, ServedTypes, Live), how a silent agent
+// is marked failed (Reaper), and how every agent is asked something at once
+// (Ask).
+//
+// An entry lives as long as its agent heartbeats: the bucket's TTL removes
+// it after the last one, and the Reaper marks it failed before that, so that
+// status and the planner stop counting on it. JetStream, not the registry,
+// gives a dead agent's tasks to others: its unacknowledged messages are
+// redelivered after the lane's ack wait.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Registry reads and writes the agents bucket.
+type Registry struct {
+	kv jetstream.KeyValue
+}
+
+// Open returns the registry of the deployment c describes. The bucket must
+// exist (streams.Ensure creates it).
+func Open(ctx context.Context, js jetstream.JetStream, c streams.Config) (*Registry, error) {
+	kv, err := js.KeyValue(ctx, c.AgentsBucket())
+	if err != nil {
+		return nil, fmt.Errorf("registry: agents bucket: %w", err)
+	}
+	return &Registry{kv: kv}, nil
+}
+
+// Put writes an agent's entry: its heartbeat.
+func (r *Registry) Put(ctx context.Context, a events.AgentInfo) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("registry: encode %s: %w", a.ID, err)
+	}
+	if _, err := r.kv.Put(ctx, a.ID, b); err != nil {
+		return fmt.Errorf("registry: put %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// Delete removes an agent's entry: it left.
+func (r *Registry) Delete(ctx context.Context, id string) error {
+	if err := r.kv.Delete(ctx, id); err != nil {
+		return fmt.Errorf("registry: delete %s: %w", id, err)
+	}
+	return nil
+}
+
+// List reads every entry, sorted by id. An entry that expires while it is
+// read, or that is not an agent record, is left out.
+func (r *Registry) List(ctx context.Context) ([]events.AgentInfo, error) {
+	lister, err := r.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry: list: %w", err)
+	}
+	out := []events.AgentInfo{}
+	for k := range lister.Keys() {
+		e, err := r.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("registry: get %s: %w", k, err)
+		}
+		var a events.AgentInfo
+		if json.Unmarshal(e.Value(), &a) == nil && a.ID == k {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, func(x, y events.AgentInfo) int { return strings.Compare(x.ID, y.ID) })
+	return out, nil
+}
+
+// ServedTypes lists the task types some agent that has not failed serves.
+func ServedTypes(agents []events.AgentInfo) map[string]bool {
+	served := map[string]bool{}
+	for _, a := range agents {
+		if a.Status != events.AgentFailed {
+			for _, t := range a.Types {
+				served[t] = true
+			}
+		}
+	}
+	return served
+}
+
+// Live lists the ids of the agents that have not failed.
+func Live(agents []events.AgentInfo) map[string]bool {
+	live := map[string]bool{}
+	for _, a := range agents {
+		if a.Status != events.AgentFailed {
+			live[a.ID] = true
+		}
+	}
+	return live
+}
