@@ -39,4 +39,3 @@ func LaneStates(ctx context.Context, js jetstream.JetStream, c Config) ([]events
 	slices.SortFunc(out, func(a, b events.LaneState) int { return strings.Compare(a.Lane, b.Lane) })
 	return out, nil
 }
-

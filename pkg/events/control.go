@@ -199,8 +199,8 @@ type AgentReply struct {
 
 // Sentinels a *ControlError matches with errors.Is, by its code.
 var (
-	ErrNotFound    = errors.New("not found")                     // 404: no such workflow, task or agent
-	ErrConflict    = errors.New("not possible in this state")    // 409: e.g. pausing a finished workflow
+	ErrNotFound    = errors.New("not found")                      // 404: no such workflow, task or agent
+	ErrConflict    = errors.New("not possible in this state")     // 409: e.g. pausing a finished workflow
 	ErrUnavailable = errors.New("service unavailable: try again") // 503, 504: stopping, busy or timed out
 )
 

@@ -42,4 +42,3 @@ func TestOutcome(t *testing.T) {
 		})
 	}
 }
-

@@ -60,9 +60,9 @@ type AgentStats struct {
 
 // WorkflowView is one workflow as monitoring sees it.
 type WorkflowView struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name,omitempty"`
-	Status    string    `json:"status"`
+	ID     string `json:"id"`
+	Name   string `json:"name,omitempty"`
+	Status string `json:"status"`
 	// Outcome is a finished workflow's verdict (success, partial, failed),
 	// as in its final output; empty while it runs.
 	Outcome   string    `json:"outcome,omitempty"`

@@ -303,4 +303,3 @@ func applyPriorities(plan *Plan, over map[string]int) {
 		}
 	}
 }
-

@@ -221,4 +221,3 @@ func (p *Planner) lanePause(ctx context.Context, pause bool, req *events.Control
 	}
 	return events.LaneReply{Lanes: out}, nil
 }
-

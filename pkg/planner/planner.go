@@ -35,8 +35,8 @@ type Planner struct {
 	replaying bool
 	pending   []jetstream.PubAckFuture // published, acknowledgement awaited by flush
 	unsent    []*nats.Msg              // to be stored by flush
-	wake      map[string]bool // wake subjects of lanes that got tasks
-	ctl       chan *ctlCall   // control requests for the loop
+	wake      map[string]bool          // wake subjects of lanes that got tasks
+	ctl       chan *ctlCall            // control requests for the loop
 }
 
 // New checks cfg and returns a planner that will use nc. It does no I/O.

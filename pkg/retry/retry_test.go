@@ -65,7 +65,6 @@ func TestBackoff_Jitter(t *testing.T) {
 	}
 }
 
-
 func TestAfter(t *testing.T) {
 	t.Parallel()
 	base := events.Task{MaxAttempts: 3, Backoff: 10 * time.Millisecond, MaxBackoff: time.Second}
