@@ -4,65 +4,84 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"runtime/pprof"
 	"slices"
 	"time"
 
-	"github.com/baton-dev/baton/internal/service"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 )
 
-// bench runs N no-op tasks through baton end to end (submit → planner →
-// lanes → agents → results → aggregator → final output) and, on the same
-// embedded server in the same run, N messages through a bare JetStream
-// two-hop pipeline (publish → consume+ack → publish result → consume+ack).
-// Each round measures both; the figures printed last are the medians.
-func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton bench", flag.ContinueOnError)
+func newBenchCmd(c *conn) *cobra.Command {
 	var f upFlags
-	f.register(fs, "")
-	f.listen = "127.0.0.1:0"
-	fs.Lookup("listen").DefValue = f.listen
+	var o benchOptions
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure end-to-end throughput against a bare JetStream pipeline",
+		Long: `Run --tasks no-op tasks through baton end to end (submit → planner → lanes
+→ agents → results → aggregator → final output) and, on the same fresh
+embedded server in the same round, as many messages through a bare
+two-hop JetStream pipeline (publish → consume+ack → publish result →
+consume+ack). Each round measures both; the last line gives the medians
+over --rounds. Logs are at warn level unless --log-level says otherwise.`,
+		Example: `  baton bench
+  baton bench --tasks 10000 --rounds 5 --cpuprofile baton.pprof`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.tasks < 1 || o.tasks > events.DefaultMaxTasks || o.rounds < 1 {
+				return usagef("--tasks must be 1..%d and --rounds at least 1", events.DefaultMaxTasks)
+			}
+			f.setConn(c)
+			return bench(cmd, &f, o)
+		},
+	}
+	fs := cmd.Flags()
+	f.registerServer(fs, "", "127.0.0.1:0")
 	// A no-op task needs no CPU: slots, not cores, bound how many are in
 	// flight, as the bare pipeline's consumer prefetch bounds it there.
-	f.concurrency = 32
-	fs.Lookup("concurrency").DefValue = "32"
-	n := fs.Int("tasks", 50_000, "no-op tasks per round")
-	rounds := fs.Int("rounds", 3, "rounds; the summary gives the medians")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the baton part of each round to this file")
-	if err := service.ParseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	if *n < 1 || *n > events.DefaultMaxTasks || *rounds < 1 {
-		return fmt.Errorf("%w: --tasks must be 1..%d and --rounds at least 1", ErrUsage, events.DefaultMaxTasks)
-	}
-	quiet(fs, &f.Common)
-	r, err := startEmbeddedRun(ctx, &f, stderr)
+	f.registerAgents(fs, 32)
+	f.registerLog(fs, "warn")
+	fs.IntVar(&o.tasks, "tasks", 50_000, "no-op tasks per round")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; the summary gives the medians")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the baton part of each round to this file")
+	return cmd
+}
+
+// benchOptions are bench's own flags.
+type benchOptions struct {
+	tasks, rounds int
+	cpuprofile    string
+}
+
+// bench runs N no-op tasks through baton end to end and N messages
+// through a bare JetStream two-hop pipeline, on one embedded server, per
+// round, and prints each round's figures and then the medians.
+func bench(cmd *cobra.Command, f *upFlags, o benchOptions) error {
+	ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+	r, err := startEmbeddedRun(ctx, f, stderr)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = r.stop() }()
 	fmt.Fprintf(stdout, "baton bench: %d no-op tasks per round, %d agents × %d slots, embedded nats-server with file storage\n",
-		*n, f.agents, f.concurrency)
+		o.tasks, f.agents, f.concurrency)
 	fmt.Fprintf(stdout, "%-6s %14s %14s %8s\n", "round", "bare tasks/s", "baton tasks/s", "ratio")
 	var bares, batons, ratios []float64
-	for i := 1; i <= *rounds; i++ {
-		bare, err := bareRate(ctx, r.emb.Conn, *n, i)
+	for i := 1; i <= o.rounds; i++ {
+		bare, err := bareRate(ctx, r.emb.Conn, o.tasks, i)
 		if err != nil {
 			return fmt.Errorf("bare pipeline: %w", err)
 		}
-		stopProfile, err := startProfile(*cpuprofile)
+		stopProfile, err := startProfile(o.cpuprofile)
 		if err != nil {
 			return err
 		}
-		bat, err := batonRate(ctx, r.client, *n)
+		bat, err := batonRate(ctx, r.client, o.tasks)
 		stopProfile()
 		if err != nil {
 			return fmt.Errorf("baton: %w", err)

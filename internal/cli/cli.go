@@ -1,76 +1,233 @@
-// Package cli implements the baton command: `baton up`, submit, results,
-// demo, bench and streams. cmd/baton only calls Main.
 package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"sort"
+	"os"
 	"strings"
+
+	"github.com/baton-dev/baton/internal/service"
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/client"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// ErrUsage is returned for a command line that cannot be run.
-var ErrUsage = errors.New("usage")
-
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
-
-var commands = map[string]command{
-	"up":      {"run everything in one process on an embedded nats-server", up},
-	"submit":  {"submit a job file (or - for stdin) and print its outputs", submit},
-	"results": {"print a workflow's final output, or follow its outputs", results},
-	"demo":    {"run the example job and a parallel-vs-sequential comparison on a fresh embedded server", demo},
-	"bench":   {"measure end-to-end throughput against a bare JetStream pipeline", bench},
-	"streams": {"print the stream, bucket and lane definitions as JSON", printStreams},
-
-	"status":       {"show progress, ETA, bottleneck, lanes and agents [--json]", status},
-	"watch":        {"live progress bars per workflow and lane, until the workflow ends or Ctrl-C", watch},
-	"agents":       {"list the registered agents", agents},
-	"pause":        {"pause a workflow, or a lane with --type (consumer pause)", pauseResume("pause")},
-	"resume":       {"resume a paused workflow, or a lane with --type", pauseResume("resume")},
-	"stop":         {"stop a workflow: withdraw pending tasks, let running ones finish", stop},
-	"restart":      {"restart a stopped or paused workflow [--retry-failed]", restart},
-	"cancel":       {"cancel tasks by id, agent, type or priority range", cancel},
-	"reprioritize": {"move a workflow's (or one task's) pending tasks to another priority", reprioritize},
-}
-
-// Main runs the baton command line.
+// Main runs the baton command line with args (without the program name).
+// Help and command output go to stdout. A command that fails has its error
+// printed on stderr as "baton: <message>" and Main returns it as an
+// *ExitError holding the exit status; nil means exit status 0.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stderr)
-		if len(args) == 0 {
-			return ErrUsage
+	root := newRoot()
+	root.SetArgs(append([]string{}, args...)) // never nil: cobra would read os.Args
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return nil
+	}
+	code := ExitCode(err)
+	fmt.Fprintf(stderr, "baton: %v\n", err)
+	if code == ExitUsage && cmd != nil {
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+	return &ExitError{Code: code, Err: err}
+}
+
+const rootLong = `baton runs jobs — graphs of typed tasks — on NATS JetStream: a planner
+splits each job into tasks on lanes (one per task type and priority),
+agents run them, and an aggregator publishes partial and final outputs.
+
+'baton up' runs all of it in one process on an embedded nats-server; the
+other commands talk to the deployment at --server (env NATS_URL) under the
+subject prefix --prefix (env BATON_PREFIX).
+
+Exit status:
+  0  success: the workflow ended success, or partial at or above its threshold
+  1  the workflow ended failed, or an error not listed here
+  2  usage: unknown command, bad flag, wrong number of arguments
+  3  not found: unknown workflow, task or agent
+  4  rejected: invalid job or bad request
+  5  conflict: not possible in the workflow's state, e.g. pausing a finished workflow
+  6  unavailable: no server or no planner answered, or it timed out`
+
+// Command groups, in the order help lists them.
+const (
+	groupRun     = "run"
+	groupWork    = "work"
+	groupControl = "control"
+)
+
+// newRoot builds the command tree.
+func newRoot() *cobra.Command {
+	c := &conn{}
+	root := &cobra.Command{
+		Use:   "baton",
+		Short: "A task orchestrator on NATS JetStream",
+		Long:  rootLong,
+		Example: `  baton up                                # everything in one process
+  baton submit --follow examples/report.json
+  baton status
+  baton results WORKFLOW`,
+		Version:           version(),
+		SilenceErrors:     true, // Main prints errors, as "baton: ..."
+		SilenceUsage:      true,
+		Args:              unknownCommand,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE:              func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	root.SuggestionsMinimumDistance = 2
+	root.SetVersionTemplate("{{.Name}} version {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.server, "server", envOr("NATS_URL", service.DefaultURL), "NATS server URL(s), comma separated (env NATS_URL)")
+	pf.StringVar(&c.prefix, "prefix", envOr("BATON_PREFIX", "baton"), "subject prefix (env BATON_PREFIX)")
+
+	root.AddGroup(
+		&cobra.Group{ID: groupRun, Title: "Run baton:"},
+		&cobra.Group{ID: groupWork, Title: "Jobs and monitoring:"},
+		&cobra.Group{ID: groupControl, Title: "Workflow and lane control:"},
+	)
+	add := func(group string, cmds ...*cobra.Command) {
+		for _, cmd := range cmds {
+			cmd.GroupID = group
+			root.AddCommand(cmd)
+		}
+	}
+	add(groupRun, newUpCmd(c), newDemoCmd(c), newBenchCmd(c))
+	add(groupWork, newSubmitCmd(c), newResultsCmd(c), newStatusCmd(c), newWatchCmd(c), newAgentsCmd(c))
+	add(groupControl, newPauseCmd(c, true), newPauseCmd(c, false), newStopCmd(c), newRestartCmd(c),
+		newCancelCmd(c), newReprioritizeCmd(c))
+	root.AddCommand(newStreamsCmd(c), newVersionCmd())
+	root.SetHelpCommand(newHelpCmd())
+	return root
+}
+
+// newHelpCmd is cobra's help command, but a topic that is no command is a
+// usage error instead of the root's help.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Print the help of a command, or with no command the list of commands and the exit statuses.",
+		Example: `  baton help
+  baton help submit`,
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			parent, _, err := cmd.Root().Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []string
+			for _, sub := range parent.Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					names = append(names, sub.Name()+"\t"+sub.Short)
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(hc *cobra.Command, args []string) error {
+			root := hc.Root()
+			cmd, rest, err := root.Find(args)
+			if err == nil && cmd == root {
+				err = unknownCommand(root, rest)
+			}
+			if err != nil {
+				return err
+			}
+			return cmd.Help()
+		},
+	}
+}
+
+// unknownCommand is the root's argument check: any argument left is a
+// command that does not exist.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return usageError{errors.New(msg)}
+}
+
+// usageArgs makes the errors of an argument check usage errors.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
 		}
 		return nil
 	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		usage(stderr)
-		return fmt.Errorf("%w: unknown command %q", ErrUsage, args[0])
+}
+
+// usagef returns a usage error.
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// conn holds the connection flags, which every command takes.
+type conn struct {
+	server string
+	prefix string
+}
+
+// common returns the connection flags as a service.Common.
+func (c *conn) common() service.Common {
+	return service.Common{Server: c.server, Streams: streams.Config{Prefix: c.prefix}}
+}
+
+// client connects to the server; done closes the connection.
+func (c *conn) client() (cl *client.Client, done func(), err error) {
+	sc := c.common()
+	nc, err := sc.Connect("baton-cli")
+	if err != nil {
+		return nil, nil, err
 	}
-	err := cmd.run(ctx, args[1:], stdout, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
+	cl, err = client.New(nc, sc.Streams)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
 	}
+	return cl, nc.Close, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
 	return err
 }
 
-func usage(w io.Writer) {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+// listFlag collects a repeatable, comma separated flag. The first value
+// given replaces the default.
+type listFlag struct {
+	items []string
+	set   bool
+}
+
+var _ pflag.Value = (*listFlag)(nil)
+
+func (l *listFlag) String() string { return strings.Join(l.items, ",") }
+func (l *listFlag) Type() string   { return "strings" }
+
+func (l *listFlag) Set(v string) error {
+	if !l.set {
+		l.items, l.set = nil, true
 	}
-	sort.Strings(names)
-	var b strings.Builder
-	b.WriteString("baton: a task orchestrator on NATS JetStream\n\nusage: baton <command> [flags]\n\n")
-	for _, n := range names {
-		fmt.Fprintf(&b, "  %-13s %s\n", n, commands[n].summary)
-	}
-	b.WriteString("\n`baton <command> -h` lists a command's flags.\n")
-	fmt.Fprint(w, b.String())
+	l.items = append(l.items, service.SplitList(v)...)
+	return nil
 }

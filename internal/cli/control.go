@@ -1,197 +1,247 @@
 package cli
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/baton-dev/baton/internal/service"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/spf13/cobra"
 )
 
-// parseArgs parses flags that may come before, between or after the
-// positional arguments, which it returns.
-func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, error) {
-	fs.SetOutput(stderr)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-// workflowCmd parses a command line of flags (added by flags) and at most
-// one workflow id (required or not), and connects a client. done must be
-// called when err is nil.
-func workflowCmd(name, usage string, args []string, stderr io.Writer, required bool, flags func(*flag.FlagSet)) (wf string, cl *client.Client, done func(), err error) {
-	fs := flag.NewFlagSet("baton "+name, flag.ContinueOnError)
-	var c service.Common
-	c.Register(fs)
-	if flags != nil {
-		flags(fs)
-	}
-	pos, err := parseArgs(fs, args, stderr)
+// controlRun connects a client, calls fn with it and prints what fn
+// returns as JSON.
+func (c *conn) controlRun(cmd *cobra.Command, fn func(cl *client.Client) (any, error)) error {
+	cl, done, err := c.client()
 	if err != nil {
-		return "", nil, nil, err
-	}
-	if wf, err = oneWorkflow(usage, pos, required); err != nil {
-		return "", nil, nil, err
-	}
-	cl, done, err = connectClient(&c)
-	return wf, cl, done, err
-}
-
-// controlCmd sends one control request and prints the reply as JSON.
-func controlCmd(ctx context.Context, cl *client.Client, verb string, req *events.ControlRequest, out any, stdout io.Writer) error {
-	if err := cl.Control(ctx, verb, req, out); err != nil {
 		return err
 	}
-	return printJSON(stdout, out)
-}
-
-func oneWorkflow(name string, pos []string, required bool) (string, error) {
-	switch {
-	case len(pos) == 1:
-		return pos[0], nil
-	case len(pos) == 0 && !required:
-		return "", nil
+	defer done()
+	out, err := fn(cl)
+	if err != nil {
+		return err
 	}
-	return "", fmt.Errorf("%w: %s", ErrUsage, name)
+	return printJSON(cmd.OutOrStdout(), out)
 }
 
-// pauseResume is `baton pause` and `baton resume`: a workflow, or lanes.
-func pauseResume(verb string) func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		var req events.ControlRequest
-		var until time.Duration
-		usage := fmt.Sprintf("baton %s WORKFLOW | baton %s --type TYPE [--priority N]", verb, verb)
-		wf, cl, closeConn, err := workflowCmd(verb, usage, args, stderr, !namesLane(args), func(fs *flag.FlagSet) {
-			fs.StringVar(&req.Type, "type", "", verb+" the lanes of this task type instead of a workflow")
-			fs.IntVar(&req.Priority, "priority", 0, "with --type: only the lane of this priority (default all)")
-			if verb == events.VerbPause {
-				fs.DurationVar(&until, "until", 0, "with --type: resume by itself after this long (default: until resumed)")
-				fs.BoolVar(&req.Now, "now", false, "cancel the workflow's running tasks and hand them back instead of letting them finish")
+// newPauseCmd is `baton pause` (pause true) or `baton resume`: of a
+// workflow, or of lanes with --type.
+func newPauseCmd(c *conn, pause bool) *cobra.Command {
+	var lane client.Lane
+	var until time.Duration
+	var now bool
+	verb, short, long, example := "resume", "Resume a paused workflow, or lanes with --type",
+		`Resume a paused workflow: its tasks are queued again. With --type instead of
+a WORKFLOW, resume the lane consumers of that task type (every priority, or
+only --priority). Prints the reply as JSON.`,
+		`  baton resume 01JB7X3M9Q2W
+  baton resume --type research --priority 1`
+	if pause {
+		verb, short, long, example = "pause", "Pause a workflow, or lanes with --type",
+			`Pause a workflow: none of its tasks starts until 'baton resume'; running
+tasks finish, or with --now are cancelled and handed back. Prints the
+workflow's checkpoint as JSON. Pausing a finished workflow is a conflict
+(exit status 5).
+
+With --type instead of a WORKFLOW, pause the lane consumers of that task type
+(every priority, or only --priority), for every workflow; --until lifts the
+pause by itself after that long.`,
+			`  baton pause 01JB7X3M9Q2W
+  baton pause 01JB7X3M9Q2W --now
+  baton pause --type http --until 10m`
+	}
+	cmd := &cobra.Command{
+		Use:               verb + " (WORKFLOW | --type TYPE [--priority N])",
+		Short:             short,
+		Long:              long,
+		Example:           example,
+		Args:              usageArgs(cobra.MaximumNArgs(1)),
+		ValidArgsFunction: c.completeWorkflows,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fs := cmd.Flags()
+			switch {
+			case lane.Type == "" && len(args) == 0:
+				return usagef("%s a WORKFLOW, or the lanes of a task type with --type", verb)
+			case lane.Type != "" && len(args) > 0:
+				return usagef("%s a WORKFLOW or lanes (--type), not both", verb)
+			case lane.Type == "" && (fs.Changed("priority") || fs.Changed("until")):
+				return usagef("--priority and --until need --type")
+			case lane.Type != "" && now:
+				return usagef("--now applies to a workflow, not to lanes")
 			}
-		})
-		if err != nil {
-			return err
-		}
-		defer closeConn()
-		req.Workflow, req.Until = wf, events.Duration(until)
-		switch {
-		case req.Type != "":
-			return controlCmd(ctx, cl, verb, &req, &events.LaneReply{}, stdout)
-		case verb == events.VerbPause:
-			return controlCmd(ctx, cl, verb, &req, &events.Checkpoint{}, stdout)
-		}
-		return controlCmd(ctx, cl, verb, &req, &events.ResumeReply{}, stdout)
+			return c.controlRun(cmd, func(cl *client.Client) (any, error) {
+				ctx := cmd.Context()
+				switch {
+				case lane.Type != "" && pause:
+					return cl.PauseLane(ctx, lane, until)
+				case lane.Type != "":
+					return cl.ResumeLane(ctx, lane)
+				case pause:
+					return cl.Pause(ctx, args[0], client.PauseOptions{Now: now})
+				}
+				return cl.Resume(ctx, args[0])
+			})
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&lane.Type, "type", "", verb+" the lanes of this task type instead of a workflow")
+	fs.IntVar(&lane.Priority, "priority", 0, "with --type: only the lane of this priority, 1 to 5 (default all)")
+	if pause {
+		fs.DurationVar(&until, "until", 0, "with --type: resume by itself after this long (default: until resumed)")
+		fs.BoolVar(&now, "now", false, "cancel the workflow's running tasks and hand them back instead of letting them finish")
+	}
+	_ = cmd.RegisterFlagCompletionFunc("type", completeTypes)
+	return cmd
+}
+
+func newStopCmd(c *conn) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop WORKFLOW",
+		Short: "Stop a workflow: withdraw pending tasks, let running ones finish",
+		Long: `Stop a workflow: its pending tasks are withdrawn from the lanes, running
+ones finish. Prints the workflow's checkpoint as JSON; 'baton restart'
+continues from it.`,
+		Example:           "  baton stop 01JB7X3M9Q2W",
+		Args:              usageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: c.completeWorkflows,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.controlRun(cmd, func(cl *client.Client) (any, error) {
+				return cl.Stop(cmd.Context(), args[0])
+			})
+		},
 	}
 }
 
-// namesLane reports whether a pause or resume names a lane (--type), so
-// that it needs no workflow.
-func namesLane(args []string) bool {
-	for _, a := range args {
-		if a == "--type" || a == "-type" || strings.HasPrefix(a, "--type=") || strings.HasPrefix(a, "-type=") {
-			return true
-		}
+func newRestartCmd(c *conn) *cobra.Command {
+	var opts client.RestartOptions
+	cmd := &cobra.Command{
+		Use:   "restart WORKFLOW",
+		Short: "Restart a stopped or paused workflow",
+		Long: `Continue a stopped or paused workflow from its checkpoint: its unfinished
+tasks are queued again, and with --retry-failed its failed tasks too.
+Prints the reply as JSON.`,
+		Example: `  baton restart 01JB7X3M9Q2W
+  baton restart 01JB7X3M9Q2W --retry-failed`,
+		Args:              usageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: c.completeWorkflows,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.controlRun(cmd, func(cl *client.Client) (any, error) {
+				return cl.Restart(cmd.Context(), args[0], opts)
+			})
+		},
 	}
-	return false
+	cmd.Flags().BoolVar(&opts.RetryFailed, "retry-failed", false, "run the failed tasks again too")
+	return cmd
 }
 
-func stop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	wf, cl, closeConn, err := workflowCmd("stop", "baton stop WORKFLOW", args, stderr, true, nil)
-	if err != nil {
-		return err
+func newCancelCmd(c *conn) *cobra.Command {
+	var sel client.CancelSelector
+	tasks := &listFlag{}
+	cmd := &cobra.Command{
+		Use:   "cancel [WORKFLOW] (--all | --task ID | --agent ID | --type T | --min-priority N --max-priority M)",
+		Short: "Cancel tasks by id, agent, type or priority range",
+		Long: `Cancel tasks. Selectors combine with "or":
+  --all                   every unfinished task of WORKFLOW (needs a WORKFLOW)
+  --task ID               these tasks of WORKFLOW
+  --agent ID              what this agent runs now
+  --type T                the tasks of this type
+  --min/--max-priority    the tasks in this priority range (either end alone is open)
+Without a WORKFLOW the selectors apply to every unfinished workflow.
+
+The dependents of a cancelled task are cancelled too, unless
+--release-dependents lets them run with the cancelled input marked missing.
+Prints the cancelled tasks and dependents as JSON.`,
+		Example: `  baton cancel 01JB7X3M9Q2W --all
+  baton cancel 01JB7X3M9Q2W --task fetch-3,fetch-4 --release-dependents
+  baton cancel --agent agent-2
+  baton cancel --min-priority 4`,
+		Args:              usageArgs(cobra.MaximumNArgs(1)),
+		ValidArgsFunction: c.completeWorkflows,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				sel.Workflow = args[0]
+			}
+			sel.Tasks = tasks.items
+			return c.controlRun(cmd, func(cl *client.Client) (any, error) {
+				return cl.Cancel(cmd.Context(), sel)
+			})
+		},
 	}
-	defer closeConn()
-	return controlCmd(ctx, cl, events.VerbStop, &events.ControlRequest{Workflow: wf}, &events.Checkpoint{}, stdout)
+	fs := cmd.Flags()
+	fs.BoolVar(&sel.All, "all", false, "cancel every unfinished task of the workflow")
+	fs.Var(tasks, "task", "task id to cancel (repeat, or comma separated)")
+	fs.StringVar(&sel.Agent, "agent", "", "cancel what this agent runs now")
+	fs.StringVar(&sel.Type, "type", "", "cancel the tasks of this type")
+	fs.IntVar(&sel.MinPriority, "min-priority", 0, "cancel tasks with priority from this one...")
+	fs.IntVar(&sel.MaxPriority, "max-priority", 0, "...to this one")
+	fs.BoolVar(&sel.ReleaseDependents, "release-dependents", false, "let dependents run with the cancelled input marked missing (default: cancel them too)")
+	_ = cmd.RegisterFlagCompletionFunc("type", completeTypes)
+	return cmd
 }
 
-func restart(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var retry bool
-	wf, cl, closeConn, err := workflowCmd("restart", "baton restart WORKFLOW [--retry-failed]", args, stderr, true, func(fs *flag.FlagSet) {
-		fs.BoolVar(&retry, "retry-failed", false, "run the failed tasks again too")
-	})
-	if err != nil {
-		return err
+func newReprioritizeCmd(c *conn) *cobra.Command {
+	var to int
+	var task string
+	cmd := &cobra.Command{
+		Use:   "reprioritize WORKFLOW --to N",
+		Short: "Move a workflow's (or one task's) pending tasks to another priority",
+		Long: `Move a workflow's unfinished tasks — or only --task — to priority --to,
+1 (first) to 5: queued tasks move to the lanes of that priority. Prints
+the moved and updated tasks as JSON.`,
+		Example: `  baton reprioritize 01JB7X3M9Q2W --to 1
+  baton reprioritize 01JB7X3M9Q2W --to 5 --task summarize`,
+		Args:              usageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: c.completeWorkflows,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("to") {
+				return usagef("reprioritize needs --to N, the new priority")
+			}
+			return c.controlRun(cmd, func(cl *client.Client) (any, error) {
+				return cl.Reprioritize(cmd.Context(), args[0], task, to)
+			})
+		},
 	}
-	defer closeConn()
-	return controlCmd(ctx, cl, events.VerbRestart, &events.ControlRequest{Workflow: wf, RetryFailed: retry}, &events.ResumeReply{}, stdout)
+	cmd.Flags().IntVar(&to, "to", 0, "the new priority, 1 (first) to 5")
+	cmd.Flags().StringVar(&task, "task", "", "only this task (default every unfinished task)")
+	return cmd
 }
 
-// listFlag collects a repeatable or comma separated flag.
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error {
-	*l = append(*l, service.SplitList(v)...)
-	return nil
-}
-
-func cancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var req events.ControlRequest
-	var tasks listFlag
-	usage := "baton cancel [WORKFLOW] (--all | --task ID | --agent ID | --type T | --min-priority N --max-priority M)"
-	wf, cl, closeConn, err := workflowCmd("cancel", usage, args, stderr, false, func(fs *flag.FlagSet) {
-		fs.Var(&tasks, "task", "task id to cancel (repeat, or comma separated)")
-		fs.BoolVar(&req.All, "all", false, "cancel every unfinished task of the workflow")
-		fs.StringVar(&req.Agent, "agent", "", "cancel what this agent runs now")
-		fs.StringVar(&req.Type, "type", "", "cancel the tasks of this type")
-		fs.IntVar(&req.MinPriority, "min-priority", 0, "cancel tasks with priority from this one...")
-		fs.IntVar(&req.MaxPriority, "max-priority", 0, "...to this one")
-		fs.BoolVar(&req.ReleaseDependents, "release-dependents", false, "let dependents run with the cancelled input marked missing (default: cancel them too)")
-	})
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	req.Workflow, req.Tasks = wf, tasks
-	return controlCmd(ctx, cl, events.VerbCancel, &req, &events.CancelReply{}, stdout)
-}
-
-func reprioritize(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var req events.ControlRequest
-	wf, cl, closeConn, err := workflowCmd("reprioritize", "baton reprioritize WORKFLOW --to N [--task ID]", args, stderr, true, func(fs *flag.FlagSet) {
-		fs.IntVar(&req.To, "to", 0, "the new priority, 1 (first) to 5")
-		fs.StringVar(&req.Task, "task", "", "only this task (default every unfinished task)")
-	})
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	req.Workflow = wf
-	return controlCmd(ctx, cl, events.VerbReprioritize, &req, &events.ReprioritizeReply{}, stdout)
-}
-
-func agents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newAgentsCmd(c *conn) *cobra.Command {
 	var asJSON bool
-	_, cl, closeConn, err := workflowCmd("agents", "baton agents [--json]", args, stderr, false, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print JSON")
-	})
-	if err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "agents",
+		Short: "List the registered agents",
+		Long: `List the registered agents: status, task types, slots, running and done
+tasks, failures and the age of the last heartbeat; --json prints them as
+JSON.`,
+		Example: `  baton agents
+  baton agents --json`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, done, err := c.client()
+			if err != nil {
+				return err
+			}
+			defer done()
+			list, err := cl.Agents(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), list)
+			}
+			return printAgents(cmd.OutOrStdout(), list)
+		},
 	}
-	defer closeConn()
-	var list []events.AgentInfo
-	if err := cl.Control(ctx, events.VerbAgents, &events.ControlRequest{}, &list); err != nil {
-		return err
-	}
-	if asJSON {
-		return printJSON(stdout, list)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printAgents(w io.Writer, list []events.AgentInfo) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tSTATUS\tTYPES\tSLOTS\tRUNNING\tDONE\tFAILURES\tHEARTBEAT")
 	for _, a := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s ago\n", a.ID, a.Status, strings.Join(a.Types, ","), a.Concurrency,
@@ -200,30 +250,67 @@ func agents(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return tw.Flush()
 }
 
-func status(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newStatusCmd(c *conn) *cobra.Command {
 	var asJSON bool
-	wf, cl, closeConn, err := workflowCmd("status", "baton status [WORKFLOW] [--json]", args, stderr, false, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print JSON")
-	})
-	if err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "status [WORKFLOW]",
+		Short: "Show progress, ETA, bottleneck, lanes and agents",
+		Long: `Show where work stands. Without a WORKFLOW the headline sums up the open
+(running, paused or stopped) workflows, and the table lists those and the
+recently finished ones; with a WORKFLOW, that workflow alone. Then
+throughput, error rate and task times, agents, the bottleneck lane, and
+every lane with a backlog, tasks in flight or a pause. --json prints the
+whole snapshot as JSON.`,
+		Example: `  baton status
+  baton status 01JB7X3M9Q2W
+  baton status --json 01JB7X3M9Q2W`,
+		Args:              usageArgs(cobra.MaximumNArgs(1)),
+		ValidArgsFunction: c.completeWorkflows,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			wf := ""
+			if len(args) == 1 {
+				wf = args[0]
+			}
+			cl, done, err := c.client()
+			if err != nil {
+				return err
+			}
+			defer done()
+			snap, err := cl.Status(cmd.Context(), wf)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), snap)
+			}
+			return printStatus(cmd.OutOrStdout(), snap, wf)
+		},
 	}
-	defer closeConn()
-	var snap events.Snapshot
-	if err := cl.Control(ctx, events.VerbStatus, &events.ControlRequest{Workflow: wf}, &snap); err != nil {
-		return err
-	}
-	if asJSON {
-		return printJSON(stdout, snap)
-	}
-	return printStatus(stdout, &snap)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }
 
-// printStatus writes a snapshot as tables.
-func printStatus(w io.Writer, s *events.Snapshot) error {
+// scope names what a snapshot's sums cover: the workflow asked about, or
+// the open workflows and how many there are.
+func scope(s *events.Snapshot, wf string) string {
+	if wf != "" && len(s.Workflows) == 1 {
+		return fmt.Sprintf("workflow %s (%s)", s.Workflows[0].ID, s.Workflows[0].Status)
+	}
+	open := 0
+	for _, v := range s.Workflows {
+		if events.WorkflowOpen(v.Status) {
+			open++
+		}
+	}
+	return fmt.Sprintf("open workflows: %d", open)
+}
+
+// printStatus writes a snapshot (of workflow wf, or of all with "") as
+// tables.
+func printStatus(w io.Writer, s *events.Snapshot, wf string) error {
 	t := s.Tasks
-	fmt.Fprintf(w, "progress %.1f%%  active %d  completed %d  |  tasks: %d pending, %d running, %d failed, %d cancelled\n",
-		s.Progress, s.Active, s.Completed, t.Pending, t.Running, t.Failed, t.Cancelled)
+	fmt.Fprintf(w, "%s — progress %.1f%%  active %d  completed %d  |  tasks: %d pending, %d running, %d failed, %d cancelled\n",
+		scope(s, wf), s.Progress, s.Active, s.Completed, t.Pending, t.Running, t.Failed, t.Cancelled)
 	fmt.Fprintf(w, "last %.0fs: %.1f tasks/s, error rate %.1f%%, task time avg %.3fs p50 %.3fs p95 %.3fs\n",
 		t.ThroughputSeconds, t.Throughput, 100*t.ErrorRate, t.AvgSeconds, t.P50Seconds, t.P95Seconds)
 	a := s.Agents

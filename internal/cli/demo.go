@@ -3,23 +3,23 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"sync"
 
 	"github.com/baton-dev/baton/examples"
-	"github.com/baton-dev/baton/internal/service"
+	"github.com/baton-dev/baton/jetstream/embedded"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/oklog/run"
+	"github.com/spf13/cobra"
 )
 
 // embeddedRun is baton up inside another command: a fresh embedded server,
 // every service, and a client. stop ends the services, then the server.
 type embeddedRun struct {
-	emb    *service.Embedded
+	emb    *embedded.Node
 	client *client.Client
 	stop   func() error
 }
@@ -39,7 +39,7 @@ func startEmbeddedRun(ctx context.Context, f *upFlags, stderr io.Writer) (*embed
 		cleanup()
 		return nil, err
 	}
-	emb, err := service.StartEmbedded(sc)
+	emb, err := embedded.StartNode(sc)
 	if err != nil {
 		cleanup()
 		return nil, err
@@ -77,26 +77,34 @@ func startEmbeddedRun(ctx context.Context, f *upFlags, stderr io.Writer) (*embed
 	})}, nil
 }
 
-// quiet lowers the default log level of commands whose output is the point.
-func quiet(fs *flag.FlagSet, c *service.Common) {
-	set := false
-	fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == "log-level" })
-	if !set {
-		c.LogLevel = "warn"
+func newDemoCmd(c *conn) *cobra.Command {
+	var f upFlags
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the example job and a parallel-vs-sequential comparison",
+		Long: `Start a fresh embedded nats-server (on a free port, files in a temporary
+directory unless --data says) with every service, submit examples/report.json
+and follow its outputs, then run examples/parallel.json in parallel and one
+task at a time and compare the elapsed times. Nothing is left behind. Logs
+are at warn level unless --log-level says otherwise.`,
+		Example: `  baton demo
+  baton demo --agents 2 --concurrency 2`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.setConn(c)
+			return demo(cmd, &f)
+		},
 	}
+	fs := cmd.Flags()
+	f.registerServer(fs, "", "127.0.0.1:0")
+	f.registerAgents(fs, 4)
+	f.registerLog(fs, "warn")
+	return cmd
 }
 
-func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton demo", flag.ContinueOnError)
-	var f upFlags
-	f.register(fs, "")
-	fs.Lookup("listen").DefValue = "127.0.0.1:0"
-	f.listen = "127.0.0.1:0"
-	if err := service.ParseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	quiet(fs, &f.Common)
-	r, err := startEmbeddedRun(ctx, &f, stderr)
+func demo(cmd *cobra.Command, f *upFlags) error {
+	ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+	r, err := startEmbeddedRun(ctx, f, stderr)
 	if err != nil {
 		return err
 	}
@@ -112,7 +120,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "== examples/report.json → workflow %s: %d tasks on lanes %v\n", reply.Workflow, reply.Tasks, reply.Lanes)
-	if err := followOutputs(ctx, r.client, reply.Workflow, stdout); err != nil {
+	if _, err := followOutputs(ctx, r.client, reply.Workflow, stdout); err != nil {
 		return err
 	}
 

@@ -2,62 +2,59 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 
-	"github.com/baton-dev/baton/internal/service"
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/builtin"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 )
 
-func connectClient(c *service.Common) (*client.Client, func(), error) {
-	nc, err := c.Connect("baton-cli")
-	if err != nil {
-		return nil, nil, err
+func newSubmitCmd(c *conn) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "submit FILE|-",
+		Short: "Submit a job file (or - for stdin) and print its workflow",
+		Long: `Submit a JSON job from FILE, or from standard input with -, wait for the
+planner to accept it and print the workflow id, its task count and lanes.
+A job the planner rejects prints which field is wrong (exit status 4).
+
+With --follow, print each partial output as it arrives, then the final
+output as JSON; the exit status is then 1 if the workflow ended failed.`,
+		Example: `  baton submit examples/report.json
+  baton submit --follow examples/report.json
+  cat job.json | baton submit -`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return submit(cmd, c, args[0], follow)
+		},
 	}
-	cl, err := client.New(nc, c.Streams)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return cl, nc.Close, nil
+	cmd.Flags().BoolVar(&follow, "follow", false, "print partial outputs as they arrive, then the final output")
+	return cmd
 }
 
-func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton submit", flag.ContinueOnError)
-	var c service.Common
-	c.Register(fs)
-	follow := fs.Bool("follow", false, "print partial outputs as they arrive, then the final output")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: baton submit [flags] FILE|-")
-		fs.PrintDefaults()
-	}
-	if err := service.ParseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return fmt.Errorf("%w: submit takes one job file, or - for standard input", ErrUsage)
-	}
+func submit(cmd *cobra.Command, c *conn, file string, follow bool) error {
+	ctx, stdout := cmd.Context(), cmd.OutOrStdout()
 	var job []byte
 	var err error
-	if fs.Arg(0) == "-" {
-		job, err = io.ReadAll(io.LimitReader(os.Stdin, events.DefaultMaxJobBytes+1))
+	if file == "-" {
+		job, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), events.DefaultMaxJobBytes+1))
 	} else {
-		job, err = os.ReadFile(fs.Arg(0))
+		job, err = os.ReadFile(file)
 	}
 	if err != nil {
 		return err
 	}
-	cl, closeConn, err := connectClient(&c)
+	cl, done, err := c.client()
 	if err != nil {
 		return err
 	}
-	defer closeConn()
+	defer done()
 	reply, err := cl.Submit(ctx, job)
 	var ve *events.ValidationError
 	if errors.As(err, &ve) {
@@ -67,13 +64,15 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	fmt.Fprintf(stdout, "workflow %s: %d tasks on lanes %v\n", reply.Workflow, reply.Tasks, reply.Lanes)
-	if !*follow {
+	if !follow {
 		return nil
 	}
-	return followOutputs(ctx, cl, reply.Workflow, stdout)
+	return printFinal(followOutputs(ctx, cl, reply.Workflow, stdout))
 }
 
-func followOutputs(ctx context.Context, cl *client.Client, wf string, stdout io.Writer) error {
+// followOutputs prints a workflow's partial outputs as they arrive, then
+// its final output as JSON, which it returns.
+func followOutputs(ctx context.Context, cl *client.Client, wf string, stdout io.Writer) (*events.Output, error) {
 	final, err := cl.Follow(ctx, wf, func(o *events.Output) error {
 		if o.Kind == events.OutputPartial {
 			fmt.Fprintf(stdout, "partial: %d/%d tasks (%.1f%%), %d new results\n", o.Progress.Done, o.Progress.Total, o.Progress.Percent, len(o.Results))
@@ -81,57 +80,107 @@ func followOutputs(ctx context.Context, cl *client.Client, wf string, stdout io.
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return printJSON(stdout, final)
+	return final, printJSON(stdout, final)
 }
 
-func printJSON(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+// printFinal turns a printed final output into the command's outcome:
+// ErrWorkflowFailed if the workflow ended failed. Success and partial
+// (which the aggregator only reports at or above the job's threshold)
+// are nil.
+func printFinal(out *events.Output, err error) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(w, string(b))
-	return err
+	if out.Status == events.OutcomeFailed {
+		return fmt.Errorf("workflow %s ended %s (%d of %d tasks done): %w",
+			out.Workflow, out.Status, out.Progress.Done, out.Progress.Total, ErrWorkflowFailed)
+	}
+	return nil
 }
 
-func results(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton results", flag.ContinueOnError)
-	var c service.Common
-	c.Register(fs)
-	follow := fs.Bool("follow", false, "print partial outputs as they arrive, then the final output")
-	if err := service.ParseFlags(fs, args, stderr); err != nil {
-		return err
+func newResultsCmd(c *conn) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "results WORKFLOW",
+		Short: "Print a workflow's final output, or follow its outputs",
+		Long: `Print a workflow's final output as JSON. A workflow that has not finished has
+no final output yet: results says so, with its status (exit status 1);
+with --follow it prints each partial output as it arrives and then the
+final one. The exit status is 1 if the workflow ended failed, 3 if there is
+no such workflow.`,
+		Example: `  baton results 01JB7X3M9Q2W
+  baton results 01JB7X3M9Q2W --follow`,
+		Args:              usageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: c.completeWorkflows,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+			cl, done, err := c.client()
+			if err != nil {
+				return err
+			}
+			defer done()
+			if follow {
+				return printFinal(followOutputs(ctx, cl, args[0], stdout))
+			}
+			out, err := cl.Final(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return printFinal(out, printJSON(stdout, out))
+		},
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: baton results [--follow] WORKFLOW", ErrUsage)
-	}
-	cl, closeConn, err := connectClient(&c)
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	if *follow {
-		return followOutputs(ctx, cl, fs.Arg(0), stdout)
-	}
-	out, err := cl.Final(ctx, fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	return printJSON(stdout, out)
+	cmd.Flags().BoolVar(&follow, "follow", false, "print partial outputs as they arrive, then the final output")
+	return cmd
 }
 
-func printStreams(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton streams", flag.ContinueOnError)
-	var c service.Common
-	c.Register(fs)
-	if err := service.ParseFlags(fs, args, stderr); err != nil {
-		return err
+func newStreamsCmd(c *conn) *cobra.Command {
+	var cfg streams.Config
+	types := &listFlag{items: builtin.Types()}
+	cmd := &cobra.Command{
+		Use:   "streams",
+		Short: "Print the stream, bucket, planner and lane definitions as JSON",
+		Long: `Print, as JSON, the definitions baton applies with --prefix and the tuning
+flags given: every stream, every key-value bucket, the planner's consumer,
+and the lane consumer of every task type in --types at every priority
+(1, first, to 5). Nothing is sent to a server.`,
+		Example: `  baton streams
+  baton streams --types research,write --replicas 3`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Prefix = c.prefix
+			for _, t := range types.items {
+				if !events.ValidToken(t) {
+					return usagef("--types: %q is not a task type: use 1-64 letters, digits, '-' or '_'", t)
+				}
+			}
+			return printJSON(cmd.OutOrStdout(), definitions(cfg, types.items))
+		},
 	}
-	return printJSON(stdout, map[string]any{
-		"streams":      c.Streams.Streams(),
-		"buckets":      c.Streams.Buckets(),
-		"lane_example": c.Streams.Lane("research", 1),
-		"planner":      c.Streams.Planner(),
-	})
+	fs := cmd.Flags()
+	fs.Var(types, "types", "task types whose lanes to print (repeat, or comma separated)")
+	registerStreams(fs, &cfg)
+	_ = cmd.RegisterFlagCompletionFunc("types", completeTypes)
+	return cmd
+}
+
+// streamDefinitions is what `baton streams` prints.
+type streamDefinitions struct {
+	Streams []jetstream.StreamConfig   `json:"streams"`
+	Buckets []jetstream.KeyValueConfig `json:"buckets"`
+	Planner jetstream.ConsumerConfig   `json:"planner"`
+	Lanes   []jetstream.ConsumerConfig `json:"lanes"`
+}
+
+// definitions returns cfg's streams, buckets, planner consumer and the
+// lanes of types at every priority.
+func definitions(cfg streams.Config, types []string) streamDefinitions {
+	d := streamDefinitions{Streams: cfg.Streams(), Buckets: cfg.Buckets(), Planner: cfg.Planner(), Lanes: []jetstream.ConsumerConfig{}}
+	for _, t := range types {
+		for _, p := range events.Priorities {
+			d.Lanes = append(d.Lanes, cfg.Lane(t, p))
+		}
+	}
+	return d
 }

@@ -1,20 +1,21 @@
 package cli
 
 import (
-	"context"
-	"flag"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
 
 	"github.com/baton-dev/baton/internal/service"
 	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/jetstream/embedded"
 	"github.com/oklog/run"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// upFlags are the flags of `baton up`, shared with demo and bench.
+// upFlags are the flags of `baton up`; demo and bench take the subset that
+// applies to a throwaway embedded run.
 type upFlags struct {
 	service.Common
 	data        string
@@ -25,29 +26,54 @@ type upFlags struct {
 	url         string
 }
 
-func (f *upFlags) register(fs *flag.FlagSet, dataDefault string) {
-	f.Common.Register(fs)
-	fs.StringVar(&f.data, "data", dataDefault, "directory for JetStream's files")
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:4222", "address the embedded nats-server listens on (port 0: any free port)")
-	fs.IntVar(&f.agents, "agents", 4, "built-in agents to run")
-	fs.IntVar(&f.concurrency, "concurrency", 4, "slots per agent")
-	fs.StringVar(&f.exec, "exec", "", "command for the exec type (program and arguments, no shell); enables exec")
-	fs.StringVar(&f.url, "url", "", "URL for the http type; enables http")
+// registerServer adds the embedded server's flags; data "" means a
+// temporary directory (see startEmbeddedRun).
+func (f *upFlags) registerServer(fs *pflag.FlagSet, data, listen string) {
+	usage := "directory for JetStream's files"
+	if data == "" {
+		usage += " (default: a temporary directory, removed at the end)"
+	}
+	fs.StringVar(&f.data, "data", data, usage)
+	fs.StringVar(&f.listen, "listen", listen, "address the embedded nats-server listens on (port 0: any free port)")
 }
 
-func (f *upFlags) serverConfig() (streams.ServerConfig, error) {
+// registerAgents adds the built-in agents' flags.
+func (f *upFlags) registerAgents(fs *pflag.FlagSet, concurrency int) {
+	fs.IntVar(&f.agents, "agents", 4, "built-in agents to run")
+	fs.IntVar(&f.concurrency, "concurrency", concurrency, "slots per agent")
+}
+
+// registerLog adds the logging flags; level is the default level.
+func (f *upFlags) registerLog(fs *pflag.FlagSet, level string) {
+	fs.BoolVar(&f.LogJSON, "log-json", envOr("BATON_LOG", "text") == "json", "log JSON lines instead of text (env BATON_LOG=json)")
+	fs.StringVar(&f.LogLevel, "log-level", envOr("BATON_LOG_LEVEL", level), "debug, info, warn or error (env BATON_LOG_LEVEL)")
+}
+
+// registerStreams adds the stream tuning flags.
+func registerStreams(fs *pflag.FlagSet, c *streams.Config) {
+	fs.IntVar(&c.Replicas, "replicas", 1, "stream replicas: 3 on a cluster")
+	fs.DurationVar(&c.AckWait, "ack-wait", streams.DefaultAckWait, "how long a silent agent keeps a task before it is redelivered")
+	fs.DurationVar(&c.AgentTTL, "agent-ttl", streams.DefaultAgentTTL, "how long an agent stays registered after its last heartbeat")
+}
+
+// setConn copies the connection flags in.
+func (f *upFlags) setConn(c *conn) {
+	f.Server, f.Streams.Prefix = c.server, c.prefix
+}
+
+func (f *upFlags) serverConfig() (embedded.Config, error) {
 	host, portS, err := net.SplitHostPort(f.listen)
 	if err != nil {
-		return streams.ServerConfig{}, fmt.Errorf("--listen %q: %w", f.listen, err)
+		return embedded.Config{}, usagef("--listen %q: %w", f.listen, err)
 	}
 	port, err := strconv.Atoi(portS)
 	if err != nil {
-		return streams.ServerConfig{}, fmt.Errorf("--listen %q: bad port", f.listen)
+		return embedded.Config{}, usagef("--listen %q: bad port", f.listen)
 	}
 	if port == 0 {
 		port = -1
 	}
-	return streams.ServerConfig{Host: host, Port: port, StoreDir: f.data}, nil
+	return embedded.Config{Host: host, Port: port, StoreDir: f.data}, nil
 }
 
 func (f *upFlags) system() *service.System {
@@ -57,23 +83,44 @@ func (f *upFlags) system() *service.System {
 	return s
 }
 
-func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baton up", flag.ContinueOnError)
+func newUpCmd(c *conn) *cobra.Command {
 	var f upFlags
-	f.register(fs, "baton-data")
-	if f.HTTP == "" {
-		f.HTTP = "127.0.0.1:8080"
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run everything in one process on an embedded nats-server",
+		Long: `Start an embedded nats-server with JetStream (files in --data), ensure the
+streams, and run the planner, the aggregator, --agents built-in agents and
+the dashboard with /metrics on --http, until Ctrl-C or SIGTERM; running
+tasks finish first. The exec and http task types run only when --exec or
+--url configure them. --server is not used: the server is the embedded one,
+on --listen.`,
+		Example: `  baton up
+  baton up --listen 127.0.0.1:0 --data /tmp/baton --agents 8 --concurrency 16
+  baton up --exec 'python3 handler.py' --http ''`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.setConn(c)
+			return up(cmd, &f)
+		},
 	}
-	fs.Lookup("http").DefValue = "127.0.0.1:8080"
-	fs.Lookup("http").Usage = "serve the dashboard and /metrics on this address (\"\": not at all) (env BATON_HTTP)"
-	if err := service.ParseFlags(fs, args, stderr); err != nil {
-		return err
-	}
+	fs := cmd.Flags()
+	f.registerServer(fs, "baton-data", "127.0.0.1:4222")
+	f.registerAgents(fs, 4)
+	fs.StringVar(&f.exec, "exec", "", "command for the exec type (program and arguments, no shell); enables exec")
+	fs.StringVar(&f.url, "url", "", "URL for the http type; enables http")
+	fs.StringVar(&f.HTTP, "http", envOr("BATON_HTTP", "127.0.0.1:8080"), "serve the dashboard and /metrics on this address (\"\": not at all) (env BATON_HTTP)")
+	registerStreams(fs, &f.Streams)
+	f.registerLog(fs, "info")
+	return cmd
+}
+
+func up(cmd *cobra.Command, f *upFlags) error {
+	ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
 	sc, err := f.serverConfig()
 	if err != nil {
 		return err
 	}
-	emb, err := service.StartEmbedded(sc)
+	emb, err := embedded.StartNode(sc)
 	if err != nil {
 		return err
 	}
@@ -86,7 +133,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := sys.Add(ctx, &g, emb.Conn); err != nil {
 		return err
 	}
-	if err := service.AddWeb(ctx, &g, emb.Conn, f.Streams, f.HTTP, true, sys.Logger, nil); err != nil {
+	if err := service.AddWeb(ctx, &g, emb.Conn, sys.Monitor, f.Streams, f.HTTP, true, sys.Logger, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "baton up: nats-server on %s with JetStream in %s\n", emb.Server.ClientURL(), f.data)

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,20 +12,45 @@ import (
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/spf13/cobra"
 )
+
+func newWatchCmd(c *conn) *cobra.Command {
+	var every time.Duration
+	cmd := &cobra.Command{
+		Use:   "watch [WORKFLOW]",
+		Short: "Live progress bars per workflow and lane",
+		Long: `Draw live progress bars per workflow and per busy lane, with agent counts,
+throughput and ETA, refreshed every --every in place. It runs until q or
+Ctrl-C, or, given a WORKFLOW, until that workflow ends.`,
+		Example: `  baton watch
+  baton watch 01JB7X3M9Q2W --every 200ms`,
+		Args:              usageArgs(cobra.MaximumNArgs(1)),
+		ValidArgsFunction: c.completeWorkflows,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if every <= 0 {
+				return usagef("--every must be positive")
+			}
+			wf := ""
+			if len(args) == 1 {
+				wf = args[0]
+			}
+			cl, done, err := c.client()
+			if err != nil {
+				return err
+			}
+			defer done()
+			return watch(cmd.Context(), cl, wf, every, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().DurationVar(&every, "every", 500*time.Millisecond, "refresh interval")
+	return cmd
+}
 
 // watch draws live progress bars per workflow and per lane, agent counts,
 // throughput and ETA, refreshing in place, until Ctrl-C (or q), or until
 // the workflow it watches ends.
-func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var every time.Duration
-	wf, cl, closeConn, err := workflowCmd("watch", "baton watch [WORKFLOW]", args, stderr, false, func(fs *flag.FlagSet) {
-		fs.DurationVar(&every, "every", 500*time.Millisecond, "refresh interval")
-	})
-	if err != nil {
-		return err
-	}
-	defer closeConn()
+func watch(ctx context.Context, cl *client.Client, wf string, every time.Duration, stdout io.Writer) error {
 	m := &watchModel{ctx: ctx, cl: cl, wf: wf, every: every}
 	opts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(stdout)}
 	if f, ok := stdout.(*os.File); !ok || f != os.Stdout {
@@ -64,9 +88,8 @@ type snapMsg struct {
 func (m *watchModel) fetch() tea.Msg {
 	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
 	defer cancel()
-	var s events.Snapshot
-	err := m.cl.Control(ctx, events.VerbStatus, &events.ControlRequest{Workflow: m.wf}, &s)
-	return snapMsg{&s, err}
+	s, err := m.cl.Status(ctx, m.wf)
+	return snapMsg{s, err}
 }
 
 func (m *watchModel) Init() tea.Cmd { return m.fetch }
@@ -81,8 +104,7 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width = msg.Width
 	case snapMsg:
 		if msg.err != nil {
-			var ce *events.ControlError
-			if errors.As(msg.err, &ce) && ce.Code == 404 {
+			if errors.Is(msg.err, events.ErrNotFound) {
 				m.err = msg.err
 				return m, tea.Quit
 			}
@@ -120,7 +142,7 @@ func (m *watchModel) View() string {
 	t, a := s.Tasks, s.Agents
 	fmt.Fprintf(&b, "baton  %s  %.1f tasks/s  errors %.1f%%  agents %d (%d busy, %d idle, %d failed)  utilization %.0f%%\n",
 		s.Time.Local().Format(time.TimeOnly), t.Throughput, 100*t.ErrorRate, a.Active, a.Busy, a.Idle, a.Failed, 100*a.Utilization)
-	fmt.Fprintf(&b, "overall %s %5.1f%%  active %d  completed %d\n\n", watchBar(s.Progress, 30), s.Progress, s.Active, s.Completed)
+	fmt.Fprintf(&b, "%s  %s %5.1f%%  active %d  completed %d\n\n", scope(s, m.wf), watchBar(s.Progress, 30), s.Progress, s.Active, s.Completed)
 	for _, w := range s.Workflows {
 		n := w.Counts
 		eta := w.ETA

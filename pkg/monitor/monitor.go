@@ -564,6 +564,13 @@ func (m *Monitor) view(rec *events.Workflow, now time.Time, lanes []events.Bottl
 			break
 		}
 	}
+	v.CriticalPath = criticalPath(rec, remaining, p50, v.ETASeconds)
+	return v
+}
+
+// criticalPath says how much of the longest dependency chain is left, and
+// whether, at the median task time p50, it fits within the ETA.
+func criticalPath(rec *events.Workflow, remaining int, p50 float64, eta *float64) events.CriticalPathStatus {
 	cp := events.CriticalPathStatus{Total: rec.CriticalPathTotal, Remaining: rec.CriticalPath, OnSchedule: true}
 	if remaining == 0 {
 		cp.Remaining = 0
@@ -577,17 +584,16 @@ func (m *Monitor) view(rec *events.Workflow, now time.Time, lanes []events.Bottl
 		s := round2(float64(cp.Remaining) * p50)
 		cp.Seconds = &s
 		switch {
-		case v.ETASeconds == nil:
+		case eta == nil:
 			cp.Why = fmt.Sprintf("%d of %d steps left, at least %.1fs", cp.Remaining, cp.Total, s)
-		case s > *v.ETASeconds*1.1:
+		case s > *eta*1.1:
 			cp.OnSchedule = false
-			cp.Why = fmt.Sprintf("behind: its %d remaining steps need %.1fs, more than the %.1fs the drain rate promises; more agents will not help, shorter tasks on it will", cp.Remaining, s, *v.ETASeconds)
+			cp.Why = fmt.Sprintf("behind: its %d remaining steps need %.1fs, more than the %.1fs the drain rate promises; more agents will not help, shorter tasks on it will", cp.Remaining, s, *eta)
 		default:
-			cp.Why = fmt.Sprintf("on schedule: its %d remaining steps need %.1fs, within the %.1fs ETA", cp.Remaining, s, *v.ETASeconds)
+			cp.Why = fmt.Sprintf("on schedule: its %d remaining steps need %.1fs, within the %.1fs ETA", cp.Remaining, s, *eta)
 		}
 	}
-	v.CriticalPath = cp
-	return v
+	return cp
 }
 
 func agentStats(list []events.AgentInfo) events.AgentStats {
