@@ -251,6 +251,71 @@ type FeedItem struct {
 	Time     time.Time `json:"time"`
 }
 
+// feed gathers events and outputs between two sends, at most FeedMax; it
+// counts the ones it had to drop.
+type feed struct {
+	mu      sync.Mutex
+	max     int
+	batch   []FeedItem
+	dropped int
+	subs    []*nats.Subscription
+}
+
+// subscribeFeed subscribes to every event and output.
+func (s *Server) subscribeFeed() (*feed, error) {
+	fd := &feed{max: s.cfg.FeedMax}
+	subj := s.cfg.Streams.Subjects()
+	evSub, err := s.nc.Subscribe(subj.Events(), func(m *nats.Msg) {
+		var ev events.Event
+		if json.Unmarshal(m.Data, &ev) == nil {
+			fd.add(FeedItem{Kind: ev.Kind, Workflow: ev.Workflow, Task: ev.Task, Agent: ev.Agent, Message: ev.Message, Time: ev.Time})
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	fd.subs = append(fd.subs, evSub)
+	outSub, err := s.nc.Subscribe(subj.Outputs(), func(m *nats.Msg) {
+		var out events.Output
+		if json.Unmarshal(m.Data, &out) == nil {
+			msg := fmt.Sprintf("%s: %d/%d done", out.Status, out.Progress.Done, out.Progress.Total)
+			fd.add(FeedItem{Kind: "output." + out.Kind, Workflow: out.Workflow, Message: msg, Time: time.Now().UTC()})
+		}
+	})
+	if err != nil {
+		fd.stop()
+		return nil, err
+	}
+	fd.subs = append(fd.subs, outSub)
+	return fd, nil
+}
+
+func (fd *feed) add(it FeedItem) {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	if len(fd.batch) >= fd.max {
+		fd.dropped++
+		return
+	}
+	fd.batch = append(fd.batch, it)
+}
+
+// take returns what was gathered and how much was dropped since the last
+// take.
+func (fd *feed) take() ([]FeedItem, int) {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	items, lost := fd.batch, fd.dropped
+	fd.batch, fd.dropped = nil, 0
+	return items, lost
+}
+
+func (fd *feed) stop() {
+	for _, sub := range fd.subs {
+		_ = sub.Unsubscribe()
+	}
+}
+
 // stream sends server-sent events: "snapshot" every SnapshotEvery and
 // "feed" (events and outputs gathered meanwhile, at most FeedMax, with the
 // number dropped) every FeedEvery, so the page stays responsive whatever
@@ -263,42 +328,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
-	var mu sync.Mutex
-	var batch []FeedItem
-	dropped := 0
-	add := func(it FeedItem) {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(batch) >= s.cfg.FeedMax {
-			dropped++
-			return
-		}
-		batch = append(batch, it)
-	}
-	subj := s.cfg.Streams.Subjects()
-	evSub, err := s.nc.Subscribe(subj.Events(), func(m *nats.Msg) {
-		var ev events.Event
-		if json.Unmarshal(m.Data, &ev) == nil {
-			add(FeedItem{Kind: ev.Kind, Workflow: ev.Workflow, Task: ev.Task, Agent: ev.Agent, Message: ev.Message, Time: ev.Time})
-		}
-	})
+	fd, err := s.subscribeFeed()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
-	defer func() { _ = evSub.Unsubscribe() }()
-	outSub, err := s.nc.Subscribe(subj.Outputs(), func(m *nats.Msg) {
-		var out events.Output
-		if json.Unmarshal(m.Data, &out) == nil {
-			msg := fmt.Sprintf("%s: %d/%d done", out.Status, out.Progress.Done, out.Progress.Total)
-			add(FeedItem{Kind: "output." + out.Kind, Workflow: out.Workflow, Message: msg, Time: time.Now().UTC()})
-		}
-	})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer func() { _ = outSub.Unsubscribe() }()
+	defer fd.stop()
 
 	send := func(event string, v any) bool {
 		b, _ := json.Marshal(v)
@@ -331,10 +366,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-feedTick.C:
-			mu.Lock()
-			items, lost := batch, dropped
-			batch, dropped = nil, 0
-			mu.Unlock()
+			items, lost := fd.take()
 			if len(items) == 0 && lost == 0 {
 				continue
 			}

@@ -420,6 +420,16 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 		settle(log, "nak", m.Nak())
 		return
 	}
+	if timedOut {
+		herr = fmt.Errorf("timed out after %v: %w", timeout, herr)
+	}
+	a.failed(ctx, log, t, m, attempt, herr, timedOut)
+}
+
+// failed settles a task whose handler returned herr: as the handler asked
+// (RetryAfter), or as retry.After decides from its attempts, permanence
+// and fallback.
+func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m jetstream.Msg, attempt int, herr error, timedOut bool) {
 	var snooze *RetryAfterError
 	var perm *PermanentError
 	kind := events.KindError
@@ -432,7 +442,6 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 		return
 	case timedOut:
 		kind = events.KindTimeout
-		herr = fmt.Errorf("timed out after %v: %w", timeout, herr)
 	case errors.Is(herr, ErrPanic):
 		kind = events.KindPanic
 	}

@@ -1,11 +1,3 @@
-// Package monitor computes baton's figures — task counts and timings,
-// throughput, error rate, agent utilization, workflow progress, ETA,
-// bottleneck and critical path, lane states — from JetStream alone: the
-// workflows and agents buckets, the lane consumers, and the results and
-// started events of a recent window, which it follows. Any process running
-// a Monitor reports the same figures, and a restarted one rebuilds them from
-// the streams. Snapshot is the one entry point; the Prometheus collector,
-// `baton status`, `baton watch` and the dashboard all read it.
 package monitor
 
 import (

@@ -1,0 +1,89 @@
+package streams_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/baton-dev/baton/internal/natstest"
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestFollow_ReplayThenLive(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Connect(t, natstest.Start(t))
+	ctx := t.Context()
+	// Each case gets a stream of its own holding 5 messages, on s<k>.0 and
+	// s<k>.1 alternately.
+	stream := func(k int) string {
+		name := fmt.Sprintf("S%d", k)
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{fmt.Sprintf("s%d.>", k)}, Storage: jetstream.MemoryStorage}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			if _, err := js.Publish(ctx, fmt.Sprintf("s%d.%d", k, i%2), []byte{byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return name
+	}
+	k := 0
+	for _, tc := range []struct {
+		name    string
+		fc      streams.FollowConfig
+		backlog uint64
+		first   byte
+	}{
+		{name: "from a sequence", fc: streams.FollowConfig{FromSeq: 2}, backlog: 4, first: 1},
+		{name: "filtered", fc: streams.FollowConfig{Filter: ".0", FromSeq: 1}, backlog: 3, first: 0},
+		{name: "from a time", fc: streams.FollowConfig{FromTime: time.Now().Add(-time.Hour)}, backlog: 5, first: 0},
+		{name: "new only", fc: streams.FollowConfig{}, backlog: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k++
+			fc := tc.fc
+			fc.Stream = stream(k)
+			live := fmt.Sprintf("s%d.0", k)
+			if fc.Filter != "" {
+				fc.Filter = fmt.Sprintf("s%d", k) + fc.Filter
+			}
+			f, err := streams.Follow(ctx, js, fc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Stop()
+			defer f.Stop() // safe twice
+			if f.Backlog != tc.backlog {
+				t.Fatalf("backlog %d, want %d", f.Backlog, tc.backlog)
+			}
+			for n := uint64(1); n <= tc.backlog; n++ {
+				m := next(t, f)
+				if n == 1 && m.Data()[0] != tc.first {
+					t.Fatalf("first message %d, want %d", m.Data()[0], tc.first)
+				}
+				if streams.CaughtUp(m) != (n == tc.backlog) {
+					t.Fatalf("message %d of %d: caught up %v", n, tc.backlog, streams.CaughtUp(m))
+				}
+			}
+			// Then live: a new message matching every filter above.
+			if _, err := js.Publish(ctx, live, []byte{99}); err != nil {
+				t.Fatal(err)
+			}
+			if m := next(t, f); m.Data()[0] != 99 || !streams.CaughtUp(m) {
+				t.Fatalf("live message %v", m.Data())
+			}
+		})
+	}
+}
+
+func next(t *testing.T, f *streams.Follower) jetstream.Msg {
+	t.Helper()
+	select {
+	case m := <-f.C:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message within 10s")
+		return nil
+	}
+}
