@@ -2,8 +2,10 @@ package streams
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,10 +36,16 @@ type Follower struct {
 	// nothing to replay and the follower is caught up at once.
 	Backlog uint64
 
-	cc   jetstream.ConsumeContext
-	done chan struct{}
-	stop func()
+	cons      jetstream.Consumer
+	cc        jetstream.ConsumeContext
+	done      chan struct{}
+	stop      func()
+	delivered atomic.Uint64 // stream sequence of the last message put on C
 }
+
+// ErrDrainTimeout is returned by Drain when the stream's messages did not
+// all arrive in time.
+var ErrDrainTimeout = errors.New("follow: drain timed out")
 
 // Follow starts following. The caller must call Stop.
 func Follow(ctx context.Context, js jetstream.JetStream, fc FollowConfig) (*Follower, error) {
@@ -64,10 +72,14 @@ func Follow(ctx context.Context, js jetstream.JetStream, fc FollowConfig) (*Foll
 		fc.Buffer = 4096
 	}
 	ch := make(chan jetstream.Msg, fc.Buffer)
-	f := &Follower{C: ch, Backlog: info.NumPending, done: make(chan struct{})}
+	f := &Follower{C: ch, Backlog: info.NumPending, cons: cons, done: make(chan struct{})}
+	f.delivered.Store(info.Delivered.Stream) // where the consumer starts
 	f.cc, err = cons.Consume(func(m jetstream.Msg) {
 		select {
 		case ch <- m:
+			if meta, err := m.Metadata(); err == nil {
+				f.delivered.Store(meta.Sequence.Stream)
+			}
 		case <-f.done:
 		}
 	}, jetstream.PullMaxMessages(min(fc.Buffer, 2048)))
@@ -86,9 +98,62 @@ func Follow(ctx context.Context, js jetstream.JetStream, fc FollowConfig) (*Foll
 // is safe to call twice.
 func (f *Follower) Stop() { f.stop() }
 
+// Drain hands every matching message stored until now to handle, in
+// order, and returns once they all have been: a service that stops calls it
+// so that what is already stored is handled before it goes, not replayed by
+// its successor. It returns ErrDrainTimeout after timeout, or ctx's error.
+func (f *Follower) Drain(ctx context.Context, timeout time.Duration, handle func(jetstream.Msg)) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case m := <-f.C:
+			handle(m)
+			continue
+		default:
+		}
+		// Nothing waiting on C: done if the server has sent every matching
+		// message and the last one it sent is on C or handled.
+		info, err := f.cons.Info(ctx)
+		if err == nil && info.NumPending == 0 && f.delivered.Load() >= info.Delivered.Stream {
+			break
+		}
+		select {
+		case m := <-f.C:
+			handle(m)
+		case <-tick.C:
+		case <-deadline.C:
+			return ErrDrainTimeout
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for {
+		select {
+		case m := <-f.C:
+			handle(m)
+		default:
+			return nil
+		}
+	}
+}
+
 // CaughtUp reports whether m was the last matching message of the stream
 // when it was delivered: a replay is complete once m has been handled.
 func CaughtUp(m jetstream.Msg) bool {
 	meta, err := m.Metadata()
 	return err != nil || meta.NumPending == 0
+}
+
+// WorkContext returns the context a service's loop hands its work: unlike
+// ctx, it does not end the moment ctx does, but grace later, so that a
+// result half applied or an output half published when the service is
+// told to stop is finished, not cut. The caller calls cancel when it
+// returns.
+func WorkContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancelWork) })
+	return work, func() { stop(); cancelWork() }
 }

@@ -1,6 +1,7 @@
 package streams_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -86,4 +87,53 @@ func next(t *testing.T, f *streams.Follower) jetstream.Msg {
 		t.Fatal("no message within 10s")
 		return nil
 	}
+}
+
+func TestFollower_Drain(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Connect(t, natstest.Start(t))
+	ctx := t.Context()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "D", Subjects: []string{"d.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	// A message the filter leaves out comes last: Drain must not wait for it.
+	for i := range 300 {
+		if _, err := js.Publish(ctx, "d.in", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, "d.out", nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := streams.Follow(ctx, js, streams.FollowConfig{Stream: "D", Filter: "d.in", FromSeq: 1, Buffer: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	got := 0
+	if err := f.Drain(ctx, 10*time.Second, func(jetstream.Msg) { got++ }); err != nil || got != 300 {
+		t.Fatalf("drain handled %d, %v; want 300", got, err)
+	}
+	// Nothing left: a second drain returns at once with nothing.
+	if err := f.Drain(ctx, 10*time.Second, func(jetstream.Msg) { got++ }); err != nil || got != 300 {
+		t.Fatalf("second drain handled %d more, %v", got-300, err)
+	}
+}
+
+func TestWorkContext_OutlivesItsParentByTheGrace(t *testing.T) {
+	t.Parallel()
+	parent, stop := context.WithCancel(t.Context())
+	work, cancel := streams.WorkContext(parent, 200*time.Millisecond)
+	defer cancel()
+	stop()
+	if work.Err() != nil {
+		t.Fatal("work ended with its parent")
+	}
+	select {
+	case <-work.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("work did not end after the grace")
+	}
+	_, cancel2 := streams.WorkContext(t.Context(), time.Hour)
+	cancel2() // ends at once, and stops waiting for the parent
 }

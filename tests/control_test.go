@@ -192,6 +192,9 @@ func TestPause_LaneUntilAndNatsCLI(t *testing.T) {
 		t.Errorf("after nats consumer pause, status shows %+v", l)
 	}
 	lr = must(e.cl.ResumeLane(e.ctl(), client.Lane{Type: "noop", Priority: 2}))(t)
+	if len(lr.Lanes) != 1 || lr.Lanes[0].Paused {
+		t.Errorf("resume reply %+v", lr.Lanes)
+	}
 	if l := lane("noop.2"); l.Paused {
 		t.Errorf("lane still paused after baton resume: %+v", l)
 	}

@@ -137,6 +137,22 @@ func TestThreshold_PartialOrFailed(t *testing.T) {
 		if c := out.Metadata.Tasks; c.Completed != 8 || c.Failed != 2 || out.Metadata.SuccessRate != 0.8 {
 			t.Errorf("tasks %+v success rate %v", c, out.Metadata.SuccessRate)
 		}
+		// The record, the completed event and status say what the output says.
+		wantStatus := map[string]string{events.OutcomePartial: events.WorkflowCompleted, events.OutcomeFailed: events.WorkflowFailed}[tc.status]
+		var rec *events.Workflow
+		waitFor(t, 10*time.Second, "the record to close", func() bool {
+			rec = must(e.cl.Workflow(e.ctl(), wf))(t)
+			return !events.WorkflowOpen(rec.Status)
+		})
+		if rec.Outcome != out.Status || rec.Status != wantStatus {
+			t.Errorf("threshold %v: record %s/%s, want %s/%s", tc.threshold, rec.Status, rec.Outcome, wantStatus, out.Status)
+		}
+		if evs := e.events(wf, events.EventCompleted); len(evs) != 1 || evs[0].Message != out.Status {
+			t.Errorf("threshold %v: completed events %+v, want one saying %s", tc.threshold, evs, out.Status)
+		}
+		if v := must(e.cl.Status(e.ctl(), wf))(t).Workflows; len(v) != 1 || v[0].Status != wantStatus || v[0].Outcome != out.Status {
+			t.Errorf("threshold %v: status %+v, want %s/%s", tc.threshold, v, wantStatus, out.Status)
+		}
 	}
 }
 

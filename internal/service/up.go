@@ -108,7 +108,9 @@ type afterAgents struct {
 }
 
 func newAfterAgents(ctx context.Context) *afterAgents {
-	core, cancel := context.WithCancel(ctx)
+	// Not a child of ctx: whoever ends ctx ends the agents, and the agents'
+	// end ends the rest.
+	core, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a := &afterAgents{core: core}
 	// The goroutine this starts ends with the last agent, whose interrupt
 	// the group calls with everyone else's.

@@ -565,11 +565,7 @@ func (a *Agent) publishResult(ctx context.Context, r *events.Result) error {
 }
 
 func (a *Agent) event(e events.Event) {
-	msg, err := a.subj.EventMsg(e)
-	if err != nil {
-		return
-	}
-	if err := a.nc.PublishMsg(msg); err != nil {
+	if err := a.subj.PublishEvent(a.nc, e); err != nil {
 		a.log.Warn("publish event", "kind", e.Kind, "err", err)
 	}
 }

@@ -29,7 +29,7 @@ func (a *Agent) startService() (micro.Service, error) {
 		Description: "baton agent serving " + strings.Join(a.Types(), ", "),
 		Metadata: map[string]string{
 			"id": a.cfg.ID, "types": strings.Join(a.Types(), ","),
-			"capabilities": strings.Join(a.cfg.Capabilities, ","), "concurrency": strconv.Itoa(a.cfg.Concurrency),
+			"capabilities": strings.Join(a.Info().Capabilities, ","), "concurrency": strconv.Itoa(a.cfg.Concurrency),
 		},
 	})
 	if err != nil {

@@ -52,6 +52,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// stopWait bounds how long a stopping aggregator takes the results stored
+// before it stopped.
+const stopWait = 5 * time.Second
+
 // Aggregator is the aggregation service.
 type Aggregator struct {
 	cfg  Config
@@ -132,20 +136,45 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	a.replaying = results.Backlog > 0
 	a.log.Info("starting", "workflows", len(a.wfs), "replay_from", from, "replay", results.Backlog)
 
+	work, cancel := streams.WorkContext(ctx, stopWait)
+	defer cancel()
 	tick := time.NewTicker(a.cfg.PartialEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			a.stop(ctx, results, nil)
 			return nil
 		case m := <-results.C:
-			a.onResult(ctx, m)
+			if ctx.Err() != nil { // stopping: the select chose the message
+				a.stop(ctx, results, m)
+				return nil
+			}
+			a.onResult(work, m)
 		case <-tick.C:
 			if !a.replaying {
-				a.partials(ctx)
+				a.partials(work)
 			}
 		}
 	}
+}
+
+// stop takes what was stored before the stop (the last results of draining
+// agents, first m if not nil), so that the next start need not replay it,
+// and publishes the last partial outputs.
+func (a *Aggregator) stop(ctx context.Context, results *streams.Follower, m jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopWait)
+	defer cancel()
+	if m != nil {
+		a.onResult(ctx, m)
+	}
+	if a.replaying {
+		return
+	}
+	if err := results.Drain(ctx, stopWait, func(m jetstream.Msg) { a.onResult(ctx, m) }); err != nil {
+		a.log.Warn("stopping before every stored result was aggregated; the next start replays them", "err", err)
+	}
+	a.partials(ctx)
 }
 
 // loadOpen finds the workflows without a final output and returns the

@@ -66,3 +66,14 @@ func (s Subjects) EventMsg(e Event) (*nats.Msg, error) {
 	msg.Data = b
 	return msg, nil
 }
+
+// PublishEvent publishes e on core NATS: events are for people, the
+// dashboard and the audit trail, and EVENTS stores what arrives. It returns
+// the publish error, if any, for the caller to log.
+func (s Subjects) PublishEvent(nc *nats.Conn, e Event) error {
+	msg, err := s.EventMsg(e)
+	if err != nil {
+		return err
+	}
+	return nc.PublishMsg(msg)
+}

@@ -157,11 +157,7 @@ func (p *Planner) flush(ctx context.Context) error {
 // event publishes an event; events are for people and the dashboard, and
 // one lost in an outage is not worth holding the loop for.
 func (p *Planner) event(e events.Event) {
-	msg, err := p.subj.EventMsg(e)
-	if err != nil {
-		return
-	}
-	if err := p.nc.PublishMsg(msg); err != nil {
+	if err := p.subj.PublishEvent(p.nc, e); err != nil {
 		p.log.Warn("publish event", "kind", e.Kind, "err", err)
 	}
 }

@@ -112,45 +112,76 @@ func (p *Planner) open(ctx context.Context) error {
 
 // loop is the one goroutine that owns the workflows.
 func (p *Planner) loop(ctx context.Context, results *streams.Follower, in *intake) error {
+	// Work in progress when ctx ends is finished, not cut (see WorkContext).
+	work, cancel := streams.WorkContext(ctx, stopWait)
+	defer cancel()
 	tick := time.NewTicker(p.cfg.Checkpoint)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			p.checkpoint(context.WithoutCancel(ctx), true)
+			p.stop(ctx, results, nil)
 			return nil
 		case m := <-results.C:
-			caughtUp := p.onResult(ctx, m)
+			if ctx.Err() != nil { // stopping: the select chose the message
+				p.stop(ctx, results, m)
+				return nil
+			}
+			caughtUp := p.onResult(work, m)
 			// Take what else has arrived before flushing, in one batch.
 			for more := true; more && len(p.pending) < 4096; {
 				select {
 				case m := <-results.C:
-					caughtUp = p.onResult(ctx, m)
+					caughtUp = p.onResult(work, m)
 				default:
 					more = false
 				}
 			}
 			if p.replaying && caughtUp {
-				if err := p.finishReplay(ctx); err != nil {
+				if err := p.finishReplay(work); err != nil {
 					return err
 				}
 				if err := in.start(ctx); err != nil {
 					return err
 				}
 			}
-			if err := p.flush(ctx); err != nil {
+			if err := p.flush(work); err != nil {
 				return err
 			}
 		case m := <-in.jobs:
-			if err := p.onJob(ctx, m); err != nil {
+			if err := p.onJob(work, m); err != nil {
 				return err
 			}
 		case c := <-p.ctl:
-			p.onControl(ctx, c)
+			p.onControl(work, c)
 		case <-tick.C:
-			p.checkpoint(ctx, false)
+			p.checkpoint(work, false)
 		}
 	}
+}
+
+// stopWait bounds how long a stopping planner takes the results stored
+// before it stopped.
+const stopWait = 5 * time.Second
+
+// stop applies the results stored until now (the last ones of draining
+// agents, first m if not nil), stores what follows from them, and writes
+// every record: the next planner has less to replay.
+func (p *Planner) stop(ctx context.Context, results *streams.Follower, m jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopWait)
+	defer cancel()
+	if m != nil {
+		p.onResult(ctx, m)
+	}
+	if !p.replaying {
+		if err := results.Drain(ctx, stopWait, func(m jetstream.Msg) { p.onResult(ctx, m) }); err != nil {
+			p.log.Warn("stopping before every stored result was applied; the next start replays them", "err", err)
+		}
+		if err := p.flush(ctx); err != nil {
+			p.log.Warn("flush", "err", err)
+		}
+	}
+	p.checkpoint(ctx, true)
 }
 
 // intake is what lets work in: the JOBS consumer and the control service.

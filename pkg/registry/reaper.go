@@ -73,13 +73,10 @@ func (r *Reaper) Reap(ctx context.Context) []events.AgentInfo {
 		}
 		failed = append(failed, a)
 		r.log.Warn("agent failed: no heartbeat", "agent", a.ID, "last", e.Created(), "running", a.Tasks)
-		msg, err := r.subj.EventMsg(events.Event{Workflow: "_", Kind: events.EventWarning, Agent: a.ID,
+		if err := r.subj.PublishEvent(r.nc, events.Event{Workflow: "_", Kind: events.EventWarning, Agent: a.ID,
 			Message: fmt.Sprintf("agent %s stopped heartbeating at %s; its %d tasks go to other agents after the ack wait",
-				a.ID, e.Created().Format(time.RFC3339), len(a.Tasks))})
-		if err == nil {
-			if err := r.nc.PublishMsg(msg); err != nil {
-				r.log.Warn("publish event", "err", err)
-			}
+				a.ID, e.Created().Format(time.RFC3339), len(a.Tasks))}); err != nil {
+			r.log.Warn("publish event", "err", err)
 		}
 	}
 	return failed
