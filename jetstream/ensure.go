@@ -4,42 +4,113 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Ensure creates or updates every stream and bucket; it is safe to call from
-// every service at every start.
+// Ensure creates every stream and bucket that is missing and updates those
+// whose definition differs; it leaves alone those that match. It is safe to
+// call from every service at every start, and while work is in flight: an
+// update of a work-queue stream that consumers are reading can disturb
+// their pending acknowledgements, so none is sent when nothing changed.
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
 	for _, sc := range c.Streams() {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := ensureStream(ctx, js, sc); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
 	for _, kc := range c.Buckets() {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+		if err := ensureBucket(ctx, js, kc); err != nil {
 			return fmt.Errorf("ensure bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	return nil
 }
 
-// EnsureLane creates or updates one lane consumer and returns it. A pause
-// set on the lane (by baton or by `nats consumer pause`) is kept: an update
-// without one would resume it.
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+	s, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = js.CreateStream(ctx, want)
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return err
+		}
+		s, err = js.Stream(ctx, want.Name) // another service created it meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	if sameStream(s.CachedInfo().Config, want) {
+		return nil
+	}
+	_, err = js.UpdateStream(ctx, want)
+	return err
+}
+
+// sameStream compares the fields Streams sets; the server fills the rest.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
+		have.Duplicates == want.Duplicates && have.MaxAge == want.MaxAge && have.AllowDirect == want.AllowDirect
+}
+
+func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) error {
+	kv, err := js.KeyValue(ctx, want.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		_, err = js.CreateKeyValue(ctx, want)
+		if !errors.Is(err, jetstream.ErrBucketExists) {
+			return err
+		}
+		kv, err = js.KeyValue(ctx, want.Bucket)
+	}
+	if err != nil {
+		return err
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+		have := bs.StreamInfo().Config
+		if have.Description == want.Description && have.Replicas == max(want.Replicas, 1) && have.Storage == want.Storage &&
+			st.TTL() == want.TTL && st.History() == int64(max(want.History, 1)) {
+			return nil
+		}
+	}
+	_, err = js.UpdateKeyValue(ctx, want)
+	return err
+}
+
+// EnsureLane creates or updates one lane consumer and returns it. A lane
+// whose definition matches is returned untouched; a pause set on the lane
+// (by baton or by `nats consumer pause`) is kept: an update without one
+// would resume it.
 func EnsureLane(ctx context.Context, js jetstream.JetStream, c Config, taskType string, priority int) (jetstream.Consumer, error) {
 	cc := c.Lane(taskType, priority)
-	if cons, err := js.Consumer(ctx, c.TasksStream(), cc.Durable); err == nil {
-		cc.PauseUntil = cons.CachedInfo().Config.PauseUntil
-	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	cons, err := js.Consumer(ctx, c.TasksStream(), cc.Durable)
+	switch {
+	case err == nil:
+		have := cons.CachedInfo().Config
+		if sameLane(have, cc) {
+			return cons, nil
+		}
+		cc.PauseUntil = have.PauseUntil
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
 		return nil, fmt.Errorf("ensure lane %s: %w", cc.Durable, err)
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, c.TasksStream(), cc)
+	cons, err = js.CreateOrUpdateConsumer(ctx, c.TasksStream(), cc)
 	if err != nil {
 		return nil, fmt.Errorf("ensure lane %s: %w", cc.Durable, err)
 	}
 	return cons, nil
+}
+
+// sameLane compares the fields Lane sets.
+func sameLane(have, want jetstream.ConsumerConfig) bool {
+	return have.Description == want.Description && have.FilterSubject == want.FilterSubject &&
+		have.AckPolicy == want.AckPolicy && have.AckWait == want.AckWait && have.MaxAckPending == want.MaxAckPending &&
+		have.MaxDeliver == want.MaxDeliver && have.DeliverPolicy == want.DeliverPolicy && have.MaxWaiting == want.MaxWaiting
 }

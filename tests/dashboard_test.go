@@ -139,9 +139,12 @@ func TestDashboard_Chromium(t *testing.T) {
 		}
 	}
 
+	// The page is open and live before the workflow starts: the 16 naps
+	// take 2.4 s, about as long as a browser takes to start.
+	run("open the dashboard", chromedp.Navigate(hs.URL), xpath(`//*[@id="conn" and text()="live"]`))
 	naps := make([]int, 16)
 	wf := e.submit(map[string]any{"id": "dash", "steps": []map[string]any{{"id": "n", "type": "nap", "split": 1, "input": naps}}})
-	run("open the dashboard", chromedp.Navigate(hs.URL), chromedp.WaitVisible(css(`tr[data-wf="dash"]`)))
+	run("see the workflow", chromedp.WaitVisible(css(`tr[data-wf="dash"]`)))
 
 	// 1. Progress advances.
 	first := pct(wf)

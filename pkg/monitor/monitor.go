@@ -110,9 +110,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
-	if err := streams.Ensure(ctx, m.js, m.cfg.Streams); err != nil {
-		return err
-	}
+	// A reader: it creates nothing (the services that write do).
 	reg, err := registry.Open(ctx, m.js, m.cfg.Streams)
 	if err != nil {
 		return err

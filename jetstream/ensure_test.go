@@ -1,0 +1,63 @@
+package streams_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/baton-dev/baton/internal/natstest"
+	streams "github.com/baton-dev/baton/jetstream"
+)
+
+// TestEnsure_SendsNothingWhenDefinitionsMatch runs Ensure and EnsureLane
+// again on a deployment that has them: no update request reaches the
+// server. (An update of the streams while tasks were in flight, sent by a
+// monitor starting on demand, held a dashboard workflow up for the ack
+// wait: TestDashboard_Chromium.) A changed definition is applied.
+func TestEnsure_SendsNothingWhenDefinitionsMatch(t *testing.T) {
+	t.Parallel()
+	cfg := streams.Config{Memory: true}
+	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
+	ctx := t.Context()
+	if _, err := streams.EnsureLane(ctx, js, cfg, "x", 1); err != nil {
+		t.Fatal(err)
+	}
+	// The same connection carries the requests and sees them, in order.
+	updates, err := nc.SubscribeSync("$JS.API.*.UPDATE.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creates, err := nc.SubscribeSync("$JS.API.CONSUMER.CREATE.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := streams.EnsureLane(ctx, js, cfg, "x", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := updates.Pending(); n != 0 {
+		t.Errorf("%d stream updates for unchanged definitions", n)
+	}
+	if n, _, _ := creates.Pending(); n != 0 {
+		t.Errorf("%d consumer updates for an unchanged lane", n)
+	}
+	// A changed definition is applied.
+	changed := cfg
+	changed.AckWait = 7 * time.Second
+	lane, err := streams.EnsureLane(ctx, js, changed, "x", 1)
+	if err != nil || lane.CachedInfo().Config.AckWait != 7*time.Second {
+		t.Fatalf("lane ack wait %v, %v; want 7s", lane.CachedInfo().Config.AckWait, err)
+	}
+	changed.MaxAge = time.Hour
+	if err := streams.Ensure(ctx, js, changed); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, changed.ResultsStream())
+	if err != nil || s.CachedInfo().Config.MaxAge != time.Hour {
+		t.Fatalf("results max age %v, %v; want 1h", s.CachedInfo().Config.MaxAge, err)
+	}
+}
