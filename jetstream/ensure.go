@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"time"
+
+	"github.com/baton-dev/baton/pkg/retry"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -29,6 +33,21 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		}
 	}
 	return nil
+}
+
+// EnsureWait is Ensure for a service starting: until JetStream can serve
+// it (a cluster still electing its leaders, a server not up yet) it tries
+// again, backing off to once every 2 s with a log line each time, and
+// gives up only when ctx ends.
+func EnsureWait(ctx context.Context, js jetstream.JetStream, c Config, log *slog.Logger) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return retry.Do(ctx, log, "ensure streams and buckets: waiting for JetStream", 0, func() error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return Ensure(ctx, js, c)
+	})
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {

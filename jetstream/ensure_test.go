@@ -1,6 +1,12 @@
 package streams_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,3 +67,34 @@ func TestEnsure_SendsNothingWhenDefinitionsMatch(t *testing.T) {
 		t.Fatalf("results max age %v, %v; want 1h", s.CachedInfo().Config.MaxAge, err)
 	}
 }
+
+// TestEnsureWait_WaitsForJetStream: against a server without JetStream,
+// EnsureWait keeps trying, says so in the log, and gives up only when its
+// context ends.
+func TestEnsureWait_WaitsForJetStream(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Connect(t, natstest.StartWithoutJetStream(t))
+	var out bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(p)
+	}), nil))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- streams.EnsureWait(ctx, js, streams.Config{}, log) }()
+	natstest.Eventually(t, 30*time.Second, "two attempts logged", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Count(out.String(), "waiting for JetStream") >= 2
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("EnsureWait returned %v, want context.Canceled", err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -184,7 +184,7 @@ func (c *conn) common() service.Common {
 // client connects to the server; done closes the connection.
 func (c *conn) client() (cl *client.Client, done func(), err error) {
 	sc := c.common()
-	nc, err := sc.Connect("baton-cli")
+	nc, err := sc.Connect("baton-cli", nil)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -35,7 +35,7 @@ func (c *conn) completeWorkflows(cmd *cobra.Command, args []string, toComplete s
 // with a '.' are job specs ("<id>.spec"), not workflows.
 func (c *conn) workflowIDs(ctx context.Context, prefix string) ([]string, error) {
 	sc := c.common()
-	nc, err := sc.Connect("baton-complete")
+	nc, err := sc.Connect("baton-complete", nil)
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,23 @@ func StartIn(tb testing.TB, dir string, port int) *Server {
 	return &Server{Server: ns, Dir: dir}
 }
 
+// StartWithoutJetStream runs a server that has no JetStream, as a cluster
+// still electing its leaders looks to a service; it is shut down when the
+// test ends.
+func StartWithoutJetStream(tb testing.TB) *Server {
+	tb.Helper()
+	dir := tb.TempDir()
+	ns, err := embedded.Start(embedded.Config{Port: -1, StoreDir: dir, NoJetStream: true})
+	if err != nil {
+		tb.Fatalf("start nats-server: %v", err)
+	}
+	tb.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return &Server{Server: ns, Dir: dir}
+}
+
 // Connect returns a connection to s that is closed when the test ends.
 func Connect(tb testing.TB, s *Server) (*nats.Conn, jetstream.JetStream) {
 	tb.Helper()

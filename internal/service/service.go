@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -69,14 +70,57 @@ func (c *Common) Logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// Connect dials the configured server, reconnecting forever.
-func (c *Common) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(c.Server, nats.Name(name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(false))
+// Connect dials the configured server, reconnecting forever. With a
+// logger it logs each disconnect once (not every reconnect attempt), each
+// reconnect with the server it reached, and the close. Passwords in URLs
+// never appear in its logs or errors.
+func (c *Common) Connect(name string, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(false)}
+	if log != nil {
+		log = log.With("conn", name)
+		opts = append(opts,
+			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+				log.Warn("disconnected from NATS; reconnecting", "err", err)
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+			}),
+			nats.ClosedHandler(func(*nats.Conn) { log.Info("NATS connection closed") }),
+		)
+	}
+	nc, err := nats.Connect(c.Server, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", c.Server, err)
+		return nil, fmt.Errorf("connect to %s: %s", RedactURLs(c.Server), redact(err.Error(), c.Server))
+	}
+	if log != nil {
+		log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
 	}
 	return nc, nil
+}
+
+// RedactURLs returns a comma separated list of server URLs with every
+// password replaced by "xxxxx".
+func RedactURLs(servers string) string {
+	parts := strings.Split(servers, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// redact removes from msg every password the server URLs carry.
+func redact(msg, servers string) string {
+	for _, p := range strings.Split(servers, ",") {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok && pw != "" {
+				msg = strings.ReplaceAll(msg, pw, "xxxxx")
+			}
+		}
+	}
+	return msg
 }
 
 // ParseFlags parses args into fs, returning flag.ErrHelp untouched.

@@ -3,6 +3,10 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -20,6 +24,9 @@ type Config struct {
 	// HTTPPort, when above zero, serves the nats-server monitoring endpoints.
 	HTTPPort int
 	Debug    bool // log the server's own lines to stderr
+	// NoJetStream starts a plain server, for tests of services waiting for
+	// a JetStream that is not there (yet).
+	NoJetStream bool
 }
 
 // DefaultMaxPayload is the embedded server's message size limit.
@@ -27,6 +34,10 @@ const DefaultMaxPayload = 8 << 20
 
 // ErrServer is wrapped by every embedded server start failure.
 var ErrServer = errors.New("embedded nats-server")
+
+// ErrInUse is wrapped by StartNode's error when another process already
+// runs a server on the same store directory.
+var ErrInUse = errors.New("store directory in use")
 
 // Start starts an embedded nats-server with JetStream and waits until it
 // accepts connections. The caller shuts it down with Shutdown and waits
@@ -44,11 +55,20 @@ func Start(c Config) (*server.Server, error) {
 	if c.MaxPayload <= 0 {
 		c.MaxPayload = DefaultMaxPayload
 	}
+	if c.Port > 0 {
+		// The server only logs a listen failure and then never gets ready:
+		// find out at once, and say why.
+		l, err := net.Listen("tcp", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrServer, err)
+		}
+		_ = l.Close()
+	}
 	opts := &server.Options{
 		ServerName: "baton",
 		Host:       c.Host,
 		Port:       c.Port,
-		JetStream:  true,
+		JetStream:  !c.NoJetStream,
 		StoreDir:   c.StoreDir,
 		MaxPayload: c.MaxPayload,
 		NoSigs:     true,
@@ -71,25 +91,57 @@ func Start(c Config) (*server.Server, error) {
 	return ns, nil
 }
 
-// Node is a running embedded server with an in-process connection.
+// Node is a running embedded server with an in-process connection, which
+// holds a lock on its store directory until Close.
 type Node struct {
 	Server *server.Server
 	Conn   *nats.Conn
+	lock   *os.File
 }
 
-// StartNode starts the embedded nats-server and connects to it in process.
-// Close shuts both down.
+// LockFile is the file in the store directory that a running node locks.
+const LockFile = "baton.lock"
+
+// StartNode locks the store directory (a second node on the same directory
+// fails at once with ErrInUse instead of sharing the store), starts the
+// embedded nats-server and connects to it in process. Close shuts both
+// down and releases the lock.
 func StartNode(c Config) (*Node, error) {
+	lock, err := lockStore(c.StoreDir)
+	if err != nil {
+		return nil, err
+	}
 	ns, err := Start(c)
 	if err != nil {
+		_ = lock.Close()
 		return nil, err
 	}
 	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("baton-up"), nats.MaxReconnects(-1))
 	if err != nil {
 		ns.Shutdown()
+		_ = lock.Close()
 		return nil, fmt.Errorf("connect in process: %w", err)
 	}
-	return &Node{Server: ns, Conn: nc}, nil
+	return &Node{Server: ns, Conn: nc, lock: lock}, nil
+}
+
+// lockStore creates dir if needed and locks its LockFile.
+func lockStore(dir string) (*os.File, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: a store directory is required", ErrServer)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrServer, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrServer, err)
+	}
+	if err := lockFile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("%w: %w: %s is used by another baton (%v)", ErrServer, ErrInUse, dir, err)
+	}
+	return f, nil
 }
 
 // Close flushes and closes the connection and shuts the server down. The
@@ -100,4 +152,5 @@ func (n *Node) Close() {
 	n.Conn.Close()
 	n.Server.Shutdown()
 	n.Server.WaitForShutdown()
+	_ = n.lock.Close()
 }

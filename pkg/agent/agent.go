@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,29 @@ type Agent struct {
 	failures atomic.Int64
 	freed    chan struct{} // a slot came free
 	changed  atomic.Bool   // running tasks changed since the registry entry was written
+	// fetching and beating say once that fetches or heartbeats fail (the
+	// server is unreachable), then once that they work again.
+	fetching, beating outage
+}
+
+// outage logs a run of failures once, at its start, and once at its end,
+// instead of once per failure (hundreds a second while a server is away).
+type outage struct {
+	down     atomic.Bool
+	failures atomic.Int64
+}
+
+func (o *outage) fail(log *slog.Logger, what string, err error, args ...any) {
+	o.failures.Add(1)
+	if o.down.CompareAndSwap(false, true) {
+		log.Warn(what+" fails; logging again when it works", append(args, "err", err)...)
+	}
+}
+
+func (o *outage) ok(log *slog.Logger, what string) {
+	if o.down.CompareAndSwap(true, false) {
+		log.Info(what+" works again", "failures", o.failures.Swap(0))
+	}
 }
 
 // job is one task being handled.
@@ -112,7 +136,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := streams.Ensure(ctx, a.js, a.cfg.Streams); err != nil {
+	if err := streams.EnsureWait(ctx, a.js, a.cfg.Streams, a.log); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for JetStream
+		}
 		return err
 	}
 	lanes, err := a.openLanes(ctx, types)
@@ -300,7 +327,7 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 	batch, err := l.cons.FetchNoWait(n)
 	if err != nil {
 		l.maybe.Store(true)
-		a.log.Warn("fetch", "lane", streams.LaneConsumer(l.typ, l.prio), "err", err)
+		a.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumer(l.typ, l.prio))
 		return 0
 	}
 	got := 0
@@ -331,7 +358,9 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 		}()
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-		a.log.Warn("fetch", "lane", streams.LaneConsumer(l.typ, l.prio), "err", err)
+		a.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumer(l.typ, l.prio))
+	} else {
+		a.fetching.ok(a.log, "fetching tasks")
 	}
 	if got == n {
 		l.maybe.Store(true) // full batch: there may be more
@@ -360,10 +389,7 @@ func (a *Agent) runningCount() int {
 // process runs one task and settles its message.
 func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	m := j.msg
-	attempt := 1
-	if meta, err := m.Metadata(); err == nil {
-		attempt = int(meta.NumDelivered)
-	}
+	attempt := attemptOf(m)
 	t, err := events.DecodeTask(m.Data())
 	if err != nil {
 		a.undecodable(ctx, j, err)
@@ -415,9 +441,8 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 		herr = Permanent(herr)
 	}
 	if ctx.Err() != nil && !timedOut {
-		// Shutdown gave up waiting: hand the task back untouched.
-		log.Info("handing back", "err", herr)
-		settle(log, "nak", m.Nak())
+		// Shutdown gave up waiting: hand the task back, at no cost.
+		a.handBack(ctx, log, m, attempt)
 		return
 	}
 	if timedOut {
@@ -454,6 +479,48 @@ func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m 
 		return
 	}
 	a.fail(ctx, t, m, attempt, kind, herr)
+}
+
+// attemptOf is the attempt a delivery of m is: the attempts earlier copies
+// used (HeaderAttempts) plus this copy's delivery count.
+func attemptOf(m jetstream.Msg) int {
+	delivered := 1
+	if meta, err := m.Metadata(); err == nil {
+		delivered = int(meta.NumDelivered)
+	}
+	before, err := strconv.Atoi(m.Headers().Get(events.HeaderAttempts))
+	if err != nil || before < 0 || before > events.MaxAttemptsHeader {
+		before = 0
+	}
+	return before + delivered
+}
+
+// handBack returns a task this agent started and will not finish (it is
+// shutting down) without using up one of its attempts: a copy goes back on
+// its lane, saying how many attempts earlier deliveries used, and this
+// delivery ends. Should the copy not be stored, the message is handed back
+// as it is (and the delivery counts).
+func (a *Agent) handBack(ctx context.Context, log *slog.Logger, m jetstream.Msg, attempt int) {
+	cp := nats.NewMsg(m.Subject())
+	cp.Data = m.Data()
+	for k, v := range m.Headers() {
+		cp.Header[k] = v
+	}
+	seq := uint64(0)
+	if meta, err := m.Metadata(); err == nil {
+		seq = meta.Sequence.Stream
+	}
+	cp.Header.Set(events.HeaderAttempts, strconv.Itoa(attempt-1))
+	cp.Header.Set(events.HeaderMsgID, events.MsgID(m.Headers().Get(events.HeaderMsgID), "h", seq))
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := a.js.PublishMsg(pctx, cp); err != nil {
+		log.Warn("hand back: the copy was not stored; handing the delivery back", "err", err)
+		settle(log, "nak", m.Nak())
+		return
+	}
+	log.Info("handed back: queued again at no cost of an attempt", "attempts_used", attempt-1)
+	settle(log, "term", m.Term())
 }
 
 // settle logs a failed acknowledgement (ack, nak, term, in progress): the
@@ -641,7 +708,11 @@ func (a *Agent) Info() events.AgentInfo {
 }
 
 func (a *Agent) putInfo(ctx context.Context, reg *registry.Registry) {
-	if err := reg.Put(ctx, a.Info()); err != nil && ctx.Err() == nil {
-		a.log.Warn("heartbeat", "err", err)
+	err := reg.Put(ctx, a.Info())
+	switch {
+	case err == nil:
+		a.beating.ok(a.log, "heartbeat")
+	case ctx.Err() == nil:
+		a.beating.fail(a.log, "heartbeat", err)
 	}
 }

@@ -102,7 +102,10 @@ func New(nc *nats.Conn, cfg Config) (*Aggregator, error) {
 // Run aggregates until ctx is cancelled (then it returns nil) or JetStream
 // fails in a way it cannot ride out. It may be called once.
 func (a *Aggregator) Run(ctx context.Context) error {
-	if err := streams.Ensure(ctx, a.js, a.cfg.Streams); err != nil {
+	if err := streams.EnsureWait(ctx, a.js, a.cfg.Streams, a.log); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for JetStream
+		}
 		return err
 	}
 	kv, err := a.js.KeyValue(ctx, a.cfg.Streams.WorkflowsBucket())

@@ -17,6 +17,16 @@ const (
 	HeaderSubject   = "Baton-Subject"    // the lane subject it came from
 )
 
+// HeaderAttempts, on a task message, counts the attempts used by earlier
+// copies of the task: an agent that hands a task back on shutdown queues a
+// copy carrying it, so that the hand-back costs no attempt. An agent's
+// attempt number is this plus the copy's delivery count.
+const HeaderAttempts = "Baton-Attempts"
+
+// MaxAttemptsHeader bounds what HeaderAttempts may claim; a larger or
+// unreadable value counts as 0.
+const MaxAttemptsHeader = 1000
+
 // TaskMsg builds the message that queues t on its lane. Its Nats-Msg-Id
 // names the workflow, task, round and generation, so the same task queued
 // twice is stored once.

@@ -64,8 +64,8 @@ func New(nc *nats.Conn, cfg Config) (*Planner, error) {
 // control requests are taken only once the replay has caught up, so that
 // nothing is decided on half-rebuilt state.
 func (p *Planner) Run(ctx context.Context) error {
-	if err := p.open(ctx); err != nil {
-		return err
+	if err := p.open(ctx); err != nil || ctx.Err() != nil {
+		return err // nil if stopped while waiting for JetStream
 	}
 	// The reaper marks agents whose heartbeat stopped as failed; it lives
 	// as long as Run.
@@ -95,7 +95,10 @@ func (p *Planner) Run(ctx context.Context) error {
 
 // open ensures the streams and opens the buckets.
 func (p *Planner) open(ctx context.Context) error {
-	if err := streams.Ensure(ctx, p.js, p.cfg.Streams); err != nil {
+	if err := streams.EnsureWait(ctx, p.js, p.cfg.Streams, p.log); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for JetStream
+		}
 		return err
 	}
 	kv, err := p.js.KeyValue(ctx, p.cfg.Streams.WorkflowsBucket())

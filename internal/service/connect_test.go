@@ -1,0 +1,94 @@
+package service_test
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-dev/baton/internal/natstest"
+	"github.com/baton-dev/baton/internal/service"
+)
+
+// logBuffer is a log destination the test reads while services write.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// TestConnect_LogsAnOutageOnce stops the server under a connection: it
+// logs the disconnect once (not each of its reconnect attempts) and the
+// reconnect once, with the server.
+func TestConnect_LogsAnOutageOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := natstest.StartIn(t, dir, -1)
+	_, port, _ := strings.Cut(srv.Addr().String(), "127.0.0.1:")
+	var out logBuffer
+	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	c := service.Common{Server: srv.ClientURL()}
+	nc, err := c.Connect("test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	natstest.Eventually(t, 30*time.Second, "the disconnect", func() bool { return out.count("disconnected from NATS") > 0 })
+	// Let it try a few times (every 250ms) before the server is back.
+	natstest.Eventually(t, 30*time.Second, "reconnect attempts", func() bool { return nc.Stats().Reconnects > 0 || !nc.IsConnected() })
+	_ = natstest.StartIn(t, dir, atoi(t, port))
+	natstest.Eventually(t, 30*time.Second, "the reconnect", func() bool { return out.count("reconnected to NATS") > 0 })
+	for what, want := range map[string]int{"connected to NATS": 2, "disconnected from NATS": 1, "reconnected to NATS": 1} {
+		if n := out.count(what); n != want { // "connected to" also matches the reconnect
+			t.Errorf("%q logged %d times, want %d", what, n, want)
+		}
+	}
+	if !strings.Contains(out.b.String(), "server=nats://127.0.0.1:"+port) {
+		t.Errorf("the reconnect does not name the server:\n%s", out.b.String())
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n := 0
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			t.Fatalf("port %q", s)
+		}
+		n = 10*n + int(r-'0')
+	}
+	return n
+}
+
+func TestRedactURLs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://u:secret@h:4222", "nats://u:xxxxx@h:4222"},
+		{"nats://a:1@h1:4222,nats://h2:4222", "nats://a:xxxxx@h1:4222,nats://h2:4222"},
+	} {
+		if got := service.RedactURLs(tc.in); got != tc.want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	// A failed connect does not print the password.
+	c := service.Common{Server: "nats://u:s3cr3t@127.0.0.1:1"}
+	if _, err := c.Connect("x", nil); err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("connect error %v", err)
+	}
+}
