@@ -139,10 +139,11 @@ func TestDashboard_Chromium(t *testing.T) {
 		}
 	}
 
-	// The page is open and live before the workflow starts: the 16 naps
-	// take 2.4 s, about as long as a browser takes to start.
+	// The page is open and live before the workflow starts, and the
+	// workflow is long enough (40 naps of 300 ms on 2 slots: 6 s) to be
+	// watched advancing and then paused from the page.
 	run("open the dashboard", chromedp.Navigate(hs.URL), xpath(`//*[@id="conn" and text()="live"]`))
-	naps := make([]int, 16)
+	naps := make([]int, 40)
 	wf := e.submit(map[string]any{"id": "dash", "steps": []map[string]any{{"id": "n", "type": "nap", "split": 1, "input": naps}}})
 	run("see the workflow", chromedp.WaitVisible(css(`tr[data-wf="dash"]`)))
 
@@ -168,8 +169,8 @@ func TestDashboard_Chromium(t *testing.T) {
 	}
 	n := len(starts)
 	mu.Unlock()
-	if late > 0 || n >= 16 {
-		t.Fatalf("%d tasks started more than 1s after the pause (%d of 16 started)", late, n)
+	if late > 0 || n >= len(naps) {
+		t.Fatalf("%d tasks started more than 1s after the pause (%d of %d started)", late, n, len(naps))
 	}
 
 	// 3. Resume: it finishes.

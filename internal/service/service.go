@@ -91,13 +91,23 @@ func (c *Common) Connect(name string, log *slog.Logger) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(c.Server, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %s", RedactURLs(c.Server), redact(err.Error(), c.Server))
+		return nil, &redactedError{msg: "connect to " + RedactURLs(c.Server) + ": " + redact(err.Error(), c.Server), err: err}
 	}
 	if log != nil {
 		log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
 	}
 	return nc, nil
 }
+
+// redactedError says what err says without the passwords, and still
+// matches err with errors.Is (nats.ErrNoServers, timeouts).
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // RedactURLs returns a comma separated list of server URLs with every
 // password replaced by "xxxxx".
