@@ -14,6 +14,7 @@ import (
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go"
 )
 
 // TestRetry_ThenFallback: a type that always fails is tried 1+retries
@@ -245,5 +246,45 @@ func TestAgent_MostUrgentLaneFirst(t *testing.T) {
 	defer mu.Unlock()
 	if got := fmt.Sprint(order); got != "[high0 high1 high2 high3 high4 low0 low1 low2 low3 low4]" {
 		t.Errorf("run order %s", got)
+	}
+}
+
+// TestSubmit_ReplyOnlyToInboxes: a job whose Baton-Reply-To names a subject
+// that is not an inbox (here another service's) is planned, but the
+// planner does not publish there: it says so with a security event.
+func TestSubmit_ReplyOnlyToInboxes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	victim, err := e.nc.SubscribeSync("victim.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	security, err := e.nc.SubscribeSync(e.cfg.Subjects().Event("deputy", events.EventSecurity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg(e.cfg.Subjects().Submit())
+	msg.Data = []byte(`{"id": "deputy", "steps": [{"id": "a", "type": "noop"}]}`)
+	msg.Header.Set(events.HeaderReplyTo, "victim.control")
+	if _, err := e.js.PublishMsg(e.ctl(), msg); err != nil {
+		t.Fatal(err)
+	}
+	m, err := security.NextMsg(30 * time.Second)
+	if err != nil {
+		t.Fatalf("no security event: %v", err)
+	}
+	if !strings.Contains(string(m.Data), "victim.control") {
+		t.Errorf("security event %s does not name the subject", m.Data)
+	}
+	// The reply would have gone out before the event: nothing came.
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := victim.Pending(); n != 0 {
+		t.Fatalf("%d messages published on the victim subject", n)
+	}
+	if rec := must(e.cl.Workflow(e.ctl(), "deputy"))(t); rec.Status != events.WorkflowRunning {
+		t.Errorf("the job itself was not planned: %+v", rec)
 	}
 }

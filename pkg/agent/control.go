@@ -54,7 +54,20 @@ func (a *Agent) startService() (micro.Service, error) {
 func (a *Agent) onControl(r micro.Request) {
 	var cmd events.AgentCommand
 	if err := json.Unmarshal(r.Data(), &cmd); err != nil {
-		_ = r.Error("400", "bad agent command: "+err.Error(), nil)
+		_ = r.Error("400", "bad agent command: "+truncate(err.Error(), 200), nil)
+		return
+	}
+	// A command that changes running work names the one workflow it is
+	// about: a blanket cancel or pause would stop every workflow's tasks.
+	switch cmd.Op {
+	case events.AgentOpRunning:
+	case events.AgentOpPause, events.AgentOpResume, events.AgentOpCancel:
+		if !events.ValidToken(cmd.Workflow) {
+			_ = r.Error("400", "agent command "+cmd.Op+": name the workflow", nil)
+			return
+		}
+	default:
+		_ = r.Error("400", "unknown agent command "+truncate(cmd.Op, 64), nil)
 		return
 	}
 	reply := events.AgentReply{Agent: a.cfg.ID, Running: []string{}}
@@ -102,4 +115,12 @@ func (a *Agent) onControl(r micro.Request) {
 	// its way to the server before the planner reads this answer.
 	_ = a.nc.Flush()
 	_ = r.RespondJSON(reply)
+}
+
+// truncate bounds a string echoed back to whoever sent it.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

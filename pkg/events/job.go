@@ -132,6 +132,9 @@ type Limits struct {
 // Defaults for Limits and for steps.
 const (
 	DefaultMaxJobBytes = 1 << 20
+	// MaxNameBytes bounds a job's name: it is shown in every status reply
+	// and on the dashboard, so it must stay small.
+	MaxNameBytes = 256
 	DefaultMaxTasks    = 100_000
 	DefaultRetries     = 2
 	DefaultBackoff     = 200 * time.Millisecond
@@ -238,6 +241,9 @@ func jsonError(field string, err error) *ValidationError {
 
 // Validate checks a job built in Go the same way ParseJob checks JSON.
 func (j *Job) Validate() error {
+	if len(j.Name) > MaxNameBytes {
+		return invalid("name", "%d bytes, more than the limit of %d", len(j.Name), MaxNameBytes)
+	}
 	if j.ID != "" && !ValidToken(j.ID) {
 		return invalid("id", "%q: use 1-64 letters, digits, '-' or '_'", j.ID)
 	}

@@ -48,6 +48,8 @@ func TestParseJob_Rejects(t *testing.T) {
 			limits: events.Limits{MaxBytes: 1000}, says: "more than the limit of 1000"},
 		{name: "over the default byte limit", doc: job(`{"id":"a","type":"x","input":"` + strings.Repeat("x", 1<<20) + `"}`),
 			says: "more than the limit of 1048576"},
+		{name: "name over its limit", doc: `{"name":"` + strings.Repeat("n", 900_000) + `","steps":[` + step + `]}`,
+			field: "name", says: "900000 bytes, more than the limit of 256"},
 		{name: "empty document", doc: ``, says: "empty document"},
 		{name: "blank document", doc: " \n\t", says: "empty document"},
 

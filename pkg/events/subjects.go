@@ -159,6 +159,7 @@ const (
 	EventReprioritized = "reprioritized" // a workflow's tasks moved to another priority
 	EventLanePaused    = "lane_paused"   // a lane consumer was paused (workflow "_")
 	EventLaneResumed   = "lane_resumed"  // a lane consumer was resumed (workflow "_")
+	EventSecurity      = "security"      // a message was refused as forged or abusive
 )
 
 // MsgID builds a Nats-Msg-Id from parts, so every writer spells ids alike.

@@ -22,6 +22,11 @@ type Config struct {
 	// Checkpoint is how often a running workflow's counters are written to
 	// its record; default 1s.
 	Checkpoint time.Duration
+	// ReplyPrefixes are the subjects a job's Baton-Reply-To may name: the
+	// planner answers only there, so that a job cannot make it publish on
+	// any subject (a confused deputy). Default "_INBOX.", the inbox prefix
+	// of every NATS client; add a client's custom inbox prefix here.
+	ReplyPrefixes []string
 	// Version is announced by the control service; semantic, default 0.0.0.
 	Version string
 	Logger  *slog.Logger
@@ -32,6 +37,9 @@ func (c *Config) setDefaults() {
 	c.Limits = c.Limits.WithDefaults()
 	if c.Routes == nil {
 		c.Routes = DefaultRoutes
+	}
+	if len(c.ReplyPrefixes) == 0 {
+		c.ReplyPrefixes = []string{"_INBOX."}
 	}
 	if c.Checkpoint <= 0 {
 		c.Checkpoint = time.Second

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/retry"
@@ -162,13 +163,33 @@ func (p *Planner) event(e events.Event) {
 	}
 }
 
-// reply answers a job published with a Baton-Reply-To header.
+// reply answers a job published with a Baton-Reply-To header, if that
+// names an inbox; any other subject is refused with a security event.
 func (p *Planner) reply(subject string, r events.SubmitReply) {
 	if subject == "" {
+		return
+	}
+	if !p.replyAllowed(subject) {
+		shown := subject
+		if len(shown) > 128 {
+			shown = shown[:128] + "…"
+		}
+		p.log.Warn("reply refused: not an inbox", "workflow", r.Workflow, "reply_to", shown)
+		p.event(events.Event{Workflow: r.Workflow, Kind: events.EventSecurity,
+			Message: fmt.Sprintf("%s %q refused: replies go only to inbox subjects (%s)", events.HeaderReplyTo, shown, strings.Join(p.cfg.ReplyPrefixes, ", "))})
 		return
 	}
 	b, _ := json.Marshal(r)
 	if err := p.nc.Publish(subject, b); err != nil {
 		p.log.Warn("reply", "subject", subject, "err", err)
 	}
+}
+
+func (p *Planner) replyAllowed(subject string) bool {
+	for _, prefix := range p.cfg.ReplyPrefixes {
+		if strings.HasPrefix(subject, prefix) && len(subject) > len(prefix) && !strings.ContainsAny(subject, " \t\r\n") {
+			return true
+		}
+	}
+	return false
 }
