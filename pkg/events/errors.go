@@ -3,6 +3,7 @@ package events
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // ErrDecode wraps every failure to decode a wire message.
@@ -32,5 +33,26 @@ func (e *ValidationError) Error() string {
 func (e *ValidationError) Unwrap() error { return ErrInvalidJob }
 
 func invalid(field, format string, args ...any) *ValidationError {
+	for i, a := range args {
+		if str, ok := a.(string); ok {
+			args[i] = short(str)
+		}
+	}
 	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// MaxEcho bounds how much of a value an error message repeats: an error
+// never carries a megabyte field back to whoever sent it.
+const MaxEcho = 64
+
+// short is s, or its first MaxEcho bytes and how long it was.
+func short(s string) string {
+	if len(s) <= MaxEcho {
+		return s
+	}
+	cut := MaxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
 }
