@@ -288,3 +288,44 @@ func TestSubmit_ReplyOnlyToInboxes(t *testing.T) {
 		t.Errorf("the job itself was not planned: %+v", rec)
 	}
 }
+
+// TestDeadline_CancelsWhatIsLeft: a workflow whose tasks outlive its
+// deadline has them cancelled once it passes — the running one stopped on
+// its agent, the queued ones withdrawn — and its output says why.
+func TestDeadline_CancelsWhatIsLeft(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	var blk blocker
+	e.agent("slow", 1, map[string]agent.Handler{"block": blk.handler()})
+	submitted := time.Now()
+	wf := e.submit(map[string]any{"id": "late", "deadline": "1s", "success_threshold": 0,
+		"steps": []map[string]any{{"id": "b", "type": "block", "split": 1, "input": []int{1, 2, 3}}}})
+	out := e.final(wf, 30*time.Second)
+	if time.Since(submitted) < time.Second {
+		t.Errorf("finished before its deadline")
+	}
+	if c := out.Metadata.Tasks; c.Cancelled != 3 || c.Completed != 0 {
+		t.Fatalf("tasks %+v, want 3 cancelled", c)
+	}
+	for _, er := range out.Errors {
+		if er.Kind != events.KindDeadline || !strings.Contains(er.Message, "deadline passed") || !er.RetryRecommended {
+			t.Errorf("error %+v: want kind deadline, saying so, retry recommended", er)
+		}
+	}
+	if _, ok := blk.stoppedAt(wf + "/b-0"); !ok {
+		t.Errorf("the running task was not stopped: %v", blk.runningOn())
+	}
+	// Nothing of it runs on: a task fetched while the others were being
+	// withdrawn is stopped too.
+	waitFor(t, 5*time.Second, "no task of it left running", func() bool { return len(blk.runningOn()) == 0 })
+	var rec *events.Workflow
+	waitFor(t, 10*time.Second, "the record to close", func() bool {
+		rec = must(e.cl.Workflow(e.ctl(), wf))(t)
+		return !events.WorkflowOpen(rec.Status)
+	})
+	if rec.Deadline.IsZero() || !strings.Contains(rec.Error, "deadline") {
+		t.Errorf("record %+v: want its deadline and why it ended", rec)
+	}
+}

@@ -199,6 +199,8 @@ func Remedy(kind, status string) (string, bool) {
 		return "the agents running it died or stalled: check agent health and capacity, then retry", true
 	case events.KindDependency:
 		return "it never ran because a critical task failed: fix that task, then retry the workflow", true
+	case events.KindDeadline:
+		return "the workflow's deadline passed before it finished: give the job a longer deadline, or more agents of its type, and retry", true
 	case events.KindCancelled:
 		return "it was cancelled by request: restart the workflow or resubmit the task if the work is still needed", true
 	case events.KindUnknown:

@@ -30,6 +30,10 @@ type Job struct {
 	SuccessThreshold *float64 `json:"success_threshold,omitempty"`
 	// Aggregate says how results become the output.
 	Aggregate Aggregate `json:"aggregate,omitzero"`
+	// Deadline bounds the workflow's life from its submission: once it
+	// passes, every unfinished task is cancelled, and the output says so.
+	// 0: none.
+	Deadline Duration `json:"deadline,omitempty"`
 }
 
 // Step is one kind of work in a job.
@@ -249,6 +253,9 @@ func (j *Job) Validate() error {
 	}
 	if len(j.Steps) == 0 {
 		return invalid("steps", "a job needs at least one step")
+	}
+	if j.Deadline < 0 {
+		return invalid("deadline", "must not be negative")
 	}
 	if j.MaxParallel < 0 {
 		return invalid("max_parallel", "must not be negative")

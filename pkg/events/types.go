@@ -25,6 +25,7 @@ const (
 	KindDependency = "dependency" // a critical dependency failed, so it never ran
 	KindUnknown    = "unknown"    // the task message could not be decoded
 	KindCancelled  = "cancelled"  // cancelled by request (or its dependency was)
+	KindDeadline   = "deadline"   // cancelled because the workflow's deadline passed
 )
 
 // Task is one unit of work on a lane subject. It is msgpack on the wire; the
@@ -138,6 +139,9 @@ type Workflow struct {
 	// ResultsFrom is a RESULTS stream sequence no result of this workflow
 	// precedes: replaying from it rebuilds the workflow's state.
 	ResultsFrom uint64 `json:"results_from"`
+	// Deadline, if set, is when the planner cancels whatever of the
+	// workflow is unfinished (the job's deadline after its submission).
+	Deadline time.Time `json:"deadline,omitzero"`
 	// Outcome is the finished workflow's verdict, the same as its final
 	// output's status: success, partial or failed (Outcome). Status is
 	// "failed" exactly when Outcome is.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/baton-dev/baton/pkg/control"
 	"github.com/baton-dev/baton/pkg/events"
@@ -46,6 +47,9 @@ func (p *Planner) cancel(ctx context.Context, req *events.ControlRequest) (any, 
 type selector struct {
 	req    *events.ControlRequest
 	lo, hi int // 0, 0: no priority range
+	// why and kind go into the cancelled tasks' results; default
+	// "cancelled by request" and KindCancelled.
+	why, kind string
 }
 
 func newSelector(req *events.ControlRequest) (*selector, error) {
@@ -150,12 +154,16 @@ func (p *Planner) cancelIn(ctx context.Context, f *flow, sel *selector, run map[
 			queued = append(queued, f.plan.Tasks[i].ID)
 		}
 	}
+	why, kind := sel.why, sel.kind
+	if why == "" {
+		why, kind = "cancelled by request", events.KindCancelled
+	}
 	for _, i := range targets {
-		p.cancelTask(f, i, "cancelled by request")
+		p.cancelTask(f, i, why, kind)
 		reply.Cancelled = append(reply.Cancelled, sel.name(f, i))
 	}
 	for _, i := range deps {
-		p.cancelTask(f, i, "cancelled: it depends on a cancelled task")
+		p.cancelTask(f, i, "cancelled: it depends on a cancelled task", events.KindCancelled)
 		reply.Dependents = append(reply.Dependents, sel.name(f, i))
 	}
 	// The cancellations are stored before the queued tasks are withdrawn:
@@ -165,6 +173,13 @@ func (p *Planner) cancelIn(ctx context.Context, f *flow, sel *selector, run map[
 	}
 	for _, id := range queued {
 		if err := p.withdraw(ctx, p.subj.QueuedTasks(f.rec.ID, id)); err != nil {
+			return err
+		}
+	}
+	if len(queued) > 0 {
+		// An agent may have fetched one of them between the question and
+		// the withdrawal: stop it there too (agents ignore unknown tasks).
+		if _, _, err := p.running(ctx, events.AgentCommand{Op: events.AgentOpCancel, Workflow: f.rec.ID, Tasks: queued}); err != nil {
 			return err
 		}
 	}
@@ -178,9 +193,9 @@ func (p *Planner) cancelIn(ctx context.Context, f *flow, sel *selector, run map[
 		}
 	}
 	p.dispatchReady(f)
-	p.log.Info("tasks cancelled", "workflow", f.rec.ID, "cancelled", len(targets), "dependents", len(deps))
+	p.log.Info("tasks cancelled", "workflow", f.rec.ID, "cancelled", len(targets), "dependents", len(deps), "why", why)
 	p.event(events.Event{Workflow: f.rec.ID, Kind: events.EventCancelled,
-		Message: fmt.Sprintf("%d tasks cancelled by request, %d dependents cancelled", len(targets), len(deps))})
+		Message: fmt.Sprintf("%d tasks %s, %d dependents cancelled", len(targets), why, len(deps))})
 	p.maybeFinish(ctx, f)
 	return nil
 }
@@ -205,7 +220,7 @@ func (f *flow) dependentsOf(targets []int, isTarget map[int]bool) []int {
 
 // cancelTask records a task as cancelled (the planner's own final result)
 // and releases its dependents, which get the input marked missing.
-func (p *Planner) cancelTask(f *flow, i int, why string) {
+func (p *Planner) cancelTask(f *flow, i int, why, kind string) {
 	t := &f.plan.Tasks[i]
 	if f.st[i].state == done {
 		return
@@ -213,7 +228,7 @@ func (p *Planner) cancelTask(f *flow, i int, why string) {
 	p.finishTask(f, i, events.StateCancelled, false)
 	p.publishResult(&events.Result{
 		Workflow: f.rec.ID, Task: t.ID, Step: t.Step, Index: t.Index, Type: t.Type,
-		Status: events.StateCancelled, Final: true, ErrorKind: events.KindCancelled, Error: why, Gen: f.rec.Gen,
+		Status: events.StateCancelled, Final: true, ErrorKind: kind, Error: why, Gen: f.rec.Gen,
 	}, "cancel")
 	f.release(i)
 }
@@ -300,6 +315,32 @@ func applyPriorities(plan *Plan, over map[string]int) {
 	for id, p := range over {
 		if i, ok := plan.ByID[id]; ok {
 			plan.Tasks[i].Priority = p
+		}
+	}
+}
+
+// expireDue cancels what is unfinished of every workflow whose deadline
+// has passed. An error (agents or JetStream not answering) leaves the
+// workflow for the next tick.
+func (p *Planner) expireDue(ctx context.Context, now time.Time) {
+	var due []*flow
+	for _, f := range p.flows {
+		if !f.rec.Deadline.IsZero() && now.After(f.rec.Deadline) {
+			due = append(due, f)
+		}
+	}
+	for _, f := range due {
+		why := fmt.Sprintf("cancelled: the workflow's deadline passed (%v after its submission)", f.rec.Deadline.Sub(f.rec.Submitted))
+		run, _, err := p.running(ctx, events.AgentCommand{Op: events.AgentOpRunning, Workflow: f.rec.ID})
+		if err == nil {
+			if f.rec.Error == "" {
+				f.rec.Error = "deadline passed"
+			}
+			sel := &selector{req: &events.ControlRequest{Workflow: f.rec.ID, All: true}, why: why, kind: events.KindDeadline}
+			err = p.cancelIn(ctx, f, sel, run, &events.CancelReply{})
+		}
+		if err != nil {
+			p.log.Warn("deadline: cancel failed; trying again", "workflow", f.rec.ID, "err", err)
 		}
 	}
 }

@@ -99,6 +99,9 @@ func newRecord(id string, job *events.Job, plan *Plan, resultsFrom uint64) event
 		Collect: plan.Collect, SuccessThreshold: job.Threshold(), Aggregate: job.Aggregate,
 		ResultsFrom: resultsFrom, Lanes: plan.Lanes(),
 	}
+	if job.Deadline > 0 {
+		rec.Deadline = rec.Submitted.Add(job.Deadline.D())
+	}
 	for _, t := range plan.Tasks {
 		if t.Critical {
 			rec.Critical = append(rec.Critical, t.ID)

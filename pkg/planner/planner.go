@@ -157,7 +157,13 @@ func (p *Planner) loop(ctx context.Context, results *streams.Follower, in *intak
 			}
 		case c := <-p.ctl:
 			p.onControl(work, c)
-		case <-tick.C:
+		case now := <-tick.C:
+			if !p.replaying {
+				p.expireDue(work, now)
+				if err := p.flush(work); err != nil {
+					return err
+				}
+			}
 			p.checkpoint(work, false)
 		}
 	}
