@@ -138,13 +138,13 @@ const (
 	DefaultMaxJobBytes = 1 << 20
 	// MaxNameBytes bounds a job's name: it is shown in every status reply
 	// and on the dashboard, so it must stay small.
-	MaxNameBytes = 256
-	DefaultMaxTasks    = 100_000
-	DefaultRetries     = 2
-	DefaultBackoff     = 200 * time.Millisecond
-	DefaultMaxBackoff  = 30 * time.Second
-	DefaultTimeout     = 5 * time.Minute
-	MaxRetries         = 100
+	MaxNameBytes      = 256
+	DefaultMaxTasks   = 100_000
+	DefaultRetries    = 2
+	DefaultBackoff    = 200 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+	DefaultTimeout    = 5 * time.Minute
+	MaxRetries        = 100
 )
 
 // WithDefaults fills zero fields.
