@@ -1,10 +1,14 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -327,5 +331,33 @@ func TestDeadline_CancelsWhatIsLeft(t *testing.T) {
 	})
 	if rec.Deadline.IsZero() || !strings.Contains(rec.Error, "deadline") {
 		t.Errorf("record %+v: want its deadline and why it ended", rec)
+	}
+}
+
+// TestSubmit_WarnsOfUnservedTypes: `baton submit` says at once which of a
+// new workflow's types no live agent serves, and stays quiet about served
+// ones.
+func TestSubmit_WarnsOfUnservedTypes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.agent("only-a", 1, map[string]agent.Handler{"served": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return 1, nil })})
+	e.waitReady()
+	waitFor(t, 30*time.Second, "the agent to register", func() bool {
+		list, err := e.cl.Agents(e.ctl())
+		return err == nil && len(list) == 1
+	})
+	job := filepath.Join(t.TempDir(), "job.json")
+	if err := os.WriteFile(job, []byte(`{"steps": [{"id": "a", "type": "served"}, {"id": "b", "type": "nobody"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "baton"), "submit", job, "--server", e.url())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if out, err := cmd.Output(); err != nil {
+		t.Fatalf("baton submit: %v\n%s%s", err, out, stderr.String())
+	}
+	if got := stderr.String(); !strings.Contains(got, `no live agent serves type "nobody"`) || strings.Contains(got, `"served"`) {
+		t.Fatalf("stderr %q: want a warning for nobody only", got)
 	}
 }

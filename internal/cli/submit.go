@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/builtin"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/registry"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 )
@@ -64,6 +66,7 @@ func submit(cmd *cobra.Command, c *conn, file string, follow bool) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "workflow %s: %d tasks on lanes %v\n", reply.Workflow, reply.Tasks, reply.Lanes)
+	warnUnserved(ctx, cl, reply.Lanes, cmd.ErrOrStderr())
 	if !follow {
 		return nil
 	}
@@ -183,4 +186,23 @@ func definitions(cfg streams.Config, types []string) streamDefinitions {
 		}
 	}
 	return d
+}
+
+// warnUnserved says at once, on stderr, which of a new workflow's lanes no
+// live agent serves: their tasks wait until one starts. It says nothing if
+// the registry cannot be read.
+func warnUnserved(ctx context.Context, cl *client.Client, lanes []string, stderr io.Writer) {
+	agents, err := cl.Agents(ctx)
+	if err != nil {
+		return
+	}
+	served := registry.ServedTypes(agents)
+	warned := map[string]bool{}
+	for _, lane := range lanes {
+		typ, _, _ := strings.Cut(lane, ".")
+		if !served[typ] && !warned[typ] {
+			warned[typ] = true
+			fmt.Fprintf(stderr, "warning: no live agent serves type %q: its tasks wait on their lanes until one starts\n", typ)
+		}
+	}
 }
