@@ -3,9 +3,6 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,21 +20,15 @@ func TestAgent_RefusesCommandsWithoutAWorkflow(t *testing.T) {
 	t.Parallel()
 	cfg := streams.Config{Memory: true}
 	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
-	a, err := agent.New(nc, agent.Config{ID: "a", Streams: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
 	started, stopped := make(chan struct{}), make(chan struct{})
-	a.Handle("x", agent.HandlerFunc(func(ctx context.Context, _ *agent.Task) (any, error) {
-		close(started)
-		<-ctx.Done()
-		close(stopped)
-		return nil, ctx.Err()
-	}))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = a.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	startAgent(t, nc, agent.Config{ID: "a", Streams: cfg}, map[string]agent.Handler{
+		"x": agent.HandlerFunc(func(ctx context.Context, _ *agent.Task) (any, error) {
+			close(started)
+			<-ctx.Done()
+			close(stopped)
+			return nil, ctx.Err()
+		}),
+	})
 	msg, err := cfg.Subjects().TaskMsg(&events.Task{Workflow: "wf", ID: "s-0", Step: "s", Type: "x", Priority: 3, MaxAttempts: 1, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)

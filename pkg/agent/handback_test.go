@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,21 +28,8 @@ func TestAgent_HandBackCostsNoAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := func(id string, h agent.HandlerFunc) (stop func()) {
-		a, err := agent.New(nc, agent.Config{ID: id, Streams: cfg, DrainTimeout: 100 * time.Millisecond, Logger: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		a.Handle("x", h)
-		actx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			if err := a.Run(actx); err != nil {
-				t.Errorf("agent %s: %v", id, err)
-			}
-		})
-		stop = sync.OnceFunc(func() { cancel(); wg.Wait() })
-		t.Cleanup(stop)
-		return stop
+		return startAgent(t, nc, agent.Config{ID: id, Streams: cfg, DrainTimeout: 100 * time.Millisecond, Logger: log},
+			map[string]agent.Handler{"x": h})
 	}
 	started := make(chan struct{})
 	stopA := start("a", func(ctx context.Context, _ *agent.Task) (any, error) {

@@ -3,9 +3,6 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,20 +20,8 @@ func TestAgent_ServiceInfo(t *testing.T) {
 	t.Parallel()
 	cfg := streams.Config{Memory: true}
 	nc, _ := natstest.Ensure(t, natstest.Start(t), cfg)
-	a, err := agent.New(nc, agent.Config{ID: "gpu-1", Concurrency: 3, Capabilities: []string{"gpu"}, Streams: cfg, Version: "v1.2.3",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Handle("render", agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return nil, nil }))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := a.Run(ctx); err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	startAgent(t, nc, agent.Config{ID: "gpu-1", Concurrency: 3, Capabilities: []string{"gpu"}, Streams: cfg, Version: "v1.2.3"},
+		map[string]agent.Handler{"render": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return nil, nil })})
 
 	var info micro.Info
 	natstest.Eventually(t, 10*time.Second, "the agent's service", func() bool {
