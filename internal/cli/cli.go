@@ -83,7 +83,14 @@ func newRoot() *cobra.Command {
 	root.SetVersionTemplate("{{.Name}} version {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
-	pf.StringVar(&c.server, "server", envOr("NATS_URL", service.DefaultURL), "NATS server URL(s), comma separated (env NATS_URL)")
+	for _, cf := range c.flags.Flags() {
+		def := ""
+		if cf.Name == "server" {
+			def = service.DefaultURL
+		}
+		pf.StringVar(cf.Value, cf.Name, envOr(cf.Env, def), cf.Usage+" (env "+cf.Env+")")
+	}
+	pf.BoolVar(&c.flags.TLSFirst, "tls-first", false, service.TLSFirstUsage)
 	pf.StringVar(&c.prefix, "prefix", envOr("BATON_PREFIX", "baton"), "subject prefix (env BATON_PREFIX)")
 
 	root.AddGroup(
@@ -172,13 +179,13 @@ func usagef(format string, args ...any) error {
 
 // conn holds the connection flags, which every command takes.
 type conn struct {
-	server string
+	flags  service.ConnFlags // --server and the NATS client options
 	prefix string
 }
 
 // common returns the connection flags as a service.Common.
 func (c *conn) common() service.Common {
-	return service.Common{Server: c.server, Streams: streams.Config{Prefix: c.prefix}}
+	return service.Common{ConnFlags: c.flags, Streams: streams.Config{Prefix: c.prefix}}
 }
 
 // client connects to the server; done closes the connection.

@@ -457,3 +457,30 @@ func TestPrintStatus_Headline(t *testing.T) {
 		})
 	}
 }
+
+// TestMain_Credentials: the connection flags every command takes reach the
+// server: with the right user and password a command gets through (here to
+// "unknown workflow"), without them it is refused, and the error never
+// shows the password.
+func TestMain_Credentials(t *testing.T) {
+	t.Parallel()
+	srv := natstest.StartWithAuth(t, map[string]string{"bob": "hunter2"}, nil)
+	natstest.Ensure(t, srv, streams.Config{}, nats.UserInfo("bob", "hunter2"))
+	code, _, stderr := runMain(t, "results", "nope", "--server", srv.ClientURL(), "--user", "bob", "--password", "hunter2")
+	if code != ExitNotFound || !strings.Contains(stderr, "unknown workflow") {
+		t.Fatalf("with credentials: exit %d, %q; want %d, unknown workflow", code, stderr, ExitNotFound)
+	}
+	code, _, stderr = runMain(t, "results", "nope", "--server", srv.ClientURL(), "--user", "bob", "--password", "wrong-pw")
+	if code == 0 || code == ExitNotFound || !strings.Contains(stderr, "uthorization") || strings.Contains(stderr, "wrong-pw") {
+		t.Fatalf("with a wrong password: exit %d, %q", code, stderr)
+	}
+	if code, _, _ := runMain(t, "status", "--help"); code != 0 {
+		t.Fatalf("help exit %d", code)
+	}
+	_, help, _ := runMain(t, "status", "--help")
+	for _, flag := range []string{"--creds", "--nkey", "--user", "--password", "--tls-ca", "--tls-cert", "--tls-key", "--tls-first"} {
+		if !strings.Contains(help, flag) {
+			t.Errorf("status --help does not list %s", flag)
+		}
+	}
+}

@@ -58,7 +58,7 @@ func registerStreams(fs *pflag.FlagSet, c *streams.Config) {
 
 // setConn copies the connection flags in.
 func (f *upFlags) setConn(c *conn) {
-	f.Server, f.Streams.Prefix = c.server, c.prefix
+	f.ConnFlags, f.Streams.Prefix = c.flags, c.prefix
 }
 
 func (f *upFlags) serverConfig() (embedded.Config, error) {

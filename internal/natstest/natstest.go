@@ -59,10 +59,26 @@ func StartWithoutJetStream(tb testing.TB) *Server {
 	return &Server{Server: ns, Dir: dir}
 }
 
-// Connect returns a connection to s that is closed when the test ends.
-func Connect(tb testing.TB, s *Server) (*nats.Conn, jetstream.JetStream) {
+// StartWithAuth runs a server that admits only these users (name →
+// password) and nkeys (public keys).
+func StartWithAuth(tb testing.TB, users map[string]string, nkeys []string) *Server {
 	tb.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	dir := tb.TempDir()
+	ns, err := embedded.Start(embedded.Config{Port: -1, StoreDir: dir, Users: users, NKeys: nkeys})
+	if err != nil {
+		tb.Fatalf("start nats-server: %v", err)
+	}
+	tb.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return &Server{Server: ns, Dir: dir}
+}
+
+// Connect returns a connection to s that is closed when the test ends.
+func Connect(tb testing.TB, s *Server, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	nc, err := nats.Connect(s.ClientURL(), append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		tb.Fatalf("connect: %v", err)
 	}
@@ -75,9 +91,9 @@ func Connect(tb testing.TB, s *Server) (*nats.Conn, jetstream.JetStream) {
 }
 
 // Ensure applies c's streams on s and returns a connection.
-func Ensure(tb testing.TB, s *Server, c streams.Config) (*nats.Conn, jetstream.JetStream) {
+func Ensure(tb testing.TB, s *Server, c streams.Config, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	tb.Helper()
-	nc, js := Connect(tb, s)
+	nc, js := Connect(tb, s, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := streams.Ensure(ctx, js, c); err != nil {

@@ -42,7 +42,7 @@ func TestConnect_LogsAnOutageOnce(t *testing.T) {
 	_, port, _ := strings.Cut(srv.Addr().String(), "127.0.0.1:")
 	var out logBuffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	c := service.Common{Server: srv.ClientURL()}
+	c := service.Common{ConnFlags: service.ConnFlags{Server: srv.ClientURL()}}
 	nc, err := c.Connect("test", log)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestRedactURLs(t *testing.T) {
 		}
 	}
 	// A failed connect does not print the password.
-	c := service.Common{Server: "nats://u:s3cr3t@127.0.0.1:1"}
+	c := service.Common{ConnFlags: service.ConnFlags{Server: "nats://u:s3cr3t@127.0.0.1:1"}}
 	_, err := c.Connect("x", nil)
 	if err == nil || strings.Contains(err.Error(), "s3cr3t") || !errors.Is(err, nats.ErrNoServers) {
 		t.Fatalf("connect error %v: want one without the password that is still nats.ErrNoServers", err)

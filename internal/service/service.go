@@ -29,7 +29,7 @@ const DefaultURL = "nats://127.0.0.1:4222"
 // Common are the flags every service takes. Environment variables give the
 // defaults: NATS_URL, BATON_PREFIX, BATON_LOG (text|json), BATON_LOG_LEVEL.
 type Common struct {
-	Server string
+	ConnFlags
 	// HTTP is where to serve /metrics (and, for baton up and the planner,
 	// the dashboard); empty: nowhere.
 	HTTP     string
@@ -40,7 +40,7 @@ type Common struct {
 
 // Register adds the common flags to fs.
 func (c *Common) Register(fs *flag.FlagSet) {
-	fs.StringVar(&c.Server, "server", env("NATS_URL", DefaultURL), "NATS server URL(s), comma separated (env NATS_URL)")
+	c.ConnFlags.register(fs)
 	fs.StringVar(&c.Streams.Prefix, "prefix", env("BATON_PREFIX", "baton"), "subject prefix (env BATON_PREFIX)")
 	fs.IntVar(&c.Streams.Replicas, "replicas", 1, "stream replicas: 3 on a cluster")
 	fs.DurationVar(&c.Streams.AckWait, "ack-wait", streams.DefaultAckWait, "how long a silent agent keeps a task before it is redelivered")
@@ -75,8 +75,12 @@ func (c *Common) Logger(w io.Writer) *slog.Logger {
 // reconnect with the server it reached, and the close. Passwords in URLs
 // never appear in its logs or errors.
 func (c *Common) Connect(name string, log *slog.Logger) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(false)}
+	auth, err := c.ConnFlags.Options()
+	if err != nil {
+		return nil, err
+	}
+	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(false)}, auth...)
 	if log != nil {
 		log = log.With("conn", name)
 		opts = append(opts,

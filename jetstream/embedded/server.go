@@ -27,6 +27,10 @@ type Config struct {
 	// NoJetStream starts a plain server, for tests of services waiting for
 	// a JetStream that is not there (yet).
 	NoJetStream bool
+	// Users (name → password) and NKeys (public user keys) require clients
+	// to authenticate; none: no authentication.
+	Users map[string]string
+	NKeys []string
 }
 
 // DefaultMaxPayload is the embedded server's message size limit.
@@ -75,6 +79,12 @@ func Start(c Config) (*server.Server, error) {
 		NoLog:      !c.Debug,
 		HTTPPort:   max(c.HTTPPort, 0),
 		HTTPHost:   c.Host,
+	}
+	for name, pw := range c.Users {
+		opts.Users = append(opts.Users, &server.User{Username: name, Password: pw})
+	}
+	for _, pub := range c.NKeys {
+		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: pub})
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
