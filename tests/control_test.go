@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -670,5 +671,32 @@ func TestRestart_WholeSystemMidRun(t *testing.T) {
 	}
 	if len(starts) != 20 {
 		t.Errorf("%d tasks started, want 20", len(starts))
+	}
+}
+
+// TestCancel_ByAgentCommandAloneStillEnds: a cancel command sent straight
+// to the agents (not through the planner, as anyone on the bus could)
+// stops the task, and the workflow still ends, with the task cancelled,
+// instead of waiting for it forever.
+func TestCancel_ByAgentCommandAloneStillEnds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	var blk blocker
+	e.agent("a", 1, map[string]agent.Handler{"block": blk.handler()})
+	wf := e.submit(map[string]any{"id": "bypassed", "success_threshold": 0, "steps": []map[string]any{{"id": "b", "type": "block"}}})
+	waitFor(t, 30*time.Second, "the task to run", func() bool { return blk.runningOn()[wf+"/b"] != "" })
+	body, _ := json.Marshal(events.AgentCommand{Op: events.AgentOpCancel, Workflow: wf, Tasks: []string{"b"}})
+	if _, err := e.nc.Request(e.cfg.Subjects().AgentControl(), body, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	out := e.final(wf, 30*time.Second)
+	if c := out.Metadata.Tasks; c.Cancelled != 1 {
+		t.Fatalf("tasks %+v, want the one cancelled", c)
+	}
+	finals, _ := e.results(wf)
+	if finals["b"] != 1 {
+		t.Fatalf("%d final results for b, want 1", finals["b"])
 	}
 }

@@ -94,7 +94,7 @@ func Connect(tb testing.TB, s *Server, opts ...nats.Option) (*nats.Conn, jetstre
 func Ensure(tb testing.TB, s *Server, c streams.Config, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	tb.Helper()
 	nc, js := Connect(tb, s, opts...)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(tb.Context(), 10*time.Second)
 	defer cancel()
 	if err := streams.Ensure(ctx, js, c); err != nil {
 		tb.Fatalf("ensure streams: %v", err)

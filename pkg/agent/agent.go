@@ -72,10 +72,11 @@ type job struct {
 	wf, id string
 	cancel context.CancelFunc
 	// Set under Agent.mu by a control command: the task was cancelled (end
-	// it without a result; the planner records the cancellation) or handed
-	// back by a pause with --now (end it without a result; the planner
-	// queues it again on resume).
+	// it with a cancelled result, with why and kind) or handed back by a
+	// pause with --now (end it without a result; the planner queues it
+	// again on resume).
 	cancelled, handback bool
+	why, kind           string
 }
 
 type lane struct {
@@ -413,12 +414,11 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	cancel()
 	a.mu.Lock()
-	cancelled, handback := j.cancelled, j.handback
+	cancelled, handback, why, kind := j.cancelled, j.handback, j.why, j.kind
 	a.mu.Unlock()
 	switch {
 	case cancelled:
-		log.Info("task cancelled")
-		settle(log, "term", m.Term())
+		a.cancelled(ctx, log, t, m, attempt, started, why, kind)
 		return
 	case handback:
 		log.Info("task handed back: its workflow was paused")
@@ -479,6 +479,29 @@ func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m 
 		return
 	}
 	a.fail(ctx, t, m, attempt, kind, herr)
+}
+
+// cancelled ends a task stopped by a cancel command. It stores a cancelled
+// result first, under the same message id as the planner's own record of
+// the cancellation (so the two are stored once): whoever sent the command,
+// the workflow learns the task's end and never waits for it. Should the
+// result not be stored, the task is handed back instead.
+func (a *Agent) cancelled(ctx context.Context, log *slog.Logger, t *events.Task, m jetstream.Msg, attempt int, started time.Time, why, kind string) {
+	r := a.result(t, attempt, started, events.StateCancelled)
+	r.ErrorKind, r.Error = kind, why
+	msg, err := a.subj.ResultMsg(r, "cancel")
+	if err == nil {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		_, err = a.js.PublishMsg(pctx, msg)
+		cancel()
+	}
+	if err != nil {
+		log.Warn("cancelled, but its result was not stored; handing it back", "err", err)
+		settle(log, "nak", m.Nak())
+		return
+	}
+	log.Info("task cancelled")
+	settle(log, "term", m.Term())
 }
 
 // attemptOf is the attempt a delivery of m is: the attempts earlier copies

@@ -98,6 +98,13 @@ func (a *Agent) onControl(r micro.Request) {
 		switch {
 		case stop && cmd.Op == events.AgentOpCancel:
 			j.cancelled = true
+			j.why, j.kind = "cancelled by request", events.KindCancelled
+			if cmd.Kind == events.KindDeadline || cmd.Kind == events.KindCancelled {
+				j.kind = cmd.Kind
+				if cmd.Reason != "" {
+					j.why = truncate(cmd.Reason, 256)
+				}
+			}
 		case stop:
 			j.handback = true
 		}

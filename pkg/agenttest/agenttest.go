@@ -98,7 +98,7 @@ func output(tb testing.TB) io.Writer {
 // run runs a service until the test ends, then stops it and reports its
 // error.
 func (h *Harness) run(name string, fn func(context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(h.tb.Context())
 	var wg sync.WaitGroup
 	var err error
 	wg.Go(func() { err = fn(ctx) })
@@ -122,7 +122,7 @@ func (h *Harness) Run(job any) *events.Output {
 			h.tb.Fatalf("agenttest: encode job: %v", err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	ctx, cancel := context.WithTimeout(h.tb.Context(), Timeout)
 	defer cancel()
 	out, err := h.Client.Run(ctx, b, nil)
 	if err != nil {
@@ -151,7 +151,7 @@ func (h *Harness) Task(typ string, input any) *events.Result {
 // the order they were stored.
 func (h *Harness) Results(workflow string) []*events.Result {
 	h.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	ctx, cancel := context.WithTimeout(h.tb.Context(), Timeout)
 	defer cancel()
 	cons, err := h.js.OrderedConsumer(ctx, h.cfg.ResultsStream(), jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{h.cfg.Subjects().Results(workflow)},

@@ -177,6 +177,10 @@ type AgentCommand struct {
 	Tasks []string `json:"tasks,omitempty"`
 	// Now (pause) cancels the workflow's running tasks and hands them back.
 	Now bool `json:"now,omitempty"`
+	// Reason and Kind (cancel) go into the cancelled result the agent
+	// stores; default "cancelled by request" and KindCancelled.
+	Reason string `json:"reason,omitempty"`
+	Kind   string `json:"kind,omitempty"`
 }
 
 // Agent command operations.

@@ -270,7 +270,7 @@ func wireCases() []wireCase {
 			Moved: []string{"a"}, Updated: []string{"b"}}),
 		jsonCase("lane_reply.json.golden", &events.LaneReply{Lanes: []events.LaneState{sampleLane()}}),
 		jsonCase("agent_command.json.golden", &events.AgentCommand{Op: events.AgentOpCancel, Workflow: "wf-1",
-			Tasks: []string{"a"}, Now: true}),
+			Tasks: []string{"a"}, Now: true, Reason: "cancelled: the deadline passed", Kind: events.KindDeadline}),
 		jsonCase("agent_reply.json.golden", &events.AgentReply{Agent: "agent-1", Running: []string{"wf-1/b"},
 			Stopped: []string{"wf-1/a"}}),
 		jsonCase("snapshot.json.golden", sampleSnapshot()),

@@ -139,8 +139,12 @@ func (p *Planner) cancelIn(ctx context.Context, f *flow, sel *selector, run map[
 			stop = append(stop, f.plan.Tasks[i].ID)
 		}
 	}
+	why, kind := sel.why, sel.kind
+	if why == "" {
+		why, kind = "cancelled by request", events.KindCancelled
+	}
 	if len(stop) > 0 {
-		if _, _, err := p.running(ctx, events.AgentCommand{Op: events.AgentOpCancel, Workflow: f.rec.ID, Tasks: stop}); err != nil {
+		if _, _, err := p.running(ctx, events.AgentCommand{Op: events.AgentOpCancel, Workflow: f.rec.ID, Tasks: stop, Reason: why, Kind: kind}); err != nil {
 			return err
 		}
 	}
@@ -153,10 +157,6 @@ func (p *Planner) cancelIn(ctx context.Context, f *flow, sel *selector, run map[
 		if f.st[i].state == dispatched && !isRunning(i) {
 			queued = append(queued, f.plan.Tasks[i].ID)
 		}
-	}
-	why, kind := sel.why, sel.kind
-	if why == "" {
-		why, kind = "cancelled by request", events.KindCancelled
 	}
 	for _, i := range targets {
 		p.cancelTask(f, i, why, kind)
@@ -179,7 +179,7 @@ func (p *Planner) cancelIn(ctx context.Context, f *flow, sel *selector, run map[
 	if len(queued) > 0 {
 		// An agent may have fetched one of them between the question and
 		// the withdrawal: stop it there too (agents ignore unknown tasks).
-		if _, _, err := p.running(ctx, events.AgentCommand{Op: events.AgentOpCancel, Workflow: f.rec.ID, Tasks: queued}); err != nil {
+		if _, _, err := p.running(ctx, events.AgentCommand{Op: events.AgentOpCancel, Workflow: f.rec.ID, Tasks: queued, Reason: why, Kind: kind}); err != nil {
 			return err
 		}
 	}
