@@ -44,6 +44,7 @@ type Agent struct {
 	// fetching and beating say once that fetches or heartbeats fail (the
 	// server is unreachable), then once that they work again.
 	fetching, beating outage
+	refused           events.Refusals // task messages refused as forged
 }
 
 // outage logs a run of failures once, at its start, and once at its end,
@@ -396,6 +397,10 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 		a.undecodable(ctx, j, err)
 		return
 	}
+	if err := a.subj.CheckTaskMsg(m.Subject(), typ, t); err != nil {
+		a.forged(ctx, j, err)
+		return
+	}
 	log := a.log.With("workflow", t.Workflow, "task", t.ID, "attempt", attempt)
 	if attempt > t.MaxAttempts {
 		// Earlier holders died or stalled past the ack wait every time.
@@ -620,6 +625,21 @@ func (a *Agent) undecodable(ctx context.Context, j *job, cause error) {
 			a.log.Warn("publish result", "err", err)
 			return
 		}
+	}
+	settle(a.log, "term", j.msg.Term())
+}
+
+// forged ends, unrun, a task whose subject or lane does not match its body
+// (anyone can publish on a lane): it is kept as a dead letter and no result
+// is published, since the body's workflow and task cannot be trusted.
+func (a *Agent) forged(ctx context.Context, j *job, cause error) {
+	a.failures.Add(1)
+	if report, n := a.refused.Note(events.RefusalKey(j.msg.Subject(), cause)); report {
+		a.log.Warn("task refused, not run", "subject", j.msg.Subject(), "refused", n, "err", cause)
+	}
+	if err := a.deadLetter(ctx, "_", "_", j.msg, events.KindForged, cause); err != nil {
+		a.log.Warn("dead letter", "err", err)
+		return
 	}
 	settle(a.log, "term", j.msg.Term())
 }

@@ -66,6 +66,7 @@ type Aggregator struct {
 	subj events.Subjects
 	log  *slog.Logger
 
+	refused   events.Refusals // results refused (undecodable or forged)
 	wfs       map[string]*state
 	finalized map[string]bool // workflows known to have a final output
 	replaying bool
@@ -252,9 +253,11 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 		a.replaying = false
 		defer a.log.Info("replay done", "open", len(a.wfs))
 	}
-	r, err := events.DecodeResult(m.Headers().Get(events.HeaderContentType), m.Data())
+	r, err := a.subj.DecodeResultMsg(m.Subject(), m.Headers().Get(events.HeaderContentType), m.Data())
 	if err != nil {
-		a.log.Warn("undecodable result ignored", "subject", m.Subject(), "err", err)
+		if report, n := a.refused.Note(events.RefusalKey(m.Subject(), err)); report {
+			a.log.Warn("result refused", "subject", m.Subject(), "refused", n, "err", err)
+		}
 		return
 	}
 	if !r.Final {

@@ -26,6 +26,7 @@ const (
 	KindUnknown    = "unknown"    // the task message could not be decoded
 	KindCancelled  = "cancelled"  // cancelled by request (or its dependency was)
 	KindDeadline   = "deadline"   // cancelled because the workflow's deadline passed
+	KindForged     = "forged"     // refused unrun: its subject or lane did not match its body
 )
 
 // Task is one unit of work on a lane subject. It is msgpack on the wire; the

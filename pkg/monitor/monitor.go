@@ -164,7 +164,7 @@ func (m *Monitor) Ready() <-chan struct{} {
 }
 
 func (m *Monitor) onResultMsg(msg jetstream.Msg) {
-	r, err := events.DecodeResult(msg.Headers().Get(events.HeaderContentType), msg.Data())
+	r, err := m.subj.DecodeResultMsg(msg.Subject(), msg.Headers().Get(events.HeaderContentType), msg.Data())
 	if err != nil || !r.Final {
 		return
 	}

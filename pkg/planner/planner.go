@@ -37,6 +37,7 @@ type Planner struct {
 	unsent    []*nats.Msg              // to be stored by flush
 	wake      map[string]bool          // wake subjects of lanes that got tasks
 	ctl       chan *ctlCall            // control requests for the loop
+	refused   events.Refusals          // results refused, by kind and source
 }
 
 // New checks cfg and returns a planner that will use nc. It does no I/O.

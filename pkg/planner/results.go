@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,9 +18,9 @@ import (
 // with the stream.
 func (p *Planner) onResult(ctx context.Context, m jetstream.Msg) bool {
 	caughtUp := streams.CaughtUp(m)
-	r, err := events.DecodeResult(m.Headers().Get(events.HeaderContentType), m.Data())
+	r, err := p.subj.DecodeResultMsg(m.Subject(), m.Headers().Get(events.HeaderContentType), m.Data())
 	if err != nil {
-		p.log.Warn("undecodable result ignored", "subject", m.Subject(), "err", err)
+		p.refuse(m.Subject(), err)
 		return caughtUp
 	}
 	f := p.flows[r.Workflow]
@@ -33,6 +34,20 @@ func (p *Planner) onResult(ctx context.Context, m jetstream.Msg) bool {
 	}
 	p.apply(ctx, f, i, r)
 	return caughtUp
+}
+
+// refuse logs and reports a result that cannot be used (undecodable, or
+// forged: its subject is not its body's), a few times per kind, never
+// acting on it.
+func (p *Planner) refuse(subject string, err error) {
+	report, n := p.refused.Note(events.RefusalKey(subject, err))
+	if !report {
+		return
+	}
+	p.log.Warn("result refused", "subject", subject, "refused", n, "err", err)
+	if errors.Is(err, events.ErrForged) {
+		p.event(events.Event{Workflow: "_", Kind: events.EventSecurity, Message: fmt.Sprintf("%v (%d so far)", err, n)})
+	}
 }
 
 func (p *Planner) apply(ctx context.Context, f *flow, i int, r *events.Result) {
