@@ -273,6 +273,17 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	if s == nil {
 		return // a finished workflow
 	}
+	step, index, inPlan := s.rec.PlanTask(r.Task)
+	if !inPlan {
+		err := fmt.Errorf("%w: task %s/%s is not in the plan", events.ErrForged, r.Workflow, events.Short(r.Task))
+		if report, n := a.refused.Note(events.RefusalKey(m.Subject(), err)); report {
+			a.log.Warn("result refused", "subject", m.Subject(), "refused", n, "err", err)
+		}
+		return
+	}
+	if index >= 0 { // the plan, not the body, says where its data goes
+		r.Step, r.Index = step, index
+	}
 	if prev := s.final[r.Task]; prev != nil {
 		// A task that ran twice counts once, unless its failure was
 		// superseded by a run of a later generation (restart --retry-failed).

@@ -45,6 +45,10 @@ func invalid(field, format string, args ...any) *ValidationError {
 // never carries a megabyte field back to whoever sent it.
 const MaxEcho = 64
 
+// Short is s, or its first MaxEcho bytes and how long it was: what an
+// error may repeat of a value someone sent.
+func Short(s string) string { return short(s) }
+
 // short is s, or its first MaxEcho bytes and how long it was.
 func short(s string) string {
 	if len(s) <= MaxEcho {

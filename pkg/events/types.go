@@ -2,6 +2,8 @@ package events
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -107,6 +109,29 @@ const (
 	WorkflowFailed    = "failed"
 )
 
+// PlanTask finds task among the workflow's planned tasks and returns its
+// step and its index in the step; ok is false for a task the plan does not
+// have. A record without Steps (written before they were recorded) trusts
+// the task's own step and index: ok is true, step "" and index -1.
+func (w *Workflow) PlanTask(task string) (step string, index int, ok bool) {
+	if w.Steps == nil {
+		return "", -1, true
+	}
+	if n, single := w.Steps[task]; single && n == 0 {
+		return task, 0, true
+	}
+	cut := strings.LastIndexByte(task, '-')
+	if cut <= 0 {
+		return "", 0, false
+	}
+	k, err := strconv.Atoi(task[cut+1:])
+	n, found := w.Steps[task[:cut]]
+	if err != nil || !found || k < 0 || k >= n || task[cut+1:] != strconv.Itoa(k) {
+		return "", 0, false
+	}
+	return task[:cut], k, true
+}
+
 // WorkflowOpen reports whether a workflow with this status is unfinished:
 // running, paused or stopped.
 func WorkflowOpen(status string) bool {
@@ -140,6 +165,11 @@ type Workflow struct {
 	// ResultsFrom is a RESULTS stream sequence no result of this workflow
 	// precedes: replaying from it rebuilds the workflow's state.
 	ResultsFrom uint64 `json:"results_from"`
+	// Steps maps each step to its number of tasks: 0 for a step that is
+	// one task with the step's id, else N tasks "<step>-0" … "<step>-<N-1>".
+	// It is the plan, in a few bytes: PlanHas tells a task of the plan from
+	// one a forger made up.
+	Steps map[string]int `json:"steps,omitempty"`
 	// Deadline, if set, is when the planner cancels whatever of the
 	// workflow is unfinished (the job's deadline after its submission).
 	Deadline time.Time `json:"deadline,omitzero"`

@@ -136,7 +136,7 @@ func sampleWorkflow() *events.Workflow {
 	return &events.Workflow{
 		ID: "wf-1", Name: "quarterly report", Status: events.WorkflowFailed, Submitted: t0, Finished: t1,
 		Counts: sampleCounts(), Critical: []string{"summary"}, Collect: []string{"summary"}, SuccessThreshold: 0.75,
-		Aggregate: sampleAggregate(), ResultsFrom: 42, Deadline: t1, Outcome: events.OutcomeFailed, Error: "critical task summary failed", Gen: 3,
+		Aggregate: sampleAggregate(), ResultsFrom: 42, Deadline: t1, Steps: map[string]int{"research": 3, "summary": 0}, Outcome: events.OutcomeFailed, Error: "critical task summary failed", Gen: 3,
 		Priorities: map[string]int{"*": 2, "summary": 1}, Retry: map[string]int{"research-3": 2},
 		Lanes: []string{"analysis.2", "writing.3"}, CriticalPathTotal: 2, CriticalPath: 1,
 	}

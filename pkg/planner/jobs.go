@@ -102,7 +102,13 @@ func newRecord(id string, job *events.Job, plan *Plan, resultsFrom uint64) event
 	if job.Deadline > 0 {
 		rec.Deadline = rec.Submitted.Add(job.Deadline.D())
 	}
+	rec.Steps = map[string]int{}
 	for _, t := range plan.Tasks {
+		if t.ID == t.Step {
+			rec.Steps[t.Step] = 0
+		} else {
+			rec.Steps[t.Step] = t.Chunks
+		}
 		if t.Critical {
 			rec.Critical = append(rec.Critical, t.ID)
 		}
