@@ -4,6 +4,11 @@
 // workflows and agents buckets, the lane consumers, and the results and
 // started events of a recent window, which it follows. Any process running
 // a Monitor reports the same figures, and a restarted one rebuilds them from
-// the streams. Snapshot is the one entry point; the Prometheus collector,
+// the streams.
+//
+// One Monitor serves a whole process, and it starts on demand: Run reads
+// nothing until Snapshot (or Ready, or Start) is first called. Snapshot is
+// the one entry point; Serve answers the read-only control verbs (status,
+// agents) as the NATS service "baton-status", and the Prometheus collector,
 // `baton status`, `baton watch` and the dashboard all read it.
 package monitor
