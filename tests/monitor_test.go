@@ -328,3 +328,49 @@ func TestWeb_RefusesCrossSite(t *testing.T) {
 		}
 	}
 }
+
+// TestWeb_RefusesUnknownHosts: the dashboard and its API answer only to IP
+// addresses, localhost and the configured names, so a page on a name that
+// resolves to this machine (DNS rebinding) cannot use them; /metrics
+// answers any Host.
+func TestWeb_RefusesUnknownHosts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.goService("monitor", mon.Run)
+	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Dashboard: true, Hosts: []string{"Baton.Example.org"}, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	for _, tc := range []struct {
+		path, host string
+		want       int
+	}{
+		{"/", "", 200}, // the test server's own 127.0.0.1:port
+		{"/", "localhost:8080", 200},
+		{"/", "[::1]:8080", 200},
+		{"/", "baton.example.org", 200},
+		{"/", "baton.example.org.:8080", 200},
+		{"/", "rebind.attacker.example:8080", 403},
+		{"/api/status", "rebind.attacker.example", 403},
+		{"/metrics", "rebind.attacker.example", 200},
+	} {
+		req, _ := http.NewRequest("GET", hs.URL+tc.path, nil)
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET %s with Host %q: %d, want %d", tc.path, tc.host, resp.StatusCode, tc.want)
+		}
+	}
+}

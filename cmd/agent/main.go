@@ -55,7 +55,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := service.AddWeb(ctx, &g, nc, mon, c.Streams, c.HTTP, false, cfg.Logger, nil); err != nil {
+		if err := service.AddWeb(ctx, &g, nc, mon, c.HTTP, c.WebConfig(false, cfg.Logger), nil); err != nil {
 			return err
 		}
 	}

@@ -42,7 +42,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := service.AddWeb(ctx, &g, nc, mon, c.Streams, c.HTTP, false, log, nil); err != nil {
+		if err := service.AddWeb(ctx, &g, nc, mon, c.HTTP, c.WebConfig(false, log), nil); err != nil {
 			return err
 		}
 	}

@@ -43,7 +43,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := service.AddWeb(ctx, &g, nc, mon, c.Streams, c.HTTP, true, log, nil); err != nil {
+	if err := service.AddWeb(ctx, &g, nc, mon, c.HTTP, c.WebConfig(true, log), nil); err != nil {
 		return err
 	}
 	return service.RunGroup(ctx, &g)

@@ -108,6 +108,7 @@ on --listen.`,
 	f.registerAgents(fs, 4)
 	fs.StringVar(&f.exec, "exec", "", "command for the exec type (program and arguments, no shell); enables exec")
 	fs.StringVar(&f.url, "url", "", "URL for the http type; enables http")
+	fs.StringVar(&f.HTTPHosts, "http-hosts", envOr("BATON_HTTP_HOSTS", ""), "host names the dashboard answers to besides IP addresses and localhost, comma separated (env BATON_HTTP_HOSTS)")
 	fs.StringVar(&f.HTTP, "http", envOr("BATON_HTTP", "127.0.0.1:8080"), "serve the dashboard and /metrics on this address (\"\": not at all) (env BATON_HTTP)")
 	registerStreams(fs, &f.Streams)
 	f.registerLog(fs, "info")
@@ -133,7 +134,7 @@ func up(cmd *cobra.Command, f *upFlags) error {
 	if _, err := sys.Add(ctx, &g, emb.Conn); err != nil {
 		return err
 	}
-	if err := service.AddWeb(ctx, &g, emb.Conn, sys.Monitor, f.Streams, f.HTTP, true, sys.Logger, nil); err != nil {
+	if err := service.AddWeb(ctx, &g, emb.Conn, sys.Monitor, f.HTTP, f.WebConfig(true, sys.Logger), nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "baton up: nats-server on %s with JetStream in %s\n", emb.Server.ClientURL(), f.data)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/baton-dev/baton/internal/web"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/nats-io/nats.go"
 	"github.com/oklog/run"
@@ -32,10 +33,13 @@ type Common struct {
 	ConnFlags
 	// HTTP is where to serve /metrics (and, for baton up and the planner,
 	// the dashboard); empty: nowhere.
-	HTTP     string
-	Streams  streams.Config
-	LogJSON  bool
-	LogLevel string
+	HTTP string
+	// HTTPHosts are the names, comma separated, the dashboard answers to
+	// besides IP addresses and localhost.
+	HTTPHosts string
+	Streams   streams.Config
+	LogJSON   bool
+	LogLevel  string
 }
 
 // Register adds the common flags to fs.
@@ -47,6 +51,7 @@ func (c *Common) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Streams.AgentTTL, "agent-ttl", streams.DefaultAgentTTL, "how long an agent stays registered after its last heartbeat")
 	fs.BoolVar(&c.LogJSON, "log-json", env("BATON_LOG", "text") == "json", "log JSON lines instead of text (env BATON_LOG=json)")
 	fs.StringVar(&c.LogLevel, "log-level", env("BATON_LOG_LEVEL", "info"), "debug, info, warn or error (env BATON_LOG_LEVEL)")
+	fs.StringVar(&c.HTTPHosts, "http-hosts", env("BATON_HTTP_HOSTS", ""), "host names the dashboard answers to besides IP addresses and localhost, comma separated (env BATON_HTTP_HOSTS)")
 	fs.StringVar(&c.HTTP, "http", env("BATON_HTTP", ""), "serve /metrics (and the dashboard, for the planner) on this address, e.g. 127.0.0.1:8080 (env BATON_HTTP)")
 }
 
@@ -55,6 +60,11 @@ func env(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// WebConfig is the web server's configuration for these flags.
+func (c *Common) WebConfig(dashboard bool, log *slog.Logger) web.Config {
+	return web.Config{Streams: c.Streams, Dashboard: dashboard, Hosts: SplitList(c.HTTPHosts), Logger: log}
 }
 
 // Logger returns the structured logger the flags ask for, writing to w.

@@ -28,13 +28,13 @@ func AddMonitor(ctx context.Context, g *run.Group, nc *nats.Conn, c streams.Conf
 }
 
 // AddWeb adds, when addr is set, the HTTP server over mon to g: /metrics
-// always, the dashboard and its API when dashboard is true. ready, if not
-// nil, gets the address listened on.
-func AddWeb(ctx context.Context, g *run.Group, nc *nats.Conn, mon *monitor.Monitor, c streams.Config, addr string, dashboard bool, log *slog.Logger, ready func(net.Addr)) error {
+// always, the dashboard and its API when cfg.Dashboard is set. ready, if
+// not nil, gets the address listened on.
+func AddWeb(ctx context.Context, g *run.Group, nc *nats.Conn, mon *monitor.Monitor, addr string, cfg web.Config, ready func(net.Addr)) error {
 	if addr == "" {
 		return nil
 	}
-	srv, err := web.New(nc, mon, web.Config{Streams: c, Dashboard: dashboard, Logger: log})
+	srv, err := web.New(nc, mon, cfg)
 	if err != nil {
 		return err
 	}

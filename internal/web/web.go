@@ -14,6 +14,8 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,7 +40,12 @@ type Config struct {
 	// meanwhile, at most FeedMax of them; default 250ms and 200.
 	FeedEvery time.Duration
 	FeedMax   int
-	Logger    *slog.Logger
+	// Hosts are the names (besides IP addresses and localhost) a request's
+	// Host may give for the dashboard and its API. Any other is refused, so
+	// a web page on a name that resolves to this machine (DNS rebinding)
+	// cannot reach them. /metrics answers any Host.
+	Hosts  []string
+	Logger *slog.Logger
 }
 
 // Server is the HTTP side of a baton process.
@@ -67,6 +74,11 @@ func New(nc *nats.Conn, mon *monitor.Monitor, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	hosts := make([]string, 0, len(cfg.Hosts))
+	for _, h := range cfg.Hosts {
+		hosts = append(hosts, strings.TrimSuffix(strings.ToLower(h), "."))
+	}
+	cfg.Hosts = hosts
 	cl, err := client.New(nc, cfg.Streams)
 	if err != nil {
 		return nil, err
@@ -81,14 +93,14 @@ func (s *Server) Handler() http.Handler {
 	if !s.cfg.Dashboard {
 		return mux
 	}
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /{$}", s.knownHost(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(indexHTML)
-	})
-	mux.HandleFunc("GET /api/status", s.status)
-	mux.HandleFunc("GET /api/stream", s.stream)
-	mux.HandleFunc("POST /api/submit", sameOrigin(s.submit))
-	mux.HandleFunc("POST /api/control/{verb}", sameOrigin(s.control))
+	}))
+	mux.HandleFunc("GET /api/status", s.knownHost(s.status))
+	mux.HandleFunc("GET /api/stream", s.knownHost(s.stream))
+	mux.HandleFunc("POST /api/submit", s.knownHost(sameOrigin(s.submit)))
+	mux.HandleFunc("POST /api/control/{verb}", s.knownHost(sameOrigin(s.control)))
 	return mux
 }
 
@@ -107,6 +119,25 @@ func sameOrigin(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		next(w, r)
+	}
+}
+
+// knownHost refuses a request whose Host is a name this server was not
+// told about: an IP address (no DNS, so no rebinding), localhost, or one
+// of Config.Hosts.
+func (s *Server) knownHost(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.TrimSuffix(strings.ToLower(host), ".")
+		if net.ParseIP(strings.Trim(host, "[]")) != nil || host == "localhost" || slices.Contains(s.cfg.Hosts, host) {
+			next(w, r)
+			return
+		}
+		writeJSON(w, http.StatusForbidden, events.ControlError{Code: 403,
+			Message: fmt.Sprintf("host %q is not one this dashboard answers to: add it with --http-hosts", events.Short(host))})
 	}
 }
 
