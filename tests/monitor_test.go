@@ -374,3 +374,50 @@ func TestWeb_RefusesUnknownHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestWeb_BasicAuth: with --http-auth the page and every API call ask for
+// the credentials; /metrics stays open.
+func TestWeb_BasicAuth(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.goService("monitor", mon.Run)
+	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Dashboard: true, Auth: "ops:s3cret", Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	for _, tc := range []struct {
+		method, path, user, pass string
+		want                     int
+	}{
+		{"GET", "/", "", "", 401},
+		{"GET", "/", "ops", "guess", 401},
+		{"GET", "/", "ops", "s3cret", 200},
+		{"GET", "/api/status", "", "", 401},
+		{"GET", "/api/status", "ops", "s3cret", 200},
+		{"POST", "/api/control/cancel", "", "", 401},
+		{"GET", "/metrics", "", "", 200},
+	} {
+		req, _ := http.NewRequest(tc.method, hs.URL+tc.path, strings.NewReader(`{"workflow":"x","all":true}`))
+		req.Header.Set("Content-Type", "application/json")
+		if tc.user != "" {
+			req.SetBasicAuth(tc.user, tc.pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s as %q: %d, want %d", tc.method, tc.path, tc.user, resp.StatusCode, tc.want)
+		}
+		if tc.want == 401 && resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s %s: 401 without WWW-Authenticate", tc.method, tc.path)
+		}
+	}
+}

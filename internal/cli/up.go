@@ -108,6 +108,7 @@ on --listen.`,
 	f.registerAgents(fs, 4)
 	fs.StringVar(&f.exec, "exec", "", "command for the exec type (program and arguments, no shell); enables exec")
 	fs.StringVar(&f.url, "url", "", "URL for the http type; enables http")
+	fs.StringVar(&f.HTTPAuth, "http-auth", envOr("BATON_HTTP_AUTH", ""), "user:password the dashboard asks for (HTTP basic auth); required to serve it beyond loopback (env BATON_HTTP_AUTH)")
 	fs.StringVar(&f.HTTPHosts, "http-hosts", envOr("BATON_HTTP_HOSTS", ""), "host names the dashboard answers to besides IP addresses and localhost, comma separated (env BATON_HTTP_HOSTS)")
 	fs.StringVar(&f.HTTP, "http", envOr("BATON_HTTP", "127.0.0.1:8080"), "serve the dashboard and /metrics on this address (\"\": not at all) (env BATON_HTTP)")
 	registerStreams(fs, &f.Streams)

@@ -37,9 +37,11 @@ type Common struct {
 	// HTTPHosts are the names, comma separated, the dashboard answers to
 	// besides IP addresses and localhost.
 	HTTPHosts string
-	Streams   streams.Config
-	LogJSON   bool
-	LogLevel  string
+	// HTTPAuth, "user:password", protects the dashboard with basic auth.
+	HTTPAuth string
+	Streams  streams.Config
+	LogJSON  bool
+	LogLevel string
 }
 
 // Register adds the common flags to fs.
@@ -51,6 +53,7 @@ func (c *Common) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Streams.AgentTTL, "agent-ttl", streams.DefaultAgentTTL, "how long an agent stays registered after its last heartbeat")
 	fs.BoolVar(&c.LogJSON, "log-json", env("BATON_LOG", "text") == "json", "log JSON lines instead of text (env BATON_LOG=json)")
 	fs.StringVar(&c.LogLevel, "log-level", env("BATON_LOG_LEVEL", "info"), "debug, info, warn or error (env BATON_LOG_LEVEL)")
+	fs.StringVar(&c.HTTPAuth, "http-auth", env("BATON_HTTP_AUTH", ""), "user:password the dashboard asks for (HTTP basic auth); required to serve it beyond loopback (env BATON_HTTP_AUTH)")
 	fs.StringVar(&c.HTTPHosts, "http-hosts", env("BATON_HTTP_HOSTS", ""), "host names the dashboard answers to besides IP addresses and localhost, comma separated (env BATON_HTTP_HOSTS)")
 	fs.StringVar(&c.HTTP, "http", env("BATON_HTTP", ""), "serve /metrics (and the dashboard, for the planner) on this address, e.g. 127.0.0.1:8080 (env BATON_HTTP)")
 }
@@ -64,7 +67,7 @@ func env(name, def string) string {
 
 // WebConfig is the web server's configuration for these flags.
 func (c *Common) WebConfig(dashboard bool, log *slog.Logger) web.Config {
-	return web.Config{Streams: c.Streams, Dashboard: dashboard, Hosts: SplitList(c.HTTPHosts), Logger: log}
+	return web.Config{Streams: c.Streams, Dashboard: dashboard, Hosts: SplitList(c.HTTPHosts), Auth: c.HTTPAuth, Logger: log}
 }
 
 // Logger returns the structured logger the flags ask for, writing to w.

@@ -34,6 +34,9 @@ func AddWeb(ctx context.Context, g *run.Group, nc *nats.Conn, mon *monitor.Monit
 	if addr == "" {
 		return nil
 	}
+	if err := cfg.CheckExposure(addr); err != nil {
+		return err
+	}
 	srv, err := web.New(nc, mon, cfg)
 	if err != nil {
 		return err

@@ -5,6 +5,8 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -44,8 +46,35 @@ type Config struct {
 	// Host may give for the dashboard and its API. Any other is refused, so
 	// a web page on a name that resolves to this machine (DNS rebinding)
 	// cannot reach them. /metrics answers any Host.
-	Hosts  []string
+	Hosts []string
+	// Auth, "user:password", makes the dashboard and its API ask for HTTP
+	// basic authentication. Required to serve the dashboard on an address
+	// other than loopback (see CheckExposure).
+	Auth   string
 	Logger *slog.Logger
+}
+
+// ErrExposed is returned by CheckExposure for a dashboard that would be
+// reachable from other machines without authentication.
+var ErrExposed = errors.New("the dashboard would be open to the network: serve it on a loopback address, or set --http-auth user:password")
+
+// CheckExposure refuses to serve the dashboard on addr without Auth unless
+// addr is a loopback address.
+func (c Config) CheckExposure(addr string) error {
+	if !c.Dashboard || c.Auth != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("web: address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("web: %s: %w", addr, ErrExposed)
 }
 
 // Server is the HTTP side of a baton process.
@@ -122,10 +151,30 @@ func sameOrigin(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// authorized asks for HTTP basic authentication when Config.Auth is set;
+// the comparison takes the same time whatever is sent.
+func (s *Server) authorized(next http.HandlerFunc) http.HandlerFunc {
+	if s.cfg.Auth == "" {
+		return next
+	}
+	want := sha256.Sum256([]byte(s.cfg.Auth))
+	return func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		got := sha256.Sum256([]byte(user + ":" + pass))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="baton", charset="UTF-8"`)
+			writeJSON(w, http.StatusUnauthorized, events.ControlError{Code: 401, Message: "authentication required"})
+			return
+		}
+		next(w, r)
+	}
+}
+
 // knownHost refuses a request whose Host is a name this server was not
 // told about: an IP address (no DNS, so no rebinding), localhost, or one
 // of Config.Hosts.
 func (s *Server) knownHost(next http.HandlerFunc) http.HandlerFunc {
+	next = s.authorized(next)
 	return func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
