@@ -238,3 +238,11 @@ func (l *listFlag) Set(v string) error {
 	l.items = append(l.items, service.SplitList(v)...)
 	return nil
 }
+
+// optionalArg is a command's one optional positional argument, or "".
+func optionalArg(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	return ""
+}

@@ -161,9 +161,7 @@ Prints the cancelled tasks and dependents as JSON.`,
 		Args:              usageArgs(cobra.MaximumNArgs(1)),
 		ValidArgsFunction: c.completeWorkflows,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				sel.Workflow = args[0]
-			}
+			sel.Workflow = optionalArg(args)
 			sel.Tasks = tasks.items
 			return c.controlRun(cmd, func(cl *client.Client) (any, error) {
 				return cl.Cancel(cmd.Context(), sel)
@@ -267,10 +265,7 @@ whole snapshot as JSON.`,
 		Args:              usageArgs(cobra.MaximumNArgs(1)),
 		ValidArgsFunction: c.completeWorkflows,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			wf := ""
-			if len(args) == 1 {
-				wf = args[0]
-			}
+			wf := optionalArg(args)
 			cl, done, err := c.client()
 			if err != nil {
 				return err

@@ -31,10 +31,7 @@ Ctrl-C, or, given a WORKFLOW, until that workflow ends.`,
 			if every <= 0 {
 				return usagef("--every must be positive")
 			}
-			wf := ""
-			if len(args) == 1 {
-				wf = args[0]
-			}
+			wf := optionalArg(args)
 			cl, done, err := c.client()
 			if err != nil {
 				return err

@@ -31,15 +31,7 @@ func Start(tb testing.TB) *Server {
 // can stop a server and start it again on the same store and address.
 func StartIn(tb testing.TB, dir string, port int) *Server {
 	tb.Helper()
-	ns, err := embedded.Start(embedded.Config{Port: port, StoreDir: dir})
-	if err != nil {
-		tb.Fatalf("start nats-server: %v", err)
-	}
-	tb.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	return &Server{Server: ns, Dir: dir}
+	return start(tb, embedded.Config{Port: port, StoreDir: dir})
 }
 
 // StartWithoutJetStream runs a server that has no JetStream, as a cluster
@@ -47,24 +39,20 @@ func StartIn(tb testing.TB, dir string, port int) *Server {
 // test ends.
 func StartWithoutJetStream(tb testing.TB) *Server {
 	tb.Helper()
-	dir := tb.TempDir()
-	ns, err := embedded.Start(embedded.Config{Port: -1, StoreDir: dir, NoJetStream: true})
-	if err != nil {
-		tb.Fatalf("start nats-server: %v", err)
-	}
-	tb.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	return &Server{Server: ns, Dir: dir}
+	return start(tb, embedded.Config{Port: -1, StoreDir: tb.TempDir(), NoJetStream: true})
 }
 
 // StartWithAuth runs a server that admits only these users (name →
 // password) and nkeys (public keys).
 func StartWithAuth(tb testing.TB, users map[string]string, nkeys []string) *Server {
 	tb.Helper()
-	dir := tb.TempDir()
-	ns, err := embedded.Start(embedded.Config{Port: -1, StoreDir: dir, Users: users, NKeys: nkeys})
+	return start(tb, embedded.Config{Port: -1, StoreDir: tb.TempDir(), Users: users, NKeys: nkeys})
+}
+
+// start runs a server as c says; it is shut down when the test ends.
+func start(tb testing.TB, c embedded.Config) *Server {
+	tb.Helper()
+	ns, err := embedded.Start(c)
 	if err != nil {
 		tb.Fatalf("start nats-server: %v", err)
 	}
@@ -72,7 +60,7 @@ func StartWithAuth(tb testing.TB, users map[string]string, nkeys []string) *Serv
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	})
-	return &Server{Server: ns, Dir: dir}
+	return &Server{Server: ns, Dir: c.StoreDir}
 }
 
 // Connect returns a connection to s that is closed when the test ends.

@@ -108,11 +108,11 @@ func walkMsgpack(d *msgpack.Decoder, depth int) error {
 func (t *Task) check() error {
 	switch {
 	case !ValidToken(t.Workflow):
-		return fmt.Errorf("%w: task: workflow id %q is not a valid token", ErrDecode, short(t.Workflow))
+		return fmt.Errorf("%w: task: workflow id %q is not a valid token", ErrDecode, Short(t.Workflow))
 	case !ValidToken(t.ID):
-		return fmt.Errorf("%w: task: id %q is not a valid token", ErrDecode, short(t.ID))
+		return fmt.Errorf("%w: task: id %q is not a valid token", ErrDecode, Short(t.ID))
 	case !ValidToken(t.Type):
-		return fmt.Errorf("%w: task: type %q is not a valid token", ErrDecode, short(t.Type))
+		return fmt.Errorf("%w: task: type %q is not a valid token", ErrDecode, Short(t.Type))
 	case t.Priority < PriorityHighest || t.Priority > PriorityLowest:
 		return fmt.Errorf("%w: task: priority %d out of range %d..%d", ErrDecode, t.Priority, PriorityHighest, PriorityLowest)
 	case t.MaxAttempts < 1:
@@ -128,11 +128,11 @@ func (t *Task) check() error {
 func (r *Result) check() error {
 	switch {
 	case !ValidToken(r.Workflow):
-		return fmt.Errorf("%w: result: workflow id %q is not a valid token", ErrDecode, short(r.Workflow))
+		return fmt.Errorf("%w: result: workflow id %q is not a valid token", ErrDecode, Short(r.Workflow))
 	case !ValidToken(r.Task):
-		return fmt.Errorf("%w: result: task id %q is not a valid token", ErrDecode, short(r.Task))
+		return fmt.Errorf("%w: result: task id %q is not a valid token", ErrDecode, Short(r.Task))
 	case r.Status != StateCompleted && r.Status != StateFailed && r.Status != StateCancelled:
-		return fmt.Errorf("%w: result: status %q is not completed, failed or cancelled", ErrDecode, short(r.Status))
+		return fmt.Errorf("%w: result: status %q is not completed, failed or cancelled", ErrDecode, Short(r.Status))
 	case len(r.Data) > 0 && !json.Valid(r.Data):
 		return fmt.Errorf("%w: result: data is not valid JSON", ErrDecode)
 	}

@@ -80,11 +80,11 @@ func ParseControl(data []byte) (*ControlRequest, error) {
 	}
 	for _, id := range append([]string{r.Workflow, r.Agent, r.Task}, r.Tasks...) {
 		if id != "" && !ValidToken(id) {
-			return nil, fmt.Errorf("%w: %q is not an id: use 1-64 letters, digits, '-' or '_'", ErrBadRequest, short(id))
+			return nil, fmt.Errorf("%w: %q is not an id: use 1-64 letters, digits, '-' or '_'", ErrBadRequest, Short(id))
 		}
 	}
 	if r.Type != "" && !ValidToken(r.Type) {
-		return nil, fmt.Errorf("%w: type %q: use 1-64 letters, digits, '-' or '_'", ErrBadRequest, short(r.Type))
+		return nil, fmt.Errorf("%w: type %q: use 1-64 letters, digits, '-' or '_'", ErrBadRequest, Short(r.Type))
 	}
 	for _, p := range []struct {
 		name string

@@ -35,7 +35,7 @@ func (e *ValidationError) Unwrap() error { return ErrInvalidJob }
 func invalid(field, format string, args ...any) *ValidationError {
 	for i, a := range args {
 		if str, ok := a.(string); ok {
-			args[i] = short(str)
+			args[i] = Short(str)
 		}
 	}
 	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -47,10 +47,7 @@ const MaxEcho = 64
 
 // Short is s, or its first MaxEcho bytes and how long it was: what an
 // error may repeat of a value someone sent.
-func Short(s string) string { return short(s) }
-
-// short is s, or its first MaxEcho bytes and how long it was.
-func short(s string) string {
+func Short(s string) string {
 	if len(s) <= MaxEcho {
 		return s
 	}

@@ -21,7 +21,7 @@ func (s Subjects) DecodeResultMsg(subject, contentType string, data []byte) (*Re
 		return nil, err
 	}
 	if want := s.Result(r.Workflow, r.Task); subject != want {
-		return nil, fmt.Errorf("%w: result for %s/%s on subject %q", ErrForged, r.Workflow, r.Task, short(subject))
+		return nil, fmt.Errorf("%w: result for %s/%s on subject %q", ErrForged, r.Workflow, r.Task, Short(subject))
 	}
 	return r, nil
 }
@@ -30,10 +30,10 @@ func (s Subjects) DecodeResultMsg(subject, contentType string, data []byte) (*Re
 // laneType is the one its body names, on its own type's lane.
 func (s Subjects) CheckTaskMsg(subject, laneType string, t *Task) error {
 	if t.Type != laneType {
-		return fmt.Errorf("%w: task %s/%s of type %q on the lane of %q", ErrForged, t.Workflow, t.ID, short(t.Type), laneType)
+		return fmt.Errorf("%w: task %s/%s of type %q on the lane of %q", ErrForged, t.Workflow, t.ID, Short(t.Type), laneType)
 	}
 	if want := s.Task(t.Type, t.Priority, t.Workflow, t.ID); subject != want {
-		return fmt.Errorf("%w: task %s/%s on subject %q", ErrForged, t.Workflow, t.ID, short(subject))
+		return fmt.Errorf("%w: task %s/%s on subject %q", ErrForged, t.Workflow, t.ID, Short(subject))
 	}
 	return nil
 }

@@ -108,7 +108,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err == nil {
 		v, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("duration %q: want a form like \"250ms\" or \"2s\"", short(s))
+			return fmt.Errorf("duration %q: want a form like \"250ms\" or \"2s\"", Short(s))
 		}
 		*d = Duration(v)
 		return nil
