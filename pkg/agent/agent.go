@@ -634,9 +634,7 @@ func (a *Agent) undecodable(ctx context.Context, j *job, cause error) {
 // is published, since the body's workflow and task cannot be trusted.
 func (a *Agent) forged(ctx context.Context, j *job, cause error) {
 	a.failures.Add(1)
-	if report, n := a.refused.Note(events.RefusalKey(j.msg.Subject(), cause)); report {
-		a.log.Warn("task refused, not run", "subject", j.msg.Subject(), "refused", n, "err", cause)
-	}
+	a.refused.Log(a.log, "task refused, not run", j.msg.Subject(), cause)
 	if err := a.deadLetter(ctx, "_", "_", j.msg, events.KindForged, cause); err != nil {
 		a.log.Warn("dead letter", "err", err)
 		return

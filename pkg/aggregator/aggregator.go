@@ -255,9 +255,7 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	}
 	r, err := a.subj.DecodeResultMsg(m.Subject(), m.Headers().Get(events.HeaderContentType), m.Data())
 	if err != nil {
-		if report, n := a.refused.Note(events.RefusalKey(m.Subject(), err)); report {
-			a.log.Warn("result refused", "subject", m.Subject(), "refused", n, "err", err)
-		}
+		a.refused.Log(a.log, "result refused", m.Subject(), err)
 		return
 	}
 	if !r.Final {
@@ -276,9 +274,7 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	step, index, inPlan := s.rec.PlanTask(r.Task)
 	if !inPlan {
 		err := fmt.Errorf("%w: task %s/%s is not in the plan", events.ErrForged, r.Workflow, events.Short(r.Task))
-		if report, n := a.refused.Note(events.RefusalKey(m.Subject(), err)); report {
-			a.log.Warn("result refused", "subject", m.Subject(), "refused", n, "err", err)
-		}
+		a.refused.Log(a.log, "result refused", m.Subject(), err)
 		return
 	}
 	if index >= 0 { // the plan, not the body, says where its data goes

@@ -3,6 +3,7 @@ package events
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/bits"
 	"strings"
 	"sync"
@@ -38,9 +39,9 @@ func (s Subjects) CheckTaskMsg(subject, laneType string, t *Task) error {
 	return nil
 }
 
-// RefusalKey groups refusals by kind (forged or undecodable) and by the
-// subject's first three tokens, for Refusals.Note.
-func RefusalKey(subject string, err error) string {
+// refusalKey groups refusals by kind (forged or undecodable) and by the
+// subject's first three tokens.
+func refusalKey(subject string, err error) string {
 	kind := "undecodable"
 	if errors.Is(err, ErrForged) {
 		kind = "forged"
@@ -49,17 +50,30 @@ func RefusalKey(subject string, err error) string {
 	return kind + " " + strings.Join(parts[:min(3, len(parts))], ".")
 }
 
-// Refusals counts refused messages by a key (what was refused, from
-// where) so that a flood is logged and reported a handful of times, not
-// once per message. Safe for concurrent use.
+// Refusals counts refused messages by kind (forged or undecodable) and by
+// where they came from (the subject's first three tokens), so that a flood
+// is logged and reported a handful of times, not once per message. Safe
+// for concurrent use.
 type Refusals struct {
 	mu sync.Mutex
 	n  map[string]uint64
 }
 
-// Note counts one refusal of key and reports whether to say so now: the
-// 1st, 2nd, 4th, 8th … of each key.
-func (r *Refusals) Note(key string) (report bool, count uint64) {
+// Log counts the refusal of a message received on subject for err, and
+// logs it as what when Note says to; it returns Note's answer.
+func (r *Refusals) Log(log *slog.Logger, what, subject string, err error) (report bool, count uint64) {
+	report, count = r.Note(subject, err)
+	if report {
+		log.Warn(what, "subject", subject, "refused", count, "err", err)
+	}
+	return report, count
+}
+
+// Note counts one refusal of a message received on subject for err and
+// reports whether to say so now: the 1st, 2nd, 4th, 8th … of each kind and
+// source.
+func (r *Refusals) Note(subject string, err error) (report bool, count uint64) {
+	key := refusalKey(subject, err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.n == nil {

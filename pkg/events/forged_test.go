@@ -61,14 +61,14 @@ func TestRefusals_ReportsAFewTimes(t *testing.T) {
 	var r events.Refusals
 	var reported []uint64
 	for range 100 {
-		if ok, n := r.Note("forged baton.results.x"); ok {
+		if ok, n := r.Note("baton.results.x.y", events.ErrForged); ok {
 			reported = append(reported, n)
 		}
 	}
 	if want := []uint64{1, 2, 4, 8, 16, 32, 64}; len(reported) != len(want) {
 		t.Fatalf("reported at %v, want %v", reported, want)
 	}
-	if ok, n := r.Note("other"); !ok || n != 1 {
+	if ok, n := r.Note("other.results.x.y", events.ErrForged); !ok || n != 1 {
 		t.Fatalf("a new key: %v %d", ok, n)
 	}
 }

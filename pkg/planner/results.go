@@ -40,12 +40,8 @@ func (p *Planner) onResult(ctx context.Context, m jetstream.Msg) bool {
 // forged: its subject is not its body's), a few times per kind, never
 // acting on it.
 func (p *Planner) refuse(subject string, err error) {
-	report, n := p.refused.Note(events.RefusalKey(subject, err))
-	if !report {
-		return
-	}
-	p.log.Warn("result refused", "subject", subject, "refused", n, "err", err)
-	if errors.Is(err, events.ErrForged) {
+	report, n := p.refused.Log(p.log, "result refused", subject, err)
+	if report && errors.Is(err, events.ErrForged) {
 		p.event(events.Event{Workflow: "_", Kind: events.EventSecurity, Message: fmt.Sprintf("%v (%d so far)", err, n)})
 	}
 }
