@@ -107,6 +107,7 @@ func (c Config) DeadStream() string    { return c.name("DEAD") }
 // Bucket names.
 func (c Config) AgentsBucket() string    { return strings.ToLower(c.name("agents")) }
 func (c Config) WorkflowsBucket() string { return strings.ToLower(c.name("workflows")) }
+func (c Config) KeysBucket() string      { return strings.ToLower(c.name("keys")) }
 
 // PlannerConsumer is the durable consumer of JOBS shared by planners.
 const PlannerConsumer = "planner"
@@ -168,6 +169,7 @@ func (c Config) Buckets() []jetstream.KeyValueConfig {
 	return []jetstream.KeyValueConfig{
 		{Bucket: c.WorkflowsBucket(), Description: "workflow records and job specs", Storage: st, Replicas: c.Replicas, History: 1},
 		{Bucket: c.AgentsBucket(), Description: "live agents; an entry expires when its heartbeats stop", Storage: st, Replicas: c.Replicas, History: 1, TTL: c.AgentTTL},
+		{Bucket: c.KeysBucket(), Description: "the lease key that signs tasks; readable by planners and aggregators only", Storage: st, Replicas: c.Replicas, History: 1},
 	}
 }
 

@@ -578,7 +578,7 @@ func (a *Agent) result(t *events.Task, attempt int, started time.Time, status st
 	return &events.Result{
 		Workflow: t.Workflow, Task: t.ID, Step: t.Step, Index: t.Index, Type: t.Type, Round: t.Round,
 		Status: status, Final: true, Attempts: attempt, Agent: a.cfg.ID,
-		Started: started.UnixNano(), Finished: time.Now().UnixNano(), Gen: t.Gen, Priority: t.Priority,
+		Started: started.UnixNano(), Finished: time.Now().UnixNano(), Gen: t.Gen, Priority: t.Priority, Lease: t.Lease,
 	}
 }
 
@@ -604,12 +604,14 @@ func (a *Agent) fail(ctx context.Context, t *events.Task, m jetstream.Msg, attem
 	settle(log, "term", m.Term())
 }
 
-// undecodable ends a task message that cannot be read. If its headers name
-// the workflow and task, a failed result tells the planner, so the workflow
-// does not wait for it forever.
+// undecodable ends, unrun, a task message that cannot be read: it is kept
+// as a dead letter under the workflow and task its headers name, if they
+// are valid names. No result is published: without a readable body there
+// is no lease token, and a result without one would be refused as forged
+// (as it should: anyone can publish such a message with any headers).
 func (a *Agent) undecodable(ctx context.Context, j *job, cause error) {
 	a.failures.Add(1)
-	a.log.Error("undecodable task", "subject", j.msg.Subject(), "workflow", j.wf, "task", j.id, "err", cause)
+	a.refused.Log(a.log, "undecodable task, not run", j.msg.Subject(), cause)
 	wf, id := j.wf, j.id
 	if !events.ValidToken(wf) || !events.ValidToken(id) {
 		wf, id = "_", "_"
@@ -617,14 +619,6 @@ func (a *Agent) undecodable(ctx context.Context, j *job, cause error) {
 	if err := a.deadLetter(ctx, wf, id, j.msg, events.KindUnknown, cause); err != nil {
 		a.log.Warn("dead letter", "err", err)
 		return
-	}
-	if wf != "_" {
-		r := &events.Result{Workflow: wf, Task: id, Status: events.StateFailed, Final: true, Error: cause.Error(),
-			ErrorKind: events.KindUnknown, Agent: a.cfg.ID, Finished: time.Now().UnixNano()}
-		if err := a.publishResult(ctx, r); err != nil {
-			a.log.Warn("publish result", "err", err)
-			return
-		}
 	}
 	settle(a.log, "term", j.msg.Term())
 }

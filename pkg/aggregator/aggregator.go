@@ -12,6 +12,7 @@ import (
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/lease"
 	"github.com/baton-dev/baton/pkg/retry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -62,6 +63,7 @@ type Aggregator struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	kv   jetstream.KeyValue
+	key  *lease.Key // checks results' lease tokens
 	outs jetstream.Stream
 	subj events.Subjects
 	log  *slog.Logger
@@ -114,6 +116,9 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		return fmt.Errorf("aggregator: workflows bucket: %w", err)
 	}
 	a.kv = kv
+	if a.key, err = lease.Open(ctx, a.js, a.cfg.Streams.KeysBucket()); err != nil {
+		return err
+	}
 	if a.outs, err = a.js.Stream(ctx, a.cfg.Streams.OutputsStream()); err != nil {
 		return fmt.Errorf("aggregator: outputs stream: %w", err)
 	}
@@ -276,6 +281,12 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 		err := fmt.Errorf("%w: task %s/%s is not in the plan", events.ErrForged, r.Workflow, events.Short(r.Task))
 		a.refused.Log(a.log, "result refused", m.Subject(), err)
 		return
+	}
+	if s.rec.Leased {
+		if err := a.key.Check(r); err != nil {
+			a.refused.Log(a.log, "result refused", m.Subject(), err)
+			return
+		}
 	}
 	if index >= 0 { // the plan, not the body, says where its data goes
 		r.Step, r.Index = step, index

@@ -59,9 +59,18 @@ func (s Subjects) ResultMsg(r *Result, origin string) (*nats.Msg, error) {
 	return msg, nil
 }
 
-// ResultByAgent is the origin of a result an agent ran: its round and
-// generation, so a re-run in the same round and generation is stored once.
-func ResultByAgent(r *Result) string { return "r" + strconv.Itoa(r.Round) + "." + strconv.Itoa(r.Gen) }
+// ResultByAgent is the origin of a result an agent ran: its round,
+// generation and the start of its lease token, so a re-run of the same task
+// message is stored once, while the result of a forged copy of the task
+// (another token, or none) cannot take the real result's id and have the
+// real one dropped as its duplicate.
+func ResultByAgent(r *Result) string {
+	o := "r" + strconv.Itoa(r.Round) + "." + strconv.Itoa(r.Gen)
+	if r.Lease != "" {
+		o += "." + r.Lease[:min(len(r.Lease), 8)]
+	}
+	return o
+}
 
 // EventMsg builds the message of one event, stamping its time if unset.
 func (s Subjects) EventMsg(e Event) (*nats.Msg, error) {

@@ -54,6 +54,10 @@ type Task struct {
 	// when a workflow is resumed, restarted or reprioritized, so a task
 	// queued again is not taken for a duplicate of the withdrawn one.
 	Gen int `msgpack:"gen,omitempty" json:"gen,omitempty"`
+	// Lease is the task's token for this round and generation: its result
+	// must carry it back, or the planner and the aggregator refuse it as
+	// forged.
+	Lease string `msgpack:"lease,omitempty" json:"lease,omitempty"`
 }
 
 // DepResult is the outcome of a dependency, handed to the task that waited for
@@ -87,6 +91,7 @@ type Result struct {
 	Finished  int64           `msgpack:"finished,omitempty" json:"finished,omitempty"` // unix nanoseconds
 	Gen       int             `msgpack:"gen,omitempty" json:"gen,omitempty"`           // the task's Gen
 	Priority  int             `msgpack:"prio,omitempty" json:"priority,omitempty"`     // the lane it ran on
+	Lease     string          `msgpack:"lease,omitempty" json:"lease,omitempty"`       // the task's Lease, echoed
 }
 
 // Event is one line of a workflow's audit trail, JSON on baton.events.<wf>.<kind>.
@@ -170,6 +175,10 @@ type Workflow struct {
 	// It is the plan, in a few bytes: PlanHas tells a task of the plan from
 	// one a forger made up.
 	Steps map[string]int `json:"steps,omitempty"`
+	// Leased says the workflow's tasks carry lease tokens and its results
+	// are accepted only with theirs. Workflows submitted before tokens
+	// existed have none and finish as they were planned.
+	Leased bool `json:"leased,omitempty"`
 	// Deadline, if set, is when the planner cancels whatever of the
 	// workflow is unfinished (the job's deadline after its submission).
 	Deadline time.Time `json:"deadline,omitzero"`

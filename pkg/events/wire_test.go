@@ -88,7 +88,7 @@ func sampleTask() *events.Task {
 			{Task: "gone", Step: "gone", Status: events.StateFailed, Error: "boom"},
 		},
 		MaxAttempts: 3, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second, Timeout: 5 * time.Minute,
-		Fallback: "backup", Critical: true, Gen: 2,
+		Fallback: "backup", Critical: true, Gen: 2, Lease: "3q2-7wAAAAAAAAAAAAAAAA",
 	}
 }
 
@@ -97,6 +97,7 @@ func sampleResult() *events.Result {
 		Workflow: "wf-1", Task: "research-3", Step: "research", Index: 3, Type: "research", Round: 1,
 		Status: events.StateFailed, Final: true, Data: json.RawMessage(`[1,2]`), Error: "timed out", ErrorKind: events.KindTimeout,
 		Attempts: 3, Agent: "agent-1", Started: 1700000000000000000, Finished: 1700000001000000000, Gen: 2, Priority: 4,
+		Lease: "3q2-7wAAAAAAAAAAAAAAAA",
 	}
 }
 
@@ -138,7 +139,7 @@ func sampleWorkflow() *events.Workflow {
 		Counts: sampleCounts(), Critical: []string{"summary"}, Collect: []string{"summary"}, SuccessThreshold: 0.75,
 		Aggregate: sampleAggregate(), ResultsFrom: 42, Deadline: t1, Steps: map[string]int{"research": 3, "summary": 0}, Outcome: events.OutcomeFailed, Error: "critical task summary failed", Gen: 3,
 		Priorities: map[string]int{"*": 2, "summary": 1}, Retry: map[string]int{"research-3": 2},
-		Lanes: []string{"analysis.2", "writing.3"}, CriticalPathTotal: 2, CriticalPath: 1,
+		Lanes: []string{"analysis.2", "writing.3"}, CriticalPathTotal: 2, CriticalPath: 1, Leased: true,
 	}
 }
 

@@ -66,6 +66,9 @@ func (f *flow) task(i int) events.Task {
 // fails at once, permanently, with a result that says why.
 func (p *Planner) publishTask(f *flow, i int) {
 	task := f.task(i)
+	if f.rec.Leased {
+		p.key.Sign(&task)
+	}
 	msg, err := p.subj.TaskMsg(&task)
 	if err == nil && int64(len(msg.Data)) > p.nc.MaxPayload()-1024 {
 		err = fmt.Errorf("task message is %d bytes, more than the server's limit of %d: its input or its dependencies' results are too large", len(msg.Data), p.nc.MaxPayload())
@@ -95,6 +98,7 @@ func (p *Planner) publishCancel(f *flow, i int) {
 // publishResult stores a result the planner decided itself; origin names
 // why in its Nats-Msg-Id.
 func (p *Planner) publishResult(r *events.Result, origin string) {
+	p.key.SignResult(r)
 	msg, err := p.subj.ResultMsg(r, origin)
 	if err != nil {
 		p.log.Error("encode result", "err", err)

@@ -97,7 +97,7 @@ func newRecord(id string, job *events.Job, plan *Plan, resultsFrom uint64) event
 	rec := events.Workflow{
 		ID: id, Name: job.Name, Status: events.WorkflowRunning, Submitted: time.Now().UTC(),
 		Collect: plan.Collect, SuccessThreshold: job.Threshold(), Aggregate: job.Aggregate,
-		ResultsFrom: resultsFrom, Lanes: plan.Lanes(),
+		ResultsFrom: resultsFrom, Lanes: plan.Lanes(), Leased: true,
 	}
 	if job.Deadline > 0 {
 		rec.Deadline = rec.Submitted.Add(job.Deadline.D())

@@ -9,6 +9,7 @@ import (
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/lease"
 	"github.com/baton-dev/baton/pkg/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,6 +26,7 @@ type Planner struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	kv   jetstream.KeyValue // workflow records and specs
+	key  *lease.Key         // signs tasks, checks results
 	subj events.Subjects
 	log  *slog.Logger
 
@@ -107,6 +109,9 @@ func (p *Planner) open(ctx context.Context) error {
 		return fmt.Errorf("planner: workflows bucket: %w", err)
 	}
 	p.kv = kv
+	if p.key, err = lease.Open(ctx, p.js, p.cfg.Streams.KeysBucket()); err != nil {
+		return err
+	}
 	if p.reg, err = registry.Open(ctx, p.js, p.cfg.Streams); err != nil {
 		return err
 	}
@@ -268,3 +273,4 @@ func (p *Planner) putRecord(ctx context.Context, rec *events.Workflow) error {
 	}
 	return nil
 }
+

@@ -1,0 +1,132 @@
+// Package lease signs every task the planner queues with an unguessable
+// token and checks that each result carries its task's token.
+//
+// A token is an HMAC-SHA256 of the task's workflow, id, round and
+// generation under a key kept in the keys bucket, which only the planner
+// and the aggregator may read. An agent learns the token of the tasks it is
+// given and echoes it in their results; a publisher who never received the
+// task cannot make one, so it cannot complete, fail or cancel the task.
+// Checking costs one HMAC: no state, no lookup.
+package lease
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"strconv"
+	"sync"
+
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// KeyName is the entry of the keys bucket that holds the lease key.
+const KeyName = "lease"
+
+// keyBytes is the key's size; tokenBytes how much of the HMAC a token keeps
+// (128 bits: unguessable, and short on the wire).
+const (
+	keyBytes   = 32
+	tokenBytes = 16
+)
+
+// Key signs and checks lease tokens. Safe for concurrent use.
+type Key struct {
+	pool sync.Pool // of hash.Hash, keyed with the secret
+}
+
+// NewKey returns a Key for secret, which must be 32 bytes.
+func NewKey(secret []byte) (*Key, error) {
+	if len(secret) != keyBytes {
+		return nil, fmt.Errorf("lease: key is %d bytes, want %d", len(secret), keyBytes)
+	}
+	s := append([]byte(nil), secret...)
+	k := &Key{}
+	k.pool.New = func() any { return hmac.New(sha256.New, s) }
+	return k, nil
+}
+
+// Random returns a Key with a fresh random secret (for tests and for the
+// first planner of a deployment, through Load).
+func Random() (*Key, []byte) {
+	secret := make([]byte, keyBytes)
+	_, _ = rand.Read(secret) // never fails (crypto/rand)
+	k, _ := NewKey(secret)
+	return k, secret
+}
+
+// Token returns the token of one round and generation of a task.
+func (k *Key) Token(workflow, task string, round, gen int) string {
+	h := k.pool.Get().(hash.Hash)
+	defer k.pool.Put(h)
+	h.Reset()
+	var buf [128]byte
+	b := append(buf[:0], workflow...)
+	b = append(b, 0)
+	b = append(b, task...)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(round), 10)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(gen), 10)
+	_, _ = h.Write(b)
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:tokenBytes])
+}
+
+// Sign sets t's token.
+func (k *Key) Sign(t *events.Task) { t.Lease = k.Token(t.Workflow, t.ID, t.Round, t.Gen) }
+
+// SignResult sets the token of a result its writer decided itself (the
+// planner's cancellations, for instance).
+func (k *Key) SignResult(r *events.Result) { r.Lease = k.Token(r.Workflow, r.Task, r.Round, r.Gen) }
+
+// ErrLease is wrapped by Check's error. It wraps events.ErrForged: a result
+// without its task's token is forged.
+var ErrLease = fmt.Errorf("%w: lease token does not match", events.ErrForged)
+
+// Check reports whether r carries the token of its task's round and
+// generation. The comparison takes constant time.
+func (k *Key) Check(r *events.Result) error {
+	want := k.Token(r.Workflow, r.Task, r.Round, r.Gen)
+	if r.Lease == "" {
+		return fmt.Errorf("%w: result for %s/%s has none", ErrLease, events.Short(r.Workflow), events.Short(r.Task))
+	}
+	if !hmac.Equal([]byte(want), []byte(r.Lease)) {
+		return fmt.Errorf("%w: result for %s/%s round %d generation %d", ErrLease, events.Short(r.Workflow), events.Short(r.Task), r.Round, r.Gen)
+	}
+	return nil
+}
+
+// Open loads the deployment's lease key from the named bucket (see Load).
+func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Key, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("lease: keys bucket: %w", err)
+	}
+	return Load(ctx, kv)
+}
+
+// Load reads the deployment's lease key from the keys bucket, creating it
+// if no planner or aggregator has yet. Any number may race: the bucket
+// keeps the first key written, and every one reads that.
+func Load(ctx context.Context, kv jetstream.KeyValue) (*Key, error) {
+	for range 3 {
+		e, err := kv.Get(ctx, KeyName)
+		if err == nil {
+			return NewKey(e.Value())
+		}
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, fmt.Errorf("lease: read key: %w", err)
+		}
+		_, secret := Random()
+		if _, err := kv.Create(ctx, KeyName, secret); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("lease: create key: %w", err)
+		}
+	}
+	return nil, errors.New("lease: key neither readable nor creatable")
+}
