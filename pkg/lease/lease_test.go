@@ -6,8 +6,8 @@ import (
 	"sync"
 	"testing"
 
-	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/internal/natstest"
+	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/lease"
 )

@@ -273,4 +273,3 @@ func (p *Planner) putRecord(ctx context.Context, rec *events.Workflow) error {
 	}
 	return nil
 }
-
