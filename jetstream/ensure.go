@@ -133,3 +133,29 @@ func sameLane(have, want jetstream.ConsumerConfig) bool {
 		have.AckPolicy == want.AckPolicy && have.AckWait == want.AckWait && have.MaxAckPending == want.MaxAckPending &&
 		have.MaxDeliver == want.MaxDeliver && have.DeliverPolicy == want.DeliverPolicy && have.MaxWaiting == want.MaxWaiting
 }
+
+// Wait is for services that do not own the streams (agents, aggregators):
+// it returns once every named stream or bucket exists, without creating or
+// changing any, so that their connections need no stream-admin rights.
+// Until then it tries again, backing off to once every 2 s with a log line
+// each time; it gives up only when ctx ends. Names are stream names; a
+// bucket's stream is "KV_<bucket>".
+func Wait(ctx context.Context, js jetstream.JetStream, c Config, log *slog.Logger, names ...string) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return retry.Do(ctx, log, "waiting for the planner (or baton streams ensure) to create the streams", 0, func() error {
+		for _, name := range names {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := js.Stream(ctx, name)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("stream %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// BucketStream is the stream that backs a key-value bucket.
+func BucketStream(bucket string) string { return "KV_" + bucket }

@@ -49,7 +49,15 @@ func StartWithAuth(tb testing.TB, users map[string]string, nkeys []string) *Serv
 	return start(tb, embedded.Config{Port: -1, StoreDir: tb.TempDir(), Users: users, NKeys: nkeys})
 }
 
+// StartWithAuthFile runs a server that requires the users of a
+// nats-server configuration file (see auth.Write).
+func StartWithAuthFile(tb testing.TB, path string) *Server {
+	tb.Helper()
+	return start(tb, embedded.Config{Port: -1, StoreDir: tb.TempDir(), AuthFile: path})
+}
+
 // start runs a server as c says; it is shut down when the test ends.
+
 func start(tb testing.TB, c embedded.Config) *Server {
 	tb.Helper()
 	ns, err := embedded.Start(c)

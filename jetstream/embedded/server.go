@@ -31,6 +31,11 @@ type Config struct {
 	// to authenticate; none: no authentication.
 	Users map[string]string
 	NKeys []string
+	// AuthFile, if set, is a nats-server configuration file whose users
+	// (nkeys, passwords and their permissions) the server requires, such
+	// as the one auth.Write generates. Listen address, storage and limits
+	// stay Config's.
+	AuthFile string
 }
 
 // DefaultMaxPayload is the embedded server's message size limit.
@@ -79,6 +84,13 @@ func Start(c Config) (*server.Server, error) {
 		NoLog:      !c.Debug,
 		HTTPPort:   max(c.HTTPPort, 0),
 		HTTPHost:   c.Host,
+	}
+	if c.AuthFile != "" {
+		fo, err := server.ProcessConfigFile(c.AuthFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrServer, err)
+		}
+		opts.Users, opts.Nkeys = fo.Users, fo.Nkeys
 	}
 	for name, pw := range c.Users {
 		opts.Users = append(opts.Users, &server.User{Username: name, Password: pw})

@@ -138,7 +138,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := streams.EnsureWait(ctx, a.js, a.cfg.Streams, a.log); err != nil {
+	// The planner creates the streams; an agent only waits for them (and
+	// creates its own types' lanes), so it needs no stream-admin rights.
+	c := a.cfg.Streams
+	if err := streams.Wait(ctx, a.js, c, a.log, c.TasksStream(), c.ResultsStream(), c.DeadStream(), streams.BucketStream(c.AgentsBucket())); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while waiting for JetStream
 		}

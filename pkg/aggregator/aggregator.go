@@ -105,7 +105,9 @@ func New(nc *nats.Conn, cfg Config) (*Aggregator, error) {
 // Run aggregates until ctx is cancelled (then it returns nil) or JetStream
 // fails in a way it cannot ride out. It may be called once.
 func (a *Aggregator) Run(ctx context.Context) error {
-	if err := streams.EnsureWait(ctx, a.js, a.cfg.Streams, a.log); err != nil {
+	c := a.cfg.Streams // the planner creates them; the aggregator waits
+	if err := streams.Wait(ctx, a.js, c, a.log, c.ResultsStream(), c.OutputsStream(),
+		streams.BucketStream(c.WorkflowsBucket()), streams.BucketStream(c.KeysBucket())); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while waiting for JetStream
 		}

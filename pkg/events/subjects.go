@@ -42,6 +42,9 @@ type Subjects struct {
 	Prefix string
 }
 
+// Root is the prefix every baton subject starts with.
+func (s Subjects) Root() string { return s.p() }
+
 func (s Subjects) p() string {
 	if s.Prefix == "" {
 		return DefaultPrefix

@@ -24,8 +24,9 @@ type Config struct {
 	Checkpoint time.Duration
 	// ReplyPrefixes are the subjects a job's Baton-Reply-To may name: the
 	// planner answers only there, so that a job cannot make it publish on
-	// any subject (a confused deputy). Default "_INBOX.", the inbox prefix
-	// of every NATS client; add a client's custom inbox prefix here.
+	// any subject (a confused deputy). Default "_INBOX." (every NATS
+	// client's inbox prefix) and "_INBOX_" (the per-role inbox prefixes of
+	// package auth, "_INBOX_<role>."); add another custom inbox prefix here.
 	ReplyPrefixes []string
 	// Version is announced by the control service; semantic, default 0.0.0.
 	Version string
@@ -39,7 +40,7 @@ func (c *Config) setDefaults() {
 		c.Routes = DefaultRoutes
 	}
 	if len(c.ReplyPrefixes) == 0 {
-		c.ReplyPrefixes = []string{"_INBOX."}
+		c.ReplyPrefixes = []string{"_INBOX.", "_INBOX_"}
 	}
 	if c.Checkpoint <= 0 {
 		c.Checkpoint = time.Second
