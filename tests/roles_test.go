@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-dev/baton/internal/natstest"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/jetstream/auth"
-	"github.com/baton-dev/baton/internal/natstest"
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/aggregator"
 	"github.com/baton-dev/baton/pkg/client"
@@ -187,7 +187,9 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 	s := cfg.Subjects()
 
 	publish := func(subject string) func(context.Context, *nats.Conn, jetstream.JetStream) error {
-		return func(_ context.Context, nc *nats.Conn, _ jetstream.JetStream) error { return nc.Publish(subject, []byte("x")) }
+		return func(_ context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
+			return nc.Publish(subject, []byte("x"))
+		}
 	}
 	subscribe := func(subject string) func(context.Context, *nats.Conn, jetstream.JetStream) error {
 		return func(_ context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
