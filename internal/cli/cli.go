@@ -42,7 +42,8 @@ splits each job into tasks on lanes (one per task type and priority),
 agents run them, and an aggregator publishes partial and final outputs.
 
 'baton up' runs all of it in one process on an embedded nats-server; the
-other commands talk to the deployment at --server (env NATS_URL) under the
+other commands talk to the deployment at --server (env NATS_URL), or the
+one a nats CLI context names (--context, env NATS_CONTEXT), under the
 subject prefix --prefix (env BATON_PREFIX).
 
 Exit status:
@@ -84,11 +85,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	for _, cf := range c.flags.Flags() {
-		def := ""
-		if cf.Name == "server" {
-			def = service.DefaultURL
-		}
-		pf.StringVar(cf.Value, cf.Name, envOr(cf.Env, def), cf.Usage+" (env "+cf.Env+")")
+		pf.StringVar(cf.Value, cf.Name, envOr(cf.Env, ""), cf.Usage+" (env "+cf.Env+")")
 	}
 	pf.BoolVar(&c.flags.TLSFirst, "tls-first", false, service.TLSFirstUsage)
 	pf.StringVar(&c.prefix, "prefix", envOr("BATON_PREFIX", "baton"), "subject prefix (env BATON_PREFIX)")
@@ -179,7 +176,7 @@ func usagef(format string, args ...any) error {
 
 // conn holds the connection flags, which every command takes.
 type conn struct {
-	flags  service.ConnFlags // --server and the NATS client options
+	flags  service.ConnFlags // --context, --server and the NATS client options
 	prefix string
 }
 
@@ -188,10 +185,14 @@ func (c *conn) common() service.Common {
 	return service.Common{ConnFlags: c.flags, Streams: streams.Config{Prefix: c.prefix}}
 }
 
-// client connects to the server; done closes the connection.
+// client connects to the server; done closes the connection. A context
+// that cannot be used is a usage error, as a bad flag is.
 func (c *conn) client() (cl *client.Client, done func(), err error) {
 	sc := c.common()
 	nc, err := sc.Connect("baton-cli", nil)
+	if errors.Is(err, service.ErrContext) {
+		return nil, nil, usageError{err}
+	}
 	if err != nil {
 		return nil, nil, err
 	}

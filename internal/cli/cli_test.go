@@ -474,13 +474,62 @@ func TestMain_Credentials(t *testing.T) {
 	if code == 0 || code == ExitNotFound || !strings.Contains(stderr, "uthorization") || strings.Contains(stderr, "wrong-pw") {
 		t.Fatalf("with a wrong password: exit %d, %q", code, stderr)
 	}
-	if code, _, _ := runMain(t, "status", "--help"); code != 0 {
-		t.Fatalf("help exit %d", code)
-	}
-	_, help, _ := runMain(t, "status", "--help")
-	for _, flag := range []string{"--creds", "--nkey", "--user", "--password", "--tls-ca", "--tls-cert", "--tls-key", "--tls-first"} {
-		if !strings.Contains(help, flag) {
-			t.Errorf("status --help does not list %s", flag)
+	for _, cmd := range append(newRoot().Commands(), nil) {
+		args := []string{"--help"}
+		if cmd != nil {
+			args = []string{cmd.Name(), "--help"}
 		}
+		code, help, _ := runMain(t, args...)
+		if code != 0 {
+			t.Fatalf("%q exit %d", args, code)
+		}
+		for _, flag := range []string{"--context", "--server", "--creds", "--nkey", "--user", "--password", "--tls-ca", "--tls-cert", "--tls-key", "--tls-first"} {
+			if !strings.Contains(help, flag) {
+				t.Errorf("%q does not list %s", args, flag)
+			}
+		}
+	}
+}
+
+// TestMain_Context: a nats CLI context, saved by the nats CLI, named by
+// --context or NATS_CONTEXT gives the server and the credentials (the
+// default --server does not replace its URL); a flag given replaces the
+// context's value; an unknown context is a usage error naming it. Not
+// parallel: the contexts live where XDG_CONFIG_HOME says.
+func TestMain_Context(t *testing.T) {
+	for _, env := range []string{"NATS_CONTEXT", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_CREDS", "NATS_NKEY"} {
+		t.Setenv(env, "")
+	}
+	srv := natstest.StartWithAuth(t, map[string]string{"bob": "hunter2"}, nil)
+	natstest.Ensure(t, srv, streams.Config{}, nats.UserInfo("bob", "hunter2"))
+	natstest.SaveContexts(t, map[string][]string{
+		"bob":      {"--server", srv.ClientURL(), "--user", "bob", "--password", "hunter2"},
+		"wrong-pw": {"--server", srv.ClientURL(), "--user", "bob", "--password", "ctx-guess"},
+	})
+	for _, tc := range []struct {
+		name string
+		env  string // NATS_CONTEXT
+		args []string
+		code int
+		says string // on stderr
+	}{
+		{name: "--context", args: []string{"--context", "bob"}, code: ExitNotFound, says: "unknown workflow"},
+		{name: "NATS_CONTEXT", env: "bob", code: ExitNotFound, says: "unknown workflow"},
+		{name: "--password replaces the context's", args: []string{"--context", "wrong-pw", "--password", "hunter2"}, code: ExitNotFound, says: "unknown workflow"},
+		{name: "the context's wrong password", args: []string{"--context", "wrong-pw"}, code: ExitFailed, says: "uthorization"},
+		{name: "unknown context", env: "bob", args: []string{"--context", "nope"}, code: ExitUsage, says: `unknown context "nope"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("NATS_CONTEXT", tc.env)
+			code, _, stderr := runMain(t, append([]string{"results", "nope"}, tc.args...)...)
+			if code != tc.code || !strings.Contains(stderr, tc.says) {
+				t.Fatalf("exit %d, %q; want %d, %q", code, stderr, tc.code, tc.says)
+			}
+			for _, pw := range []string{"hunter2", "ctx-guess"} {
+				if strings.Contains(stderr, pw) {
+					t.Fatalf("stderr %q shows a password", stderr)
+				}
+			}
+		})
 	}
 }

@@ -92,8 +92,8 @@ func newUpCmd(c *conn) *cobra.Command {
 streams, and run the planner, the aggregator, --agents built-in agents and
 the dashboard with /metrics on --http, until Ctrl-C or SIGTERM; running
 tasks finish first. The exec and http task types run only when --exec or
---url configure them. --server is not used: the server is the embedded one,
-on --listen.`,
+--url configure them. --server and --context are not used: the server is
+the embedded one, on --listen.`,
 		Example: `  baton up
   baton up --listen 127.0.0.1:0 --data /tmp/baton --agents 8 --concurrency 16
   baton up --exec 'python3 handler.py' --http ''`,

@@ -3,16 +3,28 @@ package service
 import (
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/synadia-io/orbit.go/natscontext"
 )
 
 // ConnFlags are the NATS client options every service and every baton
 // command takes, named as the nats CLI names them, with the same
 // environment variables. A password in --server's URL works too; it never
 // appears in logs or errors.
+//
+// Context names a nats CLI context, whose server URL, credentials (user and
+// password, token, creds or nkey), TLS files, tls_first and inbox prefix
+// apply where no flag gives their own: as in the nats CLI, each flag given
+// (or its variable set) replaces the context's value. Giving --creds,
+// --nkey, --user or --password also drops the context's credentials of the
+// other kinds, so that they are not sent along; --tls-first can only turn
+// tls_first on. Without Context no context is read, not even the one
+// `nats context select` chose.
 type ConnFlags struct {
-	Server   string // --server, NATS_URL
+	Context  string // --context, NATS_CONTEXT: a context's name or the path of its JSON file
+	Server   string // --server, NATS_URL; "": the context's URL, else DefaultURL
 	Creds    string // --creds, NATS_CREDS: a .creds file (JWT and nkey seed)
 	NKey     string // --nkey, NATS_NKEY: an nkey seed file
 	User     string // --user, NATS_USER
@@ -24,7 +36,7 @@ type ConnFlags struct {
 }
 
 // ConnFlag describes one string flag of ConnFlags, for whichever flag
-// package registers it.
+// package registers it. Each defaults to its environment variable.
 type ConnFlag struct {
 	Name, Env, Usage string
 	Value            *string
@@ -33,7 +45,8 @@ type ConnFlag struct {
 // Flags lists the string flags; TLSFirst is the one boolean.
 func (f *ConnFlags) Flags() []ConnFlag {
 	return []ConnFlag{
-		{"server", "NATS_URL", "NATS server URL(s), comma separated", &f.Server},
+		{"context", "NATS_CONTEXT", "nats CLI context (name or file): the server, credentials and TLS settings no other flag gives", &f.Context},
+		{"server", "NATS_URL", "NATS server URL(s), comma separated; default the context's, else " + DefaultURL, &f.Server},
 		{"creds", "NATS_CREDS", "user credentials file (.creds)", &f.Creds},
 		{"nkey", "NATS_NKEY", "nkey seed file", &f.NKey},
 		{"user", "NATS_USER", "user name", &f.User},
@@ -50,18 +63,25 @@ const TLSFirstUsage = "start TLS before the server's greeting (servers with hand
 // register adds the flags to a standard library flag set.
 func (f *ConnFlags) register(fs *flag.FlagSet) {
 	for _, cf := range f.Flags() {
-		def := ""
-		if cf.Name == "server" {
-			def = DefaultURL
-		}
-		fs.StringVar(cf.Value, cf.Name, env(cf.Env, def), cf.Usage+" (env "+cf.Env+")")
+		fs.StringVar(cf.Value, cf.Name, env(cf.Env, ""), cf.Usage+" (env "+cf.Env+")")
 	}
 	fs.BoolVar(&f.TLSFirst, "tls-first", false, TLSFirstUsage)
 }
 
-// Options turns the flags into nats.go options.
+// Options turns the flags into nats.go options. Applied after a context's
+// options, as Connect does, each one replaces what the context set.
 func (f *ConnFlags) Options() ([]nats.Option, error) {
 	var opts []nats.Option
+	if f.Server != "" {
+		servers := SplitList(f.Server)
+		opts = append(opts, func(o *nats.Options) error {
+			o.Servers = servers
+			return nil
+		})
+	}
+	if f.Creds != "" || f.NKey != "" || f.User != "" || f.Password != "" {
+		opts = append(opts, f.replaceCredentials)
+	}
 	switch {
 	case f.Creds != "" && f.NKey != "":
 		return nil, fmt.Errorf("--creds and --nkey: give one")
@@ -73,9 +93,6 @@ func (f *ConnFlags) Options() ([]nats.Option, error) {
 			return nil, fmt.Errorf("--nkey: %w", err)
 		}
 		opts = append(opts, o)
-	}
-	if f.User != "" || f.Password != "" {
-		opts = append(opts, nats.UserInfo(f.User, f.Password))
 	}
 	if f.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(f.TLSCA))
@@ -90,4 +107,63 @@ func (f *ConnFlags) Options() ([]nats.Option, error) {
 		opts = append(opts, nats.TLSHandshakeFirst())
 	}
 	return opts, nil
+}
+
+// replaceCredentials puts the credentials given in place of a context's:
+// --creds or --nkey replaces all of them; --user and --password each
+// replace their own half of the context's user and password and drop its
+// token, creds and nkey. Without a context there is nothing to replace.
+func (f *ConnFlags) replaceCredentials(o *nats.Options) error {
+	o.Token, o.TokenHandler, o.UserJWT, o.Nkey, o.SignatureCB = "", nil, nil, "", nil
+	if f.Creds != "" || f.NKey != "" {
+		o.User, o.Password = "", ""
+	}
+	if f.User != "" {
+		o.User = f.User
+	}
+	if f.Password != "" {
+		o.Password = f.Password
+	}
+	return nil
+}
+
+// contextSettings is what a context set, as the first option after the
+// context's own sees it.
+type contextSettings struct {
+	read    bool     // the context was read and its options applied
+	servers []string // its URLs (empty: nats.go's default, DefaultURL)
+	secrets []string // its password and token
+}
+
+// option records the settings; it must come right after the context's
+// options.
+func (s *contextSettings) option(o *nats.Options) error {
+	s.read, s.servers = true, o.Servers
+	for _, v := range []string{o.Password, o.Token} {
+		if v != "" {
+			s.secrets = append(s.secrets, v)
+		}
+	}
+	return nil
+}
+
+// dial connects with the context's options, if there is a context, then
+// opts; without one to DefaultURL unless opts say otherwise.
+func (f *ConnFlags) dial(opts []nats.Option) (*nats.Conn, error) {
+	if f.Context == "" {
+		return nats.Connect(DefaultURL, opts...)
+	}
+	nc, _, err := natscontext.Connect(f.Context, opts...)
+	return nc, err
+}
+
+// servers is the server list a connection goes to, for messages.
+func (f *ConnFlags) servers(set *contextSettings) string {
+	switch {
+	case f.Server != "":
+		return f.Server
+	case len(set.servers) > 0:
+		return strings.Join(set.servers, ",")
+	}
+	return DefaultURL
 }

@@ -24,8 +24,9 @@ import (
 // Version is baton's version, printed by the services and put in the registry.
 const Version = "0.1.0"
 
-// DefaultURL is where services connect when neither --server nor NATS_URL say.
-const DefaultURL = "nats://127.0.0.1:4222"
+// DefaultURL is where services connect when neither --server, NATS_URL nor
+// a context say: nats.go's default.
+const DefaultURL = nats.DefaultURL
 
 // Common are the flags every service takes. Environment variables give the
 // defaults: NATS_URL, BATON_PREFIX, BATON_LOG (text|json), BATON_LOG_LEVEL.
@@ -85,17 +86,22 @@ func (c *Common) Logger(w io.Writer) *slog.Logger {
 
 // Connect dials the configured server, reconnecting forever. With a
 // logger it logs each disconnect once (not every reconnect attempt), each
-// reconnect with the server it reached, and the close. Passwords in URLs
-// never appear in its logs or errors.
+// reconnect with the server it reached, and the close. Passwords and tokens,
+// the flags' and the context's, never appear in its logs or errors. A
+// context that cannot be read or used is an error wrapping ErrContext.
 func (c *Common) Connect(name string, log *slog.Logger) (*nats.Conn, error) {
-	auth, err := c.ConnFlags.Options()
+	flagOpts, err := c.ConnFlags.Options()
 	if err != nil {
 		return nil, err
 	}
-	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(false)}, auth...)
+	var set contextSettings
+	opts := append([]nats.Option{set.option, nats.Name(name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(false)}, flagOpts...)
 	if log != nil {
 		log = log.With("conn", name)
+		if c.Context != "" {
+			log = log.With("context", c.Context)
+		}
 		opts = append(opts,
 			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 				log.Warn("disconnected from NATS; reconnecting", "err", err)
@@ -106,9 +112,23 @@ func (c *Common) Connect(name string, log *slog.Logger) (*nats.Conn, error) {
 			nats.ClosedHandler(func(*nats.Conn) { log.Info("NATS connection closed") }),
 		)
 	}
-	nc, err := nats.Connect(c.Server, opts...)
-	if err != nil {
-		return nil, &redactedError{msg: "connect to " + RedactURLs(c.Server) + ": " + redact(err.Error(), c.Server), err: err}
+	nc, err := c.ConnFlags.dial(opts)
+	switch {
+	case err != nil && !set.read:
+		return nil, fmt.Errorf("%w %s: %w", ErrContext, c.Context, err)
+	case err != nil:
+		servers := c.ConnFlags.servers(&set)
+		msg := redact(err.Error(), servers)
+		for _, secret := range append(set.secrets, c.Password) {
+			if secret != "" {
+				msg = strings.ReplaceAll(msg, secret, "xxxxx")
+			}
+		}
+		to := RedactURLs(servers)
+		if c.Context != "" {
+			to += " (context " + c.Context + ")"
+		}
+		return nil, &redactedError{msg: "connect to " + to + ": " + msg, err: err}
 	}
 	if log != nil {
 		log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
