@@ -12,6 +12,7 @@ import (
 	"github.com/baton-dev/baton/internal/service"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/client"
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -21,13 +22,21 @@ import (
 // printed on stderr as "baton: <message>" and Main returns it as an
 // *ExitError holding the exit status; nil means exit status 0.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	root := newRoot()
+	// A permission the server refuses ends the command at once (a refused
+	// request would otherwise wait for its timeout), with the server's
+	// word for it.
+	ctx, refuse := context.WithCancelCause(ctx)
+	defer refuse(nil)
+	root := newRoot(refuse)
 	root.SetArgs(append([]string{}, args...)) // never nil: cobra would read os.Args
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return nil
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, nats.ErrPermissionViolation) {
+		err = fmt.Errorf("%w: %w (does this role have the permission? see 'baton auth')", ErrRefused, cause)
 	}
 	code := ExitCode(err)
 	fmt.Fprintf(stderr, "baton: %v\n", err)
@@ -51,7 +60,7 @@ Exit status:
   1  the workflow ended failed, or an error not listed here
   2  usage: unknown command, bad flag, wrong number of arguments
   3  not found: unknown workflow, task or agent
-  4  rejected: invalid job or bad request
+  4  rejected: invalid job or bad request, or refused by the server (permissions)
   5  conflict: not possible in the workflow's state, e.g. pausing a finished workflow
   6  unavailable: no server or no planner answered, or it timed out`
 
@@ -63,8 +72,8 @@ const (
 )
 
 // newRoot builds the command tree.
-func newRoot() *cobra.Command {
-	c := &conn{}
+func newRoot(refused func(error)) *cobra.Command {
+	c := &conn{refused: refused}
 	root := &cobra.Command{
 		Use:   "baton",
 		Short: "A task orchestrator on NATS JetStream",
@@ -85,7 +94,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	for _, cf := range c.flags.Flags() {
-		pf.StringVar(cf.Value, cf.Name, envOr(cf.Env, ""), cf.Usage+" (env "+cf.Env+")")
+		pf.StringVar(cf.Value, cf.Name, cf.Default(), cf.Usage+" (env "+cf.Env+")")
 	}
 	pf.BoolVar(&c.flags.TLSFirst, "tls-first", false, service.TLSFirstUsage)
 	pf.StringVar(&c.prefix, "prefix", envOr("BATON_PREFIX", "baton"), "subject prefix (env BATON_PREFIX)")
@@ -105,7 +114,7 @@ func newRoot() *cobra.Command {
 	add(groupWork, newSubmitCmd(c), newResultsCmd(c), newStatusCmd(c), newWatchCmd(c), newAgentsCmd(c))
 	add(groupControl, newPauseCmd(c, true), newPauseCmd(c, false), newStopCmd(c), newRestartCmd(c),
 		newCancelCmd(c), newReprioritizeCmd(c))
-	root.AddCommand(newStreamsCmd(c), newVersionCmd())
+	root.AddCommand(newStreamsCmd(c), newAuthCmd(c), newVersionCmd())
 	root.SetHelpCommand(newHelpCmd())
 	return root
 }
@@ -176,8 +185,9 @@ func usagef(format string, args ...any) error {
 
 // conn holds the connection flags, which every command takes.
 type conn struct {
-	flags  service.ConnFlags // --context, --server and the NATS client options
-	prefix string
+	flags   service.ConnFlags // --context, --server and the NATS client options
+	prefix  string
+	refused func(error) // called with a permission violation the server reports
 }
 
 // common returns the connection flags as a service.Common.
@@ -196,6 +206,11 @@ func (c *conn) client() (cl *client.Client, done func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) && c.refused != nil {
+			c.refused(err)
+		}
+	})
 	cl, err = client.New(nc, sc.Streams)
 	if err != nil {
 		nc.Close()

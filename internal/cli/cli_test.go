@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/baton-dev/baton/internal/natstest"
 	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/jetstream/auth"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go"
@@ -474,7 +478,7 @@ func TestMain_Credentials(t *testing.T) {
 	if code == 0 || code == ExitNotFound || !strings.Contains(stderr, "uthorization") || strings.Contains(stderr, "wrong-pw") {
 		t.Fatalf("with a wrong password: exit %d, %q", code, stderr)
 	}
-	for _, cmd := range append(newRoot().Commands(), nil) {
+	for _, cmd := range append(newRoot(nil).Commands(), nil) {
 		args := []string{"--help"}
 		if cmd != nil {
 			args = []string{cmd.Name(), "--help"}
@@ -531,5 +535,50 @@ func TestMain_Context(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMain_UpAuth runs `baton up --auth`: the embedded server admits only
+// the roles' nkeys it wrote, a submitter submits and follows with its own,
+// a viewer reads status, and a client without credentials is refused.
+func TestMain_UpAuth(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	data := t.TempDir()
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- Main(ctx, []string{"up", "--auth", "--data", data, "--listen", addr, "--http", "", "--agents", "1"}, io.Discard, io.Discard)
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("up: %v", err)
+		}
+	}()
+	dir := filepath.Join(data, "auth")
+	as := func(role string) []string {
+		return []string{"--server", "nats://" + addr, "--nkey", filepath.Join(dir, auth.SeedFile(role)), "--inbox-prefix", auth.InboxPrefix(role)}
+	}
+	natstest.Eventually(t, 30*time.Second, "the server to admit the viewer", func() bool {
+		code, _, _ := runMain(t, append([]string{"status"}, as(auth.Viewer)...)...)
+		return code == ExitOK
+	})
+	code, stdout, stderr := runMain(t, append([]string{"submit", "--follow", filepath.Join("..", "..", "examples", "parallel.json")}, as(auth.Submitter)...)...)
+	if code != ExitOK || !strings.Contains(stdout, `"status": "success"`) {
+		t.Fatalf("submit as submitter: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, _, stderr = runMain(t, "status", "--server", "nats://"+addr)
+	if code == ExitOK || !strings.Contains(strings.ToLower(stderr), "authorization") {
+		t.Fatalf("status without credentials: exit %d, stderr %q; want an authorization error", code, stderr)
+	}
+	code, _, stderr = runMain(t, append([]string{"submit", filepath.Join("..", "..", "examples", "parallel.json")}, as(auth.Viewer)...)...)
+	if code != ExitRejected || !strings.Contains(stderr, "Permissions Violation") {
+		t.Fatalf("submit as viewer: exit %d, stderr %q; want %d and the server's permissions violation", code, stderr, ExitRejected)
 	}
 }

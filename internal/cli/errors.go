@@ -53,6 +53,10 @@ func (e usageError) Error() string        { return e.err.Error() }
 func (e usageError) Unwrap() error        { return e.err }
 func (e usageError) Is(target error) bool { return target == ErrUsage }
 
+// ErrRefused is wrapped by the error of a command the server refused for
+// want of a permission (exit 4, rejected).
+var ErrRefused = errors.New("refused by the server")
+
 // ExitCode returns the exit status for an error of Main (or of any baton
 // command): 0 for nil, the Code of an *ExitError, else the status of the
 // first of these the error matches: ErrUsage 2; events.ErrNotFound 3 (as
@@ -74,7 +78,7 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, events.ErrNotFound):
 		return ExitNotFound
-	case errors.As(err, &ve), errors.Is(err, events.ErrBadRequest):
+	case errors.As(err, &ve), errors.Is(err, events.ErrBadRequest), errors.Is(err, ErrRefused):
 		return ExitRejected
 	case errors.Is(err, events.ErrConflict):
 		return ExitConflict

@@ -3,12 +3,15 @@ package cli
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/baton-dev/baton/internal/service"
 	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/jetstream/auth"
 	"github.com/baton-dev/baton/jetstream/embedded"
+	"github.com/nats-io/nats.go"
 	"github.com/oklog/run"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -24,6 +27,7 @@ type upFlags struct {
 	concurrency int
 	exec        string
 	url         string
+	auth        bool
 }
 
 // registerServer adds the embedded server's flags; data "" means a
@@ -95,6 +99,7 @@ tasks finish first. The exec and http task types run only when --exec or
 --url configure them. --server and --context are not used: the server is
 the embedded one, on --listen.`,
 		Example: `  baton up
+  baton up --auth    # every client needs a role's nkey from baton-data/auth
   baton up --listen 127.0.0.1:0 --data /tmp/baton --agents 8 --concurrency 16
   baton up --exec 'python3 handler.py' --http ''`,
 		Args: usageArgs(cobra.NoArgs),
@@ -108,6 +113,7 @@ the embedded one, on --listen.`,
 	f.registerAgents(fs, 4)
 	fs.StringVar(&f.exec, "exec", "", "command for the exec type (program and arguments, no shell); enables exec")
 	fs.StringVar(&f.url, "url", "", "URL for the http type; enables http")
+	fs.BoolVar(&f.auth, "auth", false, "admit only baton's roles: write an nkey per role and the server's authorization into <data>/auth (kept across restarts)")
 	fs.StringVar(&f.HTTPAuth, "http-auth", envOr("BATON_HTTP_AUTH", ""), "user:password the dashboard asks for (HTTP basic auth); required to serve it beyond loopback (env BATON_HTTP_AUTH)")
 	fs.StringVar(&f.HTTPHosts, "http-hosts", envOr("BATON_HTTP_HOSTS", ""), "host names the dashboard answers to besides IP addresses and localhost, comma separated (env BATON_HTTP_HOSTS)")
 	fs.StringVar(&f.HTTP, "http", envOr("BATON_HTTP", "127.0.0.1:8080"), "serve the dashboard and /metrics on this address (\"\": not at all) (env BATON_HTTP)")
@@ -122,6 +128,21 @@ func up(cmd *cobra.Command, f *upFlags) error {
 	if err != nil {
 		return err
 	}
+	sys := f.system()
+	var authDir string
+	if f.auth {
+		authDir = filepath.Join(f.data, "auth")
+		roles := auth.Standard(f.Streams, map[string][]string{"builtin": sys.DefaultTypes()})
+		if _, err := auth.Write(authDir, roles); err != nil {
+			return err
+		}
+		// The services of this process share one connection, as the admin.
+		admin, err := nats.NkeyOptionFromSeed(filepath.Join(authDir, auth.SeedFile(auth.Admin)))
+		if err != nil {
+			return err
+		}
+		sc.AuthFile, sc.ClientOptions = filepath.Join(authDir, auth.ConfFile), []nats.Option{admin}
+	}
 	emb, err := embedded.StartNode(sc)
 	if err != nil {
 		return err
@@ -129,7 +150,6 @@ func up(cmd *cobra.Command, f *upFlags) error {
 	// The server is not an actor: it must outlive every service so that
 	// agents can drain and hand their last results over before it stops.
 	defer emb.Close()
-	sys := f.system()
 	sys.Logger = f.Logger(stderr)
 	var g run.Group
 	if _, err := sys.Add(ctx, &g, emb.Conn); err != nil {
@@ -143,8 +163,17 @@ func up(cmd *cobra.Command, f *upFlags) error {
 		fmt.Fprintf(stdout, "  dashboard: http://%s/   metrics: http://%s/metrics\n", f.HTTP, f.HTTP)
 	}
 	fmt.Fprintf(stdout, "  planner, aggregator, %d agents (%s; %d slots each)\n", f.agents, strings.Join(sys.DefaultTypes(), ", "), f.concurrency)
-	fmt.Fprintf(stdout, "  submit:  go tool nats pub -J %s < examples/report.json\n", f.Streams.Subjects().Submit())
-	fmt.Fprintf(stdout, "  follow:  go tool nats sub '%s.outputs.>'\n", f.Streams.WithDefaults().Prefix)
+	if authDir != "" {
+		as := func(role string) string {
+			return fmt.Sprintf("--nkey %s --inbox-prefix %s", filepath.Join(authDir, auth.SeedFile(role)), auth.InboxPrefix(role))
+		}
+		fmt.Fprintf(stdout, "  auth:    only baton's roles are admitted; their nkeys and permissions are in %s\n", authDir)
+		fmt.Fprintf(stdout, "  submit:  baton submit %s --follow examples/report.json\n", as(auth.Submitter))
+		fmt.Fprintf(stdout, "  status:  baton status %s\n", as(auth.Viewer))
+	} else {
+		fmt.Fprintf(stdout, "  submit:  go tool nats pub -J %s < examples/report.json\n", f.Streams.Subjects().Submit())
+		fmt.Fprintf(stdout, "  follow:  go tool nats sub '%s.outputs.>'\n", f.Streams.WithDefaults().Prefix)
+	}
 	fmt.Fprintln(stdout, "  stop:    Ctrl-C (running tasks finish first)")
 	return service.RunGroup(ctx, &g)
 }

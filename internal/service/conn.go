@@ -33,6 +33,10 @@ type ConnFlags struct {
 	TLSCert  string // --tls-cert, NATS_CERT
 	TLSKey   string // --tls-key, NATS_KEY
 	TLSFirst bool   // --tls-first: TLS before the server's INFO (handshake first)
+	// --inbox-prefix, NATS_INBOX_PREFIX: the prefix of this connection's
+	// reply subjects, for servers that confine each user to its own
+	// (baton's roles: "_INBOX_<role>").
+	InboxPrefix string
 }
 
 // ConnFlag describes one string flag of ConnFlags, for whichever flag
@@ -40,21 +44,34 @@ type ConnFlags struct {
 type ConnFlag struct {
 	Name, Env, Usage string
 	Value            *string
+	// Secret flags do not show their variable's value as the default in
+	// help; Options reads the variable instead.
+	Secret bool
 }
 
 // Flags lists the string flags; TLSFirst is the one boolean.
 func (f *ConnFlags) Flags() []ConnFlag {
 	return []ConnFlag{
-		{"context", "NATS_CONTEXT", "nats CLI context (name or file): the server, credentials and TLS settings no other flag gives", &f.Context},
-		{"server", "NATS_URL", "NATS server URL(s), comma separated; default the context's, else " + DefaultURL, &f.Server},
-		{"creds", "NATS_CREDS", "user credentials file (.creds)", &f.Creds},
-		{"nkey", "NATS_NKEY", "nkey seed file", &f.NKey},
-		{"user", "NATS_USER", "user name", &f.User},
-		{"password", "NATS_PASSWORD", "password", &f.Password},
-		{"tls-ca", "NATS_CA", "CA certificate file that verifies the server", &f.TLSCA},
-		{"tls-cert", "NATS_CERT", "client certificate file (mutual TLS)", &f.TLSCert},
-		{"tls-key", "NATS_KEY", "client key file (mutual TLS)", &f.TLSKey},
+		{"context", "NATS_CONTEXT", "nats CLI context (name or file): the server, credentials and TLS settings no other flag gives", &f.Context, false},
+		{"server", "NATS_URL", "NATS server URL(s), comma separated; default the context's, else " + DefaultURL, &f.Server, false},
+		{"creds", "NATS_CREDS", "user credentials file (.creds)", &f.Creds, false},
+		{"nkey", "NATS_NKEY", "nkey seed file", &f.NKey, false},
+		{"user", "NATS_USER", "user name", &f.User, false},
+		{"password", "NATS_PASSWORD", "password", &f.Password, true},
+		{"tls-ca", "NATS_CA", "CA certificate file that verifies the server", &f.TLSCA, false},
+		{"tls-cert", "NATS_CERT", "client certificate file (mutual TLS)", &f.TLSCert, false},
+		{"tls-key", "NATS_KEY", "client key file (mutual TLS)", &f.TLSKey, false},
+		{"inbox-prefix", "NATS_INBOX_PREFIX", "prefix of reply subjects (a role's, e.g. _INBOX_submitter, where the server confines replies)", &f.InboxPrefix, false},
 	}
+}
+
+// Default is the flag's default: its variable's value, except for a
+// secret, which Options reads from the variable itself.
+func (cf ConnFlag) Default() string {
+	if cf.Secret {
+		return ""
+	}
+	return env(cf.Env, "")
 }
 
 // TLSFirstUsage is the usage text of --tls-first.
@@ -63,7 +80,7 @@ const TLSFirstUsage = "start TLS before the server's greeting (servers with hand
 // register adds the flags to a standard library flag set.
 func (f *ConnFlags) register(fs *flag.FlagSet) {
 	for _, cf := range f.Flags() {
-		fs.StringVar(cf.Value, cf.Name, env(cf.Env, ""), cf.Usage+" (env "+cf.Env+")")
+		fs.StringVar(cf.Value, cf.Name, cf.Default(), cf.Usage+" (env "+cf.Env+")")
 	}
 	fs.BoolVar(&f.TLSFirst, "tls-first", false, TLSFirstUsage)
 }
@@ -71,7 +88,15 @@ func (f *ConnFlags) register(fs *flag.FlagSet) {
 // Options turns the flags into nats.go options. Applied after a context's
 // options, as Connect does, each one replaces what the context set.
 func (f *ConnFlags) Options() ([]nats.Option, error) {
+	for _, cf := range f.Flags() {
+		if cf.Secret && *cf.Value == "" {
+			*cf.Value = env(cf.Env, "")
+		}
+	}
 	var opts []nats.Option
+	if f.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(f.InboxPrefix))
+	}
 	if f.Server != "" {
 		servers := SplitList(f.Server)
 		opts = append(opts, func(o *nats.Options) error {

@@ -110,6 +110,15 @@ func (c *Common) Connect(name string, log *slog.Logger) (*nats.Conn, error) {
 				log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
 			}),
 			nats.ClosedHandler(func(*nats.Conn) { log.Info("NATS connection closed") }),
+			// Permission violations (a role without a permission it needs)
+			// and slow-consumer drops would otherwise pass unseen.
+			nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+				if sub != nil {
+					log.Error("NATS error", "subject", sub.Subject, "err", err)
+					return
+				}
+				log.Error("NATS error", "err", err)
+			}),
 		)
 	}
 	nc, err := c.ConnFlags.dial(opts)

@@ -63,7 +63,17 @@ func newPerms(c streams.Config, role string) *perms {
 }
 
 func (p *perms) role(name string) Role {
-	return Role{Name: name, Inbox: p.inbox, Publish: slices.Compact(p.pub), Subscribe: slices.Compact(p.sub), Responses: p.responding}
+	return Role{Name: name, Inbox: p.inbox, Publish: unique(p.pub), Subscribe: unique(p.sub), Responses: p.responding}
+}
+
+// unique drops repeated subjects, keeping the first of each.
+func unique(subjects []string) []string {
+	seen := map[string]bool{}
+	return slices.DeleteFunc(subjects, func(s string) bool {
+		dup := seen[s]
+		seen[s] = true
+		return dup
+	})
 }
 
 // info lets the role look streams up (and wait for them).
@@ -150,7 +160,7 @@ func RoleAgent(c streams.Config, name string, types []string) Role {
 // follows outputs and workflow records.
 func RoleSubmitter(c streams.Config) Role {
 	p := newPerms(c, Submitter)
-	p.pub = append(p.pub, p.s.Submit(), p.s.Control("submit"), p.s.Control("status"))
+	p.pub = append(p.pub, p.s.Submit(), p.s.Control("submit"), p.s.Control("status"), p.s.Control("agents"))
 	p.read(p.c.OutputsStream(), p.c.JobsStream())
 	p.bucket(p.c.WorkflowsBucket(), false)
 	return p.role(Submitter)

@@ -36,6 +36,9 @@ type Config struct {
 	// as the one auth.Write generates. Listen address, storage and limits
 	// stay Config's.
 	AuthFile string
+	// ClientOptions are added to StartNode's in-process connection: its
+	// credentials when the server requires them.
+	ClientOptions []nats.Option
 }
 
 // DefaultMaxPayload is the embedded server's message size limit.
@@ -138,7 +141,7 @@ func StartNode(c Config) (*Node, error) {
 		_ = lock.Close()
 		return nil, err
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("baton-up"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect("", append([]nats.Option{nats.InProcessServer(ns), nats.Name("baton-up"), nats.MaxReconnects(-1)}, c.ClientOptions...)...)
 	if err != nil {
 		ns.Shutdown()
 		_ = lock.Close()

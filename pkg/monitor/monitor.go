@@ -110,7 +110,15 @@ func (m *Monitor) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
-	// A reader: it creates nothing (the services that write do).
+	// A reader: it creates nothing, and waits for the planner to.
+	c := m.cfg.Streams
+	if err := streams.Wait(ctx, m.js, c, m.log, c.ResultsStream(), c.EventsStream(), c.TasksStream(),
+		streams.BucketStream(c.AgentsBucket()), streams.BucketStream(c.WorkflowsBucket())); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	reg, err := registry.Open(ctx, m.js, m.cfg.Streams)
 	if err != nil {
 		return err
