@@ -31,6 +31,10 @@ type Config struct {
 	// AgentTTL is how long an agent's registry entry outlives its last
 	// heartbeat; default 10s.
 	AgentTTL time.Duration
+	// MaxBytes scales every stream's size bound (see Bounds); default
+	// DefaultMaxBytes, 8 GiB in all for file storage, an eighth of that
+	// for memory storage.
+	MaxBytes int64
 }
 
 // Defaults.
@@ -40,7 +44,38 @@ const (
 	DefaultDuplicateWindow = 20 * time.Minute
 	DefaultMaxAge          = 7 * 24 * time.Hour
 	DefaultAgentTTL        = 10 * time.Second
+	DefaultMaxBytes        = 8 << 30
 )
+
+// Bound is a stream's size bound: its share of Config.MaxBytes, and what
+// happens when it is full. DiscardNew refuses the publisher ("maximum
+// bytes exceeded"), so nothing stored is lost: work (jobs, tasks, results)
+// is never dropped to make room. DiscardOld drops the oldest messages: the
+// audit trail, outputs and dead letters keep the newest.
+type Bound struct {
+	Share   int64 // sixteenths of MaxBytes
+	Discard jetstream.DiscardPolicy
+}
+
+// Bounds are the size bounds by stream base name; they add up to 16/16.
+var Bounds = map[string]Bound{
+	"JOBS":    {1, jetstream.DiscardNew},
+	"TASKS":   {3, jetstream.DiscardNew},
+	"RESULTS": {6, jetstream.DiscardNew},
+	"OUTPUTS": {3, jetstream.DiscardOld},
+	"EVENTS":  {2, jetstream.DiscardOld},
+	"DEAD":    {1, jetstream.DiscardOld},
+}
+
+// bound returns the byte bound and discard policy of a stream.
+func (c Config) bound(base string) (int64, jetstream.DiscardPolicy) {
+	b := Bounds[base]
+	total := c.MaxBytes
+	if c.Memory && total == DefaultMaxBytes {
+		total /= 8
+	}
+	return total / 16 * b.Share, b.Discard
+}
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
@@ -64,6 +99,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.AgentTTL <= 0 {
 		c.AgentTTL = DefaultAgentTTL
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultMaxBytes
 	}
 	return c
 }
@@ -144,21 +182,22 @@ func (c Config) storage() jetstream.StorageType {
 func (c Config) Streams() []jetstream.StreamConfig {
 	c = c.WithDefaults()
 	s := c.Subjects()
-	base := func(name, subject, desc string) jetstream.StreamConfig {
+	base := func(b, subject, desc string) jetstream.StreamConfig {
+		maxBytes, discard := c.bound(b)
 		return jetstream.StreamConfig{
-			Name: name, Description: desc, Subjects: []string{subject},
+			Name: c.name(b), Description: desc, Subjects: []string{subject},
 			Storage: c.storage(), Replicas: c.Replicas, Duplicates: c.DuplicateWindow,
-			MaxAge: c.MaxAge, AllowDirect: true,
+			MaxAge: c.MaxAge, AllowDirect: true, MaxBytes: maxBytes, Discard: discard,
 		}
 	}
-	jobs := base(c.JobsStream(), s.Jobs(), "jobs waiting for the planner")
+	jobs := base("JOBS", s.Jobs(), "jobs waiting for the planner")
 	jobs.Retention, jobs.MaxAge, jobs.AllowDirect = jetstream.WorkQueuePolicy, 0, false
-	tasks := base(c.TasksStream(), s.Tasks(), "tasks waiting for agents, one subject per type and priority")
+	tasks := base("TASKS", s.Tasks(), "tasks waiting for agents, one subject per type and priority")
 	tasks.Retention, tasks.MaxAge, tasks.AllowDirect = jetstream.WorkQueuePolicy, 0, false
-	results := base(c.ResultsStream(), s.Results(), "the outcome of every task")
-	outputs := base(c.OutputsStream(), s.Outputs(), "partial and final workflow outputs")
-	evs := base(c.EventsStream(), s.Events(), "workflow events: the audit trail")
-	dead := base(c.DeadStream(), s.DeadLetters(), "tasks that failed for good, kept for inspection")
+	results := base("RESULTS", s.Results(), "the outcome of every task")
+	outputs := base("OUTPUTS", s.Outputs(), "partial and final workflow outputs")
+	evs := base("EVENTS", s.Events(), "workflow events: the audit trail")
+	dead := base("DEAD", s.DeadLetters(), "tasks that failed for good, kept for inspection")
 	return []jetstream.StreamConfig{jobs, tasks, results, outputs, evs, dead}
 }
 

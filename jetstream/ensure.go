@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/baton-dev/baton/pkg/retry"
@@ -73,7 +74,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 func sameStream(have, want jetstream.StreamConfig) bool {
 	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
 		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
-		have.Duplicates == want.Duplicates && have.MaxAge == want.MaxAge && have.AllowDirect == want.AllowDirect
+		have.Duplicates == want.Duplicates && have.MaxAge == want.MaxAge && have.AllowDirect == want.AllowDirect &&
+		have.MaxBytes == want.MaxBytes && have.Discard == want.Discard
 }
 
 func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) error {
@@ -144,7 +146,7 @@ func Wait(ctx context.Context, js jetstream.JetStream, c Config, log *slog.Logge
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	return retry.Do(ctx, log, "waiting for the planner (or baton streams ensure) to create the streams", 0, func() error {
+	return retry.Do(ctx, log, "waiting for JetStream and for the planner to create the streams", 0, func() error {
 		for _, name := range names {
 			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_, err := js.Stream(ctx, name)
@@ -159,3 +161,9 @@ func Wait(ctx context.Context, js jetstream.JetStream, c Config, log *slog.Logge
 
 // BucketStream is the stream that backs a key-value bucket.
 func BucketStream(bucket string) string { return "KV_" + bucket }
+
+// IsFull reports whether err is a stream refusing a message because it is
+// at its size bound (a DiscardNew stream: jobs, tasks, results).
+func IsFull(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "maximum bytes exceeded")
+}

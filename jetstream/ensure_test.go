@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -98,3 +99,50 @@ func TestEnsureWait_WaitsForJetStream(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestBounds_FullStreamsRefuseOrDropOldest fills the streams of a small
+// deployment: a full TASKS refuses the publisher with a clear error (no
+// task is dropped to make room), a full EVENTS keeps its newest messages.
+func TestBounds_FullStreamsRefuseOrDropOldest(t *testing.T) {
+	t.Parallel()
+	cfg := streams.Config{Memory: true, MaxBytes: 16 << 16} // TASKS 192 KiB, EVENTS 128 KiB
+	_, js := natstest.Ensure(t, natstest.Start(t), cfg)
+	ctx := t.Context()
+	s := cfg.Subjects()
+	body := bytes.Repeat([]byte("x"), 8<<10)
+	var refused error
+	stored := 0
+	for i := range 64 {
+		if _, err := js.Publish(ctx, s.Task("nobody", 3, "wf", fmt.Sprint("t", i)), body); err != nil {
+			refused = err
+			break
+		}
+		stored++
+	}
+	if refused == nil || !streams.IsFull(refused) {
+		t.Fatalf("64 × 8 KiB tasks into a 192 KiB TASKS: error %v, want a full stream", refused)
+	}
+	if stored < 20 || stored > 24 {
+		t.Fatalf("%d tasks stored before the refusal, want about 192/8", stored)
+	}
+	info, err := js.Stream(ctx, cfg.TasksStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.CachedInfo().State.Msgs; got != uint64(stored) {
+		t.Fatalf("TASKS holds %d, want the %d stored: none dropped", got, stored)
+	}
+	for i := range 64 {
+		if _, err := js.Publish(ctx, s.Event("wf", "note"), append([]byte(fmt.Sprint(i, " ")), body...)); err != nil {
+			t.Fatalf("event %d refused: %v; EVENTS should drop its oldest", i, err)
+		}
+	}
+	evs, err := js.Stream(ctx, cfg.EventsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := evs.CachedInfo().State
+	if st.Bytes > 128<<10 || st.LastSeq != 64 || st.FirstSeq == 1 {
+		t.Fatalf("EVENTS state %+v, want at most 128 KiB holding the newest", st)
+	}
+}

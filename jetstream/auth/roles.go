@@ -191,7 +191,8 @@ func RoleOperator(c streams.Config) Role {
 }
 
 // RoleAdmin may do anything: it sets up and changes streams and buckets
-// (`baton streams ensure`), and `baton up` runs its services with it.
+// (a planner started with it, or any nats CLI user), and `baton up` runs its
+// services with it.
 func RoleAdmin() Role {
 	return Role{Name: Admin, Inbox: "_INBOX", Publish: []string{">"}, Subscribe: []string{">"}, Responses: true}
 }

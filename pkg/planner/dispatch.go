@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/retry"
 	"github.com/nats-io/nats.go"
@@ -139,9 +140,20 @@ func (p *Planner) flush(ctx context.Context) error {
 	p.pending = nil
 	for len(p.unsent) > 0 {
 		msg := p.unsent[0]
-		err := retry.Do(ctx, p.log, "publish "+msg.Subject, republishAttempts, func() error {
-			_, err := p.js.PublishMsg(ctx, msg)
-			return err
+		// A full stream (TASKS or RESULTS at its size bound) is waited
+		// out for as long as it takes: agents taking tasks make room.
+		// Any other failure is tried republishAttempts times.
+		var err error
+		failures := 0
+		_ = retry.Do(ctx, p.log, "publish "+msg.Subject, 0, func() error {
+			_, perr := p.js.PublishMsg(ctx, msg)
+			if perr != nil && !streams.IsFull(perr) {
+				if failures++; failures >= republishAttempts {
+					err = perr
+					return nil // give up: Run returns err
+				}
+			}
+			return perr
 		})
 		if ctx.Err() != nil {
 			return nil
