@@ -31,6 +31,10 @@ type Config struct {
 	// AgentTTL is how long an agent's registry entry outlives its last
 	// heartbeat; default 10s.
 	AgentTTL time.Duration
+	// LeaseTTL is how long a planner or aggregator that stopped renewing
+	// its lead keeps it (package lead); default 3s: a dead leader's standby
+	// takes over within LeaseTTL + LeaseTTL/8.
+	LeaseTTL time.Duration
 	// MaxBytes scales every stream's size bound (see Bounds); default
 	// DefaultMaxBytes, 8 GiB in all for file storage, an eighth of that
 	// for memory storage.
@@ -45,6 +49,7 @@ const (
 	DefaultMaxAge          = 7 * 24 * time.Hour
 	DefaultAgentTTL        = 10 * time.Second
 	DefaultMaxBytes        = 8 << 30
+	DefaultLeaseTTL        = 3 * time.Second
 )
 
 // Bound is a stream's size bound: its share of Config.MaxBytes, and what
@@ -103,6 +108,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxBytes <= 0 {
 		c.MaxBytes = DefaultMaxBytes
 	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
 	return c
 }
 
@@ -146,6 +154,7 @@ func (c Config) DeadStream() string    { return c.name("DEAD") }
 func (c Config) AgentsBucket() string    { return strings.ToLower(c.name("agents")) }
 func (c Config) WorkflowsBucket() string { return strings.ToLower(c.name("workflows")) }
 func (c Config) KeysBucket() string      { return strings.ToLower(c.name("keys")) }
+func (c Config) LeasesBucket() string    { return strings.ToLower(c.name("leases")) }
 
 // PlannerConsumer is the durable consumer of JOBS shared by planners.
 const PlannerConsumer = "planner"
@@ -208,6 +217,7 @@ func (c Config) Buckets() []jetstream.KeyValueConfig {
 	return []jetstream.KeyValueConfig{
 		{Bucket: c.WorkflowsBucket(), Description: "workflow records and job specs", Storage: st, Replicas: c.Replicas, History: 1},
 		{Bucket: c.AgentsBucket(), Description: "live agents; an entry expires when its heartbeats stop", Storage: st, Replicas: c.Replicas, History: 1, TTL: c.AgentTTL},
+		{Bucket: c.LeasesBucket(), Description: "which planner and which aggregator lead; an entry expires when its leader stops renewing it", Storage: st, Replicas: c.Replicas, History: 1, TTL: c.LeaseTTL},
 		{Bucket: c.KeysBucket(), Description: "the lease key that signs tasks; readable by planners and aggregators only", Storage: st, Replicas: c.Replicas, History: 1},
 	}
 }

@@ -32,8 +32,8 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	a, err := aggregator.New(nc, aggregator.Config{Streams: c.Streams, PartialEvery: *partial, Logger: log})
-	if err != nil {
+	cfg := aggregator.Config{Streams: c.Streams, PartialEvery: *partial, Logger: log}
+	if _, err := aggregator.New(nc, cfg); err != nil { // checks cfg now, not at the first lead
 		return err
 	}
 	var g run.Group
@@ -46,6 +46,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 			return err
 		}
 	}
-	service.AddContext(&g, ctx, a.Run)
+	// Any number of aggregators may run: one leads, the others stand by.
+	service.AddContext(&g, ctx, func(ctx context.Context) error { return service.RunAggregator(ctx, nc, cfg) })
 	return service.RunGroup(ctx, &g)
 }

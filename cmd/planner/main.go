@@ -31,12 +31,13 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	p, err := planner.New(nc, planner.Config{Streams: c.Streams, Logger: log, Version: service.Version})
-	if err != nil {
+	cfg := planner.Config{Streams: c.Streams, Logger: log, Version: service.Version}
+	if _, err := planner.New(nc, cfg); err != nil { // checks cfg now, not at the first lead
 		return err
 	}
 	var g run.Group
-	service.AddContext(&g, ctx, p.Run)
+	// Any number of planners may run: one leads, the others stand by.
+	service.AddContext(&g, ctx, func(ctx context.Context) error { return service.RunPlanner(ctx, nc, cfg) })
 	// The status and agents verbs, the dashboard and /metrics share one
 	// monitor, which reads nothing until one of them asks.
 	mon, err := service.AddMonitor(ctx, &g, nc, c.Streams, true, log)

@@ -81,16 +81,19 @@ func (s *System) Add(ctx context.Context, g *run.Group, nc *nats.Conn) ([]*agent
 		agents = append(agents, a)
 		after.addAgent(g, ctx, a.Run)
 	}
-	p, err := planner.New(nc, planner.Config{Streams: s.Streams, Logger: s.Logger, Version: Version})
-	if err != nil {
+	// As replicas (package lead), so that a planner or aggregator started
+	// elsewhere against the same server can stand by for them.
+	pc := planner.Config{Streams: s.Streams, Logger: s.Logger, Version: Version}
+	if _, err := planner.New(nc, pc); err != nil {
 		return nil, err
 	}
-	after.add(g, p.Run)
-	ag, err := aggregator.New(nc, aggregator.Config{Streams: s.Streams, Logger: s.Logger})
-	if err != nil {
+	after.add(g, func(ctx context.Context) error { return RunPlanner(ctx, nc, pc) })
+	ac := aggregator.Config{Streams: s.Streams, Logger: s.Logger}
+	if _, err := aggregator.New(nc, ac); err != nil {
 		return nil, err
 	}
-	after.add(g, ag.Run)
+	after.add(g, func(ctx context.Context) error { return RunAggregator(ctx, nc, ac) })
+	var err error
 	if s.Monitor, err = monitor.New(nc, monitor.Config{Streams: s.Streams, Logger: s.Logger}); err != nil {
 		return nil, err
 	}

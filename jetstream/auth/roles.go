@@ -125,7 +125,8 @@ func RoleAggregator(c streams.Config) Role {
 	p.read(p.c.ResultsStream(), p.c.OutputsStream())
 	p.bucket(p.c.WorkflowsBucket(), false)
 	p.bucket(p.c.KeysBucket(), false)
-	p.pub = append(p.pub, p.s.Outputs(), p.s.Events())
+	p.bucket(p.c.LeasesBucket(), false)
+	p.pub = append(p.pub, p.s.Outputs(), p.s.Events(), "$KV."+p.c.LeasesBucket()+".aggregator")
 	return p.role(Aggregator)
 }
 
