@@ -86,4 +86,3 @@ func RunAggregator(ctx context.Context, nc *nats.Conn, cfg aggregator.Config) er
 		return a.Run(ctx)
 	})
 }
-
