@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-dev/baton/internal/natstest"
 	"github.com/baton-dev/baton/internal/web"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
@@ -419,5 +420,41 @@ func TestWeb_BasicAuth(t *testing.T) {
 		if tc.want == 401 && resp.Header.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s %s: 401 without WWW-Authenticate", tc.method, tc.path)
 		}
+	}
+}
+
+// TestHealth_FollowsTheConnection: /healthz answers 200 while the process
+// is connected to NATS and 503 once it is not, and `baton health` exits
+// 0 and 6 accordingly (the containers' health check).
+func TestHealth_FollowsTheConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	nc, _ := natstest.Connect(t, e.srv)
+	mon, err := monitor.New(nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := web.New(nc, mon, web.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	health := func() int {
+		cmd := exec.Command(filepath.Join(bin, "baton"), "health", hs.URL+"/healthz")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("baton health: %v", err)
+		}
+		t.Logf("baton health: %s", bytes.TrimSpace(out))
+		return cmd.ProcessState.ExitCode()
+	}
+	if code := health(); code != 0 {
+		t.Fatalf("connected: exit %d, want 0", code)
+	}
+	nc.Close()
+	if code := health(); code != 6 {
+		t.Fatalf("disconnected: exit %d, want 6", code)
 	}
 }

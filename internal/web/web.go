@@ -115,10 +115,24 @@ func New(nc *nats.Conn, mon *monitor.Monitor, cfg Config) (*Server, error) {
 	return &Server{cfg: cfg, nc: nc, cl: cl, mon: mon, metrics: monitor.NewMetrics(mon), log: cfg.Logger.With("service", "web")}, nil
 }
 
+// health answers 200 while the process is connected to NATS, 503 while it
+// is not: a container's health check (`baton health URL`). Like /metrics it
+// is open and says nothing of any workflow.
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if !s.nc.IsConnected() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, `{"status":"unavailable","nats":%q}`+"\n", s.nc.Status().String())
+		return
+	}
+	fmt.Fprintln(w, `{"status":"ok","nats":"CONNECTED"}`)
+}
+
 // Handler routes every endpoint.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /healthz", s.health)
 	if !s.cfg.Dashboard {
 		return mux
 	}
