@@ -105,6 +105,9 @@ func (c *Common) Connect(name string, log *slog.Logger) (*nats.Conn, error) {
 		}
 		opts = append(opts,
 			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+				if nc.IsClosed() {
+					return // closing, not losing the server: ClosedHandler says so
+				}
 				log.Warn("disconnected from NATS; reconnecting", "err", err)
 			}),
 			nats.ReconnectHandler(func(nc *nats.Conn) {
