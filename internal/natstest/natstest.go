@@ -49,6 +49,13 @@ func StartWithAuth(tb testing.TB, users map[string]string, nkeys []string) *Serv
 	return start(tb, embedded.Config{Port: -1, StoreDir: tb.TempDir(), Users: users, NKeys: nkeys})
 }
 
+// StartWithMaxPayload runs a server whose messages are at most n bytes (the
+// embedded server allows 8 MiB; a nats-server's default is 1 MiB).
+func StartWithMaxPayload(tb testing.TB, n int32) *Server {
+	tb.Helper()
+	return start(tb, embedded.Config{Port: -1, StoreDir: tb.TempDir(), MaxPayload: n})
+}
+
 // start runs a server as c says; it is shut down when the test ends.
 func start(tb testing.TB, c embedded.Config) *Server {
 	tb.Helper()
