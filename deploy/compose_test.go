@@ -327,4 +327,3 @@ func (s *stack) containers2(service string) string {
 	}
 	return ids[0]
 }
-

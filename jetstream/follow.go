@@ -157,3 +157,12 @@ func WorkContext(ctx context.Context, grace time.Duration) (context.Context, con
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancelWork) })
 	return work, func() { stop(); cancelWork() }
 }
+
+// StopWatch stops a key-value watch and takes what it still delivers
+// until it closes its channel: the watch's subscription blocks while it
+// hands an entry over, so without this its goroutine could stay blocked.
+func StopWatch(w jetstream.KeyWatcher) {
+	_ = w.Stop()
+	for range w.Updates() {
+	}
+}

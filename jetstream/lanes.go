@@ -10,7 +10,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// LaneStates reads every lane consumer's state.
+// LaneStates reads every lane consumer's state. A consumer whose name
+// only looks like a lane's (its type is not a token, or its priority out
+// of range) is left out: no agent would serve it.
 func LaneStates(ctx context.Context, js jetstream.JetStream, c Config) ([]events.LaneState, error) {
 	s, err := js.Stream(ctx, c.TasksStream())
 	if err != nil {
@@ -20,7 +22,7 @@ func LaneStates(ctx context.Context, js jetstream.JetStream, c Config) ([]events
 	infos := s.ListConsumers(ctx)
 	for ci := range infos.Info() {
 		typ, prio, ok := ParseLaneConsumer(ci.Name)
-		if !ok {
+		if !ok || !events.ValidToken(typ) || prio < events.PriorityHighest || prio > events.PriorityLowest {
 			continue
 		}
 		l := events.LaneState{

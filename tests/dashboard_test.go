@@ -2,11 +2,14 @@ package tests
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -17,6 +20,8 @@ import (
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/monitor"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -32,6 +37,42 @@ func chromium(t *testing.T) string {
 	}
 	t.Skip("no chromium installed (apt-get install chromium)")
 	return ""
+}
+
+// openBrowser starts headless Chromium with one tab; it is stopped when the
+// test ends, or after two minutes.
+func openBrowser(t *testing.T, browser string) context.Context {
+	t.Helper()
+	alloc, stopAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.Flag("no-sandbox", true), chromedp.Flag("headless", true), chromedp.WindowSize(1400, 1000))...)
+	ctx, stop := chromedp.NewContext(alloc)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() { cancel(); stop(); stopAlloc() })
+	return ctx
+}
+
+// do runs browser actions, failing the test with what on an error.
+func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// screenshot saves the page as artifacts/dashboard/<name>.png.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	shots := filepath.Join("..", "artifacts", "dashboard")
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestDashboard_Chromium drives the dashboard in headless Chromium: a
@@ -74,36 +115,12 @@ func TestDashboard_Chromium(t *testing.T) {
 	}
 	e.goService("monitor", mon.Run)
 	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	t.Cleanup(hs.Close) // after the browser, which holds the event stream open, stops
 	e.waitReady()
 
-	shots := filepath.Join("..", "artifacts", "dashboard")
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	alloc, stopAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.Flag("no-sandbox", true), chromedp.Flag("headless", true), chromedp.WindowSize(1400, 1000))...)
-	defer stopAlloc()
-	ctx, stop := chromedp.NewContext(alloc)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctx := openBrowser(t, browser)
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) { t.Helper(); do(t, ctx, what, actions...) }
+	shot := func(name string) { t.Helper(); screenshot(t, ctx, name) }
 	pct := func(wf string) float64 {
 		t.Helper()
 		r, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`tr[data-wf="`+wf+`"] td.progress`), "data-pct"))
@@ -205,4 +222,129 @@ func TestDashboard_Chromium(t *testing.T) {
 		chromedp.Click(css(`#submit-btn`)),
 		xpath(`//p[@id="message" and contains(@class,"error") and contains(., "no step is called")]`))
 	shot("6-error-shown")
+}
+
+// TestDashboard_ChromiumBasicAuth serves the dashboard with --http-auth and
+// drives it in headless Chromium: without credentials, or with wrong ones,
+// the page is refused (401) and nothing of it renders; with them (sent on
+// every request of the tab, as a browser does once the user has answered
+// its prompt) the page loads, its live stream connects, it shows the
+// workflows, and pause and resume clicked on the page go through the
+// authenticated API to the planner.
+func TestDashboard_ChromiumBasicAuth(t *testing.T) {
+	t.Parallel()
+	browser := chromium(t)
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	var mu sync.Mutex
+	var starts []time.Time
+	e.agent("worker", 2, map[string]agent.Handler{
+		"nap": agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
+			mu.Lock()
+			starts = append(starts, time.Now())
+			mu.Unlock()
+			select {
+			case <-time.After(200 * time.Millisecond):
+				return "rested", nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}),
+	})
+	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const user, password = "ops", "s3cret:with colon"
+	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Dashboard: true, Auth: user + ":" + password, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.goService("monitor", mon.Run)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close) // after the browser, which holds the event stream open, stops
+	e.waitReady()
+	ctx := openBrowser(t, browser)
+	authorize := func(user, password string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+			basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+			_, err := cdp.Call(ctx, tab, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": basic}})
+			return err
+		})
+	}
+	// refused checks that the page is refused: Chromium will not show it
+	// (it has no valid credentials to answer the server's challenge), and
+	// fetched from a page of the same origin that needs none (/metrics),
+	// the page and the API answer 401.
+	refused := func(what string) {
+		t.Helper()
+		err := chromedp.Do(ctx, chromedp.Navigate(hs.URL))
+		var le *chromedp.LoadError
+		if !errors.As(err, &le) || le.ErrorText != "net::ERR_INVALID_AUTH_CREDENTIALS" {
+			t.Fatalf("%s: %v; want Chromium to refuse it for want of credentials", what, err)
+		}
+		do(t, ctx, what+": open /metrics", chromedp.Navigate(hs.URL+"/metrics"))
+		// "omit": the browser's own credentials stay out, and so does its
+		// prompt for them, which headless Chromium would wait on for ever.
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		codes, err := chromedp.Run(actx, chromedp.Evaluate[[]int](
+			`Promise.all(["/", "/api/status"].map((p) => fetch(p, {credentials: "omit"}).then((r) => r.status)))`, chromedp.EvalAwaitPromise))
+		if err != nil || !slices.Equal(codes, []int{401, 401}) {
+			t.Fatalf("%s: the page and the API answer %v (%v), want 401 each", what, codes, err)
+		}
+	}
+
+	// 1. Without credentials, and with wrong ones: refused.
+	refused("open the dashboard without credentials")
+	do(t, ctx, "send wrong credentials", authorize(user, "guess"))
+	refused("open the dashboard with a wrong password")
+
+	// 2. With them: the page loads and its live stream connects.
+	do(t, ctx, "send the credentials", authorize(user, password))
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(hs.URL))
+	if err != nil || resp.Status != 200 {
+		t.Fatalf("open the dashboard with credentials: %v, %+v", err, resp)
+	}
+	do(t, ctx, "see the stream live", chromedp.WaitVisible(chromedp.Search(`//*[@id="conn" and text()="live"]`)))
+
+	// 3. It renders a workflow, and pause and resume from the page work.
+	naps := make([]int, 30)
+	wf := e.submit(map[string]any{"id": "dash-auth", "name": "behind basic auth", "steps": []map[string]any{{"id": "n", "type": "nap", "split": 1, "input": naps}}})
+	do(t, ctx, "see the workflow", chromedp.WaitVisible(chromedp.Search(`//tr[@data-wf="dash-auth"]/td[contains(., "behind basic auth")]`)))
+	statusIs := func(status string) chromedp.Action[chromedp.Void] {
+		return chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//tr[@data-wf=%q]/td[contains(@class,"status") and text()=%q]`, wf, status)))
+	}
+	clickUntil := func(what, action, status string) {
+		t.Helper()
+		for attempt := 1; ; attempt++ { // the table is redrawn every second: a click can miss
+			do(t, ctx, what, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-wf=%q] button[data-action=%q]`, wf, action))))
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := chromedp.Do(actx, statusIs(status))
+			cancel()
+			if err == nil {
+				return
+			}
+			if attempt == 4 {
+				t.Fatalf("%s: the workflow never showed %s: %v", what, status, err)
+			}
+		}
+	}
+	clickUntil("click pause", "pause", events.WorkflowPaused)
+	do(t, ctx, "see the pause confirmed", chromedp.WaitVisible(chromedp.Search(`//p[@id="message" and contains(@class,"ok") and contains(., "pause done")]`)))
+	screenshot(t, ctx, "auth-2-paused")
+	if st := must(e.cl.Status(e.ctl(), wf))(t); st.Workflows[0].Status != events.WorkflowPaused {
+		t.Fatalf("the planner has the workflow %s after the pause from the page", st.Workflows[0].Status)
+	}
+	clickUntil("click resume", "resume", events.WorkflowCompleted)
+	if out := e.final(wf, time.Minute); out.Status != events.OutcomeSuccess || out.Progress.Done != len(naps) {
+		t.Errorf("after resume from the page: %s, %d of %d done", out.Status, out.Progress.Done, len(naps))
+	}
+	screenshot(t, ctx, "auth-3-resumed")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(starts) < len(naps) {
+		t.Errorf("%d tasks started, want %d", len(starts), len(naps))
+	}
 }

@@ -443,7 +443,7 @@ func TestPrintStatus_Headline(t *testing.T) {
 	}{
 		{name: "only finished", snap: events.Snapshot{Workflows: []events.WorkflowView{done}},
 			want: "open workflows: 0 — progress 0.0%  active 0  completed 0"},
-		{name: "one open", snap: events.Snapshot{Progress: 40, Active: 2, Completed: 4, Workflows: []events.WorkflowView{done, running}},
+		{name: "one open", snap: events.Snapshot{Open: 1, Progress: 40, Active: 2, Completed: 4, Workflows: []events.WorkflowView{done, running}},
 			want: "open workflows: 1 — progress 40.0%  active 2  completed 4"},
 		{name: "one workflow", wf: "wf-done", snap: events.Snapshot{Progress: 100, Completed: 13, Workflows: []events.WorkflowView{done}},
 			want: "workflow wf-done (completed) — progress 100.0%  active 0  completed 13"},
@@ -459,6 +459,36 @@ func TestPrintStatus_Headline(t *testing.T) {
 				t.Errorf("headline %q, want it to start %q", first, tt.want)
 			}
 		})
+	}
+}
+
+// TestPrintStatus_SaysWhatIsLeftOut: a status whose lists were cut says
+// so below them, with how to see the rest.
+func TestPrintStatus_SaysWhatIsLeftOut(t *testing.T) {
+	t.Parallel()
+	snap := events.Snapshot{Open: 1005, Workflows: []events.WorkflowView{{ID: "wf-1", Status: events.WorkflowRunning}},
+		Totals: events.WorkflowTotals{Total: 1005, Running: 1005},
+		Page:   events.ListPage{Total: 1005, Limit: 1, Omitted: 1004, Next: 1, Note: "listing 1 of 1005 workflows"},
+		Agents: events.AgentStats{Omitted: 7}, LanesOmitted: 3, Truncated: true}
+	var b bytes.Buffer
+	if err := printStatus(&b, &snap, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"open workflows: 1005", "workflows: 1005 — 1005 running", "… listing 1 of 1005 workflows",
+		"… 3 lanes left out", "… 7 agents left out"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestStatus_PagingFlagsNeedNoWorkflow: --offset, --limit and --status list
+// workflows, so they make no sense beside one.
+func TestStatus_PagingFlagsNeedNoWorkflow(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := runMain(t, "status", "wf-1", "--limit", "5")
+	if code != ExitUsage || !strings.Contains(stderr, "without a WORKFLOW") {
+		t.Errorf("exit %d, stderr %q; want a usage error", code, stderr)
 	}
 }
 

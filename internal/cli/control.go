@@ -209,14 +209,19 @@ the moved and updated tasks as JSON.`,
 
 func newAgentsCmd(c *conn) *cobra.Command {
 	var asJSON bool
+	var opts client.ListOptions
 	cmd := &cobra.Command{
 		Use:   "agents",
 		Short: "List the registered agents",
-		Long: `List the registered agents: status, task types, slots, running and done
-tasks, failures and the age of the last heartbeat; --json prints them as
-JSON.`,
+		Long: fmt.Sprintf(`List the registered agents, sorted by id: status, task types, slots,
+running and done tasks, failures and the age of the last heartbeat; --json
+prints them as JSON. A reply lists at most --limit agents (default %d, at
+most %d) and stops before it would outgrow the server's max payload;
+--offset and --status (idle, busy, draining, failed) show the others. What
+was left out is said after the table (on stderr with --json).`, events.DefaultListLimit, events.MaxListLimit),
 		Example: `  baton agents
-  baton agents --json`,
+  baton agents --status failed
+  baton agents --offset 100 --json`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, done, err := c.client()
@@ -224,18 +229,51 @@ JSON.`,
 				return err
 			}
 			defer done()
-			list, err := cl.Agents(cmd.Context())
+			l, err := cl.AgentList(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
+			note := agentsNote(l)
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), list)
+				if note != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), note)
+				}
+				return printJSON(cmd.OutOrStdout(), l.Agents)
 			}
-			return printAgents(cmd.OutOrStdout(), list)
+			if err := printAgents(cmd.OutOrStdout(), l.Agents); err != nil {
+				return err
+			}
+			if note != "" {
+				fmt.Fprintln(cmd.OutOrStdout(), note)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	listFlags(cmd, &opts, "agents", "idle, busy, draining or failed")
 	return cmd
+}
+
+// listFlags adds --offset, --limit and --status, which page through a long
+// list of what.
+func listFlags(cmd *cobra.Command, opts *client.ListOptions, what, statuses string) {
+	fs := cmd.Flags()
+	fs.IntVar(&opts.Offset, "offset", 0, "skip this many "+what)
+	fs.IntVar(&opts.Limit, "limit", 0, fmt.Sprintf("list at most this many %s (default %d, at most %d)", what, events.DefaultListLimit, events.MaxListLimit))
+	fs.StringVar(&opts.Status, "status", "", "list only the "+what+" of this status: "+statuses)
+}
+
+// agentsNote says what a page of agents left out, and how to see it.
+func agentsNote(l *client.AgentList) string {
+	p := l.Page
+	if p.Omitted == 0 {
+		return ""
+	}
+	note := fmt.Sprintf("… listing %d of %d agents from offset %d; %d left out", len(l.Agents), p.Total, p.Offset, p.Omitted)
+	if p.Next > 0 {
+		return note + fmt.Sprintf(": baton agents --offset %d for the next", p.Next)
+	}
+	return note + ": baton agents --offset 0 for the first"
 }
 
 func printAgents(w io.Writer, list []events.AgentInfo) error {
@@ -250,28 +288,44 @@ func printAgents(w io.Writer, list []events.AgentInfo) error {
 
 func newStatusCmd(c *conn) *cobra.Command {
 	var asJSON bool
+	var opts client.ListOptions
 	cmd := &cobra.Command{
 		Use:   "status [WORKFLOW]",
 		Short: "Show progress, ETA, bottleneck, lanes and agents",
-		Long: `Show where work stands. Without a WORKFLOW the headline sums up the open
-(running, paused or stopped) workflows, and the table lists those and the
-recently finished ones; with a WORKFLOW, that workflow alone. Then
-throughput, error rate and task times, agents, the bottleneck lane, and
-every lane with a backlog, tasks in flight or a pause. --json prints the
-whole snapshot as JSON.`,
+		Long: fmt.Sprintf(`Show where work stands. Without a WORKFLOW the headline sums up every open
+(running, paused or stopped) workflow and counts workflows by status, and
+the table lists the open ones, latest first, then those finished in the
+last minutes, latest first: at most --limit of them (default %d, at most
+%d), and fewer if the reply would outgrow the server's max payload. What
+was left out is said below the table; --offset pages through the rest and
+--status (open, finished, running, paused, stopped, completed, failed)
+lists only some. With a WORKFLOW, that workflow alone, finished long ago
+or not. Then throughput, error rate and task times, agents, the bottleneck
+lane, and every lane with a backlog, tasks in flight or a pause. --json
+prints the whole snapshot as JSON.`, events.DefaultListLimit, events.MaxListLimit),
 		Example: `  baton status
+  baton status --status paused
+  baton status --offset 100 --limit 100
   baton status 01JB7X3M9Q2W
   baton status --json 01JB7X3M9Q2W`,
 		Args:              usageArgs(cobra.MaximumNArgs(1)),
 		ValidArgsFunction: c.completeWorkflows,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			wf := optionalArg(args)
+			if wf != "" && (opts != client.ListOptions{}) {
+				return usagef("--offset, --limit and --status list workflows: give them without a WORKFLOW")
+			}
 			cl, done, err := c.client()
 			if err != nil {
 				return err
 			}
 			defer done()
-			snap, err := cl.Status(cmd.Context(), wf)
+			var snap *events.Snapshot
+			if wf != "" {
+				snap, err = cl.Status(cmd.Context(), wf)
+			} else {
+				snap, err = cl.StatusList(cmd.Context(), opts)
+			}
 			if err != nil {
 				return err
 			}
@@ -282,6 +336,7 @@ whole snapshot as JSON.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	listFlags(cmd, &opts, "workflows", "open, finished, running, paused, stopped, completed or failed")
 	return cmd
 }
 
@@ -291,21 +346,24 @@ func scope(s *events.Snapshot, wf string) string {
 	if wf != "" && len(s.Workflows) == 1 {
 		return fmt.Sprintf("workflow %s (%s)", s.Workflows[0].ID, s.Workflows[0].Status)
 	}
-	open := 0
-	for _, v := range s.Workflows {
-		if events.WorkflowOpen(v.Status) {
-			open++
-		}
-	}
-	return fmt.Sprintf("open workflows: %d", open)
+	return fmt.Sprintf("open workflows: %d", s.Open)
+}
+
+// totalsLine counts every workflow by status.
+func totalsLine(t events.WorkflowTotals) string {
+	return fmt.Sprintf("workflows: %d — %d running, %d paused, %d stopped; %d completed, %d failed (%d of them finished lately)",
+		t.Total, t.Running, t.Paused, t.Stopped, t.Completed, t.Failed, t.FinishedRecently)
 }
 
 // printStatus writes a snapshot (of workflow wf, or of all with "") as
-// tables.
+// tables, and says what its lists left out.
 func printStatus(w io.Writer, s *events.Snapshot, wf string) error {
 	t := s.Tasks
 	fmt.Fprintf(w, "%s — progress %.1f%%  active %d  completed %d  |  tasks: %d pending, %d running, %d failed, %d cancelled\n",
 		scope(s, wf), s.Progress, s.Active, s.Completed, t.Pending, t.Running, t.Failed, t.Cancelled)
+	if wf == "" {
+		fmt.Fprintln(w, totalsLine(s.Totals))
+	}
 	fmt.Fprintf(w, "last %.0fs: %.1f tasks/s, error rate %.1f%%, task time avg %.3fs p50 %.3fs p95 %.3fs\n",
 		t.ThroughputSeconds, t.Throughput, 100*t.ErrorRate, t.AvgSeconds, t.P50Seconds, t.P95Seconds)
 	a := s.Agents
@@ -325,6 +383,12 @@ func printStatus(w io.Writer, s *events.Snapshot, wf string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%d/%d\t%d\t%d\t%s\t%d/%d left\n", v.ID, v.Status, v.Progress,
 			n.Completed+n.Failed+n.Cancelled, n.Total, v.Active, n.Failed, eta, v.CriticalPath.Remaining, v.CriticalPath.Total)
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if s.Page.Note != "" {
+		fmt.Fprintf(w, "… %s\n", s.Page.Note)
+	}
 	fmt.Fprintln(tw, "\nLANE\tBACKLOG\tIN FLIGHT\tREDELIVERED\tPAUSED")
 	for _, l := range s.Lanes {
 		if l.Backlog == 0 && l.InFlight == 0 && !l.Paused {
@@ -332,7 +396,16 @@ func printStatus(w io.Writer, s *events.Snapshot, wf string) error {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", l.Lane, l.Backlog, l.InFlight, l.Redelivered, pausedText(l))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if s.LanesOmitted > 0 {
+		fmt.Fprintf(w, "… %d lanes left out of this reply (the idle ones go last)\n", s.LanesOmitted)
+	}
+	if a.Omitted > 0 {
+		fmt.Fprintf(w, "… %d agents left out of this reply: baton agents lists them all\n", a.Omitted)
+	}
+	return nil
 }
 
 func pausedText(l events.LaneState) string {

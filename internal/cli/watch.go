@@ -149,6 +149,10 @@ func (m *watchModel) View() string {
 		fmt.Fprintf(&b, "%-24s %s %5.1f%%  %d/%d  active %d  failed %d  %s  %s\n", w.ID, watchBar(w.Progress, 30), w.Progress,
 			n.Completed+n.Failed+n.Cancelled, n.Total, w.Active, n.Failed, w.Status, eta)
 	}
+	if s.Page.Omitted > 0 {
+		fmt.Fprintf(&b, "… %d more workflows not shown (%d listed of %d): baton status --offset %d lists the next\n",
+			s.Page.Omitted, len(s.Workflows), s.Page.Total, s.Page.Next)
+	}
 	busy := false
 	for _, l := range s.Lanes {
 		if l.Backlog == 0 && l.InFlight == 0 && !l.Paused {

@@ -56,6 +56,13 @@ func StartWithAuthFile(tb testing.TB, path string) *Server {
 	return start(tb, embedded.Config{Port: -1, StoreDir: tb.TempDir(), AuthFile: path})
 }
 
+// StartWithMaxPayload runs a server whose messages are at most n bytes (the
+// embedded server allows 8 MiB; a nats-server's default is 1 MiB).
+func StartWithMaxPayload(tb testing.TB, n int32) *Server {
+	tb.Helper()
+	return start(tb, embedded.Config{Port: -1, StoreDir: tb.TempDir(), MaxPayload: n})
+}
+
 // start runs a server as c says; it is shut down when the test ends.
 
 func start(tb testing.TB, c embedded.Config) *Server {

@@ -16,7 +16,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -251,22 +253,44 @@ func writeErr(w http.ResponseWriter, err error) {
 	}
 }
 
+// status answers GET /api/status: ?workflow= for one, else ?status=,
+// ?offset= and ?limit= choose which workflows are listed, as in the status
+// control request.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	wf := r.URL.Query().Get("workflow")
-	if wf != "" && !events.ValidToken(wf) {
-		writeJSON(w, 400, events.ControlError{Code: 400, Message: fmt.Sprintf("%q is not a workflow id", wf)})
-		return
-	}
-	snap, err := s.mon.Snapshot(r.Context(), wf)
-	if errors.Is(err, monitor.ErrUnknownWorkflow) {
-		writeJSON(w, 404, events.ControlError{Code: 404, Message: err.Error()})
-		return
-	}
+	q, err := statusQuery(r.URL.Query())
 	if err != nil {
-		writeErr(w, err)
+		writeJSON(w, 400, events.ControlError{Code: 400, Message: err.Error()})
 		return
 	}
-	writeJSON(w, 200, snap)
+	snap, err := s.mon.Snapshot(r.Context(), q)
+	switch {
+	case errors.Is(err, monitor.ErrUnknownWorkflow):
+		writeJSON(w, 404, events.ControlError{Code: 404, Message: err.Error()})
+	case errors.Is(err, monitor.ErrBadQuery):
+		writeJSON(w, 400, events.ControlError{Code: 400, Message: err.Error()})
+	case err != nil:
+		writeErr(w, err)
+	default:
+		writeJSON(w, 200, snap)
+	}
+}
+
+// statusQuery reads a status query from URL parameters.
+func statusQuery(v url.Values) (monitor.Query, error) {
+	q := monitor.Query{Workflow: v.Get("workflow"), Status: v.Get("status")}
+	if q.Workflow != "" && !events.ValidToken(q.Workflow) {
+		return q, fmt.Errorf("%q is not a workflow id", events.Short(q.Workflow))
+	}
+	for name, to := range map[string]*int{"offset": &q.Offset, "limit": &q.Limit} {
+		if p := v.Get(name); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 0 {
+				return q, fmt.Errorf("%s %q: want a number, 0 or more", name, events.Short(p))
+			}
+			*to = n
+		}
+	}
+	return q, nil
 }
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
@@ -300,6 +324,11 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	if l, ok := out.(*client.AgentList); ok { // a bare list, as over NATS, with the page in headers
+		w.Header().Set(events.HeaderTotal, strconv.Itoa(l.Page.Total))
+		w.Header().Set(events.HeaderOmitted, strconv.Itoa(l.Page.Omitted))
+		out = l.Agents
+	}
 	writeJSON(w, 200, out)
 }
 
@@ -327,15 +356,19 @@ func (s *Server) do(ctx context.Context, verb string, req *events.ControlRequest
 	case events.VerbReprioritize:
 		return s.cl.Reprioritize(ctx, req.Workflow, req.Task, req.To)
 	case events.VerbStatus:
-		return s.cl.Status(ctx, req.Workflow)
+		if req.Workflow != "" {
+			return s.cl.Status(ctx, req.Workflow)
+		}
+		return s.cl.StatusList(ctx, client.ListOptions{Offset: req.Offset, Limit: req.Limit, Status: req.Status})
 	case events.VerbAgents:
-		return s.cl.Agents(ctx)
+		return s.cl.AgentList(ctx, client.ListOptions{Offset: req.Offset, Limit: req.Limit, Status: req.Status})
 	}
 	return nil, &events.ControlError{Code: 404, Message: fmt.Sprintf("unknown verb %q", verb)}
 }
 
 // FeedItem is one line of the dashboard's live feed: an event, or a partial
-// or final output (without its data).
+// or final output (without its data). Anyone on the bus may publish what it
+// comes from, so each text is clipped (feedItem): a batch stays small.
 type FeedItem struct {
 	Kind     string    `json:"kind"`
 	Workflow string    `json:"workflow"`
@@ -362,7 +395,7 @@ func (s *Server) subscribeFeed() (*feed, error) {
 	evSub, err := s.nc.Subscribe(subj.Events(), func(m *nats.Msg) {
 		var ev events.Event
 		if json.Unmarshal(m.Data, &ev) == nil {
-			fd.add(FeedItem{Kind: ev.Kind, Workflow: ev.Workflow, Task: ev.Task, Agent: ev.Agent, Message: ev.Message, Time: ev.Time})
+			fd.add(feedItem(ev.Kind, ev.Workflow, ev.Task, ev.Agent, ev.Message, ev.Time))
 		}
 	})
 	if err != nil {
@@ -372,8 +405,8 @@ func (s *Server) subscribeFeed() (*feed, error) {
 	outSub, err := s.nc.Subscribe(subj.Outputs(), func(m *nats.Msg) {
 		var out events.Output
 		if json.Unmarshal(m.Data, &out) == nil {
-			msg := fmt.Sprintf("%s: %d/%d done", out.Status, out.Progress.Done, out.Progress.Total)
-			fd.add(FeedItem{Kind: "output." + out.Kind, Workflow: out.Workflow, Message: msg, Time: time.Now().UTC()})
+			msg := fmt.Sprintf("%s: %d/%d done", events.Short(out.Status), out.Progress.Done, out.Progress.Total)
+			fd.add(feedItem("output."+out.Kind, out.Workflow, "", "", msg, time.Now().UTC()))
 		}
 	})
 	if err != nil {
@@ -382,6 +415,17 @@ func (s *Server) subscribeFeed() (*feed, error) {
 	}
 	fd.subs = append(fd.subs, outSub)
 	return fd, nil
+}
+
+// MaxFeedMessage bounds the message of a feed item, in bytes; its other
+// texts are ids and kinds, clipped to events.MaxEcho bytes.
+const MaxFeedMessage = 512
+
+// feedItem makes a feed item, each text clipped.
+func feedItem(kind, workflow, task, agent, message string, at time.Time) FeedItem {
+	return FeedItem{Kind: events.Clip(kind, events.MaxEcho), Workflow: events.Clip(workflow, events.MaxEcho),
+		Task: events.Clip(task, events.MaxEcho), Agent: events.Clip(agent, events.MaxEcho),
+		Message: events.Clip(message, MaxFeedMessage), Time: at}
 }
 
 func (fd *feed) add(it FeedItem) {
@@ -438,7 +482,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return true
 	}
 	snapshot := func() bool {
-		snap, err := s.mon.Snapshot(r.Context(), "")
+		snap, err := s.mon.Snapshot(r.Context(), monitor.Query{})
 		if err != nil {
 			return send("problem", events.ControlError{Code: 502, Message: err.Error()})
 		}

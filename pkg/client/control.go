@@ -102,34 +102,94 @@ func (c *Client) Reprioritize(ctx context.Context, workflow, task string, to int
 	return &out, c.call(ctx, events.VerbReprioritize, &events.ControlRequest{Workflow: workflow, Task: task, To: to}, &out)
 }
 
-// Status returns the figures of one workflow, or of all with workflow "".
+// Status returns the figures of one workflow, or of all with workflow ""
+// (listing the first page of them, as StatusList with no options does).
 func (c *Client) Status(ctx context.Context, workflow string) (*events.Snapshot, error) {
 	var out events.Snapshot
 	return &out, c.call(ctx, events.VerbStatus, &events.ControlRequest{Workflow: workflow}, &out)
 }
 
-// Agents lists the registered agents.
+// ListOptions choose which part of a long list a reply holds: Offset
+// entries are skipped and at most Limit listed (0: the server's default,
+// events.DefaultListLimit; at most events.MaxListLimit). Status keeps only
+// the entries of one status: for StatusList "open", "finished" or a
+// workflow status, for AgentList an agent status.
+type ListOptions struct {
+	Offset int
+	Limit  int
+	Status string
+}
+
+// StatusList returns the figures of every workflow, listing the part opts
+// chooses; the snapshot's Page says what it left out.
+func (c *Client) StatusList(ctx context.Context, opts ListOptions) (*events.Snapshot, error) {
+	var out events.Snapshot
+	req := &events.ControlRequest{Offset: opts.Offset, Limit: opts.Limit, Status: opts.Status}
+	return &out, c.call(ctx, events.VerbStatus, req, &out)
+}
+
+// Agents lists the registered agents: the first page of them, as AgentList
+// with no options does.
 func (c *Client) Agents(ctx context.Context) ([]events.AgentInfo, error) {
-	out := []events.AgentInfo{}
-	return out, c.call(ctx, events.VerbAgents, &events.ControlRequest{}, &out)
+	l, err := c.AgentList(ctx, ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return l.Agents, nil
+}
+
+// AgentList is a page of the registered agents.
+type AgentList struct {
+	Agents []events.AgentInfo
+	// Page says which agents Agents holds of those that match, and how
+	// many it left out (Note stays empty).
+	Page events.ListPage
+}
+
+// AgentList lists the part of the registered agents opts chooses, sorted by
+// id.
+func (c *Client) AgentList(ctx context.Context, opts ListOptions) (*AgentList, error) {
+	out := &AgentList{Agents: []events.AgentInfo{}}
+	req := &events.ControlRequest{Offset: opts.Offset, Limit: opts.Limit, Status: opts.Status}
+	hdr, err := c.request(ctx, events.VerbAgents, req, &out.Agents)
+	if err != nil {
+		return nil, err
+	}
+	// A server from before pages had no headers: it listed every agent.
+	total, omitted := len(out.Agents), 0
+	if hdr.Get(events.HeaderTotal) != "" {
+		total, _ = strconv.Atoi(hdr.Get(events.HeaderTotal))
+		omitted, _ = strconv.Atoi(hdr.Get(events.HeaderOmitted))
+	}
+	out.Page = events.ListPage{Total: total, Offset: opts.Offset, Limit: opts.Limit, Omitted: omitted}
+	if next := opts.Offset + len(out.Agents); next < total {
+		out.Page.Next = next
+	}
+	return out, nil
 }
 
 // call sends one control request and decodes the reply into out. A request
 // the service refused returns its *events.ControlError; no service,
 // ErrNoPlanner.
 func (c *Client) call(ctx context.Context, verb string, req *events.ControlRequest, out any) error {
+	_, err := c.request(ctx, verb, req, out)
+	return err
+}
+
+// request is call that also returns the reply's headers.
+func (c *Client) request(ctx context.Context, verb string, req *events.ControlRequest, out any) (nats.Header, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return fmt.Errorf("client: %w", err)
+		return nil, fmt.Errorf("client: %w", err)
 	}
 	ctx, cancel := withDefault(ctx, 40*time.Second)
 	defer cancel()
 	m, err := c.nc.RequestWithContext(ctx, c.subj.Control(verb), body)
 	if errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("client: %s: %w", verb, ErrNoPlanner)
+		return nil, fmt.Errorf("client: %s: %w", verb, ErrNoPlanner)
 	}
 	if err != nil {
-		return fmt.Errorf("client: %s: %w", verb, err)
+		return nil, fmt.Errorf("client: %s: %w", verb, err)
 	}
 	if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
 		ce := &events.ControlError{}
@@ -137,10 +197,10 @@ func (c *Client) call(ctx context.Context, verb string, req *events.ControlReque
 			ce.Message = m.Header.Get(micro.ErrorHeader)
 			ce.Code, _ = strconv.Atoi(code)
 		}
-		return ce
+		return nil, ce
 	}
 	if err := json.Unmarshal(m.Data, out); err != nil {
-		return fmt.Errorf("client: %s reply: %w", verb, err)
+		return nil, fmt.Errorf("client: %s reply: %w", verb, err)
 	}
-	return nil
+	return m.Header, nil
 }

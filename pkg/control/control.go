@@ -40,7 +40,7 @@ func Start(ctx context.Context, nc *nats.Conn, s Service) (micro.Service, error)
 	for verb, h := range s.Handlers {
 		err := svc.AddEndpoint(verb, micro.HandlerFunc(func(r micro.Request) {
 			v, err := h(ctx, r.Data())
-			respond(r, v, err)
+			respond(r, v, err, nc.MaxPayload())
 		}),
 			micro.WithEndpointSubject(s.Subjects.Control(verb)))
 		if err != nil {
@@ -51,14 +51,20 @@ func Start(ctx context.Context, nc *nats.Conn, s Service) (micro.Service, error)
 	return svc, nil
 }
 
-func respond(r micro.Request, v any, err error) {
+// Reply is a handler's answer with headers besides its JSON body (a page
+// of a list says in headers how much it left out, where the body is a bare
+// list).
+type Reply struct {
+	Body   any
+	Header map[string]string
+}
+
+func respond(r micro.Request, v any, err error, maxPayload int64) {
 	if err == nil {
-		if raw, ok := v.(json.RawMessage); ok {
-			_ = r.Respond(raw, micro.WithHeaders(micro.Headers{events.HeaderContentType: {events.ContentJSON}}))
+		err = respondValue(r, v, maxPayload)
+		if err == nil {
 			return
 		}
-		_ = r.RespondJSON(v)
-		return
 	}
 	var ve *events.ValidationError
 	if errors.As(err, &ve) {
@@ -72,6 +78,40 @@ func respond(r micro.Request, v any, err error) {
 	}
 	body, _ := json.Marshal(ce)
 	_ = r.Error(strconv.Itoa(ce.Code), ce.Message, body)
+}
+
+// headerRoom is what a reply's headers may take of the max payload.
+const headerRoom = 4 << 10
+
+// respondValue sends v as the reply. A reply too large for the server's
+// max payload is an error to answer with, not silence that leaves the
+// requester waiting for its timeout.
+func respondValue(r micro.Request, v any, maxPayload int64) error {
+	hdr := micro.Headers{}
+	if reply, ok := v.(Reply); ok {
+		for k, val := range reply.Header {
+			hdr[k] = []string{val}
+		}
+		v = reply.Body
+	}
+	body, ok := v.(json.RawMessage)
+	if ok {
+		hdr[events.HeaderContentType] = []string{events.ContentJSON}
+	} else {
+		var err error
+		if body, err = json.Marshal(v); err != nil {
+			return fmt.Errorf("control: encode reply: %w", err)
+		}
+	}
+	if maxPayload > 0 && int64(len(body)) > maxPayload-headerRoom {
+		return Errorf(500, "the reply would be %d bytes, more than the server's max payload of %d: ask for less", len(body), maxPayload)
+	}
+	var opts []micro.RespondOpt
+	if len(hdr) > 0 {
+		opts = append(opts, micro.WithHeaders(hdr))
+	}
+	_ = r.Respond(body, opts...) // if it fails, the requester or the connection is gone: nobody to tell
+	return nil
 }
 
 // Request parses a control request body, answering a bad one with a 400.

@@ -7,7 +7,8 @@
 // resume, stop, restart, cancel, reprioritize), and the monitor's
 // ("baton-status": status, agents), which any process running a monitor
 // may serve. A handler returns a value (sent as JSON; a json.RawMessage as
-// it is) or an error: a *events.ControlError keeps its code, a
-// *events.ValidationError is a 400 with a SubmitReply body, and anything
-// else is a 500.
+// it is; a Reply with headers besides) or an error: a *events.ControlError
+// keeps its code, a *events.ValidationError is a 400 with a SubmitReply
+// body, and anything else is a 500. A reply too large for the server's max
+// payload is answered with a 500 that says so, never left unsent.
 package control

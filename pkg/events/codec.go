@@ -131,6 +131,8 @@ func (r *Result) check() error {
 		return fmt.Errorf("%w: result: workflow id %q is not a valid token", ErrDecode, Short(r.Workflow))
 	case !ValidToken(r.Task):
 		return fmt.Errorf("%w: result: task id %q is not a valid token", ErrDecode, Short(r.Task))
+	case r.Type != "" && !ValidToken(r.Type):
+		return fmt.Errorf("%w: result: type %q is not a valid token", ErrDecode, Short(r.Type))
 	case r.Status != StateCompleted && r.Status != StateFailed && r.Status != StateCancelled:
 		return fmt.Errorf("%w: result: status %q is not completed, failed or cancelled", ErrDecode, Short(r.Status))
 	case len(r.Data) > 0 && !json.Valid(r.Data):

@@ -61,6 +61,17 @@ type ControlRequest struct {
 	// workflow) to priority To.
 	Task string `json:"task,omitempty"`
 	To   int    `json:"to,omitempty"`
+
+	// Status and agents list long lists a page at a time (see ListPage):
+	// Offset entries are skipped and at most Limit listed (0: the default,
+	// DefaultListLimit; more than MaxListLimit is lowered to it). Status
+	// keeps only the entries of one status: for status, workflows that
+	// are "open" (running, paused or stopped), "finished" (completed or
+	// failed) or of one workflow status; for agents, agents of one agent
+	// status.
+	Offset int    `json:"offset,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+	Status string `json:"status,omitempty"`
 }
 
 // ParseControl decodes a control request strictly: malformed JSON and
@@ -96,6 +107,12 @@ func ParseControl(data []byte) (*ControlRequest, error) {
 	}
 	if r.Until < 0 {
 		return nil, fmt.Errorf("%w: until must not be negative", ErrBadRequest)
+	}
+	if r.Offset < 0 || r.Limit < 0 {
+		return nil, fmt.Errorf("%w: offset and limit must not be negative", ErrBadRequest)
+	}
+	if r.Status != "" && !ValidToken(r.Status) {
+		return nil, fmt.Errorf("%w: status %q is not a status", ErrBadRequest, Short(r.Status))
 	}
 	return &r, nil
 }

@@ -51,9 +51,23 @@ func Short(s string) string {
 	if len(s) <= MaxEcho {
 		return s
 	}
-	cut := MaxEcho
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	return fmt.Sprintf("%s… (%d bytes)", s[:cutAt(s, MaxEcho)], len(s))
+}
+
+// Clip is s, or its first bytes and "…" in at most n bytes (n ≥ 4), cut
+// between two characters: how a text someone wrote is shown where its
+// length must stay bounded (status, the dashboard's feed).
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
+	return s[:cutAt(s, n-len("…"))] + "…"
+}
+
+// cutAt is the largest index at most n that starts a character of s.
+func cutAt(s string, n int) int {
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return n
 }

@@ -236,8 +236,11 @@ func FuzzParseControl(f *testing.F) {
 				t.Fatalf("accepted priority %d", p)
 			}
 		}
-		if r.Until < 0 {
-			t.Fatalf("accepted until %v", r.Until.D())
+		if r.Until < 0 || r.Offset < 0 || r.Limit < 0 {
+			t.Fatalf("accepted until %v, offset %d, limit %d", r.Until.D(), r.Offset, r.Limit)
+		}
+		if r.Status != "" && !events.ValidToken(r.Status) {
+			t.Fatalf("accepted status %q", r.Status)
 		}
 		j1, err := json.Marshal(r)
 		if err != nil {

@@ -10,6 +10,12 @@ const (
 	HeaderContentType = "Content-Type"
 	HeaderMsgID       = "Nats-Msg-Id" // JetStream de-duplication
 
+	// On a reply that lists a page of a long list (agents): how many
+	// entries match the request, and how many of them the reply leaves
+	// out (see ListPage).
+	HeaderTotal   = "Baton-Total"
+	HeaderOmitted = "Baton-Omitted"
+
 	ContentJSON    = "application/json"
 	ContentMsgpack = "application/msgpack"
 )

@@ -167,7 +167,7 @@ func sampleOutput() *events.Output {
 func sampleControl() *events.ControlRequest {
 	return &events.ControlRequest{Workflow: "wf-1", Type: "research", Priority: 2, Until: events.Duration(time.Minute), Now: true,
 		RetryFailed: true, All: true, Tasks: []string{"a"}, Agent: "agent-1", MinPriority: 1, MaxPriority: 3,
-		ReleaseDependents: true, Task: "a", To: 1}
+		ReleaseDependents: true, Task: "a", To: 1, Offset: 100, Limit: 50, Status: events.WorkflowPaused}
 }
 
 func sampleLane() events.LaneState {
@@ -185,7 +185,7 @@ func sampleSnapshot() *events.Snapshot {
 		Tasks: events.TaskStats{Counts: sampleCounts(), WindowSeconds: 300, Finished: 17, AvgSeconds: 1.25, P50Seconds: 1,
 			P95Seconds: 3.5, Throughput: 0.25, ThroughputSeconds: 60, ErrorRate: 0.125},
 		Agents: events.AgentStats{Active: 1, Idle: 1, Busy: 1, Draining: 1, Failed: 1, Slots: 4, BusySlots: 1,
-			Utilization: 0.25, FailureRate: 0.025, List: []events.AgentInfo{sampleAgentInfo()}},
+			Utilization: 0.25, FailureRate: 0.025, List: []events.AgentInfo{sampleAgentInfo()}, Omitted: 3},
 		Workflows: []events.WorkflowView{{
 			ID: "wf-1", Name: "quarterly report", Status: events.WorkflowFailed, Outcome: events.OutcomeFailed, Counts: sampleCounts(), Progress: 71.5,
 			Active: 2, Completed: 15, Submitted: t0, Rate: 0.5, ETASeconds: ptr(12.0), ETA: "12s", Bottleneck: sampleBottleneck(),
@@ -194,6 +194,12 @@ func sampleSnapshot() *events.Snapshot {
 		}},
 		Lanes:      []events.LaneState{sampleLane()},
 		Bottleneck: sampleBottleneck(),
+		Totals: events.WorkflowTotals{Total: 120, Running: 100, Paused: 2, Stopped: 1, Completed: 12, Failed: 5,
+			FinishedRecently: 4},
+		Page: events.ListPage{Total: 107, Offset: 100, Limit: 1, Omitted: 106, Next: 101,
+			Note: "listing 1 of 107 workflows from offset 100: ask with offset 101 for more"},
+		LanesOmitted: 2,
+		Truncated:    true,
 	}
 }
 
@@ -560,6 +566,7 @@ func TestDecodeResult_Rejects(t *testing.T) {
 		{"msgpack nested too deep", events.ContentMsgpack, bytes.Repeat([]byte{0x91}, 1<<16), "nested more than"},
 		{"msgpack bad status", events.ContentMsgpack, mutateResult(t, func(x *events.Result) { x.Status = events.StatePending }), `status "pending"`},
 		{"msgpack bad task", events.ContentMsgpack, mutateResult(t, func(x *events.Result) { x.Task = "" }), "task id"},
+		{"JSON type not a token", events.ContentJSON, []byte(`{"workflow":"w","task":"t","type":"a name, with words","status":"completed"}`), `type "a name`},
 		{"msgpack data not JSON", events.ContentMsgpack, mutateResult(t, func(x *events.Result) { x.Data = json.RawMessage("{x") }), "data is not valid JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -643,6 +650,9 @@ func TestParseControl_Rejects(t *testing.T) {
 		{"to", `{"to":7}`, "to 7"},
 		{"negative until", `{"until":-5}`, "until"},
 		{"bad until", `{"until":"later"}`, "duration"},
+		{"negative offset", `{"offset":-1}`, "offset and limit"},
+		{"negative limit", `{"limit":-5}`, "offset and limit"},
+		{"status not a word", `{"status":"open or not"}`, `status "open or not"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -672,6 +682,8 @@ func TestParseControl_Accepts(t *testing.T) {
 			&events.ControlRequest{Type: "research", Priority: 2, Until: events.Duration(2 * time.Second)}},
 		{"until in milliseconds", `{"until":1500}`, &events.ControlRequest{Until: events.Duration(1500 * time.Millisecond)}},
 		{"until null", `{"until":null}`, &events.ControlRequest{}},
+		{"a page of paused workflows", `{"offset":100,"limit":50,"status":"paused"}`,
+			&events.ControlRequest{Offset: 100, Limit: 50, Status: events.WorkflowPaused}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -6,6 +6,14 @@
 // a Monitor reports the same figures, and a restarted one rebuilds them from
 // the streams.
 //
+// Whatever the number and size of workflows, agents and lanes, a snapshot
+// stays bounded: the sums and the counts by status cover every workflow,
+// while the lists (workflows, by a Query's status, offset and limit; lanes;
+// agents) stop at their documented counts and before the reply would
+// outgrow the connection's max payload, and say what they left out (see
+// events.Snapshot). What someone else may have written (a record, an agent
+// entry, a started event) is checked or clipped before it is shown.
+//
 // One Monitor serves a whole process, and it starts on demand: Run reads
 // nothing until Snapshot (or Ready, or Start) is first called. Snapshot is
 // the one entry point; Serve answers the read-only control verbs (status,

@@ -13,7 +13,10 @@ import (
 
 // Metrics exposes a Monitor's figures to Prometheus under the baton_
 // prefix: gauges read from a snapshot at each scrape, plus a counter and a
-// histogram of the task results the monitor reads.
+// histogram of the task results the monitor reads. Labels carry ids,
+// types, lanes and statuses, never a workflow's name or data; the
+// per-workflow series cover the workflows a status lists by default, so
+// their number stays bounded.
 type Metrics struct {
 	m        *Monitor
 	reg      *prometheus.Registry
@@ -68,6 +71,7 @@ var (
 	dBusySlots    = desc("baton_agent_busy_slots", "Slots running a task now.")
 	dUtilization  = desc("baton_agent_utilization_ratio", "Busy slots ÷ slots.")
 	dAgentFailure = desc("baton_agent_failure_ratio", "Task failures ÷ tasks handled by the active agents.")
+	dWorkflows    = desc("baton_workflows", "Every workflow, by status.", "status")
 	dWfProgress   = desc("baton_workflow_progress_ratio", "Finished tasks ÷ tasks.", "workflow", "status")
 	dWfTasks      = desc("baton_workflow_tasks", "A workflow's tasks, by state.", "workflow", "state")
 	dWfETA        = desc("baton_workflow_eta_seconds", "Estimated time to completion, once a rate exists.", "workflow")
@@ -84,7 +88,7 @@ var (
 
 func (snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dTasks, dThroughput, dErrorRatio, dQuantile, dAgents, dSlots, dBusySlots,
-		dUtilization, dAgentFailure, dWfProgress, dWfTasks, dWfETA, dWfCritical, dWfOnSched, dLaneBacklog, dLaneFlight,
+		dUtilization, dAgentFailure, dWorkflows, dWfProgress, dWfTasks, dWfETA, dWfCritical, dWfOnSched, dLaneBacklog, dLaneFlight,
 		dLaneRedeliv, dLanePaused, dLaneUntil, dBottleneck, dScrapeErrors} {
 		ch <- d
 	}
@@ -93,7 +97,7 @@ func (snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := c.m.Snapshot(ctx, "")
+	s, err := c.m.Snapshot(ctx, Query{})
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(dScrapeErrors, prometheus.GaugeValue, 0)
 		return
@@ -119,6 +123,13 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	g(dBusySlots, float64(a.BusySlots))
 	g(dUtilization, a.Utilization)
 	g(dAgentFailure, a.FailureRate)
+	w := s.Totals
+	for status, n := range map[string]int{events.WorkflowRunning: w.Running, events.WorkflowPaused: w.Paused,
+		events.WorkflowStopped: w.Stopped, events.WorkflowCompleted: w.Completed, events.WorkflowFailed: w.Failed} {
+		g(dWorkflows, float64(n), status)
+	}
+	// One workflow's series for each workflow the default status lists (the
+	// open ones first), labelled by id and status only: never a name.
 	for _, w := range s.Workflows {
 		g(dWfProgress, w.Progress/100, w.ID, w.Status)
 		n := w.Counts

@@ -71,10 +71,14 @@ type Monitor struct {
 	seen    map[string]bool              // "<wf>/<task>" with a final result in the window
 	running map[string]map[string]string // wf → task → agent, started and not finished
 	onObs   []func(*events.Result)
-	// closed remembers when each finished workflow finished: its record no
-	// longer changes, so a snapshot reads it only while within the window.
-	closedMu sync.Mutex
-	closed   map[string]time.Time
+	// wfs holds the records of the open workflows and of those finished
+	// within the window, without what status does not show (decodeRecord);
+	// old maps each workflow that finished before to its status (a
+	// finished record no longer changes), and oldCount counts them by
+	// status.
+	wfs      map[string]*events.Workflow
+	old      map[string]string
+	oldCount map[string]int
 
 	wanted    chan struct{} // closed by the first reader: Run starts following
 	want      func()
@@ -90,7 +94,8 @@ func New(nc *nats.Conn, cfg Config) (*Monitor, error) {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	m := &Monitor{cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(), log: cfg.Logger.With("service", "monitor"),
-		seen: map[string]bool{}, running: map[string]map[string]string{}, closed: map[string]time.Time{},
+		seen: map[string]bool{}, running: map[string]map[string]string{},
+		wfs: map[string]*events.Workflow{}, old: map[string]string{}, oldCount: map[string]int{},
 		wanted: make(chan struct{}), ready: make(chan struct{})}
 	m.want = sync.OnceFunc(func() { close(m.wanted) })
 	return m, nil
@@ -101,9 +106,10 @@ func New(nc *nats.Conn, cfg Config) (*Monitor, error) {
 func (m *Monitor) OnResult(fn func(*events.Result)) { m.onObs = append(m.onObs, fn) }
 
 // Run waits for the first reader (Snapshot, Ready or Start), then follows
-// RESULTS and the started events from Window ago until ctx ends, and
-// returns nil. Until then it costs nothing: a process whose figures nobody
-// asks for reads no stream. It may be called once.
+// the workflow records, and RESULTS and the started events from Window
+// ago, until ctx ends, and returns nil. Until then it costs nothing: a
+// process whose figures nobody asks for reads no stream. It may be called
+// once.
 func (m *Monitor) Run(ctx context.Context) error {
 	select {
 	case <-m.wanted:
@@ -126,6 +132,17 @@ func (m *Monitor) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.reg = reg
 	m.mu.Unlock()
+	kv, err := m.js.KeyValue(ctx, m.cfg.Streams.WorkflowsBucket())
+	if err != nil {
+		return fmt.Errorf("monitor: %w", err)
+	}
+	// "*" is every record and no "<id>.spec": the jobs themselves stay
+	// unread.
+	recs, err := kv.Watch(ctx, "*")
+	if err != nil {
+		return fmt.Errorf("monitor: watch workflows: %w", err)
+	}
+	defer streams.StopWatch(recs)
 	from := time.Now().Add(-m.cfg.Window)
 	res, err := streams.Follow(ctx, m.js, streams.FollowConfig{Stream: m.cfg.Streams.ResultsStream(), Filter: m.subj.Results(), FromTime: from})
 	if err != nil {
@@ -138,17 +155,29 @@ func (m *Monitor) Run(ctx context.Context) error {
 		return fmt.Errorf("monitor: %w", err)
 	}
 	defer started.Stop()
-	// Ready once both have delivered what they held at the start.
-	resDone, startedDone := res.Backlog == 0, started.Backlog == 0
+	// Ready once the records and both streams have delivered what they
+	// held at the start (the watch marks it with a nil entry).
+	resDone, startedDone, recsDone := res.Backlog == 0, started.Backlog == 0, false
 	prune := time.NewTicker(5 * time.Second)
 	defer prune.Stop()
 	for {
-		if resDone && startedDone {
+		if resDone && startedDone && recsDone {
 			m.readyOnce.Do(func() { close(m.ready) })
 		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case e, ok := <-recs.Updates():
+			switch {
+			case !ok && ctx.Err() != nil:
+				return nil
+			case !ok:
+				return errors.New("monitor: the watch of the workflow records ended")
+			case e == nil:
+				recsDone = true
+			default:
+				m.onRecord(e, time.Now())
+			}
 		case msg := <-res.C:
 			m.onResultMsg(msg)
 			resDone = resDone || streams.CaughtUp(msg)
@@ -159,6 +188,63 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.prune(time.Now())
 		}
 	}
+}
+
+// onRecord keeps a workflow's record up to date, or forgets it once
+// deleted.
+func (m *Monitor) onRecord(e jetstream.KeyValueEntry, now time.Time) {
+	id := e.Key()
+	var rec *events.Workflow
+	if e.Operation() == jetstream.KeyValuePut {
+		rec = decodeRecord(id, e.Value())
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.wfs, id)
+	m.forgetOld(id)
+	switch {
+	case rec == nil:
+	case !events.WorkflowOpen(rec.Status) && now.Sub(rec.Finished) >= m.cfg.Window:
+		m.old[id] = rec.Status
+		m.oldCount[rec.Status]++
+	default:
+		m.wfs[id] = rec
+	}
+}
+
+func (m *Monitor) forgetOld(id string) {
+	if st, ok := m.old[id]; ok {
+		delete(m.old, id)
+		m.oldCount[st]--
+	}
+}
+
+// decodeRecord reads a workflow record, keeping what status shows. It
+// returns nil for what is not a record the planner wrote: an id that is
+// not a token or not its key, an unknown status. A name longer than a job
+// may give is clipped.
+func decodeRecord(id string, b []byte) *events.Workflow {
+	var rec events.Workflow
+	if json.Unmarshal(b, &rec) != nil || rec.ID != id || !events.ValidToken(id) {
+		return nil
+	}
+	switch rec.Status {
+	case events.WorkflowRunning, events.WorkflowPaused, events.WorkflowStopped, events.WorkflowCompleted, events.WorkflowFailed:
+	default:
+		return nil
+	}
+	switch rec.Outcome {
+	case "", events.OutcomeSuccess, events.OutcomePartial, events.OutcomeFailed:
+	default:
+		rec.Outcome = ""
+	}
+	shown := events.Workflow{ID: rec.ID, Name: events.Clip(rec.Name, events.MaxNameBytes), Status: rec.Status,
+		Outcome: rec.Outcome, Submitted: rec.Submitted, Finished: rec.Finished, Counts: rec.Counts, Lanes: rec.Lanes,
+		CriticalPathTotal: rec.CriticalPathTotal, CriticalPath: rec.CriticalPath}
+	if events.WorkflowOpen(rec.Status) {
+		shown.Steps = rec.Steps // the plan: a started task outside it does not count as running
+	}
+	return &shown
 }
 
 // Start asks Run to begin following now rather than at the first Snapshot.
@@ -216,9 +302,13 @@ func (m *Monitor) onResultMsg(msg jetstream.Msg) {
 	}
 }
 
+// onStartedMsg notes a task that started. An event whose subject is not
+// its workflow's, or whose ids are not tokens, is not an agent's: it is
+// left out.
 func (m *Monitor) onStartedMsg(msg jetstream.Msg) {
 	var ev events.Event
-	if json.Unmarshal(msg.Data(), &ev) != nil || ev.Task == "" {
+	if json.Unmarshal(msg.Data(), &ev) != nil || !events.ValidToken(ev.Task) || (ev.Agent != "" && !events.ValidToken(ev.Agent)) ||
+		!events.ValidToken(ev.Workflow) || msg.Subject() != m.subj.Event(ev.Workflow, events.EventStarted) {
 		return
 	}
 	m.mu.Lock()
@@ -242,6 +332,19 @@ func (m *Monitor) prune(now time.Time) {
 		cut++
 	}
 	m.recent = slices.Delete(m.recent, 0, cut)
+	for id, rec := range m.wfs {
+		if !events.WorkflowOpen(rec.Status) && now.Sub(rec.Finished) >= m.cfg.Window {
+			delete(m.wfs, id)
+			m.old[id] = rec.Status
+			m.oldCount[rec.Status]++
+		}
+	}
+	// Tasks of a workflow that is no longer open run no more.
+	for wf := range m.running {
+		if rec := m.wfs[wf]; rec == nil || !events.WorkflowOpen(rec.Status) {
+			delete(m.running, wf)
+		}
+	}
 	if len(m.seen) > 4*len(m.recent)+1024 {
 		// Forget the finished tasks older than the window.
 		keep := map[string]bool{}
@@ -255,68 +358,89 @@ func (m *Monitor) prune(now time.Time) {
 	}
 }
 
-// Snapshot computes the figures now, for one workflow or (workflow "")
-// for every unfinished one and those finished within the window.
+// Snapshot computes the figures now: for one workflow (q.Workflow), or for
+// every unfinished one, listing the part of them and of those finished
+// within the window that q asks for. The sums and Totals cover every
+// workflow whatever is listed; the lists stop at their bounds (see
+// events.Snapshot), so the snapshot as JSON fits the connection's max
+// payload.
 //
 // It starts the monitor if needed and waits until the window has been read
-// back, or returns ErrNotReady when ctx ends first.
-func (m *Monitor) Snapshot(ctx context.Context, workflow string) (*events.Snapshot, error) {
+// back, or returns ErrNotReady when ctx ends first. A query it cannot
+// answer is ErrBadQuery; a workflow with no record, ErrUnknownWorkflow.
+func (m *Monitor) Snapshot(ctx context.Context, q Query) (*events.Snapshot, error) {
+	limit, err := q.check()
+	if err != nil {
+		return nil, err
+	}
 	select {
 	case <-m.Ready():
 	case <-ctx.Done():
 		return nil, ErrNotReady
 	}
 	now := time.Now()
-	recs, err := m.workflows(ctx, workflow)
-	if err != nil {
-		return nil, err
+	var one *events.Workflow
+	if q.Workflow != "" {
+		if one, err = m.record(ctx, q.Workflow); err != nil {
+			return nil, err
+		}
 	}
-	lanes, err := streams.LaneStates(ctx, m.js, m.cfg.Streams)
-	if err != nil {
-		return nil, err
+	// The lanes and the registry are read at once; this call waits for
+	// both before it returns.
+	type lanesRead struct {
+		lanes []events.LaneState
+		err   error
 	}
+	read := make(chan lanesRead, 1)
+	go func() {
+		lanes, err := streams.LaneStates(ctx, m.js, m.cfg.Streams)
+		read <- lanesRead{lanes, err}
+	}()
 	m.mu.Lock()
 	reg := m.reg
 	m.mu.Unlock()
 	agents, err := reg.List(ctx)
-	if err != nil {
+	lr := <-read
+	if err = cmp.Or(err, lr.err); err != nil {
 		return nil, err
 	}
-	snap := &events.Snapshot{Time: now.UTC(), Lanes: lanes, Workflows: []events.WorkflowView{}}
-	snap.Agents = agentStats(agents)
+	lanes := lr.lanes
+	snap := &events.Snapshot{Time: now.UTC(), Agents: agentStats(agents)}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	snap.Tasks = m.taskStats(now)
-	laneRate := m.laneRates(now)
-	bottlenecks := bottlenecks(lanes, laneRate, registry.ServedTypes(agents))
+	recent := m.byWorkflow(now)
+	bottlenecks := bottlenecks(lanes, m.laneRates(now), registry.ServedTypes(agents))
 	if len(bottlenecks) > 0 {
 		snap.Bottleneck = &bottlenecks[0]
 	}
-	var total, done int
-	for _, rec := range recs {
-		v := m.view(rec, now, bottlenecks, snap.Tasks.P50Seconds)
-		snap.Workflows = append(snap.Workflows, v)
-		if workflow == "" && !events.WorkflowOpen(rec.Status) {
-			continue // a finished workflow shows, but the sums cover the open ones
+	snap.Totals = m.totals()
+	list, offset := []*events.Workflow{one}, 0
+	if one == nil {
+		offset = q.Offset
+		list = m.listed(q.Status)
+		for _, rec := range m.wfs {
+			if events.WorkflowOpen(rec.Status) {
+				m.sum(snap, rec, recent[rec.ID])
+				snap.Open++
+			}
 		}
-		snap.Open++
-		c := v.Counts
-		snap.Tasks.Total += c.Total
-		snap.Tasks.Pending += c.Pending - v.Active
-		snap.Tasks.Running += v.Active
-		snap.Tasks.Completed += c.Completed
-		snap.Tasks.Failed += c.Failed
-		snap.Tasks.Cancelled += c.Cancelled
-		total += c.Total
-		done += c.Completed + c.Failed + c.Cancelled
-		snap.Active += v.Active
-		snap.Completed += c.Completed
+	} else {
+		limit = 1
+		m.sum(snap, one, recent[one.ID])
+		if events.WorkflowOpen(one.Status) {
+			snap.Open = 1
+		}
 	}
-	if total > 0 {
-		snap.Progress = round1(100 * float64(done) / float64(total))
+	if t := snap.Tasks; t.Total > 0 {
+		snap.Progress = round1(100 * float64(t.Completed+t.Failed+t.Cancelled) / float64(t.Total))
 	}
-	if workflow != "" && len(snap.Workflows) == 1 {
+	view := func(rec *events.Workflow) events.WorkflowView {
+		return m.view(rec, now, bottlenecks, snap.Tasks.P50Seconds, recent[rec.ID])
+	}
+	fit(snap, list, view, lanes, agents, offset, limit, m.budget())
+	if one != nil && len(snap.Workflows) == 1 {
 		v := snap.Workflows[0]
 		snap.Progress, snap.Active, snap.Completed = v.Progress, v.Active, v.Completed
 		snap.Bottleneck = v.Bottleneck
@@ -331,49 +455,137 @@ var ErrUnknownWorkflow = errors.New("unknown workflow")
 // monitor has read its window back.
 var ErrNotReady = errors.New("monitor: not ready: it reads the last minutes of results back when it starts; try again")
 
-func (m *Monitor) workflows(ctx context.Context, id string) ([]*events.Workflow, error) {
+// record reads one workflow's record as it is now, whether it finished
+// long ago or not.
+func (m *Monitor) record(ctx context.Context, id string) (*events.Workflow, error) {
 	kv, err := m.js.KeyValue(ctx, m.cfg.Streams.WorkflowsBucket())
 	if err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	if id != "" {
-		rec, err := streams.GetWorkflow(ctx, kv, id)
-		if err != nil {
-			return nil, err
-		}
-		if rec == nil {
-			return nil, fmt.Errorf("%w %s", ErrUnknownWorkflow, id)
-		}
-		return []*events.Workflow{rec}, nil
+	e, err := kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w %s", ErrUnknownWorkflow, id)
 	}
-	lister, err := kv.ListKeysFiltered(ctx, "*")
 	if err != nil {
-		return nil, fmt.Errorf("monitor: list workflows: %w", err)
+		return nil, fmt.Errorf("monitor: read workflow %s: %w", id, err)
 	}
-	var out []*events.Workflow
-	for k := range lister.Keys() {
-		m.closedMu.Lock()
-		fin, isClosed := m.closed[k]
-		m.closedMu.Unlock()
-		if isClosed && time.Since(fin) >= m.cfg.Window {
-			continue
-		}
-		rec, err := streams.GetWorkflow(ctx, kv, k)
-		if err != nil || rec == nil {
-			continue
-		}
-		open := events.WorkflowOpen(rec.Status)
-		if !open {
-			m.closedMu.Lock()
-			m.closed[k] = rec.Finished
-			m.closedMu.Unlock()
-		}
-		if open || time.Since(rec.Finished) < m.cfg.Window {
-			out = append(out, rec)
+	rec := decodeRecord(id, e.Value())
+	if rec == nil {
+		return nil, fmt.Errorf("%w %s: its record is not one the planner wrote", ErrUnknownWorkflow, id)
+	}
+	return rec, nil
+}
+
+// totals counts every workflow by status.
+func (m *Monitor) totals() events.WorkflowTotals {
+	t := events.WorkflowTotals{Completed: m.oldCount[events.WorkflowCompleted], Failed: m.oldCount[events.WorkflowFailed]}
+	for _, rec := range m.wfs {
+		switch rec.Status {
+		case events.WorkflowRunning:
+			t.Running++
+		case events.WorkflowPaused:
+			t.Paused++
+		case events.WorkflowStopped:
+			t.Stopped++
+		case events.WorkflowCompleted:
+			t.Completed++
+			t.FinishedRecently++
+		case events.WorkflowFailed:
+			t.Failed++
+			t.FinishedRecently++
 		}
 	}
-	slices.SortFunc(out, func(a, b *events.Workflow) int { return a.Submitted.Compare(b.Submitted) })
-	return out, nil
+	t.Total = t.Running + t.Paused + t.Stopped + t.Completed + t.Failed
+	return t
+}
+
+// listed returns the workflows a status of all lists, in its order: the
+// open ones, latest submission first (the one just submitted is on the
+// first page), then those finished within the window, latest first; only
+// those of status, if given.
+func (m *Monitor) listed(status string) []*events.Workflow {
+	var open, finished []*events.Workflow
+	for _, rec := range m.wfs {
+		switch {
+		case !matches(status, rec.Status):
+		case events.WorkflowOpen(rec.Status):
+			open = append(open, rec)
+		default:
+			finished = append(finished, rec)
+		}
+	}
+	slices.SortFunc(open, func(a, b *events.Workflow) int {
+		return cmp.Or(b.Submitted.Compare(a.Submitted), strings.Compare(a.ID, b.ID))
+	})
+	slices.SortFunc(finished, func(a, b *events.Workflow) int {
+		return cmp.Or(b.Finished.Compare(a.Finished), strings.Compare(a.ID, b.ID))
+	})
+	return append(open, finished...)
+}
+
+// recentOf is what the window's results say of one workflow.
+type recentOf struct {
+	seen   events.Counts // final results by status
+	lately []time.Time   // when those of the rate window finished
+}
+
+// byWorkflow sums the window's results up per workflow, in one pass.
+func (m *Monitor) byWorkflow(now time.Time) map[string]*recentOf {
+	out := map[string]*recentOf{}
+	for _, o := range m.recent {
+		r := out[o.wf]
+		if r == nil {
+			r = &recentOf{}
+			out[o.wf] = r
+		}
+		switch o.status {
+		case events.StateCompleted:
+			r.seen.Completed++
+		case events.StateFailed:
+			r.seen.Failed++
+		default:
+			r.seen.Cancelled++
+		}
+		if now.Sub(o.at) <= m.cfg.RateWindow {
+			r.lately = append(r.lately, o.at)
+		}
+	}
+	return out
+}
+
+// counts are a workflow's task counts, from its record or, when they are
+// ahead of it, from the results read since; and the tasks of its plan
+// running now (none once it has finished).
+func (m *Monitor) counts(rec *events.Workflow, r *recentOf) (c events.Counts, running []string) {
+	c = rec.Counts
+	// The record is written once a second; the results read since may be
+	// ahead of it.
+	if r != nil && r.seen.Completed+r.seen.Failed+r.seen.Cancelled > c.Completed+c.Failed+c.Cancelled {
+		c.Completed, c.Failed, c.Cancelled = r.seen.Completed, r.seen.Failed, r.seen.Cancelled
+		c.Pending = max(0, c.Total-c.Completed-c.Failed-c.Cancelled)
+	}
+	if events.WorkflowOpen(rec.Status) {
+		for task := range m.running[rec.ID] {
+			if _, _, ok := rec.PlanTask(task); ok {
+				running = append(running, task)
+			}
+		}
+	}
+	c.Running = len(running)
+	return c, running
+}
+
+// sum adds a workflow to the snapshot's sums.
+func (m *Monitor) sum(snap *events.Snapshot, rec *events.Workflow, r *recentOf) {
+	c, _ := m.counts(rec, r)
+	snap.Tasks.Total += c.Total
+	snap.Tasks.Pending += c.Pending - c.Running
+	snap.Tasks.Running += c.Running
+	snap.Tasks.Completed += c.Completed
+	snap.Tasks.Failed += c.Failed
+	snap.Tasks.Cancelled += c.Cancelled
+	snap.Active += c.Running
+	snap.Completed += c.Completed
 }
 
 func (m *Monitor) taskStats(now time.Time) events.TaskStats {
@@ -489,40 +701,16 @@ func bottlenecks(lanes []events.LaneState, rate map[string]float64, served map[s
 	return out
 }
 
-func (m *Monitor) view(rec *events.Workflow, now time.Time, lanes []events.Bottleneck, p50 float64) events.WorkflowView {
-	c := rec.Counts
-	// The record is written once a second; the results read since may be
-	// ahead of it.
-	var seen events.Counts
-	for _, o := range m.recent {
-		if o.wf != rec.ID {
-			continue
-		}
-		switch o.status {
-		case events.StateCompleted:
-			seen.Completed++
-		case events.StateFailed:
-			seen.Failed++
-		default:
-			seen.Cancelled++
-		}
-	}
-	if seen.Completed+seen.Failed+seen.Cancelled > c.Completed+c.Failed+c.Cancelled {
-		c.Completed, c.Failed, c.Cancelled = seen.Completed, seen.Failed, seen.Cancelled
-		c.Pending = max(0, c.Total-c.Completed-c.Failed-c.Cancelled)
-	}
+func (m *Monitor) view(rec *events.Workflow, now time.Time, lanes []events.Bottleneck, p50 float64, r *recentOf) events.WorkflowView {
+	c, running := m.counts(rec, r)
 	finished := c.Completed + c.Failed + c.Cancelled
 	v := events.WorkflowView{ID: rec.ID, Name: rec.Name, Status: rec.Status, Outcome: rec.Outcome, Counts: c,
-		Completed: c.Completed, Submitted: rec.Submitted}
-	for task := range m.running[rec.ID] {
-		v.Running = append(v.Running, task)
+		Completed: c.Completed, Submitted: rec.Submitted, Active: c.Running}
+	slices.Sort(running)
+	if len(running) > events.MaxListedTasks {
+		running = running[:events.MaxListedTasks]
 	}
-	slices.Sort(v.Running)
-	v.Active = len(v.Running)
-	if !events.WorkflowOpen(rec.Status) {
-		v.Active, v.Running = 0, nil
-	}
-	v.Counts.Running = v.Active
+	v.Running = running
 	if c.Total > 0 {
 		v.Progress = round1(100 * float64(finished) / float64(c.Total))
 	}
@@ -533,9 +721,11 @@ func (m *Monitor) view(rec *events.Workflow, now time.Time, lanes []events.Bottl
 		since = rec.Submitted
 	}
 	n := 0
-	for _, o := range m.recent {
-		if o.wf == rec.ID && !o.at.Before(since) {
-			n++
+	if r != nil {
+		for _, at := range r.lately {
+			if !at.Before(since) {
+				n++
+			}
 		}
 	}
 	if span := now.Sub(since); n > 0 && span > 0 {

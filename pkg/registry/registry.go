@@ -48,29 +48,48 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// List reads every entry, sorted by id. An entry that expires while it is
-// read, or that is not an agent record, is left out.
+// List reads every entry, sorted by id, in one pass over the bucket (not
+// one request per agent). An entry that expires while it is read, or that
+// is not an agent record (Decode), is left out.
 func (r *Registry) List(ctx context.Context) ([]events.AgentInfo, error) {
-	lister, err := r.kv.ListKeys(ctx)
+	w, err := r.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("registry: list: %w", err)
 	}
-	out := []events.AgentInfo{}
-	for k := range lister.Keys() {
-		e, err := r.kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("registry: get %s: %w", k, err)
-		}
-		var a events.AgentInfo
-		if json.Unmarshal(e.Value(), &a) == nil && a.ID == k {
-			out = append(out, a)
+	defer streams.StopWatch(w)
+	byID := map[string]events.AgentInfo{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("registry: list: %w", ctx.Err())
+		case e, ok := <-w.Updates():
+			switch {
+			case !ok:
+				return nil, errors.New("registry: list: the watch ended early")
+			case e != nil:
+				if a, ok := Decode(e.Key(), e.Value()); ok {
+					byID[a.ID] = a // a later revision of the same entry replaces it
+				}
+				continue
+			}
+			out := make([]events.AgentInfo, 0, len(byID))
+			for _, a := range byID {
+				out = append(out, a)
+			}
+			slices.SortFunc(out, func(x, y events.AgentInfo) int { return strings.Compare(x.ID, y.ID) })
+			return out, nil
 		}
 	}
-	slices.SortFunc(out, func(x, y events.AgentInfo) int { return strings.Compare(x.ID, y.ID) })
-	return out, nil
+}
+
+// Decode reads the entry stored under key; ok is false for what is not
+// an agent record: not JSON of one, or an id that is not a token or not
+// its key.
+func Decode(key string, value []byte) (a events.AgentInfo, ok bool) {
+	if json.Unmarshal(value, &a) != nil || a.ID != key || !events.ValidToken(key) {
+		return events.AgentInfo{}, false
+	}
+	return a, true
 }
 
 // ServedTypes lists the task types some agent that has not failed serves.
