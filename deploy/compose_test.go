@@ -178,8 +178,11 @@ func (s *stack) scenario(name string, disturb func(wf string, progress func(int)
 		s.t.Fatalf("%s: no final output: %v", name, err)
 	}
 	elapsed := time.Since(began)
-	var sum float64
-	if err := json.Unmarshal(out.Data, &sum); err != nil || sum != want || out.Status != events.OutcomeSuccess {
+	var sum struct {
+		Value float64 `json:"value"`
+		Count int     `json:"count"`
+	}
+	if err := json.Unmarshal(out.Data, &sum); err != nil || sum.Value != want || sum.Count != tasks || out.Status != events.OutcomeSuccess {
 		s.t.Errorf("%s: output %s %s, want success and %v", name, out.Status, out.Data, want)
 	}
 	if c := out.Metadata.Tasks; c.Total != tasks || c.Completed != tasks {
