@@ -66,11 +66,13 @@ func (s *stack) containers(service string) []string {
 // (its replica id starts with the container's host name, its short id).
 func (s *stack) leaderContainer(key string) string {
 	s.t.Helper()
-	kv, err := s.js.KeyValue(s.t.Context(), s.cfg.LeasesBucket())
+	ctx, cancel := context.WithTimeout(s.t.Context(), 5*time.Second)
+	defer cancel()
+	kv, err := s.js.KeyValue(ctx, s.cfg.LeasesBucket())
 	if err != nil {
 		return ""
 	}
-	e, err := kv.Get(s.t.Context(), key)
+	e, err := kv.Get(ctx, key)
 	if err != nil {
 		return ""
 	}
@@ -92,52 +94,41 @@ func (s *stack) waitFor(within time.Duration, what string, cond func() bool) tim
 	return time.Since(began)
 }
 
-// finals counts the final results stored per task of wf, and all results.
+// results counts the results stored per task of wf, and in all, from the
+// stream's per-subject counts (no consumer: one on a node just lost can
+// take long to recover).
 func (s *stack) results(wf string) (perTask map[string]int, total int) {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(s.t.Context(), 20*time.Second)
-	defer cancel()
-	cons, err := s.js.OrderedConsumer(ctx, s.cfg.ResultsStream(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{s.cfg.Subjects().Result(wf, "*")}})
-	if err != nil {
-		return nil, 0
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, 0
-	}
+	perSubject := s.count(s.cfg.ResultsStream(), s.cfg.Subjects().Result(wf, "*"))
 	perTask = map[string]int{}
-	for n := info.NumPending; uint64(total) < n && ctx.Err() == nil; {
-		batch, err := cons.Fetch(int(min(n-uint64(total), 500)), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return nil, 0
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			total++
-			if r, err := events.DecodeResult(m.Headers().Get(events.HeaderContentType), m.Data()); err == nil && r.Final {
-				perTask[r.Task]++
-			}
-		}
-		if got == 0 {
-			break // a consumer on a node just lost: the caller asks again
-		}
+	for subject, n := range perSubject {
+		perTask[subject[strings.LastIndexByte(subject, '.')+1:]] = int(n)
+		total += int(n)
 	}
 	return perTask, total
 }
 
-func (s *stack) started(wf string) uint64 {
-	cons, err := s.js.OrderedConsumer(s.t.Context(), s.cfg.EventsStream(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{s.cfg.Subjects().Event(wf, events.EventStarted)}})
+// count returns how many messages of stream each subject matching filter
+// holds (nil if the stream cannot be asked right now).
+func (s *stack) count(stream, filter string) map[string]uint64 {
+	ctx, cancel := context.WithTimeout(s.t.Context(), 10*time.Second)
+	defer cancel()
+	st, err := s.js.Stream(ctx, stream)
 	if err != nil {
-		return 0
+		return nil
 	}
-	info, err := cons.Info(s.t.Context())
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
-		return 0
+		return nil
 	}
-	return info.NumPending
+	return info.State.Subjects
+}
+
+func (s *stack) started(wf string) (n uint64) {
+	for _, c := range s.count(s.cfg.EventsStream(), s.cfg.Subjects().Event(wf, events.EventStarted)) {
+		n += c
+	}
+	return n
 }
 
 const tasks = 500
@@ -153,7 +144,7 @@ func (s *stack) workflow() (wf string, want float64) {
 	}
 	job, _ := json.Marshal(map[string]any{"steps": []map[string]any{{"id": "nap", "type": "sleep", "split": 1, "input": naps}},
 		"aggregate": map[string]any{"strategy": "reduce", "field": "slept_ms", "op": "sum"}})
-	ctx, cancel := context.WithTimeout(s.t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(s.t.Context(), 30*time.Second)
 	defer cancel()
 	r, err := s.cl.Submit(ctx, job)
 	if err != nil {
@@ -171,12 +162,19 @@ func (s *stack) scenario(name string, disturb func(wf string, progress func(int)
 		return func() bool { f, _ := s.results(wf); return len(f) >= n }
 	}
 	disturb(wf, progress)
-	ctx, cancel := context.WithTimeout(s.t.Context(), 3*time.Minute)
-	defer cancel()
-	out, err := s.cl.Follow(ctx, wf, nil)
-	if err != nil {
-		s.t.Fatalf("%s: no final output: %v", name, err)
-	}
+	// Each read with a short deadline, tried again: a request sent while a
+	// node rejoins can go unanswered, and a client must not wait on it.
+	var out events.Output
+	s.waitFor(3*time.Minute, name+": the final output", func() bool {
+		ctx, cancel := context.WithTimeout(s.t.Context(), 5*time.Second)
+		defer cancel()
+		st, err := s.js.Stream(ctx, s.cfg.OutputsStream())
+		if err != nil {
+			return false
+		}
+		m, err := st.GetLastMsgForSubject(ctx, s.cfg.Subjects().Output(wf, "final"))
+		return err == nil && json.Unmarshal(m.Data, &out) == nil
+	})
 	elapsed := time.Since(began)
 	var sum struct {
 		Value float64 `json:"value"`
@@ -202,10 +200,12 @@ func (s *stack) scenario(name string, disturb func(wf string, progress func(int)
 	if len(perTask) != tasks {
 		s.t.Errorf("%s: %d tasks have a final result, want %d", name, len(perTask), tasks)
 	}
-	rec, err := s.cl.Workflow(ctx, wf)
-	if err != nil || rec.Status != events.WorkflowCompleted {
-		s.t.Errorf("%s: workflow record %v %v, want completed", name, rec, err)
-	}
+	s.waitFor(time.Minute, name+": the workflow recorded completed", func() bool {
+		ctx, cancel := context.WithTimeout(s.t.Context(), 5*time.Second)
+		defer cancel()
+		rec, err := s.cl.Workflow(ctx, wf)
+		return err == nil && rec.Status == events.WorkflowCompleted
+	})
 	s.t.Logf("%-34s %d tasks, %d results stored, %d started events (re-runs ≥ %d), elapsed %v",
 		name, tasks, total, s.started(wf), max(0, int(s.started(wf))-tasks), elapsed.Round(100*time.Millisecond))
 }
@@ -215,7 +215,8 @@ func (s *stack) scenario(name string, disturb func(wf string, progress func(int)
 // service on its own role) and runs a 500-task workflow per scenario while
 // it breaks something: a NATS node, the TASKS stream's leader node, a node
 // cut off the network, the leading planner, the leading aggregator, agents
-// scaled 2 → 6 → 1 and killed. Each workflow must finish with each task's
+// scaled 2 → 6 → 1 and killed, every service recreated in turn (a rolling
+// restart). Each workflow must finish with each task's
 // result stored once and the output the test computed beforehand.
 func TestCompose_SurvivesFaults(t *testing.T) {
 	if testing.Short() {
@@ -306,6 +307,12 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 			return l != "" && l != old
 		})
 		t.Logf("aggregator takeover %v after SIGKILL", took.Round(10*time.Millisecond))
+	})
+	s.scenario("rolling restart, service by service", func(wf string, at func(int) func() bool) {
+		for i, svc := range []string{"agent-data", "agent-research", "aggregator", "planner", "dashboard"} {
+			s.waitFor(time.Minute, "more progress", at(tasks*(i+1)/7))
+			s.compose("up", "-d", "--no-deps", "--force-recreate", svc)
+		}
 	})
 	s.scenario("agents 2 → 6 → 1, one killed", func(wf string, at func(int) func() bool) {
 		s.compose("up", "-d", "--no-recreate", "--scale", "agent-data=6")
