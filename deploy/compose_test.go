@@ -247,7 +247,8 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.nc, err = nats.Connect("nats://127.0.0.1:24222,nats://127.0.0.1:24223,nats://127.0.0.1:24224", admin,
-		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
+		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond),
+		nats.PingInterval(5*time.Second), nats.MaxPingsOutstanding(3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +286,8 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 		s.waitFor(time.Minute, "a quarter done", at(tasks/4))
 		node := s.containers("nats-3")[0]
 		s.run("docker", "network", "disconnect", project+"_default", node)
-		s.waitFor(time.Minute, "half done", at(tasks/2))
+		// Its clients notice within 3 unanswered pings (15-20 s).
+		s.waitFor(2*time.Minute, "half done", at(tasks/2))
 		s.run("docker", "network", "connect", "--alias", "nats-3", project+"_default", node)
 	})
 	s.scenario("leading planner killed", func(wf string, at func(int) func() bool) {

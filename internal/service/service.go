@@ -97,7 +97,11 @@ func (c *Common) Connect(name string, log *slog.Logger) (*nats.Conn, error) {
 	}
 	var set contextSettings
 	opts := append([]nats.Option{set.option, nats.Name(name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(false)}, flagOpts...)
+		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(false),
+		// A server cut off the network drops packets instead of closing
+		// the connection: ping every 5 s and give up on it after 3
+		// unanswered pings (nats.go's defaults take 4 minutes to notice).
+		nats.PingInterval(5 * time.Second), nats.MaxPingsOutstanding(3)}, flagOpts...)
 	if log != nil {
 		log = log.With("conn", name)
 		if c.Context != "" {
