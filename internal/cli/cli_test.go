@@ -568,9 +568,10 @@ func TestMain_Context(t *testing.T) {
 	}
 }
 
-// TestMain_UpAuth runs `baton up --auth`: the embedded server admits only
-// the roles' nkeys it wrote, a submitter submits and follows with its own,
-// a viewer reads status, and a client without credentials is refused.
+// TestMain_UpAuth runs `baton up --auth --tls`: the embedded server admits
+// only the roles' nkeys it wrote, over TLS it verifies with the CA it
+// wrote; a submitter submits and follows with its own, a viewer reads
+// status, a client without credentials or without the CA is refused.
 func TestMain_UpAuth(t *testing.T) {
 	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -583,7 +584,7 @@ func TestMain_UpAuth(t *testing.T) {
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- Main(ctx, []string{"up", "--auth", "--data", data, "--listen", addr, "--http", "", "--agents", "1"}, io.Discard, io.Discard)
+		done <- Main(ctx, []string{"up", "--auth", "--tls", "--data", data, "--listen", addr, "--http", "", "--agents", "1"}, io.Discard, io.Discard)
 	}()
 	defer func() {
 		stop()
@@ -593,7 +594,8 @@ func TestMain_UpAuth(t *testing.T) {
 	}()
 	dir := filepath.Join(data, "auth")
 	as := func(role string) []string {
-		return []string{"--server", "nats://" + addr, "--nkey", filepath.Join(dir, auth.SeedFile(role)), "--inbox-prefix", auth.InboxPrefix(role)}
+		return []string{"--server", "nats://" + addr, "--nkey", filepath.Join(dir, auth.SeedFile(role)), "--inbox-prefix", auth.InboxPrefix(role),
+			"--tls-ca", filepath.Join(data, "tls", auth.CAFile)}
 	}
 	natstest.Eventually(t, 30*time.Second, "the server to admit the viewer", func() bool {
 		code, _, _ := runMain(t, append([]string{"status"}, as(auth.Viewer)...)...)
@@ -603,9 +605,14 @@ func TestMain_UpAuth(t *testing.T) {
 	if code != ExitOK || !strings.Contains(stdout, `"status": "success"`) {
 		t.Fatalf("submit as submitter: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	code, _, stderr = runMain(t, "status", "--server", "nats://"+addr)
+	code, _, stderr = runMain(t, "status", "--server", "nats://"+addr, "--tls-ca", filepath.Join(data, "tls", auth.CAFile))
 	if code == ExitOK || !strings.Contains(strings.ToLower(stderr), "authorization") {
 		t.Fatalf("status without credentials: exit %d, stderr %q; want an authorization error", code, stderr)
+	}
+	viewer := as(auth.Viewer)
+	code, _, stderr = runMain(t, append([]string{"status"}, viewer[:len(viewer)-2]...)...)
+	if code == ExitOK || !strings.Contains(strings.ToLower(stderr), "tls") {
+		t.Fatalf("status without --tls-ca: exit %d, stderr %q; want a TLS error", code, stderr)
 	}
 	code, _, stderr = runMain(t, append([]string{"submit", filepath.Join("..", "..", "examples", "parallel.json")}, as(auth.Viewer)...)...)
 	if code != ExitRejected || !strings.Contains(stderr, "Permissions Violation") {

@@ -28,6 +28,7 @@ type upFlags struct {
 	exec        string
 	url         string
 	auth        bool
+	tls         bool
 }
 
 // registerServer adds the embedded server's flags; data "" means a
@@ -101,6 +102,7 @@ tasks finish first. The exec and http task types run only when --exec or
 the embedded one, on --listen.`,
 		Example: `  baton up
   baton up --auth    # every client needs a role's nkey from baton-data/auth
+  baton up --auth --tls   # and TLS: clients add --tls-ca baton-data/tls/ca.pem
   baton up --listen 127.0.0.1:0 --data /tmp/baton --agents 8 --concurrency 16
   baton up --exec 'python3 handler.py' --http ''`,
 		Args: usageArgs(cobra.NoArgs),
@@ -115,6 +117,7 @@ the embedded one, on --listen.`,
 	fs.StringVar(&f.exec, "exec", "", "command for the exec type (program and arguments, no shell); enables exec")
 	fs.StringVar(&f.url, "url", "", "URL for the http type; enables http")
 	fs.BoolVar(&f.auth, "auth", false, "admit only baton's roles: write an nkey per role and the server's authorization into <data>/auth (kept across restarts)")
+	fs.BoolVar(&f.tls, "tls", false, "require TLS of every client: a private CA and a server certificate for --listen's host, written once into <data>/tls (clients verify with --tls-ca <data>/tls/ca.pem)")
 	fs.StringVar(&f.HTTPAuth, "http-auth", envOr("BATON_HTTP_AUTH", ""), "user:password the dashboard asks for (HTTP basic auth); required to serve it beyond loopback (env BATON_HTTP_AUTH)")
 	fs.StringVar(&f.HTTPHosts, "http-hosts", envOr("BATON_HTTP_HOSTS", ""), "host names the dashboard answers to besides IP addresses and localhost, comma separated (env BATON_HTTP_HOSTS)")
 	fs.StringVar(&f.HTTP, "http", envOr("BATON_HTTP", "127.0.0.1:8080"), "serve the dashboard and /metrics on this address (\"\": not at all) (env BATON_HTTP)")
@@ -144,6 +147,12 @@ func up(cmd *cobra.Command, f *upFlags) error {
 		}
 		sc.AuthFile, sc.ClientOptions = filepath.Join(authDir, auth.ConfFile), []nats.Option{admin}
 	}
+	var caFile string
+	if f.tls {
+		if caFile, sc.TLSCert, sc.TLSKey, err = auth.WriteTLS(filepath.Join(f.data, "tls"), sc.Host); err != nil {
+			return err
+		}
+	}
 	emb, err := embedded.StartNode(sc)
 	if err != nil {
 		return err
@@ -164,9 +173,16 @@ func up(cmd *cobra.Command, f *upFlags) error {
 		fmt.Fprintf(stdout, "  dashboard: http://%s/   metrics: http://%s/metrics\n", f.HTTP, f.HTTP)
 	}
 	fmt.Fprintf(stdout, "  planner, aggregator, %d agents (%s; %d slots each)\n", f.agents, strings.Join(sys.DefaultTypes(), ", "), f.concurrency)
+	if caFile != "" {
+		fmt.Fprintf(stdout, "  tls:     required; clients verify the server with --tls-ca %s\n", caFile)
+	}
 	if authDir != "" {
 		as := func(role string) string {
-			return fmt.Sprintf("--nkey %s --inbox-prefix %s", filepath.Join(authDir, auth.SeedFile(role)), auth.InboxPrefix(role))
+			flags := fmt.Sprintf("--nkey %s --inbox-prefix %s", filepath.Join(authDir, auth.SeedFile(role)), auth.InboxPrefix(role))
+			if caFile != "" {
+				flags += " --tls-ca " + caFile
+			}
+			return flags
 		}
 		fmt.Fprintf(stdout, "  auth:    only baton's roles are admitted; their nkeys and permissions are in %s\n", authDir)
 		fmt.Fprintf(stdout, "  submit:  baton submit %s --follow examples/report.json\n", as(auth.Submitter))

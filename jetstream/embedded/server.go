@@ -36,6 +36,9 @@ type Config struct {
 	// as the one auth.Write generates. Listen address, storage and limits
 	// stay Config's.
 	AuthFile string
+	// TLSCert and TLSKey, if set, make the server require TLS of every
+	// client (in-process connections excepted).
+	TLSCert, TLSKey string
 	// ClientOptions are added to StartNode's in-process connection: its
 	// credentials when the server requires them.
 	ClientOptions []nats.Option
@@ -87,6 +90,13 @@ func Start(c Config) (*server.Server, error) {
 		NoLog:      !c.Debug,
 		HTTPPort:   max(c.HTTPPort, 0),
 		HTTPHost:   c.Host,
+	}
+	if c.TLSCert != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: c.TLSCert, KeyFile: c.TLSKey})
+		if err != nil {
+			return nil, fmt.Errorf("%w: TLS: %v", ErrServer, err)
+		}
+		opts.TLSConfig, opts.TLS, opts.TLSTimeout = tc, true, 2
 	}
 	if c.AuthFile != "" {
 		fo, err := server.ProcessConfigFile(c.AuthFile)
