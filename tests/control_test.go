@@ -700,3 +700,46 @@ func TestCancel_ByAgentCommandAloneStillEnds(t *testing.T) {
 		t.Fatalf("%d final results for b, want 1", finals["b"])
 	}
 }
+
+// TestPause_NowCostsNoAttempt: a task with no retries, running when its
+// workflow is paused with --now, is handed back and, once resumed, runs
+// again on its first attempt and completes (a hand-back is not a failure).
+func TestPause_NowCostsNoAttempt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	runs := make(chan int, 4)
+	e.agent("a", 2, map[string]agent.Handler{
+		"block": agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
+			runs <- t.Attempt
+			if t.Attempt > 1 {
+				return nil, fmt.Errorf("attempt %d: the hand-back cost an attempt", t.Attempt)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+				return "done", nil
+			}
+		}),
+	})
+	wf := e.submit(map[string]any{"steps": []map[string]any{{"id": "b", "type": "block", "retries": 0}}})
+	if a := <-runs; a != 1 {
+		t.Fatalf("first run on attempt %d", a)
+	}
+	cl := e.cl
+	if _, err := cl.Pause(e.ctl(), wf, client.PauseOptions{Now: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Resume(e.ctl(), wf); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-runs; a != 1 {
+		t.Fatalf("after pause --now and resume the task ran on attempt %d, want 1", a)
+	}
+	out := e.final(wf, 30*time.Second)
+	if out.Status != events.OutcomeSuccess {
+		t.Fatalf("output %s %+v, want success", out.Status, out.Errors)
+	}
+}
