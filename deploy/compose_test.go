@@ -54,7 +54,14 @@ func (s *stack) compose(args ...string) string {
 	return s.run("docker-compose", append(base, args...)...)
 }
 
-// container returns the id of the nth container of a compose service.
+// withEnv returns s with more environment for its commands.
+func (s *stack) withEnv(env ...string) *stack {
+	c := *s
+	c.env = append(append([]string(nil), s.env...), env...)
+	return &c
+}
+
+// containers returns the ids of the running containers of a service.
 func (s *stack) containers(service string) []string {
 	s.t.Helper()
 	out := s.run("docker", "ps", "-q", "--filter", "label=com.docker.compose.project="+project,
@@ -215,8 +222,8 @@ func (s *stack) scenario(name string, disturb func(wf string, progress func(int)
 // service on its own role) and runs a 500-task workflow per scenario while
 // it breaks something: a NATS node, the TASKS stream's leader node, a node
 // cut off the network, the leading planner, the leading aggregator, agents
-// scaled 2 → 6 → 1 and killed, every service recreated in turn (a rolling
-// restart). Each workflow must finish with each task's
+// scaled 2 → 6 → 1 and killed, every service moved to a second build in
+// turn (a rolling upgrade). Each workflow must finish with each task's
 // result stored once and the output the test computed beforehand.
 func TestCompose_SurvivesFaults(t *testing.T) {
 	if testing.Short() {
@@ -310,20 +317,30 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 		})
 		t.Logf("aggregator takeover %v after SIGKILL", took.Round(10*time.Millisecond))
 	})
-	s.scenario("rolling restart, service by service", func(wf string, at func(int) func() bool) {
+	// A second build of this checkout, tagged baton:next, rolled in one
+	// service at a time while a workflow runs.
+	s.run("deploy/build", "baton:next")
+	s.scenario("rolling upgrade, service by service", func(wf string, at func(int) func() bool) {
 		for i, svc := range []string{"agent-data", "agent-research", "aggregator", "planner", "dashboard"} {
 			s.waitFor(time.Minute, "more progress", at(tasks*(i+1)/7))
-			s.compose("up", "-d", "--no-deps", "--force-recreate", svc)
+			s.withEnv("BATON_TAG=next").compose("up", "-d", "--no-deps", "--force-recreate", svc)
 		}
 	})
+	for _, svc := range []string{"agent-data", "agent-research", "aggregator", "planner", "dashboard"} {
+		for _, id := range s.containers(svc) {
+			if img := s.run("docker", "inspect", "--format", "{{.Config.Image}}", id); img != "baton:next" {
+				t.Errorf("%s runs %s after the upgrade, want baton:next", svc, img)
+			}
+		}
+	}
 	s.scenario("agents 2 → 6 → 1, one killed", func(wf string, at func(int) func() bool) {
-		s.compose("up", "-d", "--no-recreate", "--scale", "agent-data=6")
+		s.withEnv("BATON_TAG=next").compose("up", "-d", "--no-recreate", "--scale", "agent-data=6")
 		s.waitFor(time.Minute, "a third done", at(tasks/3))
-		s.compose("up", "-d", "--no-recreate", "--scale", "agent-data=1")
+		s.withEnv("BATON_TAG=next").compose("up", "-d", "--no-recreate", "--scale", "agent-data=1")
 		s.waitFor(time.Minute, "half done", at(tasks/2))
 		s.run("docker", "kill", s.containers("agent-data")[0])
 	})
-	s.compose("up", "-d", "--no-recreate", "--scale", "agent-data=2")
+	s.withEnv("BATON_TAG=next").compose("up", "-d", "--no-recreate", "--scale", "agent-data=2")
 	t.Logf("suite: %v in all", time.Since(began).Round(time.Second))
 }
 

@@ -89,6 +89,11 @@ func (c *Client) Workflow(ctx context.Context, workflow string) (*events.Workflo
 	if !events.ValidToken(workflow) {
 		return nil, fmt.Errorf("client: %q is not a workflow id: %w", workflow, events.ErrBadRequest)
 	}
+	// A short deadline of its own: a request sent while a cluster node
+	// rejoins can go unanswered, and a caller following for an hour must
+	// not wait an hour on it.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	kv, err := c.js.KeyValue(ctx, c.cfg.WorkflowsBucket())
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
