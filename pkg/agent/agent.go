@@ -411,7 +411,7 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 			fmt.Errorf("given up after %d deliveries: the agents holding it stopped answering", attempt-1))
 		return
 	}
-	confirmStarted := a.startedEvent(ctx, log, t, attempt)
+	a.event(events.Event{Workflow: t.Workflow, Kind: events.EventStarted, Task: t.ID, Agent: a.cfg.ID})
 	started := time.Now()
 	timeout := t.Timeout
 	if timeout <= 0 {
@@ -421,7 +421,6 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	value, herr := a.handlers[typ].Handle(hctx, &Task{Task: *t, Attempt: attempt, Agent: a.cfg.ID})
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	cancel()
-	confirmStarted()
 	a.mu.Lock()
 	cancelled, handback, why, kind := j.cancelled, j.handback, j.why, j.kind
 	a.mu.Unlock()
@@ -668,38 +667,6 @@ func (a *Agent) publishResult(ctx context.Context, r *events.Result) error {
 	defer cancel()
 	_, err = a.js.PublishMsg(pctx, msg)
 	return err
-}
-
-// startedEvent stores the task's started event without waiting for it:
-// the returned confirm, called once the handler has returned (and before
-// any result or acknowledgement), waits for the store's acknowledgement and
-// publishes the event again should it have been lost (a node failing over
-// in between), so a finished task's start is never missing. Its message id
-// names the attempt: a re-run is recorded, a re-publish is not doubled.
-func (a *Agent) startedEvent(ctx context.Context, log *slog.Logger, t *events.Task, attempt int) (confirm func()) {
-	msg, err := a.subj.EventMsg(events.Event{Workflow: t.Workflow, Kind: events.EventStarted, Task: t.ID, Agent: a.cfg.ID})
-	if err != nil {
-		log.Warn("started event", "err", err)
-		return func() {}
-	}
-	msg.Header.Set(events.HeaderMsgID, events.MsgID(t.Workflow, t.ID, "started", t.Round, t.Gen, attempt))
-	fut, err := a.js.PublishMsgAsync(msg)
-	return func() {
-		if err == nil {
-			select {
-			case <-fut.Ok():
-				return
-			case err = <-fut.Err():
-			case <-time.After(5 * time.Second):
-				err = errors.New("no acknowledgement within 5s")
-			}
-		}
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err2 := a.js.PublishMsg(pctx, msg); err2 != nil {
-			log.Warn("started event not stored", "err", err, "again", err2)
-		}
-	}
 }
 
 func (a *Agent) event(e events.Event) {
