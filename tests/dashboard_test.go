@@ -141,12 +141,14 @@ func TestDashboard_Chromium(t *testing.T) {
 	clickUntil := func(what, button, wf, status string) {
 		t.Helper()
 		for attempt := 1; ; attempt++ {
-			if err := chromedp.Do(ctx, chromedp.Click(css(button))); err != nil {
-				t.Fatalf("%s: %v", what, err)
+			// The table is redrawn every second: the button found can be
+			// gone by the click ("Could not find node"), a miss to retry.
+			err := chromedp.Do(ctx, chromedp.Click(css(button)))
+			if err == nil {
+				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				err = chromedp.Do(actx, statusIs(wf, status))
+				cancel()
 			}
-			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := chromedp.Do(actx, statusIs(wf, status))
-			cancel()
 			if err == nil {
 				return
 			}
@@ -319,10 +321,12 @@ func TestDashboard_ChromiumBasicAuth(t *testing.T) {
 	clickUntil := func(what, action, status string) {
 		t.Helper()
 		for attempt := 1; ; attempt++ { // the table is redrawn every second: a click can miss
-			do(t, ctx, what, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-wf=%q] button[data-action=%q]`, wf, action))))
-			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := chromedp.Do(actx, statusIs(status))
-			cancel()
+			err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-wf=%q] button[data-action=%q]`, wf, action))))
+			if err == nil {
+				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				err = chromedp.Do(actx, statusIs(status))
+				cancel()
+			}
 			if err == nil {
 				return
 			}
