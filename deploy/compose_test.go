@@ -151,12 +151,19 @@ func (s *stack) workflow() (wf string, want float64) {
 	}
 	job, _ := json.Marshal(map[string]any{"steps": []map[string]any{{"id": "nap", "type": "sleep", "split": 1, "input": naps}},
 		"aggregate": map[string]any{"strategy": "reduce", "field": "slept_ms", "op": "sum"}})
-	ctx, cancel := context.WithTimeout(s.t.Context(), 30*time.Second)
-	defer cancel()
-	r, err := s.cl.Submit(ctx, job)
-	if err != nil {
-		s.t.Fatalf("submit: %v", err)
-	}
+	// A submit right after a disturbance may find no stream leader yet;
+	// the client retries that itself for 10 s, and so does this for a
+	// minute, as a user would.
+	var r *events.SubmitReply
+	var err error
+	s.waitFor(time.Minute, "the job to be taken", func() bool {
+		ctx, cancel := context.WithTimeout(s.t.Context(), 30*time.Second)
+		defer cancel()
+		if r, err = s.cl.Submit(ctx, job); err != nil {
+			s.t.Logf("submit: %v; again", err)
+		}
+		return err == nil
+	})
 	return r.Workflow, want
 }
 

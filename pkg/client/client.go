@@ -74,7 +74,9 @@ func SubmitAndWait(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, s
 	msg.Data = job
 	msg.Header.Set(events.HeaderReplyTo, inbox)
 	msg.Header.Set(events.HeaderContentType, events.ContentJSON)
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
+	// No responders means nothing was stored (a stream leader being
+	// elected after a node loss): try again for up to 10 s.
+	if _, err := js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(40), jetstream.WithRetryWait(250*time.Millisecond)); err != nil {
 		return nil, fmt.Errorf("store job: %w", err)
 	}
 	m, err := sub.NextMsgWithContext(ctx)
