@@ -218,6 +218,26 @@ func TestRestart_PlannerAndAggregator(t *testing.T) {
 	if err := json.Unmarshal(out.Data, &summaries); err != nil || len(summaries) != 1 || summaries[0].Sources != 16 {
 		t.Errorf("data %s: want one summary of 16 sources", out.Data)
 	}
+	// The partial outputs, replayed from the start, hold each task once,
+	// those that finished while the aggregator was down included.
+	seen := map[string]int{}
+	for _, m := range e.stored(e.cfg.OutputsStream(), e.cfg.Subjects().Output(wf, events.OutputPartial)) {
+		var p events.Output
+		if err := json.Unmarshal(m.Data(), &p); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range p.Results {
+			seen[r.Task]++
+		}
+	}
+	if len(seen) != 17 {
+		t.Errorf("%d tasks in the partial outputs, want 17", len(seen))
+	}
+	for task, n := range seen {
+		if n != 1 {
+			t.Errorf("task %s in %d partial outputs, want 1", task, n)
+		}
+	}
 	finals, _ := e.results(wf)
 	runs := calls.counts()
 	if len(finals) != 17 || len(runs) != 17 {

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	streams "github.com/baton-dev/baton/jetstream"
@@ -86,6 +88,11 @@ type state struct {
 	attempts int
 	last     int64 // latest Finished of any result
 	fresh    []events.TaskOutput
+	// freshSeq holds the RESULTS sequence of each fresh entry; covered is
+	// the sequence through which partial outputs are stored: a restarted
+	// aggregator publishes, in partials, exactly the results after it.
+	freshSeq []uint64
+	covered  uint64
 }
 
 // New returns an aggregator that will use nc. It does no I/O.
@@ -244,6 +251,18 @@ func (a *Aggregator) open(ctx context.Context, id string) (*state, error) {
 	if rec.Aggregate.Strategy == events.StrategyReduce {
 		s.reducer = &Reducer{Op: rec.Aggregate.Op, Field: rec.Aggregate.Field}
 	}
+	// Partials already stored cover the results through their header's
+	// sequence; one stored before the header existed covers all.
+	last, err := a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputPartial))
+	switch {
+	case err == nil:
+		s.covered = math.MaxUint64
+		if n, perr := strconv.ParseUint(last.Header.Get(events.HeaderResultsThrough), 10, 64); perr == nil {
+			s.covered = n
+		}
+	case !errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, fmt.Errorf("aggregator: look for partial outputs of %s: %w", id, err)
+	}
 	a.wfs[id] = s
 	return s, nil
 }
@@ -267,6 +286,10 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	}
 	if !r.Final {
 		return
+	}
+	var seq uint64
+	if meta, err := m.Metadata(); err == nil {
+		seq = meta.Sequence.Stream
 	}
 	var s *state
 	if err := retry.Do(ctx, a.log, "load workflow "+r.Workflow, 0, func() (err error) {
@@ -316,13 +339,15 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 			s.reducer.Add(r.Data)
 			kept.Data = nil
 		}
-		if !a.replaying {
+		if seq > s.covered {
 			s.fresh = append(s.fresh, events.TaskOutput{Task: r.Task, Step: r.Step, Status: r.Status, Agent: r.Agent, Data: r.Data})
+			s.freshSeq = append(s.freshSeq, seq)
 		}
 	} else {
 		kept.Data = nil
-		if !a.replaying {
+		if seq > s.covered {
 			s.fresh = append(s.fresh, events.TaskOutput{Task: r.Task, Step: r.Step, Status: r.Status, Agent: r.Agent})
+			s.freshSeq = append(s.freshSeq, seq)
 		}
 	}
 	s.final[r.Task] = &kept
@@ -366,10 +391,17 @@ func (a *Aggregator) partials(ctx context.Context) {
 			if s.reducer != nil {
 				out.Data = s.reducer.Value()
 			}
-			_ = a.publish(ctx, out, "")
-			s.fresh = s.fresh[n:]
+			through := s.freshSeq[n-1]
+			if err := a.publish(ctx, out, events.MsgID(id, "partial", through), through); err != nil {
+				a.log.Warn("publish partial output; trying again at the next one", "workflow", id, "err", err)
+				break // kept: the next tick publishes it
+			}
+			s.covered = through
+			s.fresh, s.freshSeq = s.fresh[n:], s.freshSeq[n:]
 		}
-		s.fresh = nil
+		if len(s.fresh) == 0 {
+			s.fresh, s.freshSeq = nil, nil
+		}
 	}
 }
 
@@ -384,7 +416,7 @@ func (a *Aggregator) finish(ctx context.Context, s *state) {
 			Errors: []events.TaskError{{Message: err.Error(), Kind: events.KindPermanent}}}
 	}
 	if err := retry.Do(ctx, a.log, "publish final output of "+id, 0, func() error {
-		return a.publish(ctx, *out, events.MsgID(id, "final"))
+		return a.publish(ctx, *out, events.MsgID(id, "final"), 0)
 	}); err != nil {
 		return // stopping: left open, the replay after a restart finishes it
 	}
@@ -487,7 +519,7 @@ func recovery(c events.Counts, recovered int) string {
 	return events.RecoveryNone
 }
 
-func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID string) error {
+func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID string, through uint64) error {
 	b, err := json.Marshal(out)
 	if err != nil {
 		return err
@@ -496,9 +528,8 @@ func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID strin
 	msg.Data = b
 	msg.Header.Set(events.HeaderWorkflow, out.Workflow)
 	msg.Header.Set(events.HeaderContentType, events.ContentJSON)
-	if msgID == "" {
-		// Partial outputs need no acknowledgement: the next one supersedes.
-		return a.nc.PublishMsg(msg)
+	if through > 0 {
+		msg.Header.Set(events.HeaderResultsThrough, strconv.FormatUint(through, 10))
 	}
 	msg.Header.Set(events.HeaderMsgID, msgID)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -4,11 +4,15 @@ package events
 // headers as well as in the body, so tools can route and filter without
 // decoding payloads.
 const (
-	HeaderWorkflow    = "Baton-Workflow"
-	HeaderTask        = "Baton-Task"
-	HeaderReplyTo     = "Baton-Reply-To" // on a job: where to send the SubmitReply
-	HeaderContentType = "Content-Type"
-	HeaderMsgID       = "Nats-Msg-Id" // JetStream de-duplication
+	HeaderWorkflow = "Baton-Workflow"
+	// HeaderResultsThrough, on a partial output, is the RESULTS sequence
+	// through which partials are stored: a restarted aggregator carries on
+	// after it, so the partial stream holds each result once.
+	HeaderResultsThrough = "Baton-Results-Through"
+	HeaderTask           = "Baton-Task"
+	HeaderReplyTo        = "Baton-Reply-To" // on a job: where to send the SubmitReply
+	HeaderContentType    = "Content-Type"
+	HeaderMsgID          = "Nats-Msg-Id" // JetStream de-duplication
 
 	// On a reply that lists a page of a long list (agents): how many
 	// entries match the request, and how many of them the reply leaves
