@@ -61,12 +61,21 @@ func (s *stack) withEnv(env ...string) *stack {
 	return &c
 }
 
-// containers returns the ids of the running containers of a service.
-func (s *stack) containers(service string) []string {
+// containers returns the ids of the running containers of a service, or
+// with all, of its stopped ones too (for docker start). It fails the test
+// if there is none.
+func (s *stack) containers(service string, all bool) []string {
 	s.t.Helper()
-	out := s.run("docker", "ps", "-q", "--filter", "label=com.docker.compose.project="+project,
-		"--filter", "label=com.docker.compose.service="+service)
-	return strings.Fields(out)
+	ps := "-q"
+	if all {
+		ps = "-aq"
+	}
+	ids := strings.Fields(s.run("docker", "ps", ps, "--filter", "label=com.docker.compose.project="+project,
+		"--filter", "label=com.docker.compose.service="+service))
+	if len(ids) == 0 {
+		s.t.Fatalf("no container of %s", service)
+	}
+	return ids
 }
 
 // leaderContainer returns the container whose replica holds key's lead
@@ -281,9 +290,9 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 	s.scenario("undisturbed", func(string, func(int) func() bool) {})
 	s.scenario("NATS node killed, restarted", func(wf string, at func(int) func() bool) {
 		s.waitFor(time.Minute, "a quarter done", at(tasks/4))
-		s.run("docker", "kill", s.containers("nats-2")[0])
+		s.run("docker", "kill", s.containers("nats-2", false)[0])
 		s.waitFor(time.Minute, "half done", at(tasks/2))
-		s.run("docker", "start", s.containers2("nats-2"))
+		s.run("docker", "start", s.containers("nats-2", true)[0])
 	})
 	s.scenario("TASKS leader node killed", func(wf string, at func(int) func() bool) {
 		s.waitFor(time.Minute, "a quarter done", at(tasks/4))
@@ -292,13 +301,13 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 			t.Fatalf("TASKS cluster info: %v", err)
 		}
 		node := info.CachedInfo().Cluster.Leader
-		s.run("docker", "kill", s.containers(node)[0])
+		s.run("docker", "kill", s.containers(node, false)[0])
 		s.waitFor(time.Minute, "half done", at(tasks/2))
-		s.run("docker", "start", s.containers2(node))
+		s.run("docker", "start", s.containers(node, true)[0])
 	})
 	s.scenario("node cut off the network", func(wf string, at func(int) func() bool) {
 		s.waitFor(time.Minute, "a quarter done", at(tasks/4))
-		node := s.containers("nats-3")[0]
+		node := s.containers("nats-3", false)[0]
 		s.run("docker", "network", "disconnect", project+"_default", node)
 		// Its clients notice within 3 unanswered pings (15-20 s).
 		s.waitFor(2*time.Minute, "half done", at(tasks/2))
@@ -334,7 +343,7 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 		}
 	})
 	for _, svc := range []string{"agent-data", "agent-research", "aggregator", "planner", "dashboard"} {
-		for _, id := range s.containers(svc) {
+		for _, id := range s.containers(svc, false) {
 			if img := s.run("docker", "inspect", "--format", "{{.Config.Image}}", id); img != "baton:next" {
 				t.Errorf("%s runs %s after the upgrade, want baton:next", svc, img)
 			}
@@ -345,21 +354,8 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 		s.waitFor(time.Minute, "a third done", at(tasks/3))
 		s.withEnv("BATON_TAG=next").compose("up", "-d", "--no-recreate", "--scale", "agent-data=1")
 		s.waitFor(time.Minute, "half done", at(tasks/2))
-		s.run("docker", "kill", s.containers("agent-data")[0])
+		s.run("docker", "kill", s.containers("agent-data", false)[0])
 	})
 	s.withEnv("BATON_TAG=next").compose("up", "-d", "--no-recreate", "--scale", "agent-data=2")
 	t.Logf("suite: %v in all", time.Since(began).Round(time.Second))
-}
-
-// containers2 returns the id of a stopped or running container of a
-// service (docker ps -a), for docker start.
-func (s *stack) containers2(service string) string {
-	s.t.Helper()
-	out := s.run("docker", "ps", "-aq", "--filter", "label=com.docker.compose.project="+project,
-		"--filter", "label=com.docker.compose.service="+service)
-	ids := strings.Fields(out)
-	if len(ids) == 0 {
-		s.t.Fatalf("no container of %s", service)
-	}
-	return ids[0]
 }

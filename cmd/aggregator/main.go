@@ -33,7 +33,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer nc.Close()
 	cfg := aggregator.Config{Streams: c.Streams, PartialEvery: *partial, Logger: log}
-	if _, err := aggregator.New(nc, cfg); err != nil { // checks cfg now, not at the first lead
+	if err := cfg.Validate(); err != nil { // now, not at the first lead
 		return err
 	}
 	var g run.Group

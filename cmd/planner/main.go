@@ -32,7 +32,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer nc.Close()
 	cfg := planner.Config{Streams: c.Streams, Logger: log, Version: service.Version}
-	if _, err := planner.New(nc, cfg); err != nil { // checks cfg now, not at the first lead
+	if err := cfg.Validate(); err != nil { // now, not at the first lead
 		return err
 	}
 	var g run.Group

@@ -84,12 +84,12 @@ func (s *System) Add(ctx context.Context, g *run.Group, nc *nats.Conn) ([]*agent
 	// As replicas (package lead), so that a planner or aggregator started
 	// elsewhere against the same server can stand by for them.
 	pc := planner.Config{Streams: s.Streams, Logger: s.Logger, Version: Version}
-	if _, err := planner.New(nc, pc); err != nil {
+	if err := pc.Validate(); err != nil {
 		return nil, err
 	}
 	after.add(g, func(ctx context.Context) error { return RunPlanner(ctx, nc, pc) })
 	ac := aggregator.Config{Streams: s.Streams, Logger: s.Logger}
-	if _, err := aggregator.New(nc, ac); err != nil {
+	if err := ac.Validate(); err != nil {
 		return nil, err
 	}
 	after.add(g, func(ctx context.Context) error { return RunAggregator(ctx, nc, ac) })

@@ -307,11 +307,9 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 		a.refused.Log(a.log, "result refused", m.Subject(), err)
 		return
 	}
-	if s.rec.Leased {
-		if err := a.key.Check(r); err != nil {
-			a.refused.Log(a.log, "result refused", m.Subject(), err)
-			return
-		}
+	if err := a.key.CheckFor(&s.rec, r); err != nil {
+		a.refused.Log(a.log, "result refused", m.Subject(), err)
+		return
 	}
 	if index >= 0 { // the plan, not the body, says where its data goes
 		r.Step, r.Index = step, index
@@ -334,21 +332,19 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	}
 	s.last = max(s.last, r.Finished)
 	kept := *r
+	out := events.TaskOutput{Task: r.Task, Step: r.Step, Status: r.Status, Agent: r.Agent}
 	if collected && r.Status == events.StateCompleted {
 		if s.reducer != nil {
 			s.reducer.Add(r.Data)
 			kept.Data = nil
 		}
-		if seq > s.covered {
-			s.fresh = append(s.fresh, events.TaskOutput{Task: r.Task, Step: r.Step, Status: r.Status, Agent: r.Agent, Data: r.Data})
-			s.freshSeq = append(s.freshSeq, seq)
-		}
+		out.Data = r.Data
 	} else {
 		kept.Data = nil
-		if seq > s.covered {
-			s.fresh = append(s.fresh, events.TaskOutput{Task: r.Task, Step: r.Step, Status: r.Status, Agent: r.Agent})
-			s.freshSeq = append(s.freshSeq, seq)
-		}
+	}
+	if seq > s.covered { // not yet in a stored partial output
+		s.fresh = append(s.fresh, out)
+		s.freshSeq = append(s.freshSeq, seq)
 	}
 	s.final[r.Task] = &kept
 	if len(s.final) >= s.rec.Counts.Total {

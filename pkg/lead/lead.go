@@ -59,16 +59,13 @@ func Run(ctx context.Context, c Config, fn func(ctx context.Context) error) erro
 		err = fn(term)
 		lose(nil)
 		rev = <-renewed
-		switch cause := context.Cause(term); {
-		case ctx.Err() != nil || (err == nil && !errors.Is(cause, ErrLost)):
-			c.resign(ctx, rev, log)
-			return err
-		case errors.Is(cause, ErrLost):
+		if cause := context.Cause(term); ctx.Err() == nil && errors.Is(cause, ErrLost) {
 			log.Warn("lead lost; standing by", "why", cause)
-		default: // fn failed while leading
-			c.resign(ctx, rev, log)
-			return err
+			continue
 		}
+		// Stopped, or fn returned while leading (an error, or done).
+		c.resign(ctx, rev, log)
+		return err
 	}
 }
 

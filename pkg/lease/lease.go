@@ -102,6 +102,15 @@ func (k *Key) Check(r *events.Result) error {
 	return nil
 }
 
+// CheckFor is Check for a result of the workflow rec: workflows submitted
+// before tokens existed (rec.Leased false) have none to check.
+func (k *Key) CheckFor(rec *events.Workflow, r *events.Result) error {
+	if !rec.Leased {
+		return nil
+	}
+	return k.Check(r)
+}
+
 // Open loads the deployment's lease key from the named bucket (see Load).
 func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Key, error) {
 	kv, err := js.KeyValue(ctx, bucket)

@@ -32,11 +32,9 @@ func (p *Planner) onResult(ctx context.Context, m jetstream.Msg) bool {
 		p.refuse(m.Subject(), fmt.Errorf("%w: result for %s/%s, a task not in the plan", events.ErrForged, r.Workflow, events.Short(r.Task)))
 		return caughtUp
 	}
-	if f.rec.Leased {
-		if err := p.key.Check(r); err != nil {
-			p.refuse(m.Subject(), err)
-			return caughtUp
-		}
+	if err := p.key.CheckFor(&f.rec, r); err != nil {
+		p.refuse(m.Subject(), err)
+		return caughtUp
 	}
 	p.apply(ctx, f, i, r)
 	return caughtUp
