@@ -153,7 +153,18 @@ func isTakenOver(err error) bool {
 func (c Config) resign(ctx context.Context, rev uint64, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if err := c.KV.Delete(ctx, c.Key, jetstream.LastRevision(rev)); err != nil && !isTakenOver(err) {
+	err := c.KV.Delete(ctx, c.Key, jetstream.LastRevision(rev))
+	if isTakenOver(err) {
+		// A renewal cut short by the stop may still have been stored, at a
+		// revision this replica never learnt: if the key is still its own,
+		// delete it at the revision it has now.
+		e, gerr := c.KV.Get(ctx, c.Key)
+		if gerr != nil || string(e.Value()) != c.ID {
+			return // another replica leads, or the key expired
+		}
+		err = c.KV.Delete(ctx, c.Key, jetstream.LastRevision(e.Revision()))
+	}
+	if err != nil && !isTakenOver(err) {
 		log.Warn("lead: resign", "err", err)
 		return
 	}
