@@ -242,14 +242,14 @@ func (s *stack) scenario(name string, disturb func(wf string, progress func(int)
 // turn (a rolling upgrade). Each workflow must finish with each task's
 // result stored once and the output the test computed beforehand.
 func TestCompose_SurvivesFaults(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: no containers")
+	// Opt-in: the suite loads a 2-core machine for minutes, and tests that
+	// measure timing (ETA estimates, takeover bounds) must not run beside
+	// it. .ci/run runs it as a step of its own.
+	if os.Getenv("BATON_CONTAINERS") != "1" {
+		t.Skip("the container suite runs with BATON_CONTAINERS=1 (as .ci/run does, in a step of its own)")
 	}
 	if err := exec.Command("docker", "info").Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("docker is not usable: %v", err)
-		}
-		t.Skipf("docker is not usable: %v", err)
+		t.Fatalf("BATON_CONTAINERS=1 but docker is not usable: %v", err)
 	}
 	root, _ := filepath.Abs("..")
 	s := &stack{t: t, root: root, env: []string{"BATON_NATS_1=24222", "BATON_NATS_2=24223", "BATON_NATS_3=24224", "BATON_DASHBOARD=28080"},
