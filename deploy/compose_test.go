@@ -2,8 +2,6 @@ package deploy_test
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,24 +10,15 @@ import (
 	"time"
 
 	streams "github.com/baton-dev/baton/jetstream"
-	"github.com/baton-dev/baton/jetstream/auth"
-	"github.com/baton-dev/baton/pkg/client"
-	"github.com/baton-dev/baton/pkg/events"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 const project = "batontest"
 
 // stack is the compose project under test, seen from the host.
 type stack struct {
-	t    *testing.T
+	*suite
 	root string
 	env  []string
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	cl   *client.Client
-	cfg  streams.Config
 }
 
 func (s *stack) run(name string, args ...string) string {
@@ -81,156 +70,8 @@ func (s *stack) containers(service string, all bool) []string {
 // leaderContainer returns the container whose replica holds key's lead
 // (its replica id starts with the container's host name, its short id).
 func (s *stack) leaderContainer(key string) string {
-	s.t.Helper()
-	ctx, cancel := context.WithTimeout(s.t.Context(), 5*time.Second)
-	defer cancel()
-	kv, err := s.js.KeyValue(ctx, s.cfg.LeasesBucket())
-	if err != nil {
-		return ""
-	}
-	e, err := kv.Get(ctx, key)
-	if err != nil {
-		return ""
-	}
-	host, _, _ := strings.Cut(string(e.Value()), "-")
+	host, _, _ := strings.Cut(s.leader(key), "-")
 	return host
-}
-
-func (s *stack) waitFor(within time.Duration, what string, cond func() bool) time.Duration {
-	s.t.Helper()
-	began := time.Now()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Since(began) > within {
-			s.t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		<-tick.C
-	}
-	return time.Since(began)
-}
-
-// results counts the results stored per task of wf, and in all, from the
-// stream's per-subject counts (no consumer: one on a node just lost can
-// take long to recover).
-func (s *stack) results(wf string) (perTask map[string]int, total int) {
-	s.t.Helper()
-	perSubject := s.count(s.cfg.ResultsStream(), s.cfg.Subjects().Result(wf, "*"))
-	perTask = map[string]int{}
-	for subject, n := range perSubject {
-		perTask[subject[strings.LastIndexByte(subject, '.')+1:]] = int(n)
-		total += int(n)
-	}
-	return perTask, total
-}
-
-// count returns how many messages of stream each subject matching filter
-// holds (nil if the stream cannot be asked right now).
-func (s *stack) count(stream, filter string) map[string]uint64 {
-	ctx, cancel := context.WithTimeout(s.t.Context(), 10*time.Second)
-	defer cancel()
-	st, err := s.js.Stream(ctx, stream)
-	if err != nil {
-		return nil
-	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		return nil
-	}
-	return info.State.Subjects
-}
-
-func (s *stack) started(wf string) (n uint64) {
-	for _, c := range s.count(s.cfg.EventsStream(), s.cfg.Subjects().Event(wf, events.EventStarted)) {
-		n += c
-	}
-	return n
-}
-
-const tasks = 500
-
-// workflow submits tasks sleeps of 80-119 ms whose output is the sum of
-// the milliseconds slept, a figure the test knows beforehand.
-func (s *stack) workflow() (wf string, want float64) {
-	s.t.Helper()
-	naps := make([]int, tasks)
-	for i := range naps {
-		naps[i] = 80 + i%40
-		want += float64(naps[i])
-	}
-	job, _ := json.Marshal(map[string]any{"steps": []map[string]any{{"id": "nap", "type": "sleep", "split": 1, "input": naps}},
-		"aggregate": map[string]any{"strategy": "reduce", "field": "slept_ms", "op": "sum"}})
-	// A submit right after a disturbance may find no stream leader yet;
-	// the client retries that itself for 10 s, and so does this for a
-	// minute, as a user would.
-	var r *events.SubmitReply
-	var err error
-	s.waitFor(time.Minute, "the job to be taken", func() bool {
-		ctx, cancel := context.WithTimeout(s.t.Context(), 30*time.Second)
-		defer cancel()
-		if r, err = s.cl.Submit(ctx, job); err != nil {
-			s.t.Logf("submit: %v; again", err)
-		}
-		return err == nil
-	})
-	return r.Workflow, want
-}
-
-// scenario runs one workflow with a disturbance and checks its outcome.
-func (s *stack) scenario(name string, disturb func(wf string, progress func(int) func() bool)) {
-	s.t.Helper()
-	began := time.Now()
-	wf, want := s.workflow()
-	progress := func(n int) func() bool {
-		return func() bool { f, _ := s.results(wf); return len(f) >= n }
-	}
-	disturb(wf, progress)
-	// Each read with a short deadline, tried again: a request sent while a
-	// node rejoins can go unanswered, and a client must not wait on it.
-	var out events.Output
-	s.waitFor(3*time.Minute, name+": the final output", func() bool {
-		ctx, cancel := context.WithTimeout(s.t.Context(), 5*time.Second)
-		defer cancel()
-		st, err := s.js.Stream(ctx, s.cfg.OutputsStream())
-		if err != nil {
-			return false
-		}
-		m, err := st.GetLastMsgForSubject(ctx, s.cfg.Subjects().Output(wf, "final"))
-		return err == nil && json.Unmarshal(m.Data, &out) == nil
-	})
-	elapsed := time.Since(began)
-	var sum struct {
-		Value float64 `json:"value"`
-		Count int     `json:"count"`
-	}
-	if err := json.Unmarshal(out.Data, &sum); err != nil || sum.Value != want || sum.Count != tasks || out.Status != events.OutcomeSuccess {
-		s.t.Errorf("%s: output %s %s, want success and %v", name, out.Status, out.Data, want)
-	}
-	if c := out.Metadata.Tasks; c.Total != tasks || c.Completed != tasks {
-		s.t.Errorf("%s: counts %+v, want %d completed", name, c, tasks)
-	}
-	var perTask map[string]int
-	var total int
-	s.waitFor(time.Minute, name+": every result read back", func() bool {
-		perTask, total = s.results(wf)
-		return len(perTask) >= tasks
-	})
-	for task, n := range perTask {
-		if n != 1 {
-			s.t.Errorf("%s: task %s has %d final results", name, task, n)
-		}
-	}
-	if len(perTask) != tasks {
-		s.t.Errorf("%s: %d tasks have a final result, want %d", name, len(perTask), tasks)
-	}
-	s.waitFor(time.Minute, name+": the workflow recorded completed", func() bool {
-		ctx, cancel := context.WithTimeout(s.t.Context(), 5*time.Second)
-		defer cancel()
-		rec, err := s.cl.Workflow(ctx, wf)
-		return err == nil && rec.Status == events.WorkflowCompleted
-	})
-	s.t.Logf("%-34s %d tasks, %d results stored, %d started events (re-runs ≥ %d), elapsed %v",
-		name, tasks, total, s.started(wf), max(0, int(s.started(wf))-tasks), elapsed.Round(100*time.Millisecond))
 }
 
 // TestCompose_SurvivesFaults builds the image, brings docker-compose.yml up
@@ -252,8 +93,8 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 		t.Fatalf("BATON_CONTAINERS=1 but docker is not usable: %v", err)
 	}
 	root, _ := filepath.Abs("..")
-	s := &stack{t: t, root: root, env: []string{"BATON_NATS_1=24222", "BATON_NATS_2=24223", "BATON_NATS_3=24224", "BATON_DASHBOARD=28080"},
-		cfg: streams.Config{}.WithDefaults()}
+	s := &stack{suite: &suite{t: t, cfg: streams.Config{}.WithDefaults()}, root: root,
+		env: []string{"BATON_NATS_1=24222", "BATON_NATS_2=24223", "BATON_NATS_3=24224", "BATON_DASHBOARD=28080"}}
 	s.run("deploy/build")
 	s.compose("down", "-v", "--remove-orphans")
 	t.Cleanup(func() {
@@ -265,23 +106,7 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 	began := time.Now()
 	s.compose("up", "-d")
 
-	admin, err := nats.NkeyOptionFromSeed(filepath.Join(root, "deploy", "auth", auth.SeedFile(auth.Admin)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.nc, err = nats.Connect("nats://127.0.0.1:24222,nats://127.0.0.1:24223,nats://127.0.0.1:24224", admin,
-		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond),
-		nats.PingInterval(5*time.Second), nats.MaxPingsOutstanding(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.nc.Close()
-	if s.js, err = jetstream.New(s.nc); err != nil {
-		t.Fatal(err)
-	}
-	if s.cl, err = client.New(s.nc, s.cfg); err != nil {
-		t.Fatal(err)
-	}
+	s.connect("nats://127.0.0.1:24222,nats://127.0.0.1:24223,nats://127.0.0.1:24224", filepath.Join(root, "deploy", "auth"))
 	s.waitFor(2*time.Minute, "a planner and an aggregator to lead", func() bool {
 		return s.leaderContainer("planner") != "" && s.leaderContainer("aggregator") != ""
 	})

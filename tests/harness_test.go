@@ -67,6 +67,9 @@ type env struct {
 
 	wg  sync.WaitGroup
 	ctx context.Context
+
+	liveMu sync.Mutex
+	live   []events.Event // live (unstored) events heard since the env started
 }
 
 // newEnv starts a server and creates baton's streams on it. cfg's zero
@@ -86,6 +89,20 @@ func newEnvOn(t testing.TB, srv *natstest.Server, cfg streams.Config) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, srv: srv, cfg: cfg, nc: nc, js: js, cl: cl, ctx: ctx}
 	t.Cleanup(func() { cancel(); e.wg.Wait() })
+	// Started events are not stored: hear them from the start.
+	if _, err := nc.Subscribe(cfg.Subjects().Lives(), func(m *nats.Msg) {
+		var ev events.Event
+		if json.Unmarshal(m.Data, &ev) == nil {
+			e.liveMu.Lock()
+			e.live = append(e.live, ev)
+			e.liveMu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	return e
 }
 
@@ -240,6 +257,16 @@ func (e *env) results(wf string) (finals map[string]int, all []*events.Result) {
 func (e *env) events(wf, kind string) []events.Event {
 	e.t.Helper()
 	var out []events.Event
+	if kind == events.EventStarted {
+		e.liveMu.Lock()
+		defer e.liveMu.Unlock()
+		for _, ev := range e.live {
+			if ev.Workflow == wf && ev.Kind == kind {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
 	for _, m := range e.stored(e.cfg.EventsStream(), e.cfg.Subjects().Event(wf, kind)) {
 		var ev events.Event
 		if err := json.Unmarshal(m.Data(), &ev); err != nil {

@@ -80,6 +80,11 @@ func TestStatus_ScriptedWorkflow(t *testing.T) {
 	e.aggregator()
 	worker(e, "worker", 2)
 	e.waitReady()
+	// The planner's monitor starts at the first status request: here,
+	// before the workflow, so that it hears each task start. (One started
+	// mid-run knows the running tasks from the agents' registry entries,
+	// up to 0.5 s old, until it hears the next starts.)
+	e.statusJSON("")
 	must(e.cl.PauseLane(e.ctl(), client.Lane{Type: "held", Priority: 3}, 0))(t)
 	stuck := e.submit(map[string]any{"id": "stuck", "steps": []map[string]any{{"id": "h", "type": "held", "split": 1, "input": []int{1, 2}}}})
 	inputs := make([]int, 20)
@@ -457,4 +462,55 @@ func TestHealth_FollowsTheConnection(t *testing.T) {
 	if code := health(); code != 6 {
 		t.Fatalf("disconnected: exit %d, want 6", code)
 	}
+}
+
+// TestStatus_RunningRebuiltFromTheRegistry starts three tasks that hold
+// until released, then starts a second monitor, as after a restart: it
+// hears no started event, yet reports the three as running, from the
+// agents' registry entries. EVENTS stores no started event at all.
+func TestStatus_RunningRebuiltFromTheRegistry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	release := make(chan struct{})
+	e.agent("holder", 4, map[string]agent.Handler{
+		"hold": agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
+			select {
+			case <-release:
+				return 1, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}),
+	})
+	wf := e.submit(map[string]any{"steps": []map[string]any{{"id": "h", "type": "hold", "split": 1, "input": []int{1, 2, 3}}}})
+	waitFor(t, 30*time.Second, "three tasks to start", func() bool { return len(e.events(wf, events.EventStarted)) == 3 })
+
+	fresh, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.goService("fresh monitor", fresh.Run)
+	var view events.WorkflowView
+	waitFor(t, 10*time.Second, "the fresh monitor to see three running", func() bool {
+		snap, err := fresh.Snapshot(t.Context(), monitor.Query{Workflow: wf})
+		if err != nil || len(snap.Workflows) != 1 {
+			return false
+		}
+		view = snap.Workflows[0]
+		return view.Counts.Running == 3
+	})
+	if fmt.Sprint(view.Running) != "[h-0 h-1 h-2]" {
+		t.Errorf("running %v, want [h-0 h-1 h-2]", view.Running)
+	}
+	if n := len(e.stored(e.cfg.EventsStream(), e.cfg.Subjects().Event(wf, events.EventStarted))); n != 0 {
+		t.Errorf("EVENTS stores %d started events, want none", n)
+	}
+	close(release)
+	e.final(wf, time.Minute)
+	waitFor(t, 10*time.Second, "nothing running once it finished", func() bool {
+		snap, err := fresh.Snapshot(t.Context(), monitor.Query{Workflow: wf})
+		return err == nil && len(snap.Workflows) == 1 && snap.Workflows[0].Counts.Running == 0
+	})
 }

@@ -37,7 +37,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	cfg.Streams, cfg.Logger, cfg.Version = c.Streams, c.Logger(stderr), service.Version
 	cfg.Capabilities = service.SplitList(*caps)
-	nc, err := c.Connect("baton-agent", cfg.Logger)
+	nc, err := c.ConnectWait(ctx, "baton-agent", cfg.Logger)
 	if err != nil {
 		return err
 	}

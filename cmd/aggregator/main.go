@@ -27,7 +27,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := c.Logger(stderr)
-	nc, err := c.Connect("baton-aggregator", log)
+	nc, err := c.ConnectWait(ctx, "baton-aggregator", log)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := c.Logger(stderr)
-	nc, err := c.Connect("baton-planner", log)
+	nc, err := c.ConnectWait(ctx, "baton-planner", log)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"strings"
@@ -93,5 +94,62 @@ func TestRedactURLs(t *testing.T) {
 	_, err := c.Connect("x", nil)
 	if err == nil || strings.Contains(err.Error(), "s3cr3t") || !errors.Is(err, nats.ErrNoServers) {
 		t.Fatalf("connect error %v: want one without the password that is still nats.ErrNoServers", err)
+	}
+}
+
+// TestConnectWait_UntilAServerListens starts a service's connection before
+// any server listens, as a compose project starts everything at once: it
+// logs that it waits, tries again, and connects once the server is up.
+// Told to stop while waiting, it returns ErrStopped; refused credentials
+// end it at once.
+func TestConnectWait_UntilAServerListens(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := natstest.StartIn(t, dir, -1) // for a free port
+	url := srv.ClientURL()
+	_, port, _ := strings.Cut(srv.Addr().String(), "127.0.0.1:")
+	srv.Shutdown()
+	srv.WaitForShutdown()
+
+	var out logBuffer
+	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	c := service.Common{ConnFlags: service.ConnFlags{Server: url}}
+	type dialed struct {
+		nc  *nats.Conn
+		err error
+	}
+	done := make(chan dialed, 1)
+	go func() {
+		nc, err := c.ConnectWait(t.Context(), "test", log)
+		done <- dialed{nc, err}
+	}()
+	natstest.Eventually(t, 30*time.Second, "two tries", func() bool { return out.count("waiting for NATS") >= 2 })
+	_ = natstest.StartIn(t, dir, atoi(t, port))
+	select {
+	case d := <-done:
+		if d.err != nil {
+			t.Fatalf("ConnectWait: %v", d.err)
+		}
+		d.nc.Close()
+	case <-time.After(30 * time.Second):
+		t.Fatal("no connection 30 s after the server started")
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan error, 1)
+	go func() {
+		nowhere := service.Common{ConnFlags: service.ConnFlags{Server: "nats://127.0.0.1:1"}}
+		_, err := nowhere.ConnectWait(ctx, "test", log)
+		stopped <- err
+	}()
+	cancel()
+	if err := <-stopped; !errors.Is(err, service.ErrStopped) {
+		t.Errorf("stopped while waiting: %v, want ErrStopped", err)
+	}
+
+	guarded := natstest.StartWithAuth(t, map[string]string{"u": "right"}, nil)
+	wrong := service.Common{ConnFlags: service.ConnFlags{Server: guarded.ClientURL(), User: "u", Password: "wrong"}}
+	if _, err := wrong.ConnectWait(t.Context(), "test", log); err == nil || errors.Is(err, nats.ErrNoServers) {
+		t.Errorf("refused credentials: %v, want an authorization error at once", err)
 	}
 }

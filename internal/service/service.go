@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/signal"
 	"strings"
 	"time"
 
@@ -211,10 +212,42 @@ func RunGroup(ctx context.Context, g *run.Group) error {
 	return err
 }
 
-// Exit ends a service's main: silently for nil and for -h (flag.ErrHelp,
-// after the usage was printed), else with the error on stderr and status 1.
+// ErrStopped is ConnectWait's error when the service was told to stop
+// (SIGINT, SIGTERM, its context) before it could connect.
+var ErrStopped = errors.New("stopped before NATS could be reached")
+
+// ConnectWait is Connect for a long-running service: while no server can be
+// reached (a cluster still starting, as `docker compose up` starts
+// everything at once) it tries again, 100 ms doubling to 2 s between tries,
+// logging each, until it connects or ctx ends or SIGINT or SIGTERM comes
+// (ErrStopped). Any other error (credentials refused, TLS, a bad context)
+// ends it at once: waiting would not mend it.
+func (c *Common) ConnectWait(ctx context.Context, name string, log *slog.Logger) (*nats.Conn, error) {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, sigterm)
+	defer stop()
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		nc, err := c.Connect(name, log)
+		if err == nil || !errors.Is(err, nats.ErrNoServers) {
+			return nc, err
+		}
+		log.Warn("waiting for NATS: no server reachable yet", "conn", name, "attempt", attempt, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ErrStopped
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// Exit ends a service's main: silently for nil, for -h (flag.ErrHelp,
+// after the usage was printed) and for a stop before it connected
+// (ErrStopped), else with the error on stderr and status 1.
 func Exit(name string, err error) {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.Is(err, ErrStopped) {
 		os.Exit(0)
 	}
 	fmt.Fprintln(os.Stderr, name+":", err)

@@ -35,7 +35,7 @@ func TestSystem_AgentsDrainBeforeThePlannerStops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- g.Run() }()
 
-	started, err := nc.SubscribeSync(cfg.Subjects().Event("*", events.EventStarted))
+	started, err := nc.SubscribeSync(cfg.Subjects().Live("*", events.EventStarted))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -388,20 +388,24 @@ type feed struct {
 	subs    []*nats.Subscription
 }
 
-// subscribeFeed subscribes to every event and output.
+// subscribeFeed subscribes to every event, stored or live, and output.
 func (s *Server) subscribeFeed() (*feed, error) {
 	fd := &feed{max: s.cfg.FeedMax}
 	subj := s.cfg.Streams.Subjects()
-	evSub, err := s.nc.Subscribe(subj.Events(), func(m *nats.Msg) {
+	onEvent := func(m *nats.Msg) {
 		var ev events.Event
 		if json.Unmarshal(m.Data, &ev) == nil {
 			fd.add(feedItem(ev.Kind, ev.Workflow, ev.Task, ev.Agent, ev.Message, ev.Time))
 		}
-	})
-	if err != nil {
-		return nil, err
 	}
-	fd.subs = append(fd.subs, evSub)
+	for _, filter := range []string{subj.Events(), subj.Lives()} {
+		sub, err := s.nc.Subscribe(filter, onEvent)
+		if err != nil {
+			fd.stop()
+			return nil, err
+		}
+		fd.subs = append(fd.subs, sub)
+	}
 	outSub, err := s.nc.Subscribe(subj.Outputs(), func(m *nats.Msg) {
 		var out events.Output
 		if json.Unmarshal(m.Data, &out) == nil {

@@ -151,7 +151,7 @@ func RoleAgent(c streams.Config, name string, types []string) Role {
 		p.pub = append(p.pub, p.s.Root()+".tasks."+t+".>") // hand-backs
 	}
 	p.bucket(p.c.AgentsBucket(), true)
-	p.pub = append(p.pub, p.s.Results(), p.s.DeadLetters(), p.s.Events())
+	p.pub = append(p.pub, p.s.Results(), p.s.DeadLetters(), p.s.Events(), p.s.Lives())
 	p.sub = append(p.sub, p.s.AgentControl(), p.s.AgentInfo("*"), "$SRV.>")
 	p.responding = true
 	return p.role(role)
@@ -178,6 +178,7 @@ func RoleViewer(c streams.Config) Role {
 func (p *perms) viewer() {
 	p.pub = append(p.pub, p.s.Control("status"), p.s.Control("agents"), "$SRV.>")
 	p.read(p.c.OutputsStream(), p.c.EventsStream())
+	p.sub = append(p.sub, p.s.Lives())
 	p.bucket(p.c.WorkflowsBucket(), false)
 	p.bucket(p.c.AgentsBucket(), false)
 }

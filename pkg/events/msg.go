@@ -72,7 +72,10 @@ func ResultByAgent(r *Result) string {
 	return o
 }
 
-// EventMsg builds the message of one event, stamping its time if unset.
+// EventMsg builds the message of one event, stamping its time if unset. A
+// started event, one per task run, goes on its Live subject, which no
+// stream stores: what outlives it (which tasks run where) is in the agents'
+// registry entries, and results carry start times.
 func (s Subjects) EventMsg(e Event) (*nats.Msg, error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
@@ -81,13 +84,18 @@ func (s Subjects) EventMsg(e Event) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("events: encode event: %w", err)
 	}
-	msg := nats.NewMsg(s.Event(e.Workflow, e.Kind))
+	subject := s.Event(e.Workflow, e.Kind)
+	if e.Kind == EventStarted {
+		subject = s.Live(e.Workflow, e.Kind)
+	}
+	msg := nats.NewMsg(subject)
 	msg.Data = b
 	return msg, nil
 }
 
 // PublishEvent publishes e on core NATS: events are for people, the
-// dashboard and the audit trail, and EVENTS stores what arrives. It returns
+// dashboard and the audit trail, and EVENTS stores what arrives (all but
+// started events, see EventMsg). It returns
 // the publish error, if any, for the caller to log.
 func (s Subjects) PublishEvent(nc *nats.Conn, e Event) error {
 	msg, err := s.EventMsg(e)

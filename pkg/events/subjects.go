@@ -109,6 +109,17 @@ func (s Subjects) Event(workflow, kind string) string {
 // Events is the EVENTS stream's subject filter.
 func (s Subjects) Events() string { return s.p() + ".events.>" }
 
+// Live is the subject of a per-task event that no stream stores (core
+// NATS): "baton.live.<wf>.started". It is for live views; what they show
+// after a restart comes from stored state (the agents' registry entries
+// list the tasks they run).
+func (s Subjects) Live(workflow, kind string) string {
+	return s.p() + ".live." + workflow + "." + kind
+}
+
+// Lives is the filter for every live event.
+func (s Subjects) Lives() string { return s.p() + ".live.>" }
+
 // Control is the subject of a control verb of the planner's service:
 // "baton.control.pause".
 func (s Subjects) Control(verb string) string { return s.p() + ".control." + verb }
@@ -148,7 +159,7 @@ const (
 const (
 	EventCreated   = "created"   // a job was accepted and planned
 	EventRejected  = "rejected"  // a job failed validation; Detail holds the error
-	EventStarted   = "started"   // an agent started a task
+	EventStarted   = "started"   // an agent started a task (on Live, not stored)
 	EventRetry     = "retry"     // a task failed and will be retried
 	EventFallback  = "fallback"  // a task's retries ran out; its fallback type takes over
 	EventFailed    = "failed"    // a task failed for good

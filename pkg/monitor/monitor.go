@@ -54,7 +54,7 @@ type obs struct {
 	dur    time.Duration
 }
 
-// Monitor follows results and started events. Create it with New and run
+// Monitor follows results, workflow records and the agents' registry. Create it with New and run
 // it with Run; read it with Snapshot (safe from any goroutine). One Monitor
 // serves a whole process: the status service, the dashboard and /metrics
 // share it.
@@ -70,6 +70,7 @@ type Monitor struct {
 	recent  []obs                        // final results in the window, oldest first
 	seen    map[string]bool              // "<wf>/<task>" with a final result in the window
 	running map[string]map[string]string // wf → task → agent, started and not finished
+	byAgent map[string]map[string]time.Time // agent → "<wf>/<task>" it runs → since (its clock)
 	onObs   []func(*events.Result)
 	// wfs holds the records of the open workflows and of those finished
 	// within the window, without what status does not show (decodeRecord);
@@ -94,7 +95,7 @@ func New(nc *nats.Conn, cfg Config) (*Monitor, error) {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	m := &Monitor{cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(), log: cfg.Logger.With("service", "monitor"),
-		seen: map[string]bool{}, running: map[string]map[string]string{},
+		seen: map[string]bool{}, running: map[string]map[string]string{}, byAgent: map[string]map[string]time.Time{},
 		wfs: map[string]*events.Workflow{}, old: map[string]string{}, oldCount: map[string]int{},
 		wanted: make(chan struct{}), ready: make(chan struct{})}
 	m.want = sync.OnceFunc(func() { close(m.wanted) })
@@ -106,8 +107,8 @@ func New(nc *nats.Conn, cfg Config) (*Monitor, error) {
 func (m *Monitor) OnResult(fn func(*events.Result)) { m.onObs = append(m.onObs, fn) }
 
 // Run waits for the first reader (Snapshot, Ready or Start), then follows
-// the workflow records, and RESULTS and the started events from Window
-// ago, until ctx ends, and returns nil. Until then it costs nothing: a
+// the workflow records, the agents' registry, live started events, and
+// RESULTS from Window ago, until ctx ends, and returns nil. Until then it costs nothing: a
 // process whose figures nobody asks for reads no stream. It may be called
 // once.
 func (m *Monitor) Run(ctx context.Context) error {
@@ -149,19 +150,26 @@ func (m *Monitor) Run(ctx context.Context) error {
 		return fmt.Errorf("monitor: %w", err)
 	}
 	defer res.Stop()
-	started, err := streams.Follow(ctx, m.js, streams.FollowConfig{Stream: m.cfg.Streams.EventsStream(),
-		Filter: m.subj.Event("*", events.EventStarted), FromTime: from})
+	// What runs where: the agents' registry entries (stored, so a
+	// restarted monitor rebuilds it), and sooner the live started events.
+	agents, err := reg.Watch(ctx)
 	if err != nil {
 		return fmt.Errorf("monitor: %w", err)
 	}
-	defer started.Stop()
-	// Ready once the records and both streams have delivered what they
-	// held at the start (the watch marks it with a nil entry).
-	resDone, startedDone, recsDone := res.Backlog == 0, started.Backlog == 0, false
+	defer streams.StopWatch(agents)
+	started := make(chan *nats.Msg, 1024)
+	sub, err := m.nc.ChanSubscribe(m.subj.Live("*", events.EventStarted), started)
+	if err != nil {
+		return fmt.Errorf("monitor: live started events: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	// Ready once the records, the registry and RESULTS have delivered what
+	// they held at the start (a watch marks it with a nil entry).
+	resDone, agentsDone, recsDone := res.Backlog == 0, false, false
 	prune := time.NewTicker(5 * time.Second)
 	defer prune.Stop()
 	for {
-		if resDone && startedDone && recsDone {
+		if resDone && agentsDone && recsDone {
 			m.readyOnce.Do(func() { close(m.ready) })
 		}
 		select {
@@ -181,9 +189,19 @@ func (m *Monitor) Run(ctx context.Context) error {
 		case msg := <-res.C:
 			m.onResultMsg(msg)
 			resDone = resDone || streams.CaughtUp(msg)
-		case msg := <-started.C:
+		case e, ok := <-agents.Updates():
+			switch {
+			case !ok && ctx.Err() != nil:
+				return nil
+			case !ok:
+				return errors.New("monitor: the watch of the agents registry ended")
+			case e == nil:
+				agentsDone = true
+			default:
+				m.onAgent(e)
+			}
+		case msg := <-started:
 			m.onStartedMsg(msg)
-			startedDone = startedDone || streams.CaughtUp(msg)
 		case <-prune.C:
 			m.prune(time.Now())
 		}
@@ -302,26 +320,89 @@ func (m *Monitor) onResultMsg(msg jetstream.Msg) {
 	}
 }
 
-// onStartedMsg notes a task that started. An event whose subject is not
-// its workflow's, or whose ids are not tokens, is not an agent's: it is
-// left out.
-func (m *Monitor) onStartedMsg(msg jetstream.Msg) {
+// onStartedMsg notes a task that started, until its agent's next registry
+// entry says what it runs. An event whose subject is not its workflow's, or
+// whose ids are not tokens, is not an agent's: it is left out.
+func (m *Monitor) onStartedMsg(msg *nats.Msg) {
 	var ev events.Event
-	if json.Unmarshal(msg.Data(), &ev) != nil || !events.ValidToken(ev.Task) || (ev.Agent != "" && !events.ValidToken(ev.Agent)) ||
-		!events.ValidToken(ev.Workflow) || msg.Subject() != m.subj.Event(ev.Workflow, events.EventStarted) {
+	if json.Unmarshal(msg.Data, &ev) != nil || !events.ValidToken(ev.Task) || !events.ValidToken(ev.Agent) ||
+		!events.ValidToken(ev.Workflow) || msg.Subject != m.subj.Live(ev.Workflow, events.EventStarted) {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.seen[ev.Workflow+"/"+ev.Task] {
+	if len(m.byAgent[ev.Agent]) < maxAgentTasks {
+		m.addRunning(ev.Agent, ev.Workflow+"/"+ev.Task, ev.Time)
+	}
+}
+
+// maxAgentTasks bounds the running tasks taken from one agent's entry: a
+// forged entry listing millions makes no more work than this.
+const maxAgentTasks = 4096
+
+// onAgent makes what an agent runs what its registry entry lists, but for
+// the tasks it started after writing the entry (nothing once it left or
+// failed). Entries are stored with an acknowledgement, replicated like the
+// streams, so the running view survives a restart of this process and a
+// NATS node's failover.
+func (m *Monitor) onAgent(e jetstream.KeyValueEntry) {
+	var info events.AgentInfo
+	live := false
+	if e.Operation() == jetstream.KeyValuePut {
+		info, live = registry.Decode(e.Key(), e.Value())
+		live = live && info.Status != events.AgentFailed
+	}
+	agent := e.Key()
+	listed := map[string]bool{}
+	for _, key := range info.Tasks[:min(len(info.Tasks), maxAgentTasks)] {
+		listed[key] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for key, at := range m.byAgent[agent] {
+		if live && (listed[key] || at.After(info.Heartbeat)) {
+			continue // listed, or started after the entry was written
+		}
+		delete(m.byAgent[agent], key)
+		wf, task, _ := strings.Cut(key, "/")
+		if run := m.running[wf]; run[task] == agent {
+			delete(run, task)
+			if len(run) == 0 {
+				delete(m.running, wf)
+			}
+		}
+	}
+	if !live {
+		delete(m.byAgent, agent)
 		return
 	}
-	wf := m.running[ev.Workflow]
-	if wf == nil {
-		wf = map[string]string{}
-		m.running[ev.Workflow] = wf
+	for key := range listed {
+		if _, ok := m.byAgent[agent][key]; !ok {
+			m.addRunning(agent, key, info.Heartbeat)
+		}
 	}
-	wf[ev.Task] = ev.Agent
+}
+
+// addRunning notes that agent runs the task key ("<workflow>/<task>"),
+// known since at (by the agent's clock), unless it has a final result
+// already. Call with m.mu held.
+func (m *Monitor) addRunning(agent, key string, at time.Time) {
+	wf, task, ok := strings.Cut(key, "/")
+	if !ok || !events.ValidToken(wf) || !events.ValidToken(task) || m.seen[key] {
+		return
+	}
+	run := m.running[wf]
+	if run == nil {
+		run = map[string]string{}
+		m.running[wf] = run
+	}
+	run[task] = agent
+	mine := m.byAgent[agent]
+	if mine == nil {
+		mine = map[string]time.Time{}
+		m.byAgent[agent] = mine
+	}
+	mine[key] = at
 }
 
 func (m *Monitor) prune(now time.Time) {
@@ -339,10 +420,23 @@ func (m *Monitor) prune(now time.Time) {
 			m.oldCount[rec.Status]++
 		}
 	}
-	// Tasks of a workflow that is no longer open run no more.
+	// Tasks of a workflow that is no longer open run no more; byAgent
+	// follows (it also forgets the tasks finished since the agents' last
+	// entries).
 	for wf := range m.running {
 		if rec := m.wfs[wf]; rec == nil || !events.WorkflowOpen(rec.Status) {
 			delete(m.running, wf)
+		}
+	}
+	for agent, mine := range m.byAgent {
+		for key := range mine {
+			wf, task, _ := strings.Cut(key, "/")
+			if m.running[wf][task] != agent {
+				delete(mine, key)
+			}
+		}
+		if len(mine) == 0 {
+			delete(m.byAgent, agent)
 		}
 	}
 	if len(m.seen) > 4*len(m.recent)+1024 {

@@ -82,6 +82,16 @@ func (r *Registry) List(ctx context.Context) ([]events.AgentInfo, error) {
 	}
 }
 
+// Watch follows every entry: first those stored, then a nil entry, then
+// each put and delete as it happens. The caller stops it.
+func (r *Registry) Watch(ctx context.Context) (jetstream.KeyWatcher, error) {
+	w, err := r.kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry: watch: %w", err)
+	}
+	return w, nil
+}
+
 // Decode reads the entry stored under key; ok is false for what is not
 // an agent record: not JSON of one, or an id that is not a token or not
 // its key.
