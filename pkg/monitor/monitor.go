@@ -67,9 +67,9 @@ type Monitor struct {
 	reg  *registry.Registry
 
 	mu      sync.Mutex
-	recent  []obs                        // final results in the window, oldest first
-	seen    map[string]bool              // "<wf>/<task>" with a final result in the window
-	running map[string]map[string]string // wf → task → agent, started and not finished
+	recent  []obs                           // final results in the window, oldest first
+	seen    map[string]bool                 // "<wf>/<task>" with a final result in the window
+	running map[string]map[string]string    // wf → task → agent, started and not finished
 	byAgent map[string]map[string]time.Time // agent → "<wf>/<task>" it runs → since (its clock)
 	onObs   []func(*events.Result)
 	// wfs holds the records of the open workflows and of those finished
