@@ -33,11 +33,31 @@ func (s *stack) run(name string, args ...string) string {
 	return strings.TrimSpace(out.String())
 }
 
+// v2 says whether Compose v2 (`docker compose`) is here.
+func (s *stack) v2() bool { return exec.Command("docker", "compose", "version").Run() == nil }
+
+// healthy says whether every container of the project passes its health
+// check.
+func (s *stack) healthy() bool {
+	s.t.Helper()
+	ids := strings.Fields(s.run("docker", "ps", "-aq", "--filter", "label=com.docker.compose.project="+project))
+	if len(ids) == 0 {
+		return false
+	}
+	states := strings.Fields(s.run("docker", append([]string{"inspect", "--format", "{{.State.Health.Status}}"}, ids...)...))
+	for _, st := range states {
+		if st != "healthy" {
+			return false
+		}
+	}
+	return len(states) == len(ids)
+}
+
 // compose runs docker compose (v2) or docker-compose (v1) on the project.
 func (s *stack) compose(args ...string) string {
 	s.t.Helper()
 	base := []string{"-p", project, "-f", "docker-compose.yml"}
-	if exec.Command("docker", "compose", "version").Run() == nil {
+	if s.v2() {
 		return s.run("docker", append(append([]string{"compose"}, base...), args...)...)
 	}
 	return s.run("docker-compose", append(base, args...)...)
@@ -103,14 +123,19 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 		}
 		s.compose("down", "-v", "--remove-orphans")
 	})
+	// Ready is every container's health check passing (services' /readyz:
+	// a planner and an aggregator lead, each agent registered): Compose v2's
+	// `up --wait` waits for exactly that; with v1 the suite waits itself.
 	began := time.Now()
-	s.compose("up", "-d")
-
+	if s.v2() {
+		s.compose("up", "-d", "--wait")
+	} else {
+		s.compose("up", "-d")
+		s.waitFor(3*time.Minute, "every container healthy", s.healthy)
+	}
+	t.Logf("compose up: every container healthy in %v", time.Since(began).Round(100*time.Millisecond))
 	s.connect("nats://127.0.0.1:24222,nats://127.0.0.1:24223,nats://127.0.0.1:24224", filepath.Join(root, "deploy", "auth"))
-	s.waitFor(2*time.Minute, "a planner and an aggregator to lead", func() bool {
-		return s.leaderContainer("planner") != "" && s.leaderContainer("aggregator") != ""
-	})
-	t.Logf("compose up: ready in %v", time.Since(began).Round(100*time.Millisecond))
+	s.takesJobsAtOnce()
 
 	s.scenario("undisturbed", func(string, func(int) func() bool) {})
 	s.scenario("NATS node killed, restarted", func(wf string, at func(int) func() bool) {

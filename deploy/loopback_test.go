@@ -265,6 +265,7 @@ include "auth/auth.conf"
 		return l.leaderProcess("planner") != nil && l.leaderProcess("aggregator") != nil
 	})
 	t.Logf("cluster and services ready in %v", time.Since(began).Round(100*time.Millisecond))
+	l.takesJobsAtOnce()
 
 	from := "release " + previousRelease
 	if !upgrade {

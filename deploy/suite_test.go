@@ -140,17 +140,11 @@ func (s *suite) workflow() (wf string, want float64) {
 	return r.Workflow, want
 }
 
-// scenario runs one workflow with a disturbance and checks its outcome.
-func (s *suite) scenario(name string, disturb func(wf string, progress func(int) func() bool)) {
+// final waits for wf's final output. Each read has a short deadline and is
+// tried again: a request sent while a node rejoins can go unanswered, and a
+// client must not wait on it.
+func (s *suite) final(name, wf string) events.Output {
 	s.t.Helper()
-	began := time.Now()
-	wf, want := s.workflow()
-	progress := func(n int) func() bool {
-		return func() bool { f, _ := s.results(wf); return len(f) >= n }
-	}
-	disturb(wf, progress)
-	// Each read with a short deadline, tried again: a request sent while a
-	// node rejoins can go unanswered, and a client must not wait on it.
 	var out events.Output
 	s.waitFor(3*time.Minute, name+": the final output", func() bool {
 		ctx, cancel := context.WithTimeout(s.t.Context(), 5*time.Second)
@@ -162,6 +156,37 @@ func (s *suite) scenario(name string, disturb func(wf string, progress func(int)
 		m, err := st.GetLastMsgForSubject(ctx, s.cfg.Subjects().Output(wf, "final"))
 		return err == nil && json.Unmarshal(m.Data, &out) == nil
 	})
+	return out
+}
+
+// takesJobsAtOnce submits one small job with one request, no retry, as a
+// script does right after the deployment says it is ready, and checks it
+// completes.
+func (s *suite) takesJobsAtOnce() {
+	s.t.Helper()
+	reply, err := s.nc.Request(s.cfg.Subjects().Control("submit"), []byte(`{"steps": [{"id": "n", "type": "noop", "split": 1, "input": [1, 2, 3]}]}`), 10*time.Second)
+	if err != nil {
+		s.t.Fatalf("the first submit once ready: %v", err)
+	}
+	var r events.SubmitReply
+	if err := json.Unmarshal(reply.Data, &r); err != nil || r.Workflow == "" || r.Error != nil {
+		s.t.Fatalf("the first submit once ready: %s", reply.Data)
+	}
+	if out := s.final("first job", r.Workflow); out.Status != events.OutcomeSuccess {
+		s.t.Fatalf("the first job: %s", out.Status)
+	}
+}
+
+// scenario runs one workflow with a disturbance and checks its outcome.
+func (s *suite) scenario(name string, disturb func(wf string, progress func(int) func() bool)) {
+	s.t.Helper()
+	began := time.Now()
+	wf, want := s.workflow()
+	progress := func(n int) func() bool {
+		return func() bool { f, _ := s.results(wf); return len(f) >= n }
+	}
+	disturb(wf, progress)
+	out := s.final(name, wf)
 	elapsed := time.Since(began)
 	var sum struct {
 		Value float64 `json:"value"`

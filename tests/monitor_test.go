@@ -18,12 +18,15 @@ import (
 	"time"
 
 	"github.com/baton-dev/baton/internal/natstest"
+	"github.com/baton-dev/baton/internal/service"
 	"github.com/baton-dev/baton/internal/web"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
+	"github.com/baton-dev/baton/pkg/aggregator"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/monitor"
+	"github.com/baton-dev/baton/pkg/planner"
 	"github.com/creack/pty"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -513,4 +516,62 @@ func TestStatus_RunningRebuiltFromTheRegistry(t *testing.T) {
 		snap, err := fresh.Snapshot(t.Context(), monitor.Query{Workflow: wf})
 		return err == nil && len(snap.Workflows) == 1 && snap.Workflows[0].Counts.Running == 0
 	})
+}
+
+// TestReady_OnceTheServicesWork checks /readyz, which compose's health
+// checks (and so `docker compose up --wait`) and readiness probes wait on:
+// each service answers 503 with the reason until it can work (a planner
+// or an aggregator replica leads, the agent is registered), then 200; and
+// 503 again once its connection is gone. `baton health` exits 6, then 0.
+func TestReady_OnceTheServicesWork(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	nc, _ := natstest.Connect(t, e.srv)
+	mon, err := monitor.New(nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]func(context.Context) error{
+		"planner":    service.LeaderReady(nc, e.cfg, service.LeadPlanner),
+		"aggregator": service.LeaderReady(nc, e.cfg, service.LeadAggregator),
+		"agent":      service.AgentReady(nc, e.cfg, "ready-agent"),
+	}
+	urls := map[string]string{}
+	for name, check := range checks {
+		srv, err := web.New(nc, mon, web.Config{Streams: e.cfg, Ready: check, Logger: e.logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(srv.Handler())
+		t.Cleanup(hs.Close)
+		urls[name] = hs.URL + "/readyz"
+	}
+	ready := func(name string) (int, string) {
+		cmd := exec.Command(filepath.Join(bin, "baton"), "health", urls[name])
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("baton health: %v", err)
+		}
+		return cmd.ProcessState.ExitCode(), string(bytes.TrimSpace(out))
+	}
+	for name, why := range map[string]string{"planner": "no planner leads", "aggregator": "no aggregator leads", "agent": "not registered"} {
+		if code, out := ready(name); code != 6 || !strings.Contains(out, why) {
+			t.Errorf("%s before it runs: exit %d, %q; want 6 and %q", name, code, out, why)
+		}
+	}
+	e.goService("planner", func(ctx context.Context) error {
+		return service.RunPlanner(ctx, e.nc, planner.Config{Streams: e.cfg, Logger: e.logger()})
+	})
+	e.goService("aggregator", func(ctx context.Context) error {
+		return service.RunAggregator(ctx, e.nc, aggregator.Config{Streams: e.cfg, Logger: e.logger()})
+	})
+	e.agent("ready-agent", 1, map[string]agent.Handler{"noop": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return 1, nil })})
+	for name := range checks {
+		waitFor(t, 30*time.Second, name+" ready", func() bool { code, _ := ready(name); return code == 0 })
+	}
+	nc.Close()
+	if code, out := ready("planner"); code != 6 || !strings.Contains(out, "NATS") {
+		t.Errorf("disconnected: exit %d, %q; want 6 naming NATS", code, out)
+	}
 }

@@ -55,7 +55,9 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := service.AddWeb(ctx, &g, nc, mon, c.HTTP, c.WebConfig(false, cfg.Logger), nil); err != nil {
+		wc := c.WebConfig(false, cfg.Logger)
+		wc.Ready = service.AgentReady(nc, c.Streams, a.Info().ID)
+		if err := service.AddWeb(ctx, &g, nc, mon, c.HTTP, wc, nil); err != nil {
 			return err
 		}
 	}

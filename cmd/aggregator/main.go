@@ -42,7 +42,9 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := service.AddWeb(ctx, &g, nc, mon, c.HTTP, c.WebConfig(false, log), nil); err != nil {
+		wc := c.WebConfig(false, log)
+		wc.Ready = service.LeaderReady(nc, c.Streams, service.LeadAggregator)
+		if err := service.AddWeb(ctx, &g, nc, mon, c.HTTP, wc, nil); err != nil {
 			return err
 		}
 	}

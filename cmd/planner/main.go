@@ -44,7 +44,9 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := service.AddWeb(ctx, &g, nc, mon, c.HTTP, c.WebConfig(true, log), nil); err != nil {
+	wc := c.WebConfig(true, log)
+	wc.Ready = service.LeaderReady(nc, c.Streams, service.LeadPlanner)
+	if err := service.AddWeb(ctx, &g, nc, mon, c.HTTP, wc, nil); err != nil {
 		return err
 	}
 	return service.RunGroup(ctx, &g)

@@ -17,9 +17,12 @@ func newHealthCmd() *cobra.Command {
 		Short: "Check a health endpoint (exit 0 healthy, 6 not): for container health checks",
 		Long: `GET URL and exit 0 if it answers 2xx within --timeout, 6 otherwise. Every
 baton service started with --http serves /healthz (200 while connected to
-NATS); nats-server serves /healthz on its monitoring port. Images built
-FROM scratch have no shell or curl: compose runs this instead.`,
-		Example: `  baton health http://127.0.0.1:8080/healthz
+NATS) and /readyz (200 once it can work: a planner or aggregator replica
+leads, the agent is registered; 503 with the reason before); nats-server
+serves /healthz on its monitoring port. Images built FROM scratch have no
+shell or curl: compose runs this instead.`,
+		Example: `  baton health http://127.0.0.1:8080/readyz
+  baton health http://127.0.0.1:8080/healthz
   baton health 'http://127.0.0.1:8222/healthz?js-enabled-only=true'`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -165,7 +165,9 @@ func up(cmd *cobra.Command, f *upFlags) error {
 	if _, err := sys.Add(ctx, &g, emb.Conn); err != nil {
 		return err
 	}
-	if err := service.AddWeb(ctx, &g, emb.Conn, sys.Monitor, f.HTTP, f.WebConfig(true, sys.Logger), nil); err != nil {
+	wc := f.WebConfig(true, sys.Logger)
+	wc.Ready = service.LeaderReady(emb.Conn, f.Streams, service.LeadPlanner)
+	if err := service.AddWeb(ctx, &g, emb.Conn, sys.Monitor, f.HTTP, wc, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "baton up: nats-server on %s with JetStream in %s\n", emb.Server.ClientURL(), f.data)

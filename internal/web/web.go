@@ -52,7 +52,11 @@ type Config struct {
 	// Auth, "user:password", makes the dashboard and its API ask for HTTP
 	// basic authentication. Required to serve the dashboard on an address
 	// other than loopback (see CheckExposure).
-	Auth   string
+	Auth string
+	// Ready, if set, says whether the service can do its work (for
+	// /readyz): nil when it can, else why not. Unset: ready while
+	// connected.
+	Ready  func(context.Context) error
 	Logger *slog.Logger
 }
 
@@ -130,11 +134,37 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintln(w, `{"status":"ok","nats":"CONNECTED"}`)
 }
 
+// ready answers /readyz: 200 once the service can do its work (connected,
+// and Config.Ready says so), 503 with the reason before. Orchestrators
+// (compose's `up --wait`, a Kubernetes readiness probe) wait on it.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	why := ""
+	switch {
+	case !s.nc.IsConnected():
+		why = "NATS " + s.nc.Status().String()
+	case s.cfg.Ready != nil:
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			why = err.Error()
+		}
+	}
+	if why != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		b, _ := json.Marshal(map[string]string{"status": "not ready", "reason": events.Clip(why, MaxFeedMessage)})
+		_, _ = w.Write(append(b, '\n'))
+		return
+	}
+	fmt.Fprintln(w, `{"status":"ready"}`)
+}
+
 // Handler routes every endpoint.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", s.health)
+	mux.HandleFunc("GET /readyz", s.ready)
 	if !s.cfg.Dashboard {
 		return mux
 	}
