@@ -116,7 +116,7 @@ func (p *Planner) control(ctx context.Context, verb string, req *events.ControlR
 		if verb == events.VerbPause {
 			return p.pause(ctx, f, events.WorkflowPaused, req.Now)
 		}
-		return p.resume(ctx, f, false)
+		return p.resume(ctx, f, false, req.Token, "resumed")
 	case events.VerbStop:
 		f, err := p.flowFor(ctx, req.Workflow)
 		if err != nil {
@@ -128,7 +128,7 @@ func (p *Planner) control(ctx context.Context, verb string, req *events.ControlR
 		if err != nil {
 			return nil, err
 		}
-		return p.resume(ctx, f, req.RetryFailed)
+		return p.resume(ctx, f, req.RetryFailed, req.Token, "restarted")
 	case events.VerbCancel:
 		return p.cancel(ctx, req)
 	case events.VerbReprioritize:
