@@ -293,7 +293,31 @@ was left out is said after the table (on stderr with --json).`, events.DefaultLi
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	listFlags(cmd, &opts, "agents", "idle, busy, draining or failed")
+	cmd.AddCommand(newAgentsCrashCmd(c))
 	return cmd
+}
+
+func newAgentsCrashCmd(c *conn) *cobra.Command {
+	return &cobra.Command{
+		Use:   "crash AGENT",
+		Short: "Failure drill: make an agent die abruptly, as SIGKILL would",
+		Long: `A failure drill: the agent stops at once, as if killed with SIGKILL. It
+acknowledges nothing, publishes no result, drains nothing and keeps its
+registry entry, so the recovery runs as for a real crash: the reaper marks
+the agent failed within two heartbeats, its entry expires with the agent
+TTL, and the tasks it held go back to the other agents once their ack
+wait passes. An agent in 'baton up' stops while the process lives on; a
+standalone agent process exits with status 137. Prints the agent's answer
+(the tasks it abandoned) as JSON. An agent that is not running is not
+found (exit status 3). Needs the operator role.`,
+		Example: "  baton agents crash agent-3",
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.controlRun(cmd, func(cl *client.Client) (any, error) {
+				return cl.CrashAgent(cmd.Context(), args[0])
+			})
+		},
+	}
 }
 
 // listFlags adds --offset, --limit and --status, which page through a long

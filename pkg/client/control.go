@@ -126,6 +126,16 @@ func (c *Client) Reprioritize(ctx context.Context, workflow, task string, to int
 	return &out, c.call(ctx, events.VerbReprioritize, &events.ControlRequest{Workflow: workflow, Task: task, To: to}, &out)
 }
 
+// CrashAgent is a failure drill: the agent stops at once as if killed —
+// it acknowledges nothing, publishes no result, keeps its registry entry
+// (which the reaper then marks failed) and drains nothing — so that its
+// tasks come back to the other agents after their ack wait. An agent that
+// does not answer is events.ErrNotFound.
+func (c *Client) CrashAgent(ctx context.Context, agent string) (*events.CrashReply, error) {
+	var out events.CrashReply
+	return &out, c.call(ctx, events.VerbCrash, &events.ControlRequest{Agent: agent}, &out)
+}
+
 // Status returns the figures of one workflow, or of all with workflow ""
 // (listing the first page of them, as StatusList with no options does).
 func (c *Client) Status(ctx context.Context, workflow string) (*events.Snapshot, error) {

@@ -19,10 +19,11 @@ const (
 	VerbCancel       = "cancel"
 	VerbReprioritize = "reprioritize"
 	VerbAgents       = "agents"
+	VerbCrash        = "crash"
 )
 
 // Verbs lists every control verb but submit, whose body is a job.
-var Verbs = []string{VerbStatus, VerbPause, VerbResume, VerbStop, VerbRestart, VerbCancel, VerbReprioritize, VerbAgents}
+var Verbs = []string{VerbStatus, VerbPause, VerbResume, VerbStop, VerbRestart, VerbCancel, VerbReprioritize, VerbAgents, VerbCrash}
 
 // ControlRequest is the body of every control request but submit. Which
 // fields a verb reads is documented in the README; unknown fields are

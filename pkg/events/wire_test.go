@@ -291,6 +291,9 @@ func wireCases() []wireCase {
 		jsonCase("agent_reply.json.golden", &events.AgentReply{Agent: "agent-1", Running: []string{"wf-1/b"},
 			Stopped: []string{"wf-1/a"}}),
 		jsonCase("snapshot.json.golden", sampleSnapshot()),
+		jsonCase("crash_drill.json.golden", &events.CrashDrill{Agent: "agent-3"}),
+		jsonCase("crash_reply.json.golden", &events.CrashReply{Agent: "agent-3", Status: events.AgentCrashed, Abandoned: 2,
+			Tasks: []string{"wf-1/a", "wf-1/b"}}),
 	}
 }
 

@@ -86,11 +86,12 @@ func (p *Planner) pause(ctx context.Context, f *flow, status string, now bool) (
 	if err := p.putRecord(ctx, &f.rec); err != nil {
 		return nil, fmt.Errorf("workflow %s is %s, but its checkpoint was not stored (resume it without a token): %w", f.rec.ID, status, err)
 	}
-	cp.Token = events.CheckpointToken(cp.Checkpoint.Seq, p.key.Checkpoint(f.rec.ID, cp.Checkpoint.Seq))
 	p.log.Info("workflow "+status, "workflow", f.rec.ID, "running", len(cp.Running), "pending", len(cp.Pending), "now", now)
 	detail, _ := json.Marshal(cp)
 	p.event(events.Event{Workflow: f.rec.ID, Kind: status, Detail: detail,
 		Message: fmt.Sprintf("%d done, %d running, %d pending", len(cp.Done), len(cp.Running), len(cp.Pending))})
+	// The token goes to whoever paused, not into the event, which viewers read.
+	cp.Token = events.CheckpointToken(cp.Checkpoint.Seq, p.key.Checkpoint(f.rec.ID, cp.Checkpoint.Seq))
 	return cp, nil
 }
 

@@ -40,13 +40,13 @@ var writeVerbs = []string{events.VerbPause, events.VerbResume, events.VerbStop, 
 // startService registers the control service. Its handlers run on the
 // service's goroutines and pass each request to the loop through p.ctl.
 func (p *Planner) startService(ctx context.Context) (micro.Service, error) {
-	handlers := map[string]control.HandlerFunc{events.VerbSubmit: p.serveSubmit}
+	handlers := map[string]control.HandlerFunc{events.VerbSubmit: p.serveSubmit, events.VerbCrash: p.serveCrash}
 	for _, verb := range writeVerbs {
 		handlers[verb] = func(ctx context.Context, body []byte) (any, error) { return p.serveVerb(ctx, verb, body) }
 	}
 	return control.Start(ctx, p.nc, control.Service{
 		Name: ServiceName, Version: p.cfg.Version, Subjects: p.subj, Handlers: handlers,
-		Description: "baton control: submit, pause, resume, stop, restart, cancel, reprioritize",
+		Description: "baton control: submit, pause, resume, stop, restart, cancel, reprioritize, crash (a drill)",
 	})
 }
 
