@@ -20,13 +20,17 @@ func (f *flow) newCheckpoint(cp *events.Checkpoint, replies []events.AgentReply,
 	if prev := f.rec.Checkpoint; prev != nil {
 		seq = prev.Seq + 1
 	}
+	running := make(map[string]bool, len(cp.Running))
+	for _, id := range cp.Running {
+		running[id] = true
+	}
 	h := sha256.New()
 	for i, s := range f.st {
 		state := "pending"
 		switch {
 		case s.state == done:
 			state = "done"
-		case slices.Contains(cp.Running, f.plan.Tasks[i].ID):
+		case running[f.plan.Tasks[i].ID]:
 			state = "running"
 		}
 		fmt.Fprintf(h, "%s %s\n", f.plan.Tasks[i].ID, state)
