@@ -32,7 +32,8 @@ type CheckpointRecord struct {
 	// plan order: two checkpoints with the same digest saw the same sets.
 	Digest string `json:"digest"`
 	// Agents are the agents that answered the pause and what of the
-	// workflow each was running, sorted by id.
+	// workflow each was running: those running most of it first, then by
+	// id; AgentsOmitted counts those beyond MaxCheckpointAgents.
 	Agents        []CheckpointAgent `json:"agents"`
 	AgentsOmitted int               `json:"agents_omitted,omitempty"`
 	// Stale says, once set, why the checkpoint no longer resumes: the

@@ -40,26 +40,32 @@ func (f *flow) newCheckpoint(cp *events.Checkpoint, replies []events.AgentReply,
 		Done: len(cp.Done), Running: len(cp.Running), Pending: len(cp.Pending),
 		Digest: hex.EncodeToString(h.Sum(nil)[:16]), Agents: []events.CheckpointAgent{},
 	}
-	slices.SortFunc(replies, func(a, b events.AgentReply) int { return strings.Compare(a.Agent, b.Agent) })
 	prefix := f.rec.ID + "/"
 	for _, r := range replies {
 		if !events.ValidToken(r.Agent) {
 			continue // not an agent baton knows how to name
 		}
-		if len(rec.Agents) == events.MaxCheckpointAgents {
-			rec.AgentsOmitted++
-			continue
-		}
 		a := events.CheckpointAgent{Agent: r.Agent}
 		for _, run := range r.Running {
-			if task, ok := strings.CutPrefix(run, prefix); ok {
+			if task, ok := strings.CutPrefix(run, prefix); ok && events.ValidToken(task) {
 				a.Running++
-				if len(a.Tasks) < events.MaxCheckpointAgentTasks && events.ValidToken(task) {
+				if len(a.Tasks) < events.MaxCheckpointAgentTasks {
 					a.Tasks = append(a.Tasks, task)
 				}
 			}
 		}
 		rec.Agents = append(rec.Agents, a)
+	}
+	// The agents that ran the workflow's tasks first, then by id.
+	slices.SortFunc(rec.Agents, func(a, b events.CheckpointAgent) int {
+		if a.Running != b.Running {
+			return b.Running - a.Running
+		}
+		return strings.Compare(a.Agent, b.Agent)
+	})
+	if len(rec.Agents) > events.MaxCheckpointAgents {
+		rec.AgentsOmitted = len(rec.Agents) - events.MaxCheckpointAgents
+		rec.Agents = rec.Agents[:events.MaxCheckpointAgents]
 	}
 	f.rec.Checkpoint = rec
 	return rec

@@ -10,7 +10,7 @@ import (
 )
 
 // TestCheckpoint_Bounded: the checkpoint of a workflow of 100,000 tasks
-// with the longest ids, taken while 1,000 agents each report 50 of its
+// with the longest ids, taken while 1,000 agents (and an idle one) each report 50 of its
 // tasks running (and 50 of others), stays a few kilobytes in the record, and its digest
 // tells the sets apart.
 func TestCheckpoint_Bounded(t *testing.T) {
@@ -28,7 +28,8 @@ func TestCheckpoint_Bounded(t *testing.T) {
 		f.st[i] = taskState{state: done, status: events.StateCompleted}
 	}
 	run := map[string]string{}
-	var replies []events.AgentReply
+	// An idle agent, first by id, comes after those running the workflow.
+	replies := []events.AgentReply{{Agent: "a-idle"}}
 	for a := range 1000 {
 		r := events.AgentReply{Agent: fmt.Sprintf("%s-%04d", pad, a)}
 		for k := range 100 {
@@ -52,7 +53,7 @@ func TestCheckpoint_Bounded(t *testing.T) {
 		t.Errorf("the checkpoint takes %d bytes in the record, want at most 32 KiB", len(b))
 	}
 	if rec.Seq != 1 || rec.Done != n/2 || rec.Running != 50_000 || rec.Pending != 0 ||
-		len(rec.Agents) != events.MaxCheckpointAgents || rec.AgentsOmitted != 1000-events.MaxCheckpointAgents ||
+		len(rec.Agents) != events.MaxCheckpointAgents || rec.AgentsOmitted != 1001-events.MaxCheckpointAgents || rec.Agents[0].Agent == "a-idle" ||
 		rec.Agents[0].Running != 50 || len(rec.Agents[0].Tasks) != events.MaxCheckpointAgentTasks {
 		t.Errorf("checkpoint %+v", rec)
 	}
