@@ -62,5 +62,36 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 	}
 	service.AddContext(&g, ctx, a.Run)
+	addCrashExit(&g, a)
 	return service.RunGroup(ctx, &g)
+}
+
+// exitCrashed is the status a crash drill ends the process with: the one
+// a process killed by SIGKILL reports (128 + 9), so that a supervisor
+// treats it as the crash it rehearses.
+const exitCrashed = 137
+
+// addCrashExit ends the process at once when the agent takes a crash
+// drill, as SIGKILL would: no deferred function runs, nothing is drained,
+// acknowledged or removed from the registry, and the connection is cut.
+func addCrashExit(g *run.Group, a *agent.Agent) {
+	stop := make(chan struct{})
+	g.Add(func() error {
+		select {
+		case <-a.Crashed():
+			os.Exit(exitCrashed)
+		case <-stop:
+		}
+		return nil
+	}, func(error) { stopOnce(stop) })
+}
+
+// stopOnce closes c unless it is closed (interrupt may be called twice,
+// never at once).
+func stopOnce(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
 }

@@ -137,6 +137,10 @@ func TestMain_Usage(t *testing.T) {
 		{name: "pause nothing", args: []string{"pause"}, want: "pause a WORKFLOW, or the lanes of a task type with --type"},
 		{name: "pause both", args: []string{"pause", "wf", "--type", "http"}, want: "not both"},
 		{name: "reprioritize without --to", args: []string{"reprioritize", "wf"}, want: "--to"},
+		{name: "resume lanes with a token", args: []string{"resume", "--type", "http", "--token", "cp1.abc"}, want: "--token applies to a workflow"},
+		{name: "pause with a token", args: []string{"pause", "wf", "--token", "cp1.abc"}, want: "unknown flag: --token"},
+		{name: "crash no agent", args: []string{"agents", "crash"}, want: "Run 'baton agents crash --help' for usage."},
+		{name: "checkpoint of nothing", args: []string{"checkpoint"}, want: "Run 'baton checkpoint --help' for usage."},
 		{name: "bad --types", args: []string{"streams", "--types", "a.b"}, want: "--types"},
 		{name: "bad --listen", args: []string{"up", "--listen", "nowhere"}, want: "--listen"},
 	}
@@ -358,6 +362,36 @@ func TestMain_Results(t *testing.T) {
 				t.Errorf("stderr %q does not start with \"baton: \"", stderr)
 			}
 		})
+	}
+}
+
+// TestMain_Checkpoint: baton checkpoint prints a workflow's last
+// checkpoint; a workflow never paused has none and an unknown one is not
+// found (exit 3 both).
+func TestMain_Checkpoint(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	d.workflow(t, "wf-never", events.WorkflowRunning, "")
+	rec, err := json.Marshal(events.Workflow{ID: "wf-paused", Status: events.WorkflowPaused,
+		Checkpoint: &events.CheckpointRecord{Seq: 2, Status: events.WorkflowPaused, Done: 3, Pending: 4, Digest: "ab12"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.kv.Put(context.Background(), "wf-paused", rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		wf, says string
+		code     int
+	}{
+		{"wf-paused", `"digest": "ab12"`, ExitOK},
+		{"wf-never", "has no checkpoint", ExitNotFound},
+		{"nope", "unknown workflow", ExitNotFound},
+	} {
+		code, stdout, stderr := runMain(t, "checkpoint", tc.wf, "--server", d.url)
+		if code != tc.code || !strings.Contains(stdout+stderr, tc.says) {
+			t.Errorf("checkpoint %s: exit %d, %q %q; want %d and %q", tc.wf, code, stdout, stderr, tc.code, tc.says)
+		}
 	}
 }
 

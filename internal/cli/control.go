@@ -33,17 +33,24 @@ func newPauseCmd(c *conn, pause bool) *cobra.Command {
 	var lane client.Lane
 	var until time.Duration
 	var now bool
+	var token string
 	verb, short, long, example := "resume", "Resume a paused workflow, or lanes with --type",
-		`Resume a paused workflow: its tasks are queued again. With --type instead of
-a WORKFLOW, resume the lane consumers of that task type (every priority, or
-only --priority). Prints the reply as JSON.`,
+		`Resume a paused workflow: its tasks are queued again. With --token (the
+token 'baton pause' printed) it resumes only from that checkpoint: if the
+workflow was resumed, cancelled in part, reprioritized or paused again
+since, the token is stale and the resume is refused (exit status 5); a
+token of another workflow is refused as a bad request (exit status 4).
+With --type instead of a WORKFLOW, resume the lane consumers of that task
+type (every priority, or only --priority). Prints the reply as JSON.`,
 		`  baton resume 01JB7X3M9Q2W
+  baton resume 01JB7X3M9Q2W --token cp1.hZ0kq3s8V2T4dVHc0y1x9A
   baton resume --type research --priority 1`
 	if pause {
 		verb, short, long, example = "pause", "Pause a workflow, or lanes with --type",
 			`Pause a workflow: none of its tasks starts until 'baton resume'; running
 tasks finish, or with --now are cancelled and handed back. Prints the
-workflow's checkpoint as JSON. Pausing a finished workflow is a conflict
+workflow's checkpoint as JSON, with its resume token ("token"), which
+'baton resume --token' accepts. Pausing a finished workflow is a conflict
 (exit status 5).
 
 With --type instead of a WORKFLOW, pause the lane consumers of that task type
@@ -71,6 +78,8 @@ pause by itself after that long.`,
 				return usagef("--priority and --until need --type")
 			case lane.Type != "" && now:
 				return usagef("--now applies to a workflow, not to lanes")
+			case lane.Type != "" && token != "":
+				return usagef("--token applies to a workflow, not to lanes")
 			}
 			return c.controlRun(cmd, func(cl *client.Client) (any, error) {
 				ctx := cmd.Context()
@@ -81,6 +90,8 @@ pause by itself after that long.`,
 					return cl.ResumeLane(ctx, lane)
 				case pause:
 					return cl.Pause(ctx, args[0], client.PauseOptions{Now: now})
+				case token != "":
+					return cl.ResumeFrom(ctx, args[0], token)
 				}
 				return cl.Resume(ctx, args[0])
 			})
@@ -92,6 +103,8 @@ pause by itself after that long.`,
 	if pause {
 		fs.DurationVar(&until, "until", 0, "with --type: resume by itself after this long (default: until resumed)")
 		fs.BoolVar(&now, "now", false, "cancel the workflow's running tasks and hand them back instead of letting them finish")
+	} else {
+		fs.StringVar(&token, "token", "", "resume only from the checkpoint of this token (as pause replied)")
 	}
 	_ = cmd.RegisterFlagCompletionFunc("type", completeTypes)
 	return cmd
@@ -102,8 +115,9 @@ func newStopCmd(c *conn) *cobra.Command {
 		Use:   "stop WORKFLOW",
 		Short: "Stop a workflow: withdraw pending tasks, let running ones finish",
 		Long: `Stop a workflow: its pending tasks are withdrawn from the lanes, running
-ones finish. Prints the workflow's checkpoint as JSON; 'baton restart'
-continues from it.`,
+ones finish. Prints the workflow's checkpoint as JSON, with its resume
+token; 'baton restart' continues from it (with --token, only if nothing
+changed since).`,
 		Example:           "  baton stop 01JB7X3M9Q2W",
 		Args:              usageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: c.completeWorkflows,
@@ -122,7 +136,9 @@ func newRestartCmd(c *conn) *cobra.Command {
 		Short: "Restart a stopped or paused workflow",
 		Long: `Continue a stopped or paused workflow from its checkpoint: its unfinished
 tasks are queued again, and with --retry-failed its failed tasks too.
-Prints the reply as JSON.`,
+With --token (as stop or pause printed) it restarts only from that
+checkpoint, and refuses a stale token (exit status 5). Prints the reply
+as JSON.`,
 		Example: `  baton restart 01JB7X3M9Q2W
   baton restart 01JB7X3M9Q2W --retry-failed`,
 		Args:              usageArgs(cobra.ExactArgs(1)),
@@ -134,7 +150,33 @@ Prints the reply as JSON.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.RetryFailed, "retry-failed", false, "run the failed tasks again too")
+	cmd.Flags().StringVar(&opts.Token, "token", "", "restart only from the checkpoint of this token (as stop or pause replied)")
 	return cmd
+}
+
+func newCheckpointCmd(c *conn) *cobra.Command {
+	return &cobra.Command{
+		Use:   "checkpoint WORKFLOW",
+		Short: "Show a workflow's last checkpoint",
+		Long: `Show the last checkpoint a pause or stop took of a workflow, as its record
+keeps it: number, status, generation, when, the counts of done, running
+and pending tasks, a digest of those sets, the agents and what each ran,
+and "stale" once a resume, restart, cancel, reprioritize or another pause
+has made its token stale. The token itself is in the pause or stop reply
+only. A workflow never paused has none (exit status 3).`,
+		Example:           "  baton checkpoint 01JB7X3M9Q2W",
+		Args:              usageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: c.completeWorkflows,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.controlRun(cmd, func(cl *client.Client) (any, error) {
+				cp, err := cl.Checkpoint(cmd.Context(), args[0])
+				if err == nil && cp == nil {
+					err = fmt.Errorf("workflow %s has no checkpoint: it was never paused or stopped: %w", args[0], events.ErrNotFound)
+				}
+				return cp, err
+			})
+		},
+	}
 }
 
 func newCancelCmd(c *conn) *cobra.Command {
@@ -251,7 +293,31 @@ was left out is said after the table (on stderr with --json).`, events.DefaultLi
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	listFlags(cmd, &opts, "agents", "idle, busy, draining or failed")
+	cmd.AddCommand(newAgentsCrashCmd(c))
 	return cmd
+}
+
+func newAgentsCrashCmd(c *conn) *cobra.Command {
+	return &cobra.Command{
+		Use:   "crash AGENT",
+		Short: "Failure drill: make an agent die abruptly, as SIGKILL would",
+		Long: `A failure drill: the agent stops at once, as if killed with SIGKILL. It
+acknowledges nothing, publishes no result, drains nothing and keeps its
+registry entry, so the recovery runs as for a real crash: the reaper marks
+the agent failed within two heartbeats, its entry expires with the agent
+TTL, and the tasks it held go back to the other agents once their ack
+wait passes. An agent in 'baton up' stops while the process lives on; a
+standalone agent process exits with status 137. Prints the agent's answer
+(the tasks it abandoned) as JSON. An agent that is not running is not
+found (exit status 3). Needs the operator role.`,
+		Example: "  baton agents crash agent-3",
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.controlRun(cmd, func(cl *client.Client) (any, error) {
+				return cl.CrashAgent(cmd.Context(), args[0])
+			})
+		},
+	}
 }
 
 // listFlags adds --offset, --limit and --status, which page through a long

@@ -152,7 +152,7 @@ func RoleAgent(c streams.Config, name string, types []string) Role {
 	}
 	p.bucket(p.c.AgentsBucket(), true)
 	p.pub = append(p.pub, p.s.Results(), p.s.DeadLetters(), p.s.Events(), p.s.Lives())
-	p.sub = append(p.sub, p.s.AgentControl(), p.s.AgentInfo("*"), "$SRV.>")
+	p.sub = append(p.sub, p.s.AgentControl(), p.s.AgentInfo("*"), p.s.AgentCrash("*"), "$SRV.>")
 	p.responding = true
 	return p.role(role)
 }

@@ -45,6 +45,12 @@ type Agent struct {
 	// server is unreachable), then once that they work again.
 	fetching, beating outage
 	refused           events.Refusals // task messages refused as forged
+	// A crash drill sets dead, closes crashed and ends the fetch loop
+	// through stopLoop (set by Run).
+	dead      atomic.Bool
+	crashed   chan struct{}
+	crashOnce sync.Once
+	stopLoop  context.CancelFunc
 }
 
 // outage logs a run of failures once, at its start, and once at its end,
@@ -104,7 +110,7 @@ func New(nc *nats.Conn, cfg Config) (*Agent, error) {
 		cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(),
 		log:      cfg.Logger.With("service", "agent", "agent", cfg.ID),
 		handlers: map[string]Handler{}, running: map[*job]struct{}{}, paused: map[string]time.Time{},
-		freed: make(chan struct{}, 1),
+		freed: make(chan struct{}, 1), crashed: make(chan struct{}),
 	}, nil
 }
 
@@ -161,6 +167,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer stopWake()
 	a.started = time.Now().UTC()
+	loop, stopLoop := context.WithCancel(ctx)
+	defer stopLoop()
+	a.mu.Lock()
+	a.stopLoop = stopLoop
+	a.mu.Unlock()
 	svc, err := a.startService()
 	if err != nil {
 		return err
@@ -178,7 +189,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	side.Go(func() { a.progress(sideCtx) })
 	a.log.Info("agent started", "types", types, "concurrency", a.cfg.Concurrency)
 
-	a.fetchLoop(ctx, work, lanes, types, wake, &tasks)
+	a.fetchLoop(loop, work, lanes, types, wake, &tasks)
+	if a.dead.Load() {
+		a.abandon(ctx, &tasks, stopWork, stopSide, &side, stopWake, func() { _ = svc.Stop() })
+		return nil
+	}
 
 	a.drain(ctx, reg, &tasks, stopWork)
 	stopSide()
@@ -342,6 +357,12 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 		var jctx context.Context
 		jctx, j.cancel = context.WithCancel(work)
 		a.mu.Lock()
+		if a.dead.Load() {
+			// Crashed meanwhile: the message is left to its ack wait.
+			a.mu.Unlock()
+			j.cancel()
+			continue
+		}
 		held := time.Now().Before(a.paused[j.wf])
 		if !held {
 			a.running[j] = struct{}{}
@@ -393,6 +414,9 @@ func (a *Agent) runningCount() int {
 
 // process runs one task and settles its message.
 func (a *Agent) process(ctx context.Context, typ string, j *job) {
+	if a.dead.Load() {
+		return // crashed (a drill) since the fetch
+	}
 	m := j.msg
 	attempt := attemptOf(m)
 	t, err := events.DecodeTask(m.Data())
@@ -421,6 +445,9 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	value, herr := a.handlers[typ].Handle(hctx, &Task{Task: *t, Attempt: attempt, Agent: a.cfg.ID})
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	cancel()
+	if a.dead.Load() {
+		return // crashed (a drill): a dead agent settles nothing
+	}
 	a.mu.Lock()
 	cancelled, handback, why, kind := j.cancelled, j.handback, j.why, j.kind
 	a.mu.Unlock()

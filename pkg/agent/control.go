@@ -40,6 +40,11 @@ func (a *Agent) startService() (micro.Service, error) {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("agent: service: %w", err)
 	}
+	if err := svc.AddEndpoint("crash", micro.HandlerFunc(a.onCrash),
+		micro.WithEndpointSubject(a.subj.AgentCrash(a.cfg.ID)), micro.WithEndpointQueueGroupDisabled()); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("agent: service: %w", err)
+	}
 	if err := svc.AddEndpoint("info", micro.HandlerFunc(func(r micro.Request) {
 		_ = r.RespondJSON(a.Info())
 	}), micro.WithEndpointSubject(a.subj.AgentInfo(a.cfg.ID)), micro.WithEndpointQueueGroupDisabled()); err != nil {

@@ -13,4 +13,12 @@
 // An agent serves the most urgent non-empty lane first and fetches no more
 // tasks than it has free slots. On shutdown it stops fetching, lets running
 // tasks finish (for up to DrainTimeout), and hands back the rest.
+//
+// A crash drill (the crash control verb, `baton agents crash ID`) makes the
+// agent die instead, as SIGKILL would: it stops fetching, answering and
+// beating, settles and publishes nothing more, and keeps its registry
+// entry, so that its tasks come back to other agents after their ack wait.
+// Run then waits for its context to end, so that a process that runs other
+// services lives on; Crashed tells a process that is only this agent to
+// exit.
 package agent

@@ -24,6 +24,10 @@ type PauseOptions struct {
 type RestartOptions struct {
 	// RetryFailed runs the workflow's failed tasks again.
 	RetryFailed bool
+	// Token, the token stop or pause replied, restarts only from that
+	// checkpoint: if the workflow changed since, the restart is refused
+	// (events.ErrConflict).
+	Token string
 }
 
 // Lane names one lane, or with Priority 0 every lane of a task type.
@@ -60,6 +64,26 @@ func (c *Client) Resume(ctx context.Context, workflow string) (*events.ResumeRep
 	return &out, c.call(ctx, events.VerbResume, &events.ControlRequest{Workflow: workflow}, &out)
 }
 
+// ResumeFrom resumes a paused or stopped workflow from the checkpoint
+// whose token pause or stop replied. It is refused with events.ErrConflict
+// if the token is stale (the workflow was resumed, cancelled in part,
+// reprioritized or paused again since) and with events.ErrBadRequest if it
+// is not a token of this workflow.
+func (c *Client) ResumeFrom(ctx context.Context, workflow, token string) (*events.ResumeReply, error) {
+	var out events.ResumeReply
+	return &out, c.call(ctx, events.VerbResume, &events.ControlRequest{Workflow: workflow, Token: token}, &out)
+}
+
+// Checkpoint returns the last checkpoint a pause or stop took of a
+// workflow, from its record: nil if it has none.
+func (c *Client) Checkpoint(ctx context.Context, workflow string) (*events.CheckpointRecord, error) {
+	rec, err := c.Workflow(ctx, workflow)
+	if err != nil {
+		return nil, err
+	}
+	return rec.Checkpoint, nil
+}
+
 // Stop withdraws a workflow's pending tasks, lets running ones finish and
 // returns its checkpoint; Restart continues it.
 func (c *Client) Stop(ctx context.Context, workflow string) (*events.Checkpoint, error) {
@@ -70,7 +94,7 @@ func (c *Client) Stop(ctx context.Context, workflow string) (*events.Checkpoint,
 // Restart continues a stopped or paused workflow from its checkpoint.
 func (c *Client) Restart(ctx context.Context, workflow string, opts RestartOptions) (*events.ResumeReply, error) {
 	var out events.ResumeReply
-	return &out, c.call(ctx, events.VerbRestart, &events.ControlRequest{Workflow: workflow, RetryFailed: opts.RetryFailed}, &out)
+	return &out, c.call(ctx, events.VerbRestart, &events.ControlRequest{Workflow: workflow, RetryFailed: opts.RetryFailed, Token: opts.Token}, &out)
 }
 
 // PauseLane pauses lane consumers (JetStream consumer pause); until > 0
@@ -100,6 +124,16 @@ func (c *Client) Cancel(ctx context.Context, sel CancelSelector) (*events.Cancel
 func (c *Client) Reprioritize(ctx context.Context, workflow, task string, to int) (*events.ReprioritizeReply, error) {
 	var out events.ReprioritizeReply
 	return &out, c.call(ctx, events.VerbReprioritize, &events.ControlRequest{Workflow: workflow, Task: task, To: to}, &out)
+}
+
+// CrashAgent is a failure drill: the agent stops at once as if killed —
+// it acknowledges nothing, publishes no result, keeps its registry entry
+// (which the reaper then marks failed) and drains nothing — so that its
+// tasks come back to the other agents after their ack wait. An agent that
+// does not answer is events.ErrNotFound.
+func (c *Client) CrashAgent(ctx context.Context, agent string) (*events.CrashReply, error) {
+	var out events.CrashReply
+	return &out, c.call(ctx, events.VerbCrash, &events.ControlRequest{Agent: agent}, &out)
 }
 
 // Status returns the figures of one workflow, or of all with workflow ""

@@ -19,10 +19,11 @@ const (
 	VerbCancel       = "cancel"
 	VerbReprioritize = "reprioritize"
 	VerbAgents       = "agents"
+	VerbCrash        = "crash"
 )
 
 // Verbs lists every control verb but submit, whose body is a job.
-var Verbs = []string{VerbStatus, VerbPause, VerbResume, VerbStop, VerbRestart, VerbCancel, VerbReprioritize, VerbAgents}
+var Verbs = []string{VerbStatus, VerbPause, VerbResume, VerbStop, VerbRestart, VerbCancel, VerbReprioritize, VerbAgents, VerbCrash}
 
 // ControlRequest is the body of every control request but submit. Which
 // fields a verb reads is documented in the README; unknown fields are
@@ -44,6 +45,11 @@ type ControlRequest struct {
 	Now bool `json:"now,omitempty"`
 	// RetryFailed (restart) runs the failed tasks again.
 	RetryFailed bool `json:"retry_failed,omitempty"`
+	// Token (resume, restart) is the resume token of the checkpoint to
+	// continue from, as pause or stop replied: the request is refused if
+	// the workflow changed since. Without one, the workflow continues from
+	// where it stands.
+	Token string `json:"token,omitempty"`
 
 	// Cancel selectors: tasks by id, what an agent runs now, a priority
 	// range, a task type, or all of the workflow's unfinished tasks. Several
@@ -105,6 +111,11 @@ func ParseControl(data []byte) (*ControlRequest, error) {
 			return nil, fmt.Errorf("%w: %s %d: priorities are %d (first) to %d", ErrBadRequest, p.name, p.v, Priorities[0], Priorities[len(Priorities)-1])
 		}
 	}
+	if r.Token != "" {
+		if _, _, err := ParseCheckpointToken(r.Token); err != nil {
+			return nil, err
+		}
+	}
 	if r.Until < 0 {
 		return nil, fmt.Errorf("%w: until must not be negative", ErrBadRequest)
 	}
@@ -131,7 +142,8 @@ type ControlError struct {
 func (e *ControlError) Error() string { return e.Message }
 
 // Checkpoint is the reply to pause and stop: where the workflow stands, by
-// task id. Resume and restart continue from it.
+// task id. Resume and restart continue from it; with its Token they
+// continue only if the workflow has not changed since.
 type Checkpoint struct {
 	Workflow string   `json:"workflow"`
 	Status   string   `json:"status"`
@@ -139,6 +151,11 @@ type Checkpoint struct {
 	Done     []string `json:"done"`
 	Running  []string `json:"running"`
 	Pending  []string `json:"pending"`
+	// Token is the resume token: "cp<seq>.<mac>", a MAC only the planner
+	// can make, of the checkpoint stored in the workflow's record.
+	Token string `json:"token,omitempty"`
+	// Checkpoint is what the record keeps of it (counts, digest, agents).
+	Checkpoint *CheckpointRecord `json:"checkpoint,omitempty"`
 }
 
 // CancelReply is the reply to cancel.

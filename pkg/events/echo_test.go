@@ -34,6 +34,10 @@ func TestErrors_EchoABoundedPrefix(t *testing.T) {
 			_, err := events.ParseControl([]byte(`{"type":"` + huge + `"}`))
 			return err
 		}},
+		{"control request token", func() error {
+			_, err := events.ParseControl([]byte(`{"token":"` + huge + `"}`))
+			return err
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

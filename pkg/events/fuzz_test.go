@@ -217,6 +217,8 @@ func FuzzParseControl(f *testing.F) {
 	f.Add([]byte(`{"type":"research","priority":2,"until":"10m"}`))
 	f.Add([]byte(`{"tasks":["a","b"],"release_dependents":true}`))
 	f.Add([]byte(`{"until":1e300}`))
+	f.Add([]byte(`{"workflow":"wf-1","token":"cp3.hZ0kq3s8V2T4dVHc0y1x9A"}`))
+	f.Add([]byte(`{"token":"cp0.-_"}`))
 	f.Add([]byte(``))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := events.ParseControl(data)
@@ -241,6 +243,12 @@ func FuzzParseControl(f *testing.F) {
 		}
 		if r.Status != "" && !events.ValidToken(r.Status) {
 			t.Fatalf("accepted status %q", r.Status)
+		}
+		if r.Token != "" {
+			seq, mac, err := events.ParseCheckpointToken(r.Token)
+			if err != nil || len(r.Token) > events.MaxCheckpointToken || events.CheckpointToken(seq, mac) != r.Token {
+				t.Fatalf("accepted token %q: %d %q %v", r.Token, seq, mac, err)
+			}
 		}
 		j1, err := json.Marshal(r)
 		if err != nil {

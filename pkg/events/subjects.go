@@ -131,6 +131,10 @@ func (s Subjects) AgentControl() string { return s.p() + ".agents.control" }
 // AgentInfo is where one agent answers with its registry entry.
 func (s Subjects) AgentInfo(agent string) string { return s.p() + ".agents." + agent + ".info" }
 
+// AgentCrash is where one agent takes a crash drill (CrashDrill): only
+// the planner and the admin role may publish on it.
+func (s Subjects) AgentCrash(agent string) string { return s.p() + ".agents." + agent + ".crash" }
+
 // Dead is where a task that failed for good is kept for inspection.
 func (s Subjects) Dead(workflow, task string) string {
 	return s.p() + ".dead." + workflow + "." + task
@@ -174,6 +178,7 @@ const (
 	EventLanePaused    = "lane_paused"   // a lane consumer was paused (workflow "_")
 	EventLaneResumed   = "lane_resumed"  // a lane consumer was resumed (workflow "_")
 	EventSecurity      = "security"      // a message was refused as forged or abusive
+	EventCrashDrill    = "crash_drill"   // an agent was crashed on purpose (workflow "_")
 )
 
 // MsgID builds a Nats-Msg-Id from parts, so every writer spells ids alike.

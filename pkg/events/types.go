@@ -202,6 +202,9 @@ type Workflow struct {
 	// chain; CriticalPath how many of them are not finished yet.
 	CriticalPathTotal int `json:"critical_path_total"`
 	CriticalPath      int `json:"critical_path"`
+	// Checkpoint is the last checkpoint a pause or stop took; its Stale
+	// says whether a resume may still name it.
+	Checkpoint *CheckpointRecord `json:"checkpoint,omitempty"`
 }
 
 // Output statuses.

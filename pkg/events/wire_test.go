@@ -140,7 +140,15 @@ func sampleWorkflow() *events.Workflow {
 		Aggregate: sampleAggregate(), ResultsFrom: 42, Deadline: t1, Steps: map[string]int{"research": 3, "summary": 0}, Outcome: events.OutcomeFailed, Error: "critical task summary failed", Gen: 3,
 		Priorities: map[string]int{"*": 2, "summary": 1}, Retry: map[string]int{"research-3": 2},
 		Lanes: []string{"analysis.2", "writing.3"}, CriticalPathTotal: 2, CriticalPath: 1, Leased: true,
+		Checkpoint: sampleCheckpointRecord(),
 	}
+}
+
+func sampleCheckpointRecord() *events.CheckpointRecord {
+	return &events.CheckpointRecord{Seq: 2, Status: events.WorkflowStopped, Gen: 2, Taken: t1, Now: true,
+		Done: 1, Running: 1, Pending: 1, Digest: "503af05087a83fb046290cb53b7a41e0",
+		Agents:        []events.CheckpointAgent{{Agent: "agent-1", Running: 1, Tasks: []string{"b"}}},
+		AgentsOmitted: 3, Stale: "resumed (generation 3) at 2026-01-02T03:04:05Z"}
 }
 
 func sampleAgentInfo() events.AgentInfo {
@@ -167,7 +175,8 @@ func sampleOutput() *events.Output {
 func sampleControl() *events.ControlRequest {
 	return &events.ControlRequest{Workflow: "wf-1", Type: "research", Priority: 2, Until: events.Duration(time.Minute), Now: true,
 		RetryFailed: true, All: true, Tasks: []string{"a"}, Agent: "agent-1", MinPriority: 1, MaxPriority: 3,
-		ReleaseDependents: true, Task: "a", To: 1, Offset: 100, Limit: 50, Status: events.WorkflowPaused}
+		ReleaseDependents: true, Task: "a", To: 1, Offset: 100, Limit: 50, Status: events.WorkflowPaused,
+		Token: "cp2.hZ0kq3s8V2T4dVHc0y1x9A"}
 }
 
 func sampleLane() events.LaneState {
@@ -268,7 +277,8 @@ func wireCases() []wireCase {
 		jsonCase("agent_info.json.golden", ptr(sampleAgentInfo())),
 		jsonCase("control_error.json.golden", &events.ControlError{Code: 409, Message: "workflow wf-1 is completed"}),
 		jsonCase("checkpoint.json.golden", &events.Checkpoint{Workflow: "wf-1", Status: events.WorkflowPaused, Gen: 2,
-			Done: []string{"a"}, Running: []string{"b"}, Pending: []string{"c"}}),
+			Done: []string{"a"}, Running: []string{"b"}, Pending: []string{"c"}, Token: "cp2.hZ0kq3s8V2T4dVHc0y1x9A",
+			Checkpoint: sampleCheckpointRecord()}),
 		jsonCase("cancel_reply.json.golden", &events.CancelReply{Status: events.StateCancelled, Cancelled: []string{"a"},
 			Dependents: []string{"b"}, Released: []string{"c"}}),
 		jsonCase("resume_reply.json.golden", &events.ResumeReply{Workflow: "wf-1", Status: events.WorkflowRunning, Gen: 3,
@@ -281,6 +291,9 @@ func wireCases() []wireCase {
 		jsonCase("agent_reply.json.golden", &events.AgentReply{Agent: "agent-1", Running: []string{"wf-1/b"},
 			Stopped: []string{"wf-1/a"}}),
 		jsonCase("snapshot.json.golden", sampleSnapshot()),
+		jsonCase("crash_drill.json.golden", &events.CrashDrill{Agent: "agent-3"}),
+		jsonCase("crash_reply.json.golden", &events.CrashReply{Agent: "agent-3", Status: events.AgentCrashed, Abandoned: 2,
+			Tasks: []string{"wf-1/a", "wf-1/b"}}),
 	}
 }
 
@@ -653,6 +666,16 @@ func TestParseControl_Rejects(t *testing.T) {
 		{"negative offset", `{"offset":-1}`, "offset and limit"},
 		{"negative limit", `{"limit":-5}`, "offset and limit"},
 		{"status not a word", `{"status":"open or not"}`, `status "open or not"`},
+		{"token too long", `{"token":"cp1.` + strings.Repeat("A", 61) + `"}`, "65 bytes, at most 64"},
+		{"token prefix", `{"token":"ck1.abc"}`, "does not start with cp"},
+		{"token without a mac", `{"token":"cp1"}`, "no '.'"},
+		{"token number zero", `{"token":"cp0.abc"}`, "not a positive integer"},
+		{"token number padded", `{"token":"cp01.abc"}`, "not a positive integer"},
+		{"token number signed", `{"token":"cp+1.abc"}`, "not a positive integer"},
+		{"token number huge", `{"token":"cp99999999999999999999.abc"}`, "not a positive integer"},
+		{"token mac empty", `{"token":"cp1."}`, "not base64url"},
+		{"token mac not base64url", `{"token":"cp1.a/b+c"}`, "not base64url"},
+		{"token not a string", `{"token":1}`, "token: want string"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -684,6 +707,8 @@ func TestParseControl_Accepts(t *testing.T) {
 		{"until null", `{"until":null}`, &events.ControlRequest{}},
 		{"a page of paused workflows", `{"offset":100,"limit":50,"status":"paused"}`,
 			&events.ControlRequest{Offset: 100, Limit: 50, Status: events.WorkflowPaused}},
+		{"resume from a checkpoint", `{"workflow":"wf-1","token":"cp12.hZ0kq3s8V2T4dVHc0y1x9A"}`,
+			&events.ControlRequest{Workflow: "wf-1", Token: "cp12.hZ0kq3s8V2T4dVHc0y1x9A"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -106,3 +106,26 @@ func BenchmarkToken(b *testing.B) {
 		}
 	}
 }
+
+// A checkpoint MAC is good for one workflow's checkpoint under one key,
+// and is never a task's lease token.
+func TestKey_Checkpoint(t *testing.T) {
+	t.Parallel()
+	k, _ := lease.Random()
+	other, _ := lease.Random()
+	mac := k.Checkpoint("wf-1", 2)
+	if !k.CheckCheckpoint("wf-1", 2, mac) {
+		t.Fatal("its own MAC refused")
+	}
+	for name, ok := range map[string]bool{
+		"another checkpoint": k.CheckCheckpoint("wf-1", 3, mac),
+		"another workflow":   k.CheckCheckpoint("wf-2", 2, mac),
+		"another key":        other.CheckCheckpoint("wf-1", 2, mac),
+		"empty":              k.CheckCheckpoint("wf-1", 2, ""),
+		"a lease token":      k.CheckCheckpoint("wf-1", 2, k.Token("checkpoint", "wf-1", 2, 0)),
+	} {
+		if ok {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

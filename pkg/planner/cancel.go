@@ -131,6 +131,13 @@ func (p *Planner) cancelIn(ctx context.Context, f *flow, sel *selector, run map[
 	if len(targets) == 0 {
 		return nil
 	}
+	// Stored first: a restart half way through must not leave a token that
+	// resumes a workflow the cancel changed.
+	if f.staleCheckpoint(fmt.Sprintf("cancelled in part (%d tasks)", len(targets))) {
+		if err := p.putRecord(ctx, &f.rec); err != nil {
+			return err
+		}
+	}
 	isRunning := func(i int) bool { return run[f.rec.ID+"/"+f.plan.Tasks[i].ID] != "" }
 	// Stop the running ones on their agents.
 	var stop []string
@@ -271,6 +278,7 @@ func (p *Planner) reprioritize(ctx context.Context, req *events.ControlRequest) 
 	}
 	f.rec.Priorities[key] = req.To
 	f.rec.Gen++
+	f.staleCheckpoint(fmt.Sprintf("reprioritized to %d", req.To))
 	if err := p.putRecord(ctx, &f.rec); err != nil {
 		f.rec.Priorities, f.rec.Gen = prevPrio, prevGen
 		return nil, err

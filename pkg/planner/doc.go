@@ -1,7 +1,8 @@
 // Package planner turns submitted jobs into tasks on JetStream lanes and
 // follows their results to release dependents, switch to fallback types and
 // finish workflows; it also carries out the control verbs that change a
-// workflow (pause, resume, stop, restart, cancel, reprioritize).
+// workflow (pause, resume, stop, restart, cancel, reprioritize), and the
+// crash drill, which it relays to one agent.
 //
 // The planner keeps no state of its own. A workflow's record and job live in
 // the workflows bucket; its progress is the RESULTS stream. The planner is a
@@ -16,6 +17,8 @@
 // fallback, finishing with the outcome); dispatch.go queues tasks and stores
 // what the planner decides; replay.go rebuilds after a restart; service.go
 // is the control service; pause.go and cancel.go are the control verbs;
+// checkpoint.go takes the checkpoints pause and stop keep in the record and
+// checks the resume tokens that name them; crash.go relays crash drills;
 // decompose.go and flow.go are the plan and one workflow's progress. The
 // read-only verbs (status, agents) are the monitor's (package monitor).
 package planner

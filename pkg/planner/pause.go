@@ -69,7 +69,7 @@ func (p *Planner) pause(ctx context.Context, f *flow, status string, now bool) (
 		}
 		return nil, err
 	}
-	run, _, err := p.running(ctx, events.AgentCommand{Op: events.AgentOpPause, Workflow: f.rec.ID, Now: now})
+	run, replies, err := p.running(ctx, events.AgentCommand{Op: events.AgentOpPause, Workflow: f.rec.ID, Now: now})
 	if err != nil {
 		return undo(err)
 	}
@@ -80,10 +80,18 @@ func (p *Planner) pause(ctx context.Context, f *flow, status string, now bool) (
 	}
 	f.hold(run, nil)
 	cp := f.checkpoint(run)
+	// The checkpoint is stored before its token is given out: any planner
+	// that follows can check the token against it.
+	cp.Checkpoint = f.newCheckpoint(&cp, replies, now)
+	if err := p.putRecord(ctx, &f.rec); err != nil {
+		return nil, fmt.Errorf("workflow %s is %s, but its checkpoint was not stored (resume it without a token): %w", f.rec.ID, status, err)
+	}
 	p.log.Info("workflow "+status, "workflow", f.rec.ID, "running", len(cp.Running), "pending", len(cp.Pending), "now", now)
 	detail, _ := json.Marshal(cp)
 	p.event(events.Event{Workflow: f.rec.ID, Kind: status, Detail: detail,
 		Message: fmt.Sprintf("%d done, %d running, %d pending", len(cp.Done), len(cp.Running), len(cp.Pending))})
+	// The token goes to whoever paused, not into the event, which viewers read.
+	cp.Token = events.CheckpointToken(cp.Checkpoint.Seq, p.key.Checkpoint(f.rec.ID, cp.Checkpoint.Seq))
 	return cp, nil
 }
 
@@ -105,10 +113,17 @@ func (f *flow) checkpoint(run map[string]string) events.Checkpoint {
 
 // resume queues a paused or stopped workflow's tasks again, except those
 // still running, under a new generation; retryFailed also runs its failed
-// tasks again.
-func (p *Planner) resume(ctx context.Context, f *flow, retryFailed bool) (any, error) {
+// tasks again. With a token it goes ahead only if the token is that of the
+// workflow's checkpoint and the workflow has not changed since (checkToken).
+// verb ("resumed" or "restarted") makes the checkpoint stale.
+func (p *Planner) resume(ctx context.Context, f *flow, retryFailed bool, token, verb string) (any, error) {
 	if f.rec.Status != events.WorkflowPaused && f.rec.Status != events.WorkflowStopped && !retryFailed {
 		return nil, control.Errorf(409, "workflow %s is %s, not paused or stopped", f.rec.ID, f.rec.Status)
+	}
+	if token != "" {
+		if err := p.checkToken(f, token); err != nil {
+			return nil, err
+		}
 	}
 	run, _, err := p.running(ctx, events.AgentCommand{Op: events.AgentOpResume, Workflow: f.rec.ID})
 	if err != nil {
@@ -132,11 +147,19 @@ func (p *Planner) resume(ctx context.Context, f *flow, retryFailed bool) (any, e
 		}
 	}
 	prev := f.rec.Status
+	var prevStale string
+	if f.rec.Checkpoint != nil {
+		prevStale = f.rec.Checkpoint.Stale
+	}
+	f.staleCheckpoint(fmt.Sprintf("%s (generation %d)", verb, f.rec.Gen))
 	f.rec.Status = events.WorkflowRunning
 	f.refresh()
 	if err := p.putRecord(ctx, &f.rec); err != nil {
 		f.rec.Status = prev
 		f.rec.Gen--
+		if f.rec.Checkpoint != nil {
+			f.rec.Checkpoint.Stale = prevStale
+		}
 		return nil, err
 	}
 	reply := events.ResumeReply{Workflow: f.rec.ID, Status: f.rec.Status, Gen: f.rec.Gen, Queued: []string{}, Running: []string{}}

@@ -40,13 +40,13 @@ var writeVerbs = []string{events.VerbPause, events.VerbResume, events.VerbStop, 
 // startService registers the control service. Its handlers run on the
 // service's goroutines and pass each request to the loop through p.ctl.
 func (p *Planner) startService(ctx context.Context) (micro.Service, error) {
-	handlers := map[string]control.HandlerFunc{events.VerbSubmit: p.serveSubmit}
+	handlers := map[string]control.HandlerFunc{events.VerbSubmit: p.serveSubmit, events.VerbCrash: p.serveCrash}
 	for _, verb := range writeVerbs {
 		handlers[verb] = func(ctx context.Context, body []byte) (any, error) { return p.serveVerb(ctx, verb, body) }
 	}
 	return control.Start(ctx, p.nc, control.Service{
 		Name: ServiceName, Version: p.cfg.Version, Subjects: p.subj, Handlers: handlers,
-		Description: "baton control: submit, pause, resume, stop, restart, cancel, reprioritize",
+		Description: "baton control: submit, pause, resume, stop, restart, cancel, reprioritize, crash (a drill)",
 	})
 }
 
@@ -116,7 +116,7 @@ func (p *Planner) control(ctx context.Context, verb string, req *events.ControlR
 		if verb == events.VerbPause {
 			return p.pause(ctx, f, events.WorkflowPaused, req.Now)
 		}
-		return p.resume(ctx, f, false)
+		return p.resume(ctx, f, false, req.Token, "resumed")
 	case events.VerbStop:
 		f, err := p.flowFor(ctx, req.Workflow)
 		if err != nil {
@@ -128,7 +128,7 @@ func (p *Planner) control(ctx context.Context, verb string, req *events.ControlR
 		if err != nil {
 			return nil, err
 		}
-		return p.resume(ctx, f, req.RetryFailed)
+		return p.resume(ctx, f, req.RetryFailed, req.Token, "restarted")
 	case events.VerbCancel:
 		return p.cancel(ctx, req)
 	case events.VerbReprioritize:
