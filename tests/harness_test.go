@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -199,11 +200,24 @@ func (e *env) final(wf string, within time.Duration) *events.Output {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	out, err := e.cl.Follow(ctx, wf, nil)
-	if err != nil {
-		e.t.Fatalf("final output of %s: %v", wf, err)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out, err := e.cl.Follow(ctx, wf, nil)
+		// A job published straight to JOBS (no reply) may not be planned
+		// yet: its workflow is unknown until the planner records it.
+		if errors.Is(err, client.ErrUnknownWorkflow) && ctx.Err() == nil {
+			select {
+			case <-tick.C:
+				continue
+			case <-ctx.Done():
+			}
+		}
+		if err != nil {
+			e.t.Fatalf("final output of %s: %v", wf, err)
+		}
+		return out
 	}
-	return out
 }
 
 // stored reads every message of stream whose subject matches filter.
