@@ -93,7 +93,7 @@ func (e *evaluator) item(path, src string, it entry, index int) any {
 	p, err := e.program(src, expression.Item)
 	if err == nil {
 		var v any
-		if v, err = p.RunItem(it.v, index); err == nil {
+		if v, err = p.RunItem(it.v, index, e.deadline); err == nil {
 			return v
 		}
 	}
@@ -109,7 +109,7 @@ func (e *evaluator) field(path, src string, items []any, fields map[string]any) 
 	p, err := e.program(src, expression.Fields)
 	if err == nil {
 		var v any
-		if v, err = p.RunFields(items, fields); err == nil {
+		if v, err = p.RunFields(items, fields, e.deadline); err == nil {
 			return v
 		}
 	}

@@ -51,7 +51,7 @@ const (
 // Interpolation returns the interpolation method the fallback asks for, or
 // "" when the fallback is a literal value (or absent). A fallback is an
 // interpolation when it is a JSON object whose only key is "interpolate".
-func (a *Aggregate) Interpolation() string {
+func (a Aggregate) Interpolation() string {
 	m, ok := a.interpolation()
 	if !ok {
 		return ""
@@ -62,7 +62,7 @@ func (a *Aggregate) Interpolation() string {
 
 // interpolation returns the value of the fallback's "interpolate" key when
 // the fallback is an object with that key alone.
-func (a *Aggregate) interpolation() (any, bool) {
+func (a Aggregate) interpolation() (any, bool) {
 	if firstByte(a.Fallback) != '{' {
 		return nil, false
 	}
@@ -76,7 +76,7 @@ func (a *Aggregate) interpolation() (any, bool) {
 
 // NeedsItems reports whether the output needs the data of every collected
 // result kept until the end: named fields, computed fields, interpolation.
-func (a *Aggregate) NeedsItems() bool {
+func (a Aggregate) NeedsItems() bool {
 	return a.Fields != nil || a.Strategy == StrategyTransform && len(a.Compute) > 0 || a.Interpolation() != ""
 }
 

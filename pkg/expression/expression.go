@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -26,6 +28,12 @@ const (
 	// reduce, …), every element of a range, list or map it builds costs one
 	// unit.
 	MemoryBudget = 10_000
+	// MaxSteps bounds the loop iterations of one run: every evaluation of
+	// the body of all, any, map, filter, reduce, … counts one.
+	MaxSteps = 10_000
+	// MaxRunTime bounds the time of one run: the loops stop after it (a
+	// run without loops is bounded by MaxNodes and MaxInputBytes).
+	MaxRunTime = 100 * time.Millisecond
 	// MaxValueBytes bounds a text built by "+" and the JSON of a result.
 	MaxValueBytes = 64 << 10
 	// MaxValueItems bounds a list built by "+".
@@ -36,14 +44,15 @@ const (
 
 // Builtins are the functions an expression may call: those of expr whose
 // cost is within the bounds above. Functions that build texts or lists from
-// their input (upper, repeat, replace, join, split, concat, toJSON, …) and
-// those that read the clock are left out.
+// their input (upper, repeat, replace, join, split, concat, toJSON, …),
+// those that sort (sort, sortBy, uniq) and those that read the clock are
+// left out.
 var Builtins = []string{
 	"all", "none", "any", "one", "filter", "map", "find", "findIndex", "findLast", "findLastIndex",
-	"count", "sum", "reduce", "sortBy", "sort", "len", "type",
+	"count", "sum", "reduce", "len", "type",
 	"abs", "ceil", "floor", "round", "int", "float", "max", "min", "mean", "median",
 	"trim", "trimPrefix", "trimSuffix", "indexOf", "lastIndexOf", "hasPrefix", "hasSuffix",
-	"first", "last", "get", "keys", "values", "reverse", "uniq", "take",
+	"first", "last", "get", "keys", "values", "reverse", "take",
 }
 
 // ErrCompile is wrapped by every Compile error, ErrRun by every Run error.
@@ -101,14 +110,26 @@ func (e *Error) Unwrap() error {
 	return ErrCompile
 }
 
-// Program is a compiled expression.
+// Program is a compiled expression. Its runs take turns.
 type Program struct {
 	env Env
 	p   *vm.Program
+	mu  sync.Mutex
+	run *runState // of the current run
 }
 
-// addName is the function every "+" is rewritten to, so that it is bounded.
-const addName = "_add"
+// runState is what the loops of a run check.
+type runState struct {
+	steps    int
+	deadline time.Time
+}
+
+// Names of the functions the compiler inserts: every "+" becomes a call of
+// the bounded add, every loop body a call of tick, which counts it.
+const (
+	addName  = "_add"
+	tickName = "_tick"
+)
 
 // Compile checks and compiles src for env.
 func Compile(src string, env Env) (*Program, error) {
@@ -118,11 +139,22 @@ func Compile(src string, env Env) (*Program, error) {
 	if len(src) > MaxLength {
 		return nil, &Error{Message: fmt.Sprintf("%d bytes, more than the limit of %d", len(src), MaxLength)}
 	}
+	rs := &runState{}
+	tick := func(args ...any) (any, error) {
+		if rs.steps++; rs.steps > MaxSteps {
+			return nil, fmt.Errorf("more than %d loop iterations", MaxSteps)
+		}
+		if time.Now().After(rs.deadline) {
+			return nil, errors.New("out of time")
+		}
+		return args[0], nil
+	}
 	opts := []expr.Option{
 		expr.MaxNodes(MaxNodes),
 		expr.DisableAllBuiltins(),
-		expr.Patch(addPatch{}),
+		expr.Patch(boundPatch{}),
 		expr.Function(addName, add),
+		expr.Function(tickName, tick),
 	}
 	for _, b := range Builtins {
 		opts = append(opts, expr.EnableBuiltin(b))
@@ -137,47 +169,55 @@ func Compile(src string, env Env) (*Program, error) {
 	if err != nil {
 		return nil, positioned(err, false)
 	}
-	return &Program{env: env, p: p}, nil
+	return &Program{env: env, p: p, run: rs}, nil
 }
 
 // positioned turns an expr error into an *Error.
 func positioned(err error, run bool) *Error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		msg := strings.ReplaceAll(fe.Message, addName, "+")
+		msg := strings.ReplaceAll(strings.ReplaceAll(fe.Message, addName, "+"), tickName, "loop")
 		if fe.Line > 0 {
 			return &Error{Line: fe.Line, Column: fe.Column + 1, Message: msg, run: run}
 		}
 		return &Error{Message: msg, run: run}
 	}
-	return &Error{Message: strings.ReplaceAll(err.Error(), addName, "+"), run: run}
+	return &Error{Message: strings.ReplaceAll(strings.ReplaceAll(err.Error(), addName, "+"), tickName, "loop"), run: run}
 }
 
 // RunItem computes the value of an Item expression for one item. The value
 // is made of what JSON decodes to: nil, bool, float64, string, []any and
-// map[string]any.
-func (p *Program) RunItem(item any, index int) (any, error) {
+// map[string]any. Its loops stop at deadline, or MaxRunTime from now if
+// that is sooner.
+func (p *Program) RunItem(item any, index int, deadline time.Time) (any, error) {
 	if p.env != Item {
 		return nil, &Error{Message: "not an item expression", run: true}
 	}
 	if n := sizeOf(item, MaxInputBytes+1); n > MaxInputBytes {
 		return nil, &Error{Message: fmt.Sprintf("the item is more than %d bytes: too big for an expression", MaxInputBytes), run: true}
 	}
-	return p.run(ItemVars{Item: item, Index: index})
+	return p.exec(ItemVars{Item: item, Index: index}, deadline)
 }
 
 // RunFields computes the value of a Fields expression, as RunItem does.
-func (p *Program) RunFields(items []any, fields map[string]any) (any, error) {
+func (p *Program) RunFields(items []any, fields map[string]any, deadline time.Time) (any, error) {
 	if p.env != Fields {
 		return nil, &Error{Message: "not a field expression", run: true}
 	}
 	if items == nil {
 		items = []any{}
 	}
-	return p.run(FieldVars{Items: items, Fields: fields})
+	return p.exec(FieldVars{Items: items, Fields: fields}, deadline)
 }
 
-func (p *Program) run(vars any) (any, error) {
+func (p *Program) exec(vars any, deadline time.Time) (any, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.run.steps = 0
+	p.run.deadline = deadline
+	if soon := time.Now().Add(MaxRunTime); deadline.IsZero() || soon.Before(deadline) {
+		p.run.deadline = soon
+	}
 	machine := vm.VM{MemoryBudget: MemoryBudget}
 	out, err := machine.Run(p.p, vars)
 	if err != nil {
@@ -197,15 +237,26 @@ func (p *Program) run(vars any) (any, error) {
 	return v, nil
 }
 
-// addPatch rewrites every "+" into a call of the bounded add.
-type addPatch struct{}
+// boundPatch rewrites every "+" into a call of the bounded add, and wraps
+// every loop body in a call of tick.
+type boundPatch struct{}
 
-func (addPatch) Visit(node *ast.Node) {
-	if b, ok := (*node).(*ast.BinaryNode); ok && b.Operator == "+" {
-		ast.Patch(node, &ast.CallNode{
-			Callee:    &ast.IdentifierNode{Value: addName},
-			Arguments: []ast.Node{b.Left, b.Right},
-		})
+func (boundPatch) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.BinaryNode:
+		if n.Operator == "+" {
+			ast.Patch(node, &ast.CallNode{
+				Callee:    &ast.IdentifierNode{Value: addName},
+				Arguments: []ast.Node{n.Left, n.Right},
+			})
+		}
+	case *ast.PredicateNode:
+		if c, ok := n.Node.(*ast.CallNode); ok {
+			if id, ok := c.Callee.(*ast.IdentifierNode); ok && id.Value == tickName {
+				return // already wrapped
+			}
+		}
+		n.Node = &ast.CallNode{Callee: &ast.IdentifierNode{Value: tickName}, Arguments: []ast.Node{n.Node}}
 	}
 }
 
