@@ -93,6 +93,8 @@ func parseAggregate(raw json.RawMessage, a *Aggregate) error {
 		return ve
 	}
 	*a = env.Aggregate
+	// An empty map is no map: written back, it would be left out.
+	a.Select, a.Compute = noEmpty(a.Select), noEmpty(a.Compute)
 	if env.Fields == nil {
 		return nil
 	}
@@ -108,9 +110,17 @@ func parseAggregate(raw json.RawMessage, a *Aggregate) error {
 		if err := strictJSON(env.Fields[name], &f); err != nil {
 			return jsonError("aggregate.fields."+name, err)
 		}
+		f.Select, f.Compute = noEmpty(f.Select), noEmpty(f.Compute)
 		a.Fields[name] = f
 	}
 	return nil
+}
+
+func noEmpty(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 func sortedKeys[V any](m map[string]V) []string {
