@@ -230,6 +230,9 @@ func (p *Program) exec(vars any, deadline time.Time) (any, error) {
 	if err != nil {
 		return nil, &Error{Message: "the value cannot be written as JSON: " + err.Error(), run: true}
 	}
+	if len(b) > MaxValueBytes { // escapes make JSON longer than sizeOf's estimate
+		return nil, &Error{Message: fmt.Sprintf("the value is more than %d bytes", MaxValueBytes), run: true}
+	}
 	var v any
 	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, &Error{Message: "the value cannot be read back from JSON: " + err.Error(), run: true}
