@@ -127,8 +127,8 @@ type runState struct {
 // Names of the functions the compiler inserts: every "+" becomes a call of
 // the bounded add, every loop body a call of tick, which counts it.
 const (
-	addName  = "_add"
-	tickName = "_tick"
+	addName  = "_baton_plus"
+	tickName = "_baton_loop"
 )
 
 // Compile checks and compiles src for env.
@@ -141,6 +141,9 @@ func Compile(src string, env Env) (*Program, error) {
 	}
 	rs := &runState{}
 	tick := func(args ...any) (any, error) {
+		if len(args) != 1 {
+			return nil, errors.New("loop: want one argument")
+		}
 		if rs.steps++; rs.steps > MaxSteps {
 			return nil, fmt.Errorf("more than %d loop iterations", MaxSteps)
 		}
@@ -266,6 +269,9 @@ func (boundPatch) Visit(node *ast.Node) {
 // add is expr's "+", refusing texts and lists beyond the bounds: without it
 // an expression that adds a value to itself in a loop doubles it each time.
 func add(args ...any) (any, error) {
+	if len(args) != 2 {
+		return nil, errors.New("+: want two operands")
+	}
 	a, b := args[0], args[1]
 	switch x := a.(type) {
 	case string:

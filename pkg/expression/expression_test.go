@@ -111,6 +111,7 @@ func TestRun_Hostile(t *testing.T) {
 		{name: "big range", src: `len(1..1000000000)`, says: "memory budget exceeded"},
 		{name: "references to a big item", src: `map(1..4000, item)`, item: map[string]any{"t": strings.Repeat("x", 1000)}, says: "the value is more than 65536 bytes"},
 		{name: "escapes beyond the bound", src: `item.t + item.t`, item: map[string]any{"t": strings.Repeat("<", 20_000)}, says: "the value is more than 65536 bytes"},
+		{name: "the inserted functions called by hand", src: `_baton_plus(1) ?? _baton_loop()`, says: "+: want two operands"},
 		{name: "item too big", src: `1`, item: map[string]any{"t": strings.Repeat("x", 70_000)}, says: "the item is more than 65536 bytes"},
 		{name: "infinity", src: `1 / 0`, says: "cannot be written as JSON"},
 		{name: "type error at run time", src: `item.name - 1`, item: map[string]any{"name": "a"}, says: "line 1, column 11: invalid operation"},
