@@ -31,7 +31,11 @@ type Config struct {
 	// PartialMax caps the task results in one partial output; more go out in
 	// several messages. Default 500.
 	PartialMax int
-	Logger     *slog.Logger
+	// ExprTime bounds the time the expressions of a job's aggregate may
+	// take to build one final output; the values not computed by then are
+	// null and the output's errors say so. Default 2s.
+	ExprTime time.Duration
+	Logger   *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -41,6 +45,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PartialMax <= 0 {
 		c.PartialMax = 500
+	}
+	if c.ExprTime <= 0 {
+		c.ExprTime = defaultExprTime
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -54,6 +61,8 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+const defaultExprTime = 2 * time.Second
 
 // stopWait bounds how long a stopping aggregator takes the results stored
 // before it stopped.
@@ -83,6 +92,11 @@ type state struct {
 	critical map[string]bool
 	final    map[string]*events.Result // first final result per task; Data kept only where collected
 	reducer  *Reducer
+	// fields fold the reduce fields of an output of named fields, for
+	// partial outputs; keep says the final output needs the data of every
+	// collected result (Aggregate.NeedsItems).
+	fields   map[string]*Reducer
+	keep     bool
 	agents   map[string]bool
 	busy     time.Duration
 	attempts int
@@ -240,17 +254,7 @@ func (a *Aggregator) open(ctx context.Context, id string) (*state, error) {
 	if err != nil || rec == nil {
 		return nil, err
 	}
-	s := &state{rec: *rec, collect: map[string]int{}, critical: map[string]bool{},
-		final: map[string]*events.Result{}, agents: map[string]bool{}}
-	for i, step := range rec.Collect {
-		s.collect[step] = i
-	}
-	for _, t := range rec.Critical {
-		s.critical[t] = true
-	}
-	if rec.Aggregate.Strategy == events.StrategyReduce {
-		s.reducer = &Reducer{Op: rec.Aggregate.Op, Field: rec.Aggregate.Field}
-	}
+	s := newState(*rec)
 	// Partials already stored cover the results through their header's
 	// sequence; one stored before the header existed covers all.
 	last, err := a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputPartial))
@@ -265,6 +269,65 @@ func (a *Aggregator) open(ctx context.Context, id string) (*state, error) {
 	}
 	a.wfs[id] = s
 	return s, nil
+}
+
+// newState is the empty aggregation state of a workflow.
+func newState(rec events.Workflow) *state {
+	s := &state{rec: rec, collect: map[string]int{}, critical: map[string]bool{},
+		final: map[string]*events.Result{}, agents: map[string]bool{}, keep: rec.Aggregate.NeedsItems()}
+	for i, step := range rec.Collect {
+		s.collect[step] = i
+	}
+	for _, t := range rec.Critical {
+		s.critical[t] = true
+	}
+	switch {
+	case rec.Aggregate.Fields != nil:
+		for name, f := range rec.Aggregate.Fields {
+			if f.Op != "" && f.Expr == "" {
+				if s.fields == nil {
+					s.fields = map[string]*Reducer{}
+				}
+				s.fields[name] = &Reducer{Op: f.Op, Field: f.Field}
+			}
+		}
+	case rec.Aggregate.Strategy == events.StrategyReduce:
+		s.reducer = &Reducer{Op: rec.Aggregate.Op, Field: rec.Aggregate.Field}
+	}
+	return s
+}
+
+// fold adds the data of a completed, collected result to the running
+// reductions and returns what of it to keep for the final output.
+func (s *state) fold(data json.RawMessage) json.RawMessage {
+	for _, r := range s.fields {
+		r.Add(data)
+	}
+	if s.reducer == nil {
+		return data
+	}
+	s.reducer.Add(data)
+	if s.keep {
+		return data
+	}
+	return nil // the reducer holds all the final output needs
+}
+
+// partialData is the data of a partial output: the reduction so far, or the
+// reduce fields so far of an output of named fields; nil otherwise.
+func (s *state) partialData() json.RawMessage {
+	switch {
+	case s.reducer != nil:
+		return s.reducer.Value()
+	case s.fields != nil:
+		out := make(map[string]any, len(s.fields))
+		for name, r := range s.fields {
+			out[name] = r.result()
+		}
+		b, _ := json.Marshal(out)
+		return b
+	}
+	return nil
 }
 
 func (a *Aggregator) markFinal(id string) {
@@ -334,10 +397,7 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	kept := *r
 	out := events.TaskOutput{Task: r.Task, Step: r.Step, Status: r.Status, Agent: r.Agent}
 	if collected && r.Status == events.StateCompleted {
-		if s.reducer != nil {
-			s.reducer.Add(r.Data)
-			kept.Data = nil
-		}
+		kept.Data = s.fold(r.Data)
 		out.Data = r.Data
 	} else {
 		kept.Data = nil
@@ -384,9 +444,7 @@ func (a *Aggregator) partials(ctx context.Context) {
 			n := min(len(s.fresh), a.cfg.PartialMax)
 			out := events.Output{Workflow: id, Kind: events.OutputPartial, Status: events.OutcomeRunning,
 				Progress: s.progress(), Results: s.fresh[:n], Errors: []events.TaskError{}}
-			if s.reducer != nil {
-				out.Data = s.reducer.Value()
-			}
+			out.Data = s.partialData()
 			through := s.freshSeq[n-1]
 			if err := a.publish(ctx, out, events.MsgID(id, "partial", through), through); err != nil {
 				a.log.Warn("publish partial output; trying again at the next one", "workflow", id, "err", err)
@@ -464,7 +522,7 @@ func (a *Aggregator) final(s *state) (*events.Output, error) {
 			datas = append(datas, r.Data)
 		default:
 			missing = append(missing, r.Task)
-			if len(s.rec.Aggregate.Fallback) > 0 {
+			if len(s.rec.Aggregate.Fallback) > 0 && !s.keep {
 				datas = append(datas, s.rec.Aggregate.Fallback)
 				if s.reducer != nil {
 					s.reducer.Add(s.rec.Aggregate.Fallback)
@@ -474,10 +532,20 @@ func (a *Aggregator) final(s *state) (*events.Output, error) {
 	}
 	var data json.RawMessage
 	var err error
-	if s.reducer != nil {
+	var syn synthesis
+	switch {
+	case s.keep:
+		if syn, err = synthesize(s.rec.Aggregate, ordered, cmp.Or(a.cfg.ExprTime, defaultExprTime)); err != nil {
+			return nil, err
+		}
+		data = syn.data
+		errs = append(errs, syn.errs...)
+	case s.reducer != nil:
 		data = s.reducer.Value()
-	} else if data, err = Combine(s.rec.Aggregate, datas); err != nil {
-		return nil, err
+	default:
+		if data, err = Combine(s.rec.Aggregate, datas); err != nil {
+			return nil, err
+		}
 	}
 	status, rate := events.Outcome(c, s.rec.SuccessThreshold, criticalFailed)
 	agents := make([]string, 0, len(s.agents))
@@ -501,6 +569,7 @@ func (a *Aggregator) final(s *state) (*events.Output, error) {
 			Agents:    agents, AgentsUsed: len(agents), SuccessRate: rate, Threshold: s.rec.SuccessThreshold,
 			Tasks: c, BusyMS: float64(s.busy.Microseconds()) / 1000, Attempts: s.attempts,
 			Recovered: recovered, Recovery: recovery(c, recovered),
+			Interpolation: s.rec.Aggregate.Interpolation(), Interpolated: syn.interpolated,
 		},
 	}, nil
 }

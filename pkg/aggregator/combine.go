@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -58,75 +59,109 @@ type Reducer struct {
 // Add folds the items of one result.
 func (r *Reducer) Add(data json.RawMessage) {
 	for _, it := range items(data) {
-		if r.Op == "count" && (r.Field == "" || r.Field == ".") {
-			r.Count++
-			continue
-		}
-		v, ok := field(it, r.Field)
-		x, isNum := v.(float64)
-		if !ok || !isNum {
-			r.Skipped++
-			continue
-		}
-		if r.Count == 0 {
-			r.min, r.max = x, x
-		}
-		r.Count++
-		r.sum += x
-		r.min, r.max = math.Min(r.min, x), math.Max(r.max, x)
+		r.addItem(it)
 	}
+}
+
+// addItem folds one item.
+func (r *Reducer) addItem(it any) {
+	if r.Op == "count" && (r.Field == "" || r.Field == ".") {
+		r.Count++
+		return
+	}
+	v, ok := field(it, r.Field)
+	x, isNum := v.(float64)
+	if !ok || !isNum {
+		r.Skipped++
+		return
+	}
+	if r.Count == 0 {
+		r.min, r.max = x, x
+	}
+	r.Count++
+	r.sum += x
+	r.min, r.max = math.Min(r.min, x), math.Max(r.max, x)
 }
 
 // Value is the reduction as output data.
 func (r *Reducer) Value() json.RawMessage {
-	out := map[string]any{"op": r.Op, "field": r.Field, "count": r.Count, "skipped": r.Skipped}
-	switch {
-	case r.Op == "count":
-		out["value"] = r.Count
-	case r.Count == 0:
-		out["value"] = nil
-	case r.Op == "sum":
-		out["value"] = r.sum
-	case r.Op == "avg":
-		out["value"] = r.sum / float64(r.Count)
-	case r.Op == "min":
-		out["value"] = r.min
-	case r.Op == "max":
-		out["value"] = r.max
-	}
-	if v, ok := out["value"].(float64); ok && (math.IsInf(v, 0) || math.IsNaN(v)) {
-		out["value"] = nil // beyond float64: JSON cannot carry it
-	}
+	out := map[string]any{"op": r.Op, "field": r.Field, "count": r.Count, "skipped": r.Skipped, "value": r.result()}
 	b, _ := json.Marshal(out)
 	return b
+}
+
+// result is the reduced value alone: a number, or nil when no item had one
+// (or the value is beyond float64).
+func (r *Reducer) result() any {
+	var v float64
+	switch {
+	case r.Op == "count":
+		return r.Count
+	case r.Count == 0:
+		return nil
+	case r.Op == "sum":
+		v = r.sum
+	case r.Op == "avg":
+		v = r.sum / float64(r.Count)
+	case r.Op == "min":
+		v = r.min
+	case r.Op == "max":
+		v = r.max
+	default:
+		return nil
+	}
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return nil // beyond float64: JSON cannot carry it
+	}
+	return v
 }
 
 // Combine builds the output data of merge and transform from the collected
 // results in plan order: concatenate items, transform them, drop duplicates,
 // sort.
 func Combine(a events.Aggregate, ordered []json.RawMessage) (json.RawMessage, error) {
-	var all []any
+	var all []entry
 	for _, d := range ordered {
-		all = append(all, items(d)...)
+		for _, it := range items(d) {
+			all = append(all, entry{v: it})
+		}
 	}
-	if a.Strategy == events.StrategyTransform {
+	b, err := json.Marshal(values(shape(shapingOf(a), all, nil)))
+	if err != nil {
+		return nil, fmt.Errorf("aggregate: %w", err)
+	}
+	return b, nil
+}
+
+// shape transforms items (select, then computed fields, run by ev), drops
+// duplicates and sorts them: what merge and transform do.
+func shape(sp shaping, all []entry, ev *evaluator) []entry {
+	if sp.strategy == events.StrategyTransform {
 		for i, it := range all {
 			out := map[string]any{}
-			for to, from := range a.Select {
-				if v, ok := field(it, from); ok {
+			if m, ok := it.v.(map[string]any); ok && len(sp.sel) == 0 {
+				maps.Copy(out, m) // compute alone adds to the item's fields
+			}
+			for to, from := range sp.sel {
+				if v, ok := field(it.v, from); ok {
 					out[to] = v
 				} else {
 					out[to] = nil
 				}
 			}
-			all[i] = out
+			if ev != nil {
+				for _, name := range slices.Sorted(maps.Keys(sp.compute)) {
+					out[name] = ev.item(sp.path+".compute."+name, sp.compute[name], it, i)
+				}
+			}
+			all[i].v = out
 		}
 	}
-	if a.DedupeBy != "" {
+	if sp.dedupeBy != "" {
 		seen := map[string]bool{}
 		kept := all[:0]
 		for _, it := range all {
-			v, ok := field(it, a.DedupeBy)
+			v, ok := field(it.v, sp.dedupeBy)
 			if !ok {
 				kept = append(kept, it)
 				continue
@@ -139,21 +174,23 @@ func Combine(a events.Aggregate, ordered []json.RawMessage) (json.RawMessage, er
 		}
 		all = kept
 	}
-	if a.SortBy != "" {
-		slices.SortStableFunc(all, func(x, y any) int {
-			vx, _ := field(x, a.SortBy)
-			vy, _ := field(y, a.SortBy)
-			return compareValues(vx, vy, a.Desc)
+	if sp.sortBy != "" {
+		slices.SortStableFunc(all, func(x, y entry) int {
+			vx, _ := field(x.v, sp.sortBy)
+			vy, _ := field(y.v, sp.sortBy)
+			return compareValues(vx, vy, sp.desc)
 		})
 	}
-	if all == nil {
-		all = []any{}
+	return all
+}
+
+// values are the items of entries; never nil.
+func values(all []entry) []any {
+	out := make([]any, len(all))
+	for i, e := range all {
+		out[i] = e.v
 	}
-	b, err := json.Marshal(all)
-	if err != nil {
-		return nil, fmt.Errorf("aggregate: %w", err)
-	}
-	return b, nil
+	return out
 }
 
 // compareValues orders numbers numerically, strings lexically (descending
@@ -203,6 +240,8 @@ func Remedy(kind, status string) (string, bool) {
 		return "the workflow's deadline passed before it finished: give the job a longer deadline, or more agents of its type, and retry", true
 	case events.KindCancelled:
 		return "it was cancelled by request: restart the workflow or resubmit the task if the work is still needed", true
+	case events.KindExpression:
+		return "an expression of the job's aggregate failed on this value, which is null in the output: fix the expression; the task itself needs no retry", false
 	case events.KindUnknown:
 		return "the task message could not be decoded: check the producer's wire protocol version", false
 	}

@@ -3,6 +3,11 @@
 // partial outputs as results arrive (throttled) and the final output when
 // every task has a final result.
 //
+// The output's data is built by the job's aggregate: merge, reduce or
+// transform (Combine, Reducer), or, in synth.go, named fields, computed
+// fields (expressions, see package expression) and interpolated fallbacks,
+// for which the data of every collected result is kept until the end.
+//
 // Like the planner it keeps no state of its own: after a restart it replays
 // the results of every workflow that has no final output yet. A task that ran
 // twice counts once: the first final result of a task wins.

@@ -8,9 +8,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/baton-dev/baton/examples"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/expression"
 )
 
 // The fuzzers below hold every decoder of the package to its contract: any
@@ -175,8 +177,16 @@ func FuzzParseJob(f *testing.F) {
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"aggregate":{"strategy":"transform","select":{"a":"b"},"colour":1}}`))
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x","timeout":1e300}],"max_parallel":"x"}`))
 	f.Add([]byte(`[]`))
+	// Synthesis: named fields, expressions, interpolation.
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"aggregate":{"fields":{"summary":{"field":"text","join":" "},"confidence":{"op":"avg","field":"score"},"label":{"expr":"fields.confidence > 0.5 ? 'hi' : 'lo'"}},"fallback":{"interpolate":"mean"}}}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"aggregate":{"strategy":"transform","select":{"t":"text"},"compute":{"pct":"round(item.score * 100)","n":"len(item.tags ?? [])","s":"item.text + '!'"}}}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"aggregate":{"strategy":"transform","compute":{"x":"reduce(1..40, #acc + #acc, 'ab')","y":"all(item.l, all(item.l, true))"}}}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"aggregate":{"fields":{"a":{"expr":"let x = items; x[0].y.z"}},"fallback":{"interpolate":"previous"}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		job, err := events.ParseJob(data, events.Limits{})
+		if err == nil {
+			runExpressions(t, job, data)
+		}
 		if err != nil {
 			var ve *events.ValidationError
 			if !errors.As(err, &ve) || !errors.Is(err, events.ErrInvalidJob) || ve.Reason == "" {
@@ -203,6 +213,44 @@ func FuzzParseJob(f *testing.F) {
 			t.Fatalf("round trip changed the job:\n%s\n%s", j1, j2)
 		}
 	})
+}
+
+// runExpressions runs every expression of a valid job on items made of the
+// fuzzed bytes: a compiled expression may fail at run time, with ErrRun,
+// but not panic, hang or fail to compile again.
+func runExpressions(t *testing.T, job *events.Job, data []byte) {
+	t.Helper()
+	var decoded any
+	_ = json.Unmarshal(data, &decoded)
+	items := []any{decoded, map[string]any{"text": string(data), "score": 0.5, "l": []any{1.0, "x", nil}}, nil}
+	deadline := time.Now().Add(time.Second)
+	check := func(src string, env expression.Env) {
+		p, err := expression.Compile(src, env)
+		if err != nil {
+			t.Fatalf("%q passed validation but does not compile: %v", src, err)
+		}
+		for i, it := range items {
+			if env == expression.Item {
+				_, err = p.RunItem(it, i, deadline)
+			} else {
+				_, err = p.RunFields(items, map[string]any{"x": it}, deadline)
+			}
+			if err != nil && !errors.Is(err, expression.ErrRun) {
+				t.Fatalf("%q: error %v does not wrap ErrRun", src, err)
+			}
+		}
+	}
+	for _, src := range job.Aggregate.Compute {
+		check(src, expression.Item)
+	}
+	for _, f := range job.Aggregate.Fields {
+		for _, src := range f.Compute {
+			check(src, expression.Item)
+		}
+		if f.Expr != "" {
+			check(f.Expr, expression.Fields)
+		}
+	}
 }
 
 // FuzzParseControl: any body is a valid request or an ErrBadRequest, and a

@@ -84,8 +84,15 @@ type Aggregate struct {
 	Op       string   `json:"op,omitempty"`        // reduce: sum | avg | min | max | count
 	// Select maps output field → input field, for transform.
 	Select map[string]string `json:"select,omitempty"`
+	// Compute maps output field → expression over the item, for transform
+	// (see package expression).
+	Compute map[string]string `json:"compute,omitempty"`
+	// Fields, when set, makes the output an object of named fields, each
+	// aggregated on its own; it replaces the strategy and its options.
+	Fields map[string]NamedField `json:"fields,omitempty"`
 	// Fallback, when set, stands in for the data of each failed task (the
-	// task is still listed as missing).
+	// task is still listed as missing). {"interpolate": "mean" | "median" |
+	// "previous"} computes the stand-in from the completed tasks instead.
 	Fallback json.RawMessage `json:"fallback,omitempty"`
 }
 
@@ -189,8 +196,8 @@ func ParseJob(data []byte, lim Limits) (*Job, error) {
 		}
 	}
 	if len(env.Aggregate) > 0 {
-		if err := strictJSON(env.Aggregate, &job.Aggregate); err != nil {
-			return nil, jsonError("aggregate", err)
+		if err := parseAggregate(env.Aggregate, &job.Aggregate); err != nil {
+			return nil, err
 		}
 	}
 	if err := job.Validate(); err != nil {
@@ -385,6 +392,15 @@ func (a *Aggregate) validate(index map[string]int) error {
 	if len(a.Fallback) > 0 && !json.Valid(a.Fallback) {
 		return invalid("aggregate.fallback", "not valid JSON")
 	}
+	if err := a.validateFallback(); err != nil {
+		return err
+	}
+	if err := validateCompute("aggregate", a.Compute); err != nil {
+		return err
+	}
+	if a.Fields != nil { // the output: the strategy and its options are not used
+		return a.validateFields()
+	}
 	switch a.Strategy {
 	case "", StrategyMerge:
 	case StrategyReduce:
@@ -402,7 +418,7 @@ func (a *Aggregate) validate(index map[string]int) error {
 			return invalid("aggregate.field", "missing: which field to %s (\".\" for the value itself)", a.Op)
 		}
 	case StrategyTransform:
-		if len(a.Select) == 0 {
+		if len(a.Select) == 0 && len(a.Compute) == 0 {
 			return invalid("aggregate.select", "missing: transform needs output → input field names")
 		}
 	default:

@@ -3,6 +3,7 @@ package events_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -29,6 +30,15 @@ func requireInvalid(tb testing.TB, err error, field, want string) {
 	if !strings.Contains(err.Error(), field) || !strings.Contains(err.Error(), ve.Reason) {
 		tb.Errorf("message %q leaves out the field or the reason", err)
 	}
+}
+
+// manyFields is n named fields (or computed fields) for limit tests.
+func manyFields(n int) string {
+	var parts []string
+	for i := range n {
+		parts = append(parts, fmt.Sprintf(`"f%d":"1"`, i))
+	}
+	return strings.Join(parts, ",")
 }
 
 // TestParseJob_Rejects covers every way ParseJob refuses a job: the field it
@@ -137,6 +147,40 @@ func TestParseJob_Rejects(t *testing.T) {
 		{name: "reduce without field", doc: withAggregate(`{"strategy":"reduce","op":"sum"}`), field: "aggregate.field", says: "missing: which field to sum"},
 		{name: "transform without select", doc: withAggregate(`{"strategy":"transform"}`), field: "aggregate.select", says: "missing: transform needs"},
 		{name: "unknown strategy", doc: withAggregate(`{"strategy":"magic"}`), field: "aggregate.strategy", says: `"magic": want merge, reduce or transform`},
+
+		// Synthesis: named fields, computed fields, interpolation.
+		{name: "fields not an object", doc: withAggregate(`{"fields":[]}`), field: "aggregate.fields", says: "got JSON array"},
+		{name: "fields empty", doc: withAggregate(`{"fields":{}}`), field: "aggregate.fields", says: "empty: name at least one field"},
+		{name: "too many fields", doc: withAggregate(`{"fields":{` + manyFields(33) + `}}`), field: "aggregate.fields", says: "33 fields, more than the limit of 32"},
+		{name: "bad field name", doc: withAggregate(`{"fields":{"a b":{"field":"x"}}}`), field: "aggregate.fields", says: `"a b": a field name uses 1-64 letters`},
+		{name: "field not an object", doc: withAggregate(`{"fields":{"a":"text"}}`), field: "aggregate.fields.a", says: "want a JSON object, got JSON string"},
+		{name: "unknown key in a field", doc: withAggregate(`{"fields":{"a":{"colour":1}}}`), field: "aggregate.fields.a.colour", says: `unknown field "colour"`},
+		{name: "field op not a string", doc: withAggregate(`{"fields":{"a":{"op":1}}}`), field: "aggregate.fields.a.op", says: "want string, got JSON number"},
+		{name: "field with a bad op", doc: withAggregate(`{"fields":{"a":{"op":"median","field":"x"}}}`), field: "aggregate.fields.a.op", says: `"median": want one of sum, avg`},
+		{name: "reduce field without op", doc: withAggregate(`{"fields":{"a":{"strategy":"reduce","field":"x"}}}`), field: "aggregate.fields.a.op", says: "missing: reduce needs one of"},
+		{name: "op with another strategy", doc: withAggregate(`{"fields":{"a":{"strategy":"merge","op":"sum","field":"x"}}}`), field: "aggregate.fields.a.op", says: `an op makes a reduce field, but strategy is "merge"`},
+		{name: "reduce field without field", doc: withAggregate(`{"fields":{"a":{"op":"avg"}}}`), field: "aggregate.fields.a.field", says: "missing: which field to avg"},
+		{name: "reduce field that sorts", doc: withAggregate(`{"fields":{"a":{"op":"sum","field":"x","sort_by":"y"}}}`), field: "aggregate.fields.a", says: "a reduce field takes only op and field"},
+		{name: "field with a bad strategy", doc: withAggregate(`{"fields":{"a":{"strategy":"magic"}}}`), field: "aggregate.fields.a.strategy", says: `"magic": want merge, reduce or transform`},
+		{name: "merge field with compute", doc: withAggregate(`{"fields":{"a":{"compute":{"b":"1"}}}}`), field: "aggregate.fields.a.strategy", says: `select and compute need strategy "transform"`},
+		{name: "transform field without select", doc: withAggregate(`{"fields":{"a":{"strategy":"transform"}}}`), field: "aggregate.fields.a.select", says: "missing: transform needs select"},
+		{name: "join too long", doc: withAggregate(`{"fields":{"a":{"field":"t","join":"` + strings.Repeat("-", 300) + `"}}}`), field: "aggregate.fields.a.join", says: "300 bytes, more than the limit of 256"},
+		{name: "expression field with more", doc: withAggregate(`{"fields":{"a":{"expr":"1","op":"sum"}}}`), field: "aggregate.fields.a.expr", says: "an expression field takes nothing else"},
+		{name: "expression field syntax", doc: withAggregate(`{"fields":{"a":{"expr":"len(items) +"}}}`), field: "aggregate.fields.a.expr", says: "line 1, column 12: unexpected token EOF"},
+		{name: "expression field sees no item", doc: withAggregate(`{"fields":{"a":{"expr":"item.score"}}}`), field: "aggregate.fields.a.expr", says: "line 1, column 1: unknown name item"},
+		{name: "compute syntax", doc: withAggregate(`{"strategy":"transform","compute":{"pct":"item.score * * 100"}}`), field: "aggregate.compute.pct", says: "line 1, column 14: unexpected token Operator(\"*\")"},
+		{name: "compute unknown name", doc: withAggregate(`{"strategy":"transform","compute":{"pct":"item.score *\n  scale"}}`), field: "aggregate.compute.pct", says: "line 2, column 3: unknown name scale"},
+		{name: "compute function not allowed", doc: withAggregate(`{"strategy":"transform","compute":{"t":"upper(item.text)"}}`), field: "aggregate.compute.t", says: "line 1, column 1: unknown name upper"},
+		{name: "compute sees no items", doc: withAggregate(`{"strategy":"transform","compute":{"n":"len(items)"}}`), field: "aggregate.compute.n", says: "unknown name items"},
+		{name: "compute empty", doc: withAggregate(`{"strategy":"transform","compute":{"n":" "}}`), field: "aggregate.compute.n", says: "empty expression"},
+		{name: "compute too long", doc: withAggregate(`{"strategy":"transform","compute":{"n":"` + strings.Repeat("1+", 600) + `1"}}`), field: "aggregate.compute.n", says: "1201 bytes, more than the limit of 1024"},
+		{name: "compute too many nodes", doc: withAggregate(`{"strategy":"transform","compute":{"n":"` + strings.Repeat("1+", 300) + `1"}}`), field: "aggregate.compute.n", says: "exceeds maximum allowed nodes"},
+		{name: "compute not a string", doc: withAggregate(`{"strategy":"transform","compute":{"n":1}}`), field: "aggregate.compute", says: "want string, got JSON number"},
+		{name: "compute unnamed", doc: withAggregate(`{"strategy":"transform","compute":{"":"1"}}`), field: "aggregate.compute", says: `"": a computed field's name has 1-64 bytes`},
+		{name: "too many computed fields", doc: withAggregate(`{"strategy":"transform","compute":{` + manyFields(33) + `}}`), field: "aggregate.compute", says: "33 fields, more than the limit of 32"},
+		{name: "compute in a named field", doc: withAggregate(`{"fields":{"a":{"strategy":"transform","compute":{"b":"nope"}}}}`), field: "aggregate.fields.a.compute.b", says: "unknown name nope"},
+		{name: "unknown interpolation", doc: withAggregate(`{"fallback":{"interpolate":"linear"}}`), field: "aggregate.fallback.interpolate", says: `"linear": want "mean", "median" or "previous"`},
+		{name: "interpolation not a text", doc: withAggregate(`{"fallback":{"interpolate":5}}`), field: "aggregate.fallback.interpolate", says: `5: want "mean"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

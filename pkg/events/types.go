@@ -29,6 +29,9 @@ const (
 	KindCancelled  = "cancelled"  // cancelled by request (or its dependency was)
 	KindDeadline   = "deadline"   // cancelled because the workflow's deadline passed
 	KindForged     = "forged"     // refused unrun: its subject or lane did not match its body
+	// KindExpression marks an error of the output, not of a task: an
+	// expression of the job's aggregate failed (or ran out of time).
+	KindExpression = "expression"
 )
 
 // Task is one unit of work on a lane subject. It is msgpack on the wire; the
@@ -288,6 +291,11 @@ type Metadata struct {
 	// Recovery sums that up: "none" (nothing went wrong), "recovered"
 	// (something did, and every task still completed) or "incomplete".
 	Recovery string `json:"recovery"`
+	// Interpolation is the job's interpolation method (aggregate.fallback
+	// {"interpolate": …}), and Interpolated the tasks whose data in the
+	// output is a stand-in it computed; they are also listed in Missing.
+	Interpolation string   `json:"interpolation,omitempty"`
+	Interpolated  []string `json:"interpolated,omitempty"`
 }
 
 // Recovery states.

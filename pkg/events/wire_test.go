@@ -109,6 +109,11 @@ func sampleAggregate() events.Aggregate {
 	return events.Aggregate{
 		Strategy: events.StrategyReduce, Steps: []string{"research"}, DedupeBy: "url", SortBy: "score", Desc: true,
 		Field: "score", Op: "sum", Select: map[string]string{"title": "name", "link": "url"}, Fallback: json.RawMessage(`{"score":0}`),
+		Compute: map[string]string{"pct": "item.score * 100"},
+		Fields: map[string]events.NamedField{
+			"summary":    {Field: "text", Join: ptr(" ")},
+			"confidence": {Op: "avg", Field: "score"},
+		},
 	}
 }
 
@@ -165,7 +170,8 @@ func sampleOutput() *events.Output {
 		Progress: events.Progress{Done: 2, Total: 2, Percent: 100}, Data: json.RawMessage(`[1]`),
 		Results: []events.TaskOutput{{Task: "t-1", Step: "t", Status: events.StateCompleted, Agent: "agent-1", Data: json.RawMessage(`1`)}},
 		Metadata: &events.Metadata{Started: t0, Finished: t1, ElapsedMS: 1500, Agents: []string{"agent-1"}, AgentsUsed: 1,
-			SuccessRate: 0.5, Threshold: 0.5, Tasks: sampleCounts(), BusyMS: 1250.5, Attempts: 4, Recovered: 1, Recovery: events.RecoveryIncomplete},
+			SuccessRate: 0.5, Threshold: 0.5, Tasks: sampleCounts(), BusyMS: 1250.5, Attempts: 4, Recovered: 1, Recovery: events.RecoveryIncomplete,
+			Interpolation: events.InterpolateMean, Interpolated: []string{"t-2"}},
 		Errors: []events.TaskError{{Task: "t-2", Step: "t", Type: "x", Status: events.StateFailed, Kind: events.KindError,
 			Message: "boom", Attempts: 3, Critical: true, Remediation: "fix it", RetryRecommended: true}},
 		Missing: []string{"t-2"},
