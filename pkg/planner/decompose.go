@@ -173,7 +173,7 @@ func Decompose(ctx context.Context, job *events.Job, decomposers map[string]Deco
 				MaxBackoff:  orDefault(s.MaxBackoff.D(), events.DefaultMaxBackoff),
 				Timeout:     orDefault(s.Timeout.D(), events.DefaultTimeout),
 				Fallback:    fallback, Critical: s.Critical, Depth: depth[i],
-				Rate:        s.Rate, Burst: s.Burst,
+				Rate: s.Rate, Burst: s.Burst,
 			})
 			if keyT != nil {
 				pt := &p.Tasks[len(p.Tasks)-1]
