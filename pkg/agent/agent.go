@@ -41,7 +41,7 @@ type Agent struct {
 
 	mu       sync.Mutex
 	running  map[*job]struct{}
-	waiting  int // of running: tasks waiting for permits, holding no slot
+	waiting  int                  // of running: tasks waiting for permits, holding no slot
 	paused   map[string]time.Time // workflow → until when no task of it may start
 	draining bool
 	started  time.Time
@@ -52,7 +52,7 @@ type Agent struct {
 	// fetching and beating say once that fetches or heartbeats fail (the
 	// server is unreachable), then once that they work again.
 	fetching, beating, gating outage
-	refused           events.Refusals // task messages refused as forged
+	refused                   events.Refusals // task messages refused as forged
 }
 
 // outage logs a run of failures once, at its start, and once at its end,
