@@ -370,10 +370,12 @@ func (g *Gate) reserve(ctx context.Context, key, rate string, burst int) (time.T
 			rev = e.Revision()
 			if n, perr := strconv.ParseInt(string(e.Value()), 10, 64); perr == nil {
 				// A time further ahead than any honest reservation reaches
-				// (someone wrote it) is cut back to that reach.
+				// (someone wrote it) is cut back to that reach, in the
+				// bucket too: it costs one wait of about MaxReserve.
 				tat = time.Unix(0, n)
 				if limit := now.Add(tolerance + MaxReserve + interval); tat.After(limit) {
-					tat = limit
+					_, _ = g.rates.Update(ctx, key, []byte(strconv.FormatInt(limit.UnixNano(), 10)), rev)
+					continue
 				}
 			}
 		case errors.Is(err, jetstream.ErrKeyNotFound):

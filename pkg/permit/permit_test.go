@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -207,5 +208,64 @@ func TestTypeLimit_SetGetListClear(t *testing.T) {
 	natstest.Eventually(t, 5*time.Second, "the gate to see the cap gone", func() bool { return !g.Needs(plain) })
 	if err := permit.ClearTypeLimit(ctx, js, c, "x"); !errors.Is(err, permit.ErrNoLimit) {
 		t.Errorf("clear twice: %v", err)
+	}
+}
+
+// TestGate_HostileWrites: what someone with write access to the buckets
+// can do is bounded — a rate pushed far ahead costs at most a burst's
+// worth of waiting, an oversized value is refused, a cap that is not a
+// number is ignored.
+func TestGate_HostileWrites(t *testing.T) {
+	t.Parallel()
+	c := streams.Config{Memory: true}
+	g, js := open(t, c)
+	ctx := t.Context()
+	rates, _ := js.KeyValue(ctx, c.RatesBucket())
+	far := time.Now().Add(100 * 365 * 24 * time.Hour).UnixNano()
+	if _, err := rates.Put(ctx, "t.x", []byte(strconv.FormatInt(far, 10))); err != nil {
+		t.Fatal(err)
+	}
+	rated := &events.Task{Workflow: "wf", ID: "t", Type: "x", Priority: 3, MaxAttempts: 1, Rate: "10/s"}
+	start := time.Now()
+	var h *permit.Held
+	var err error
+	natstest.Eventually(t, 5*time.Second, "a rate pushed a century ahead to grant", func() bool {
+		h, _, err = g.Try(ctx, rated, "wf/t")
+		return h != nil || err != nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited > permit.MaxReserve+500*time.Millisecond {
+		t.Errorf("waited %v, want about %v", waited, permit.MaxReserve)
+	}
+	if _, err := rates.Put(ctx, "t.x", []byte("not a number")); err != nil {
+		t.Fatal(err)
+	}
+	if h, _, err := g.Try(ctx, rated, "wf/t"); h == nil || err != nil {
+		t.Fatalf("a rate whose state is garbage: %v, %v", h, err)
+	}
+
+	permits, _ := js.KeyValue(ctx, c.PermitsBucket())
+	if _, err := permits.Put(ctx, "k.db.0", make([]byte, 1<<20)); err == nil {
+		t.Error("a megabyte permit was stored")
+	}
+	limits, _ := js.KeyValue(ctx, c.LimitsBucket())
+	if _, err := limits.Put(ctx, "type.x", []byte("-5")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := permit.TypeLimit(ctx, js, c, "x"); !errors.Is(err, permit.ErrBadLimit) {
+		t.Errorf("a cap of -5: %v, want ErrBadLimit", err)
+	}
+	plain := &events.Task{Workflow: "wf", ID: "t", Type: "x", Priority: 3, MaxAttempts: 1}
+	natstest.Eventually(t, 5*time.Second, "the watch to see the bad cap", func() bool {
+		_, err := limits.Get(ctx, "type.x")
+		return err == nil
+	})
+	if g.Needs(plain) {
+		t.Error("a cap of -5 gates the type")
 	}
 }
