@@ -12,11 +12,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ErrNoLimit is returned for a type that has no per-type cap.
-var ErrNoLimit = errors.New("no limit set for this type")
+// ErrNoLimit is returned for a type that has no per-type cap; it matches
+// events.ErrNotFound.
+var ErrNoLimit = fmt.Errorf("no limit set: %w", events.ErrNotFound)
 
-// ErrBadLimit is wrapped by the error for a cap or type out of range.
-var ErrBadLimit = errors.New("bad limit")
+// ErrBadLimit is wrapped by the error for a cap or type out of range; it
+// matches events.ErrBadRequest.
+var ErrBadLimit = fmt.Errorf("bad limit: %w", events.ErrBadRequest)
 
 // MaxTypeLimit bounds a per-type cap (a task looks for a free slot among
 // that many).
