@@ -3,7 +3,10 @@ package tests
 import (
 	"context"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -210,4 +213,56 @@ func TestRate_TenPerSecond(t *testing.T) {
 		}
 	}
 	t.Logf("50 tasks at 10/s: starts spanned %v, the workflow took %v", span.Round(time.Millisecond), took.Round(time.Millisecond))
+}
+
+// TestLimit_TypeCapAtRunTime: `baton limit set --type T 2` caps a type's
+// running tasks system-wide for tasks that start from then on (on agents
+// already running), and `baton limit clear` lifts it.
+func TestLimit_TypeCapAtRunTime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	var capped sleeper
+	e.agent("cap-1", 4, map[string]agent.Handler{"capped": capped.handler()})
+	e.agent("cap-2", 4, map[string]agent.Handler{"capped": capped.handler()})
+	baton := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(filepath.Join(bin, "baton"), append(args, "--server", e.url())...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("baton %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	// The agents watch the limits bucket on e.nc: once the server answered
+	// a flush on it after the cap was stored, the update is on its way to
+	// their watch, ahead of any task.
+	setAndFlush := func(args ...string) {
+		baton(args...)
+		if err := e.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setAndFlush("limit", "set", "--type", "capped", "2")
+	ms := []int{200, 200, 200, 200, 200, 200, 200, 200, 200, 200}
+	wf := e.submit(map[string]any{"steps": []map[string]any{{"id": "c", "type": "capped", "split": 1, "input": ms}}})
+	out := e.final(wf, time.Minute)
+	if out.Status != events.OutcomeSuccess {
+		t.Fatalf("status %s", out.Status)
+	}
+	_, all := e.results(wf)
+	if n := maxOverlap(all); n > 2 {
+		t.Errorf("%d tasks of a type capped at 2 ran at once", n)
+	}
+	if got := baton("limit", "ls"); !strings.Contains(got, `"limit": 2`) {
+		t.Errorf("limit ls: %s", got)
+	}
+	setAndFlush("limit", "clear", "--type", "capped")
+	capped.most.Store(0)
+	wf = e.submit(map[string]any{"steps": []map[string]any{{"id": "c", "type": "capped", "split": 1, "input": ms}}})
+	e.final(wf, time.Minute)
+	_, all = e.results(wf)
+	if n := maxOverlap(all); n <= 2 {
+		t.Errorf("at most %d tasks ran at once after the cap was cleared, want more than 2 (8 slots)", n)
+	}
 }
