@@ -13,4 +13,9 @@
 // An agent serves the most urgent non-empty lane first and fetches no more
 // tasks than it has free slots. On shutdown it stops fetching, lets running
 // tasks finish (for up to DrainTimeout), and hands back the rest.
+//
+// A task with a synchronisation point (a concurrency key, a rate, or a type
+// with a cap set by `baton limit`) starts only once it holds its permits
+// (package permit); while it waits it holds no slot and costs no attempt,
+// and after PermitWaitMax on one agent it is handed back to its lane.
 package agent
