@@ -13,6 +13,7 @@ import (
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
+	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 )
 
@@ -264,5 +265,40 @@ func TestLimit_TypeCapAtRunTime(t *testing.T) {
 	_, all = e.results(wf)
 	if n := maxOverlap(all); n <= 2 {
 		t.Errorf("at most %d tasks ran at once after the cap was cleared, want more than 2 (8 slots)", n)
+	}
+}
+
+// TestPause_HandsBackTasksWaitingForALock: pausing a workflow hands back
+// its tasks that wait for a lock (they have not started), so the
+// checkpoint lists only the holder as running; resumed, every task runs
+// once, one at a time.
+func TestPause_HandsBackTasksWaitingForALock(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	var locked sleeper
+	e.agent("lock-1", 4, map[string]agent.Handler{"locked": locked.handler()})
+	e.agent("lock-2", 4, map[string]agent.Handler{"locked": locked.handler()})
+	wf := e.submit(map[string]any{"steps": []map[string]any{
+		{"id": "m", "type": "locked", "split": 1, "input": []int{1500, 200, 200, 200}, "concurrency": map[string]any{"key": "one-at-a-time", "limit": 1}},
+	}})
+	waitFor(t, 30*time.Second, "a task to take the lock", func() bool { return len(e.events(wf, events.EventStarted)) >= 1 })
+	cp := must(e.cl.Pause(e.ctl(), wf, client.PauseOptions{}))(t)
+	if len(cp.Running) != 1 || len(cp.Pending) != 3 {
+		t.Fatalf("checkpoint running %v, pending %v: want the lock's holder running and the 3 waiting tasks pending", cp.Running, cp.Pending)
+	}
+	waitFor(t, 30*time.Second, "the holder to finish", func() bool { f, _ := e.results(wf); return len(f) == 1 })
+	must(e.cl.Resume(e.ctl(), wf))(t)
+	out := e.final(wf, time.Minute)
+	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 4 {
+		t.Fatalf("status %s, tasks %+v", out.Status, out.Metadata.Tasks)
+	}
+	finals, all := e.results(wf)
+	if len(finals) != 4 || len(all) != 4 {
+		t.Errorf("%d results for %d tasks, want 4 for 4", len(all), len(finals))
+	}
+	if n := maxOverlap(all); n != 1 {
+		t.Errorf("%d tasks held the lock at once", n)
 	}
 }
