@@ -753,7 +753,9 @@ func (a *Agent) Info() events.AgentInfo {
 	a.mu.Lock()
 	running := make([]string, 0, len(a.running))
 	for j := range a.running {
-		running = append(running, j.wf+"/"+j.id)
+		if !j.waiting { // a task waiting for permits holds no slot
+			running = append(running, j.wf+"/"+j.id)
+		}
 	}
 	draining := a.draining
 	a.mu.Unlock()

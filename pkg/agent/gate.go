@@ -45,6 +45,7 @@ func (a *Agent) setWaiting(j *job) {
 		a.waiting++
 	}
 	a.mu.Unlock()
+	a.changed.Store(true)
 	select {
 	case a.freed <- struct{}{}:
 	default:
@@ -63,6 +64,7 @@ func (a *Agent) claimSlot(j *job) bool {
 	}
 	j.waiting = false
 	a.waiting--
+	a.changed.Store(true)
 	return true
 }
 
