@@ -172,6 +172,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	defer a.gate.Close()
 	a.stopping = ctx.Done()
 	wake, stopWake, err := a.listenWake(types, lanes)
 	if err != nil {

@@ -88,10 +88,14 @@ func Open(ctx context.Context, js jetstream.JetStream, c streams.Config, holder 
 // TTL is how long a permit outlives its holder's last renewal.
 func (g *Gate) TTL() time.Duration { return g.ttl }
 
-// Watch keeps the per-type caps current until ctx ends; then it stops the
-// watcher. Call it once.
+// Close stops watching the per-type caps (Watch returns). It is safe to
+// call more than once, and after Watch returned.
+func (g *Gate) Close() { _ = g.watcher.Stop() }
+
+// Watch keeps the per-type caps current until ctx ends or Close; then it
+// stops the watcher. Call it once.
 func (g *Gate) Watch(ctx context.Context) {
-	defer func() { _ = g.watcher.Stop() }()
+	defer g.Close()
 	for {
 		select {
 		case <-ctx.Done():
