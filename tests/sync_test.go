@@ -302,3 +302,56 @@ func TestPause_HandsBackTasksWaitingForALock(t *testing.T) {
 		t.Errorf("%d tasks held the lock at once", n)
 	}
 }
+
+// TestLock_LostPermitStopsItsTask: a lock taken from under its holder (a
+// forger with the agent role deletes or overwrites it) is noticed at the
+// holder's next renewal: the handler is cancelled and the task handed back
+// at no cost of an attempt; it runs again once the lock is free.
+func TestLock_LostPermitStopsItsTask(t *testing.T) {
+	t.Parallel()
+	cfg := streams.Config{PermitTTL: time.Second}
+	e := newEnv(t, cfg)
+	e.planner()
+	e.aggregator()
+	var runs atomic.Int64
+	stopped := make(chan time.Time, 1)
+	e.agent("holder", 2, map[string]agent.Handler{"hold": agent.HandlerFunc(func(ctx context.Context, _ *agent.Task) (any, error) {
+		if runs.Add(1) > 1 {
+			return "second run", nil
+		}
+		<-ctx.Done() // the first run holds the lock until it is told it lost it
+		stopped <- time.Now()
+		return nil, ctx.Err()
+	})})
+	wf := e.submit(map[string]any{"steps": []map[string]any{
+		{"id": "h", "type": "hold", "retries": 0, "concurrency": map[string]any{"key": "stolen", "limit": 1}},
+	}})
+	waitFor(t, 30*time.Second, "the task to take the lock", func() bool { return len(e.events(wf, events.EventStarted)) >= 1 })
+	kv, err := e.js.KeyValue(t.Context(), cfg.PermitsBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), "k.stolen.0", []byte(`{"holder":"forger"}`)); err != nil {
+		t.Fatal(err)
+	}
+	stolen := time.Now()
+	select {
+	case at := <-stopped:
+		if d := at.Sub(stolen); d > time.Second {
+			t.Errorf("the holder stopped %v after its lock was taken, want within a quarter of the 1 s TTL (plus a renewal's round trip)", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holder never learnt it lost its lock")
+	}
+	out := e.final(wf, time.Minute)
+	if out.Status != events.OutcomeSuccess {
+		t.Fatalf("status %s: %+v", out.Status, out.Errors)
+	}
+	_, all := e.results(wf)
+	if len(all) != 1 || all[0].Attempts != 1 {
+		t.Fatalf("results %+v: want one, on attempt 1 (the hand-back costs none; the step has no retries)", all)
+	}
+	if n := runs.Load(); n != 2 {
+		t.Errorf("the handler ran %d times, want 2", n)
+	}
+}
