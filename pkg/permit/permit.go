@@ -221,7 +221,8 @@ func (g *Gate) Try(ctx context.Context, t *events.Task, what string) (*Held, tim
 		h.readyAt = at
 	}
 	if len(h.slots) > 0 {
-		go h.renew()
+		// Renewals outlive the call, not the values of its context.
+		go h.renew(context.WithoutCancel(ctx))
 	} else {
 		close(h.done)
 	}
@@ -276,7 +277,7 @@ func (h *Held) Lost() <-chan struct{} { return h.lost }
 // revision. A slot someone else changed, or one not renewed for half the
 // TTL (renewals failing), is lost: the holder is told before the TTL lets
 // anyone else take it.
-func (h *Held) renew() {
+func (h *Held) renew(base context.Context) {
 	defer close(h.done)
 	every := h.g.ttl / 4
 	tick := time.NewTicker(every)
@@ -290,7 +291,7 @@ func (h *Held) renew() {
 		}
 		ok := true
 		for _, s := range h.slots {
-			ctx, cancel := context.WithTimeout(context.Background(), every)
+			ctx, cancel := context.WithTimeout(base, every)
 			rev, err := h.g.permits.Update(ctx, s.key, h.value, s.rev)
 			cancel()
 			switch {
