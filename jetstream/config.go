@@ -35,6 +35,10 @@ type Config struct {
 	// its lead keeps it (package lead); default 3s: a dead leader's standby
 	// takes over within LeaseTTL + LeaseTTL/8.
 	LeaseTTL time.Duration
+	// PermitTTL is how long a concurrency permit outlives its holder's
+	// last renewal (package permit): a permit held by an agent that died
+	// comes back within it. Holders renew at a quarter of it. Default 10s.
+	PermitTTL time.Duration
 	// MaxBytes scales every stream's size bound (see Bounds); default
 	// DefaultMaxBytes, 8 GiB in all for file storage, an eighth of that
 	// for memory storage.
@@ -50,6 +54,15 @@ const (
 	DefaultAgentTTL        = 10 * time.Second
 	DefaultMaxBytes        = 8 << 30
 	DefaultLeaseTTL        = 3 * time.Second
+	DefaultPermitTTL       = 10 * time.Second
+	// RatesTTL is how long a rate's state outlives its last use: at most
+	// events.MaxRateRefill, after which an idle rate is full again anyway.
+	RatesTTL = events.MaxRateRefill
+	// SyncBucketBytes bounds each of the permits, rates and limits buckets,
+	// and SyncValueBytes each of their values: anyone who may write them
+	// can fill them only so far, and permits and rates age out.
+	SyncBucketBytes = 64 << 20
+	SyncValueBytes  = 512
 )
 
 // Bound is a stream's size bound: its share of Config.MaxBytes, and what
@@ -111,6 +124,9 @@ func (c Config) WithDefaults() Config {
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = DefaultLeaseTTL
 	}
+	if c.PermitTTL <= 0 {
+		c.PermitTTL = DefaultPermitTTL
+	}
 	return c
 }
 
@@ -125,6 +141,9 @@ func (c Config) Validate() error {
 	}
 	if c.AckWait < 300*time.Millisecond {
 		return fmt.Errorf("%w: ack wait %v is below 300ms", ErrConfig, c.AckWait)
+	}
+	if c.PermitTTL < time.Second {
+		return fmt.Errorf("%w: permit TTL %v is below 1s", ErrConfig, c.PermitTTL)
 	}
 	return nil
 }
@@ -155,6 +174,9 @@ func (c Config) AgentsBucket() string    { return strings.ToLower(c.name("agents
 func (c Config) WorkflowsBucket() string { return strings.ToLower(c.name("workflows")) }
 func (c Config) KeysBucket() string      { return strings.ToLower(c.name("keys")) }
 func (c Config) LeasesBucket() string    { return strings.ToLower(c.name("leases")) }
+func (c Config) PermitsBucket() string   { return strings.ToLower(c.name("permits")) }
+func (c Config) RatesBucket() string     { return strings.ToLower(c.name("rates")) }
+func (c Config) LimitsBucket() string    { return strings.ToLower(c.name("limits")) }
 
 // PlannerConsumer is the durable consumer of JOBS shared by planners.
 const PlannerConsumer = "planner"
@@ -219,6 +241,12 @@ func (c Config) Buckets() []jetstream.KeyValueConfig {
 		{Bucket: c.AgentsBucket(), Description: "live agents; an entry expires when its heartbeats stop", Storage: st, Replicas: c.Replicas, History: 1, TTL: c.AgentTTL},
 		{Bucket: c.LeasesBucket(), Description: "which planner and which aggregator lead; an entry expires when its leader stops renewing it", Storage: st, Replicas: c.Replicas, History: 1, TTL: c.LeaseTTL},
 		{Bucket: c.KeysBucket(), Description: "the lease key that signs tasks; readable by planners and aggregators only", Storage: st, Replicas: c.Replicas, History: 1},
+		{Bucket: c.PermitsBucket(), Description: "concurrency permits, one key per slot; an entry expires when its holder stops renewing it",
+			Storage: st, Replicas: c.Replicas, History: 1, TTL: c.PermitTTL, MaxBytes: SyncBucketBytes, MaxValueSize: SyncValueBytes},
+		{Bucket: c.RatesBucket(), Description: "token buckets of rate limits; an idle one expires once it would be full again",
+			Storage: st, Replicas: c.Replicas, History: 1, TTL: RatesTTL, MaxBytes: SyncBucketBytes, MaxValueSize: SyncValueBytes},
+		{Bucket: c.LimitsBucket(), Description: "per-type concurrency caps set at run time (baton limit)",
+			Storage: st, Replicas: c.Replicas, History: 1, MaxBytes: SyncBucketBytes, MaxValueSize: SyncValueBytes},
 	}
 }
 

@@ -97,12 +97,21 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.Ke
 	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
 		have := bs.StreamInfo().Config
 		if have.Description == want.Description && have.Replicas == max(want.Replicas, 1) && have.Storage == want.Storage &&
-			st.TTL() == want.TTL && st.History() == int64(max(want.History, 1)) {
+			st.TTL() == want.TTL && st.History() == int64(max(want.History, 1)) &&
+			have.MaxBytes == unlimited(want.MaxBytes) && have.MaxMsgSize == unlimited(want.MaxValueSize) {
 			return nil
 		}
 	}
 	_, err = js.UpdateKeyValue(ctx, want)
 	return err
+}
+
+// unlimited is how the server stores a bound: 0 (none) becomes -1.
+func unlimited[T int32 | int64](v T) T {
+	if v <= 0 {
+		return -1
+	}
+	return v
 }
 
 // EnsureLane creates or updates one lane consumer and returns it. A lane

@@ -20,6 +20,7 @@ import (
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/monitor"
+	"github.com/baton-dev/baton/pkg/permit"
 	"github.com/baton-dev/baton/pkg/planner"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -169,7 +170,17 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 	}
 	sctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	reply, err := cl.Submit(sctx, []byte(`{"steps":[{"id":"r","type":"research","split":1,"input":["a","b","c"]},{"id":"w","type":"write","after":["r"]}]}`))
+	// A per-type cap, set by the operator, and a concurrency key and a
+	// rate on the job: the agents take their permits with their own roles.
+	opJS, err := jetstream.New(r.conn(auth.Operator, &violations))
+	if err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 20*time.Second, "the operator to cap the write type", func() bool {
+		return permit.SetTypeLimit(sctx, opJS, cfg, "write", 1) == nil
+	})
+	reply, err := cl.Submit(sctx, []byte(`{"steps":[{"id":"r","type":"research","split":1,"input":["a","b","c"],
+		"concurrency":{"key":"r-{input.0}","limit":1},"rate":"100/s"},{"id":"w","type":"write","after":["r"]}]}`))
 	if err != nil {
 		t.Fatalf("submit as submitter: %v (violations: %v)", err, violations.all)
 	}
@@ -219,6 +230,23 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 			return err
 		}
 	}
+	kvPut := func(bucket, key string) func(context.Context, *nats.Conn, jetstream.JetStream) error {
+		return func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+			kv, err := js.KeyValue(ctx, bucket)
+			if err != nil {
+				return err
+			}
+			_, err = kv.Create(ctx, key, []byte("1"))
+			return err
+		}
+	}
+	setLimit := func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+		return permit.SetTypeLimit(ctx, js, cfg, "research", 2)
+	}
+	listLimits := func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+		_, err := permit.TypeLimits(ctx, js, cfg)
+		return err
+	}
 	editStream := func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
 		_, err := js.UpdateStream(ctx, jetstream.StreamConfig{Name: cfg.DeadStream(), Subjects: []string{s.DeadLetters()}, MaxMsgs: 5})
 		return err
@@ -242,12 +270,19 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 		{agentR, "read tasks off the bus", subscribe(s.Tasks()), false},
 		{agentR, "crash an agent", request(s.Control("crash"), `{"agent":"write-1"}`), false},
 		{agentR, "send an agent a crash drill", publish(s.AgentCrash("write-1")), false},
+		{agentR, "take a permit of any key", kvPut(cfg.PermitsBucket(), "k.any-key.0"), true},
+		{agentR, "take a permit of its type's cap", kvPut(cfg.PermitsBucket(), "t.research.5"), true},
+		{agentR, "take a permit of another type's cap", publish("$KV." + cfg.PermitsBucket() + ".t.write.0"), false},
+		{agentR, "move another type's rate", publish("$KV." + cfg.RatesBucket() + ".t.write"), false},
+		{agentR, "set a per-type cap", publish("$KV." + cfg.LimitsBucket() + ".type.research"), false},
+		{agentR, "list the per-type caps", listLimits, true},
 		{auth.Submitter, "status", request(s.Control("status"), `{}`), true},
 		{auth.Submitter, "publish a task", publish(s.Task("research", 3, wf, "r-0")), false},
 		{auth.Submitter, "publish a result", publish(s.Result(wf, "r-0")), false},
 		{auth.Submitter, "pause a workflow", request(s.Control("pause"), `{"workflow":"`+wf+`"}`), false},
 		{auth.Submitter, "edit a stream", editStream, false},
 		{auth.Submitter, "crash an agent", request(s.Control("crash"), `{"agent":"write-1"}`), false},
+		{auth.Submitter, "set a per-type cap", setLimit, false},
 		{auth.Viewer, "status", request(s.Control("status"), `{}`), true},
 		{auth.Viewer, "agents", request(s.Control("agents"), `{}`), true},
 		{auth.Viewer, "read a workflow record", readBucket(cfg.WorkflowsBucket()), true},
@@ -259,7 +294,12 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 		{auth.Viewer, "read the lease key", readBucket(cfg.KeysBucket()), false},
 		{auth.Viewer, "crash an agent", request(s.Control("crash"), `{"agent":"write-1"}`), false},
 		{auth.Viewer, "send an agent a crash drill", publish(s.AgentCrash("write-1")), false},
+		{auth.Viewer, "list the per-type caps", listLimits, true},
+		{auth.Viewer, "set a per-type cap", setLimit, false},
+		{auth.Viewer, "take a permit", publish("$KV." + cfg.PermitsBucket() + ".k.db.0"), false},
 		{auth.Operator, "restart a workflow", request(s.Control("restart"), `{"workflow":"`+wf+`"}`), true},
+		{auth.Operator, "set a per-type cap", setLimit, true},
+		{auth.Operator, "take a permit", publish("$KV." + cfg.PermitsBucket() + ".k.db.0"), false},
 		{auth.Operator, "publish a task", publish(s.Task("research", 3, wf, "r-0")), false},
 		{auth.Operator, "edit a stream", editStream, false},
 		{auth.Operator, "crash an agent (a drill)", request(s.Control("crash"), `{"agent":"write-1"}`), true},

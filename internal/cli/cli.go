@@ -113,7 +113,7 @@ func newRoot(refused func(error)) *cobra.Command {
 	add(groupRun, newUpCmd(c), newDemoCmd(c), newBenchCmd(c))
 	add(groupWork, newSubmitCmd(c), newResultsCmd(c), newStatusCmd(c), newWatchCmd(c), newAgentsCmd(c))
 	add(groupControl, newPauseCmd(c, true), newPauseCmd(c, false), newStopCmd(c), newRestartCmd(c), newCheckpointCmd(c),
-		newCancelCmd(c), newReprioritizeCmd(c))
+		newCancelCmd(c), newReprioritizeCmd(c), newLimitCmd(c))
 	root.AddCommand(newStreamsCmd(c), newAuthCmd(c), newHealthCmd(), newVersionCmd())
 	root.SetHelpCommand(newHelpCmd())
 	return root

@@ -59,6 +59,7 @@ func registerStreams(fs *pflag.FlagSet, c *streams.Config) {
 	fs.IntVar(&c.Replicas, "replicas", 1, "stream replicas: 3 on a cluster")
 	fs.DurationVar(&c.AckWait, "ack-wait", streams.DefaultAckWait, "how long a silent agent keeps a task before it is redelivered")
 	fs.DurationVar(&c.AgentTTL, "agent-ttl", streams.DefaultAgentTTL, "how long an agent stays registered after its last heartbeat")
+	fs.DurationVar(&c.PermitTTL, "permit-ttl", streams.DefaultPermitTTL, "how long a concurrency permit outlives its holder's last renewal: a dead agent's permits come back within it (set by the planner, which creates the bucket)")
 	fs.Int64Var(&c.MaxBytes, "max-bytes", streams.DefaultMaxBytes, "bytes all streams may hold together (jobs, tasks and results refuse new messages when full; events, outputs and dead letters drop their oldest); an eighth of it with memory storage")
 }
 

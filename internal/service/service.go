@@ -53,6 +53,7 @@ func (c *Common) Register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Streams.Replicas, "replicas", 1, "stream replicas: 3 on a cluster")
 	fs.DurationVar(&c.Streams.AckWait, "ack-wait", streams.DefaultAckWait, "how long a silent agent keeps a task before it is redelivered")
 	fs.DurationVar(&c.Streams.AgentTTL, "agent-ttl", streams.DefaultAgentTTL, "how long an agent stays registered after its last heartbeat")
+	fs.DurationVar(&c.Streams.PermitTTL, "permit-ttl", streams.DefaultPermitTTL, "how long a concurrency permit outlives its holder's last renewal: a dead agent's permits come back within it (set by the planner, which creates the bucket)")
 	fs.Int64Var(&c.Streams.MaxBytes, "max-bytes", streams.DefaultMaxBytes, "bytes all streams may hold together (jobs, tasks and results refuse new messages when full; events, outputs and dead letters drop their oldest); an eighth of it with memory storage")
 	fs.BoolVar(&c.LogJSON, "log-json", env("BATON_LOG", "text") == "json", "log JSON lines instead of text (env BATON_LOG=json)")
 	fs.StringVar(&c.LogLevel, "log-level", env("BATON_LOG_LEVEL", "info"), "debug, info, warn or error (env BATON_LOG_LEVEL)")

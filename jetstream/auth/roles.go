@@ -98,6 +98,15 @@ func (p *perms) read(stream ...string) {
 	p.pub = append(p.pub, "$JS.FC.>") // flow control of push consumers (watches)
 }
 
+// get lets the role look single entries of a stream up (key-value Get, and
+// the look-up Create does on a deleted key), without consumers.
+func (p *perms) get(stream ...string) {
+	for _, s := range stream {
+		p.info(s)
+		p.pub = append(p.pub, "$JS.API.DIRECT.GET."+s, "$JS.API.DIRECT.GET."+s+".>", "$JS.API.STREAM.MSG.GET."+s)
+	}
+}
+
 // bucket lets the role read a bucket; write lets it put and delete.
 func (p *perms) bucket(name string, write bool) {
 	p.read(streams.BucketStream(name))
@@ -151,6 +160,16 @@ func RoleAgent(c streams.Config, name string, types []string) Role {
 		p.pub = append(p.pub, p.s.Root()+".tasks."+t+".>") // hand-backs
 	}
 	p.bucket(p.c.AgentsBucket(), true)
+	// Permits and rates (package permit): any concurrency key (a task's key
+	// comes from its input), the caps and rates of its own types only; the
+	// per-type caps it watches but cannot set.
+	permits, rates := p.c.PermitsBucket(), p.c.RatesBucket()
+	p.get(streams.BucketStream(permits), streams.BucketStream(rates))
+	p.bucket(p.c.LimitsBucket(), false)
+	p.pub = append(p.pub, "$KV."+permits+".k.>", "$KV."+rates+".k.>")
+	for _, t := range types {
+		p.pub = append(p.pub, "$KV."+permits+".t."+t+".>", "$KV."+rates+".t."+t)
+	}
 	p.pub = append(p.pub, p.s.Results(), p.s.DeadLetters(), p.s.Events(), p.s.Lives())
 	p.sub = append(p.sub, p.s.AgentControl(), p.s.AgentInfo("*"), p.s.AgentCrash("*"), "$SRV.>")
 	p.responding = true
@@ -181,14 +200,16 @@ func (p *perms) viewer() {
 	p.sub = append(p.sub, p.s.Lives())
 	p.bucket(p.c.WorkflowsBucket(), false)
 	p.bucket(p.c.AgentsBucket(), false)
+	p.bucket(p.c.LimitsBucket(), false) // baton limit get, ls
 }
 
 // RoleOperator is a viewer that may also use every control verb (pause,
-// cancel, …) and submit.
+// cancel, …), submit, and set per-type caps (baton limit).
 func RoleOperator(c streams.Config) Role {
 	p := newPerms(c, Operator)
 	p.viewer()
 	p.pub = append(p.pub, p.s.Control("*"), p.s.Submit())
+	p.bucket(p.c.LimitsBucket(), true) // baton limit set, clear
 	return p.role(Operator)
 }
 

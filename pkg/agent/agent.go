@@ -16,6 +16,7 @@ import (
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/permit"
 	"github.com/baton-dev/baton/pkg/registry"
 	"github.com/baton-dev/baton/pkg/retry"
 	"github.com/nats-io/nats.go"
@@ -32,8 +33,15 @@ type Agent struct {
 	handlers map[string]Handler
 	mw       []Middleware
 
+	// gate takes the permits of tasks with synchronisation points
+	// (concurrency keys, rates, per-type caps); stopping is closed when
+	// Run's context ends, so tasks waiting for permits are handed back.
+	gate     *permit.Gate
+	stopping <-chan struct{}
+
 	mu       sync.Mutex
 	running  map[*job]struct{}
+	waiting  int                  // of running: tasks waiting for permits, holding no slot
 	paused   map[string]time.Time // workflow → until when no task of it may start
 	draining bool
 	started  time.Time
@@ -43,8 +51,8 @@ type Agent struct {
 	changed  atomic.Bool   // running tasks changed since the registry entry was written
 	// fetching and beating say once that fetches or heartbeats fail (the
 	// server is unreachable), then once that they work again.
-	fetching, beating outage
-	refused           events.Refusals // task messages refused as forged
+	fetching, beating, gating outage
+	refused                   events.Refusals // task messages refused as forged
 	// A crash drill sets dead, closes crashed and ends the fetch loop
 	// through stopLoop (set by Run).
 	dead      atomic.Bool
@@ -84,6 +92,8 @@ type job struct {
 	// again on resume).
 	cancelled, handback bool
 	why, kind           string
+	// waiting: the task waits for permits and holds no slot (under Agent.mu).
+	waiting bool
 }
 
 type lane struct {
@@ -147,7 +157,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	// The planner creates the streams; an agent only waits for them (and
 	// creates its own types' lanes), so it needs no stream-admin rights.
 	c := a.cfg.Streams
-	if err := streams.Wait(ctx, a.js, c, a.log, c.TasksStream(), c.ResultsStream(), c.DeadStream(), streams.BucketStream(c.AgentsBucket())); err != nil {
+	if err := streams.Wait(ctx, a.js, c, a.log, c.TasksStream(), c.ResultsStream(), c.DeadStream(), streams.BucketStream(c.AgentsBucket()),
+		streams.BucketStream(c.PermitsBucket()), streams.BucketStream(c.RatesBucket()), streams.BucketStream(c.LimitsBucket())); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while waiting for JetStream
 		}
@@ -161,6 +172,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if a.gate, err = permit.Open(ctx, a.js, a.cfg.Streams, a.cfg.ID, a.log); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer a.gate.Close()
+	a.stopping = ctx.Done()
 	wake, stopWake, err := a.listenWake(types, lanes)
 	if err != nil {
 		return err
@@ -187,6 +206,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	sideCtx, stopSide := context.WithCancel(context.WithoutCancel(ctx))
 	side.Go(func() { a.heartbeats(sideCtx, reg) })
 	side.Go(func() { a.progress(sideCtx) })
+	side.Go(func() { a.gate.Watch(sideCtx) })
 	a.log.Info("agent started", "types", types, "concurrency", a.cfg.Concurrency)
 
 	a.fetchLoop(loop, work, lanes, types, wake, &tasks)
@@ -302,7 +322,7 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, types []stri
 	defer poll.Stop()
 	turn := 0
 	for ctx.Err() == nil {
-		free := a.cfg.Concurrency - a.runningCount()
+		free := min(a.cfg.Concurrency-a.runningCount(), a.waitRoom())
 		if free <= 0 {
 			select {
 			case <-a.freed:
@@ -398,6 +418,10 @@ func (a *Agent) release(j *job) {
 	j.cancel()
 	a.mu.Lock()
 	delete(a.running, j)
+	if j.waiting {
+		j.waiting = false
+		a.waiting--
+	}
 	a.mu.Unlock()
 	a.changed.Store(true)
 	select {
@@ -406,10 +430,12 @@ func (a *Agent) release(j *job) {
 	}
 }
 
+// runningCount is how many slots are taken: tasks running, not those
+// waiting for permits.
 func (a *Agent) runningCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.running)
+	return len(a.running) - a.waiting
 }
 
 // process runs one task and settles its message.
@@ -435,6 +461,16 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 			fmt.Errorf("given up after %d deliveries: the agents holding it stopped answering", attempt-1))
 		return
 	}
+	var held *permit.Held
+	if a.gate.Needs(t) { // no I/O: a plain task goes straight on
+		var ok bool
+		if held, ok = a.acquire(ctx, log, j, t, attempt); !ok {
+			return
+		}
+		// Given back once the task is settled, so that the next holder
+		// starts after this one's result is stored.
+		defer held.Release(ctx)
+	}
 	a.event(events.Event{Workflow: t.Workflow, Kind: events.EventStarted, Task: t.ID, Agent: a.cfg.ID})
 	started := time.Now()
 	timeout := t.Timeout
@@ -442,22 +478,15 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 		timeout = events.DefaultTimeout // a task from another producer may leave it out
 	}
 	hctx, cancel := context.WithTimeout(ctx, timeout)
+	stopLost := a.cancelOnLost(held, cancel)
 	value, herr := a.handlers[typ].Handle(hctx, &Task{Task: *t, Attempt: attempt, Agent: a.cfg.ID})
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	cancel()
+	lost := stopLost()
 	if a.dead.Load() {
 		return // crashed (a drill): a dead agent settles nothing
 	}
-	a.mu.Lock()
-	cancelled, handback, why, kind := j.cancelled, j.handback, j.why, j.kind
-	a.mu.Unlock()
-	switch {
-	case cancelled:
-		a.cancelled(ctx, log, t, m, attempt, started, why, kind)
-		return
-	case handback:
-		log.Info("task handed back: its workflow was paused")
-		settle(log, "nak", m.Nak())
+	if a.settleInterrupted(ctx, log, j, t, attempt, started) {
 		return
 	}
 	if herr == nil {
@@ -475,8 +504,9 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 		}
 		herr = Permanent(herr)
 	}
-	if ctx.Err() != nil && !timedOut {
-		// Shutdown gave up waiting: hand the task back, at no cost.
+	if (ctx.Err() != nil || lost) && !timedOut {
+		// Shutdown gave up waiting, or the task's permit was lost (another
+		// holder may run now): hand the task back, at no cost.
 		a.handBack(ctx, log, m, attempt)
 		return
 	}
@@ -751,7 +781,9 @@ func (a *Agent) Info() events.AgentInfo {
 	a.mu.Lock()
 	running := make([]string, 0, len(a.running))
 	for j := range a.running {
-		running = append(running, j.wf+"/"+j.id)
+		if !j.waiting { // a task waiting for permits holds no slot
+			running = append(running, j.wf+"/"+j.id)
+		}
 	}
 	draining := a.draining
 	a.mu.Unlock()

@@ -98,7 +98,9 @@ func (a *Agent) onControl(r micro.Request) {
 			reply.Stopped = append(reply.Stopped, j.wf+"/"+j.id)
 			continue
 		}
-		stop := cmd.Op == events.AgentOpPause && cmd.Now ||
+		// A task still waiting for its permits has not started: a pause
+		// hands it back as --now would.
+		stop := cmd.Op == events.AgentOpPause && (cmd.Now || j.waiting) ||
 			cmd.Op == events.AgentOpCancel && slices.Contains(cmd.Tasks, j.id)
 		switch {
 		case stop && cmd.Op == events.AgentOpCancel:

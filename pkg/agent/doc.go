@@ -21,4 +21,8 @@
 // Run then waits for its context to end, so that a process that runs other
 // services lives on; Crashed tells a process that is only this agent to
 // exit.
+// A task with a synchronisation point (a concurrency key, a rate, or a type
+// with a cap set by `baton limit`) starts only once it holds its permits
+// (package permit); while it waits it holds no slot and costs no attempt,
+// and after PermitWaitMax on one agent it is handed back to its lane.
 package agent

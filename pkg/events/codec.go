@@ -122,6 +122,9 @@ func (t *Task) check() error {
 	case len(t.Input) > 0 && !json.Valid(t.Input):
 		return fmt.Errorf("%w: task: input is not valid JSON", ErrDecode)
 	}
+	if err := t.CheckSync(); err != nil {
+		return fmt.Errorf("%w: task: %v", ErrDecode, err)
+	}
 	return nil
 }
 

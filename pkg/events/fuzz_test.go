@@ -57,6 +57,8 @@ func FuzzDecodeTask(f *testing.F) {
 	f.Add([]byte{0xc0})
 	f.Add([]byte{0x81, 0xa4, 'd', 'e', 'p', 's', 0xdd, 0xff, 0xff, 0xff, 0xff})
 	f.Add(bytes.Repeat([]byte{0x91}, 64))
+	f.Add(mustMsgpack(f, map[string]any{"wf": "w", "id": "i", "type": "t", "prio": 1, "attempts": 1, "key": "k-1", "limit": 3, "rate": "10/s", "burst": 2}))
+	f.Add(mustMsgpack(f, map[string]any{"wf": "w", "id": "i", "type": "t", "prio": 1, "attempts": 1, "key": "a.b", "limit": 1 << 20, "rate": "0/s"}))
 	for _, b := range exampleJobs(f) {
 		f.Add(b)
 	}
@@ -182,6 +184,8 @@ func FuzzParseJob(f *testing.F) {
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"aggregate":{"strategy":"transform","select":{"t":"text"},"compute":{"pct":"round(item.score * 100)","n":"len(item.tags ?? [])","s":"item.text + '!'"}}}`))
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"aggregate":{"strategy":"transform","compute":{"x":"reduce(1..40, #acc + #acc, 'ab')","y":"all(item.l, all(item.l, true))"}}}`))
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"aggregate":{"fields":{"a":{"expr":"let x = items; x[0].y.z"}},"fallback":{"interpolate":"previous"}}}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x","concurrency":{"key":"c-{input.customer}","limit":3},"rate":"20/s","burst":5,"input":{"customer":"acme"}}]}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x","concurrency":{"key":"{input.0.a}{input}","limit":0},"rate":"1/h","burst":2}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		job, err := events.ParseJob(data, events.Limits{})
 		if err == nil {
@@ -330,6 +334,56 @@ func FuzzDuration_UnmarshalJSON(f *testing.F) {
 		var back events.Duration
 		if err := json.Unmarshal(b, &back); err != nil || back != d {
 			t.Fatalf("%s reads back as %v, %v; want %v", b, back.D(), err, d.D())
+		}
+	})
+}
+
+// FuzzKeyTemplate: any template parses or is refused with a reason; a
+// parsed one expands any input to a valid, bounded key or an error.
+func FuzzKeyTemplate(f *testing.F) {
+	f.Add("warehouse-db", []byte(`null`))
+	f.Add("customer-{input.customer}", []byte(`{"customer":"acme"}`))
+	f.Add("c-{input.0.customer}", []byte(`[{"customer":"a.b/c"}]`))
+	f.Add("{input}-{input.a.b}", []byte(`{"a":{"b":1.5}}`))
+	f.Add("x{input", []byte(`1`))
+	f.Add("{input.}", []byte(`{}`))
+	f.Add("{inputs}", []byte(`{}`))
+	f.Fuzz(func(t *testing.T, tmpl string, input []byte) {
+		kt, err := events.ParseKeyTemplate(tmpl)
+		if err != nil {
+			if err.Error() == "" || len(err.Error()) > 4*events.MaxEcho+200 {
+				t.Fatalf("error %q is empty or echoes too much", err)
+			}
+			return
+		}
+		key, err := kt.Expand(input)
+		if err != nil {
+			return
+		}
+		if !events.ValidKey(key) {
+			t.Fatalf("template %q, input %q: key %q is not valid", tmpl, input, key)
+		}
+	})
+}
+
+// FuzzCheckRate: any rate and burst are accepted with a positive rate, or
+// refused with a reason.
+func FuzzCheckRate(f *testing.F) {
+	f.Add("20/s", 0)
+	f.Add("1/h", 2)
+	f.Add("100001/s", 1)
+	f.Add("-1/s", 1)
+	f.Add("07/m", 1)
+	f.Fuzz(func(t *testing.T, rate string, burst int) {
+		r, err := events.CheckRate(rate, burst)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		if r.N < 1 || r.Per <= 0 || r.PerSecond() > events.MaxRatePerSecond || burst < 0 || burst > events.MaxBurst {
+			t.Fatalf("accepted %q burst %d as %+v", rate, burst, r)
 		}
 	})
 }

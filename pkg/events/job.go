@@ -59,6 +59,14 @@ type Step struct {
 	Fallback   string   `json:"fallback,omitempty"`   // type that takes over when retries run out
 	Timeout    Duration `json:"timeout,omitzero"`     // per attempt; default 5m
 	Critical   bool     `json:"critical,omitempty"`   // its failure fails the workflow
+	// Concurrency bounds how many of the tasks holding its key run at
+	// once, system-wide, across workflows and agents (a lock with limit 1).
+	Concurrency *Concurrency `json:"concurrency,omitempty"`
+	// Rate bounds how fast tasks start, system-wide: "20/s", "300/m",
+	// "1000/h", per concurrency key when the step has one, else per type.
+	Rate string `json:"rate,omitempty"`
+	// Burst is how many tasks may start at once after an idle spell; default 1.
+	Burst int `json:"burst,omitempty"`
 }
 
 // Aggregation strategies.
@@ -191,8 +199,25 @@ func ParseJob(data []byte, lim Limits) (*Job, error) {
 	job := env.Job
 	job.Steps = make([]Step, len(env.Steps))
 	for i, raw := range env.Steps {
-		if err := strictJSON(raw, &job.Steps[i]); err != nil {
-			return nil, jsonError(fmt.Sprintf("steps[%d]", i), err)
+		// The concurrency object is decoded on its own too, so that its
+		// errors name it.
+		var se struct {
+			Step
+			Concurrency json.RawMessage `json:"concurrency"`
+		}
+		f := fmt.Sprintf("steps[%d]", i)
+		if err := strictJSON(raw, &se); err != nil {
+			ve := jsonError(f, err)
+			ve.Field = strings.Replace(ve.Field, "Step.", "", 1)
+			return nil, ve
+		}
+		job.Steps[i] = se.Step
+		if len(se.Concurrency) > 0 && string(se.Concurrency) != "null" {
+			var c Concurrency
+			if err := strictJSON(se.Concurrency, &c); err != nil {
+				return nil, jsonError(f+".concurrency", err)
+			}
+			job.Steps[i].Concurrency = &c
 		}
 	}
 	if len(env.Aggregate) > 0 {
@@ -303,6 +328,9 @@ func (j *Job) Validate() error {
 			return invalid(f+".split_by", "%q: want \"words\" or \"lines\"", s.SplitBy)
 		case len(s.Input) > 0 && !json.Valid(s.Input):
 			return invalid(f+".input", "not valid JSON")
+		}
+		if err := s.validateSync(f); err != nil {
+			return err
 		}
 		if s.Split > 0 {
 			switch firstByte(s.Input) {

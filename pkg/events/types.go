@@ -61,6 +61,14 @@ type Task struct {
 	// must carry it back, or the planner and the aggregator refuse it as
 	// forged.
 	Lease string `msgpack:"lease,omitempty" json:"lease,omitempty"`
+	// Key, Limit, Rate and Burst are the step's synchronisation points,
+	// the key expanded from this task's input: at most Limit tasks holding
+	// Key run at once, and tasks start at most at Rate (per Key, or per
+	// Type without one). See Task.CheckSync and package permit.
+	Key   string `msgpack:"key,omitempty" json:"key,omitempty"`
+	Limit int    `msgpack:"limit,omitempty" json:"limit,omitempty"`
+	Rate  string `msgpack:"rate,omitempty" json:"rate,omitempty"`
+	Burst int    `msgpack:"burst,omitempty" json:"burst,omitempty"`
 }
 
 // DepResult is the outcome of a dependency, handed to the task that waited for

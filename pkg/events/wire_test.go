@@ -89,6 +89,7 @@ func sampleTask() *events.Task {
 		},
 		MaxAttempts: 3, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second, Timeout: 5 * time.Minute,
 		Fallback: "backup", Critical: true, Gen: 2, Lease: "3q2-7wAAAAAAAAAAAAAAAA",
+		Key: "customer-acme", Limit: 3, Rate: "20/s", Burst: 5,
 	}
 }
 
@@ -125,7 +126,7 @@ func sampleJob() *events.Job {
 				ID: "research", Type: "analysis", Input: json.RawMessage(`"line one\nline two"`), Split: 1, SplitBy: "lines",
 				Priority: 2, Retries: ptr(4), Backoff: events.Duration(250 * time.Millisecond),
 				MaxBackoff: events.Duration(10 * time.Second), Fallback: "analysis-slow", Timeout: events.Duration(90 * time.Second),
-				Critical: true,
+				Critical: true, Concurrency: &events.Concurrency{Key: "customer-{input.customer}", Limit: 3}, Rate: "20/s", Burst: 5,
 			},
 			{ID: "summary", Type: "writing", Decompose: "by-section", After: []string{"research"}, Input: json.RawMessage(`{"title":"Q4"}`)},
 		},

@@ -59,6 +59,12 @@ type PlannedTask struct {
 	// Depth is the number of steps from this task to the end of the longest
 	// path through the DAG, itself included: the critical path goes first.
 	Depth int
+	// Key (expanded from this task's input), Limit, Rate and Burst are the
+	// step's synchronisation points (events.Task carries them).
+	Key   string
+	Limit int
+	Rate  string
+	Burst int
 }
 
 // Plan is a job decomposed into tasks.
@@ -141,6 +147,12 @@ func Decompose(ctx context.Context, job *events.Job, decomposers map[string]Deco
 		if prio == 0 {
 			prio = events.PriorityDefault
 		}
+		var keyT *events.KeyTemplate
+		if s.Concurrency != nil {
+			if keyT, err = events.ParseKeyTemplate(s.Concurrency.Key); err != nil {
+				return nil, &events.ValidationError{Field: f + ".concurrency.key", Reason: err.Error()}
+			}
+		}
 		for k, in := range inputs {
 			id := s.ID
 			if len(inputs) > 1 || s.Split > 0 || s.Decompose != "" {
@@ -161,7 +173,15 @@ func Decompose(ctx context.Context, job *events.Job, decomposers map[string]Deco
 				MaxBackoff:  orDefault(s.MaxBackoff.D(), events.DefaultMaxBackoff),
 				Timeout:     orDefault(s.Timeout.D(), events.DefaultTimeout),
 				Fallback:    fallback, Critical: s.Critical, Depth: depth[i],
+				Rate: s.Rate, Burst: s.Burst,
 			})
+			if keyT != nil {
+				pt := &p.Tasks[len(p.Tasks)-1]
+				if pt.Key, err = keyT.Expand(in); err != nil {
+					return nil, &events.ValidationError{Field: f + ".concurrency.key", Reason: fmt.Sprintf("task %s: %v", id, err)}
+				}
+				pt.Limit = s.Concurrency.Limit
+			}
 		}
 	}
 	for i, s := range job.Steps {

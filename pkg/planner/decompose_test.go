@@ -209,6 +209,13 @@ func TestDecompose_Defaults(t *testing.T) {
 				MaxAttempts: 1, Backoff: time.Second, MaxBackoff: 4 * time.Second, Timeout: 2500 * time.Millisecond, Fallback: "y", Critical: true, Depth: 1},
 		},
 		{
+			name: "concurrency key from the input, rate",
+			step: `{"id":"s","type":"x","input":{"customer":"acme"},"concurrency":{"key":"c-{input.customer}","limit":2},"rate":"5/s","burst":3}`,
+			want: planner.PlannedTask{ID: "s", Step: "s", Chunks: 1, Type: "x", Priority: 3, Input: json.RawMessage(`{"customer":"acme"}`),
+				MaxAttempts: 3, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second, Timeout: 5 * time.Minute, Depth: 1,
+				Key: "c-acme", Limit: 2, Rate: "5/s", Burst: 3},
+		},
+		{
 			name: "many retries",
 			step: `{"id":"s","type":"x","input":"t","retries":7,"priority":5}`,
 			want: planner.PlannedTask{ID: "s", Step: "s", Chunks: 1, Type: "x", Priority: 5, Input: json.RawMessage(`"t"`),
@@ -662,4 +669,25 @@ func FuzzSplit(f *testing.F) {
 			t.Fatalf("%d items in the chunks, %d in %s", len(joined), len(whole), input)
 		}
 	})
+}
+
+// TestDecompose_ConcurrencyKeyPerTask derives one key per chunk of a split
+// list, and refuses a job whose input lacks the key's field.
+func TestDecompose_ConcurrencyKeyPerTask(t *testing.T) {
+	t.Parallel()
+	plan := decompose(t, `{"steps":[{"id":"s","type":"x","split":1,"concurrency":{"key":"cust-{input.0.customer}","limit":1},
+		"input":[{"customer":"acme"},{"customer":"zeta"},{"customer":"acme"}]}]}`)
+	var keys []string
+	for _, pt := range plan.Tasks {
+		keys = append(keys, pt.Key)
+		if pt.Limit != 1 {
+			t.Errorf("task %s limit %d, want 1", pt.ID, pt.Limit)
+		}
+	}
+	if fmt.Sprint(keys) != "[cust-acme cust-zeta cust-acme]" {
+		t.Errorf("keys %v", keys)
+	}
+	_, err := planner.Decompose(context.Background(), parseJob(t, `{"steps":[{"id":"s","type":"x","split":1,
+		"concurrency":{"key":"cust-{input.0.customer}","limit":1},"input":[{"customer":"a"},{"name":"b"}]}]}`), nil, nil, 0)
+	wantValidationError(t, err, "steps[0].concurrency.key", "task s-1", `no field "customer"`)
 }

@@ -45,6 +45,7 @@ func (f *flow) task(i int) events.Task {
 		Type: t.Type, Priority: t.Priority, Round: int(s.round), Input: t.Input,
 		MaxAttempts: t.MaxAttempts, Backoff: t.Backoff, MaxBackoff: t.MaxBackoff, Timeout: t.Timeout,
 		Fallback: t.Fallback, Critical: t.Critical, Gen: f.rec.Gen,
+		Key: t.Key, Limit: t.Limit, Rate: t.Rate, Burst: t.Burst,
 	}
 	if s.round > 0 {
 		task.Type, task.Fallback = t.Fallback, ""
