@@ -10,6 +10,7 @@ import (
 	"github.com/baton-dev/baton/pkg/aggregator"
 	"github.com/baton-dev/baton/pkg/lead"
 	"github.com/baton-dev/baton/pkg/planner"
+	"github.com/baton-dev/baton/pkg/retry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -52,7 +53,18 @@ func replicated(ctx context.Context, nc *nats.Conn, c streams.Config, key string
 		return fmt.Errorf("%s: leases bucket: %w", key, err)
 	}
 	c = c.WithDefaults()
-	return lead.Run(ctx, lead.Config{KV: kv, Key: key, ID: ReplicaID(), TTL: c.LeaseTTL, Log: log}, term)
+	// A term that fails (a request timed out while the cluster elects its
+	// leaders, say) hands the lead over and stands by again after a
+	// backoff: the process stays up, as an orchestrator waiting for it
+	// to be ready expects, and another replica takes over meanwhile.
+	id := ReplicaID()
+	err = retry.Do(ctx, log, key+" term failed; standing by again", 0, func() error {
+		return lead.Run(ctx, lead.Config{KV: kv, Key: key, ID: id, TTL: c.LeaseTTL, Log: log}, term)
+	})
+	if ctx.Err() != nil {
+		return nil // stopped
+	}
+	return err
 }
 
 // RunPlanner runs a planner replica: it plans while it leads and stands by

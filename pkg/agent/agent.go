@@ -164,17 +164,29 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	lanes, err := a.openLanes(ctx, types)
-	if err != nil {
+	// A cluster still electing its leaders can time requests out: each
+	// step is tried again until it works or the agent is stopped.
+	var lanes []*lane
+	var reg *registry.Registry
+	err = retry.Do(ctx, a.log, "opening the lanes, the registry and the permits", 0, func() (err error) {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if lanes == nil {
+			if lanes, err = a.openLanes(tctx, types); err != nil {
+				return err
+			}
+		}
+		if reg == nil {
+			if reg, err = registry.Open(tctx, a.js, a.cfg.Streams); err != nil {
+				return err
+			}
+		}
+		a.gate, err = permit.Open(tctx, a.js, a.cfg.Streams, a.cfg.ID, a.log)
 		return err
-	}
-	reg, err := registry.Open(ctx, a.js, a.cfg.Streams)
+	})
 	if err != nil {
-		return err
-	}
-	if a.gate, err = permit.Open(ctx, a.js, a.cfg.Streams, a.cfg.ID, a.log); err != nil {
 		if ctx.Err() != nil {
-			return nil
+			return nil // stopped while waiting
 		}
 		return err
 	}
