@@ -12,6 +12,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// bareStallWait is how long a publish may wait for a free place among the
+// 4096 unacknowledged ones: on a loaded machine the server can take longer
+// than the library's default of 200 ms to acknowledge, which would end the
+// run with an error instead of a slower figure.
+const bareStallWait = 30 * time.Second
+
 // bareConfig configures a bare pipeline.
 type bareConfig struct {
 	name string // stream name stem, unique per pipeline on a server
@@ -108,7 +114,7 @@ func (p *barePipeline) startWorker(ctx context.Context, nc *nats.Conn, c bareCon
 		return err
 	}
 	forward := func(m jetstream.Msg) {
-		if _, err := js.PublishAsync(p.rsubj, m.Data()); err != nil {
+		if _, err := js.PublishAsync(p.rsubj, m.Data(), jetstream.WithStallWait(bareStallWait)); err != nil {
 			select {
 			case p.failed <- err:
 			default:
@@ -146,7 +152,7 @@ func (p *barePipeline) run(ctx context.Context, n int) (time.Duration, error) {
 	start := time.Now()
 	payload := make([]byte, 96)
 	for range n {
-		if _, err := p.js.PublishAsync(p.tsubj, payload); err != nil {
+		if _, err := p.js.PublishAsync(p.tsubj, payload, jetstream.WithStallWait(bareStallWait)); err != nil {
 			return 0, err
 		}
 	}
