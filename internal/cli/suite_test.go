@@ -200,3 +200,39 @@ func TestBench_SuiteUsage(t *testing.T) {
 		})
 	}
 }
+
+func TestPercentile(t *testing.T) {
+	t.Parallel()
+	ms := func(xs ...int) []time.Duration {
+		var ds []time.Duration
+		for _, x := range xs {
+			ds = append(ds, time.Duration(x)*time.Millisecond)
+		}
+		return ds
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = 100 - i // unsorted: 100 … 1
+	}
+	tests := []struct {
+		name string
+		ds   []time.Duration
+		p    float64
+		want time.Duration
+	}{
+		{name: "none", ds: nil, p: 50, want: 0},
+		{name: "one", ds: ms(7), p: 99, want: 7 * time.Millisecond},
+		{name: "median of an odd count", ds: ms(3, 1, 2), p: 50, want: 2 * time.Millisecond},
+		{name: "median of an even count is the lower", ds: ms(4, 1, 3, 2), p: 50, want: 2 * time.Millisecond},
+		{name: "p99 of 100", ds: ms(hundred...), p: 99, want: 99 * time.Millisecond},
+		{name: "p99 of 10 is the largest", ds: ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), p: 99, want: 10 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := percentile(tt.ds, tt.p); got != tt.want {
+				t.Errorf("percentile(%v, %v) = %v, want %v", tt.ds, tt.p, got, tt.want)
+			}
+		})
+	}
+}
