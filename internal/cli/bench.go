@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
@@ -13,7 +12,6 @@ import (
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 )
 
@@ -28,16 +26,43 @@ func newBenchCmd(c *conn) *cobra.Command {
 embedded server in the same round, as many messages through a bare
 two-hop JetStream pipeline (publish → consume+ack → publish result →
 consume+ack). Each round measures both; the last line gives the medians
-over --rounds. Logs are at warn level unless --log-level says otherwise.`,
+over --rounds. Logs are at warn level unless --log-level says otherwise.
+
+With --suite, one run measures every figure of the performance goals, each
+beside the bare pipeline's in the same round, and prints one table of
+medians over --rounds: W1 (--tasks no-op tasks: throughput, CPU per task
+of all processes, peak RSS per process, bytes stored per task per stream),
+one-task latency (--latency-runs back to back: p50, p99; --idle-runs each
+after --idle: p50) on an embedded server and, with --bin, on an external
+deployment — nats-server, planner, aggregator and --agents agents as
+separate processes from the programs in --bin — and W2 (--w2-tasks sleep
+tasks of --w2-sleep at --w2-concurrency slots: wall ÷ ideal). --large N
+then runs one job of N tasks on a fresh server and prints its time and
+peak RSS per process. Linux only (it reads /proc).`,
 		Example: `  baton bench
-  baton bench --tasks 10000 --rounds 5 --cpuprofile baton.pprof`,
+  baton bench --tasks 10000 --rounds 5 --cpuprofile baton.pprof
+  go build -o bin/ ./cmd/planner ./cmd/aggregator ./cmd/agent github.com/nats-io/nats-server/v2
+  baton bench --suite --bin bin
+  baton bench --suite --bin bin --rounds 1 --large 200000`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.tasks < 1 || o.tasks > events.DefaultMaxTasks || o.rounds < 1 {
-				return usagef("--tasks must be 1..%d and --rounds at least 1", events.DefaultMaxTasks)
+			if o.tasks < 1 || o.tasks > events.DefaultMaxTasks || o.rounds < 1 || f.agents < 1 || f.concurrency < 1 {
+				return usagef("--tasks must be 1..%d, --rounds, --agents and --concurrency at least 1", events.DefaultMaxTasks)
 			}
 			f.setConn(c)
-			return bench(cmd, &f, o)
+			if !o.withSuite {
+				if fs := cmd.Flags(); slices.ContainsFunc(suiteFlags, fs.Changed) {
+					return usagef("--%s: only with --suite", suiteFlags[slices.IndexFunc(suiteFlags, fs.Changed)])
+				}
+				return bench(cmd, &f, o)
+			}
+			if o.cpuprofile != "" {
+				return usagef("--cpuprofile: not with --suite")
+			}
+			if err := o.suite.validate(f.agents); err != nil {
+				return err
+			}
+			return benchSuite(cmd.Context(), &f, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	fs := cmd.Flags()
@@ -49,13 +74,28 @@ over --rounds. Logs are at warn level unless --log-level says otherwise.`,
 	fs.IntVar(&o.tasks, "tasks", 50_000, "no-op tasks per round")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; the summary gives the medians")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the baton part of each round to this file")
+	fs.BoolVar(&o.withSuite, "suite", false, "run the whole suite (W1 embedded and external, W2, latency, CPU, memory, storage) and print one table")
+	so := &o.suite
+	fs.StringVar(&so.bin, "bin", "", "with --suite: directory holding nats-server, planner, aggregator and agent programs, for the external mode ("+externalBuild+")")
+	fs.IntVar(&so.w2Tasks, "w2-tasks", 2000, "with --suite: W2's tasks")
+	fs.DurationVar(&so.w2Sleep, "w2-sleep", 50*time.Millisecond, "with --suite: how long each W2 task sleeps")
+	fs.IntVar(&so.w2Concurrency, "w2-concurrency", 64, "with --suite: W2's slots in all, shared by --agents agents")
+	fs.IntVar(&so.latencyRuns, "latency-runs", 200, "with --suite: one-task jobs back to back per round, for the warm latency")
+	fs.IntVar(&so.idleRuns, "idle-runs", 10, "with --suite: one-task jobs per round each after --idle, for the latency after idle")
+	fs.DurationVar(&so.idle, "idle", time.Second, "with --suite: the pause before each of --idle-runs")
+	fs.IntVar(&so.large, "large", 0, "with --suite: afterwards, one job of this many no-op tasks (e.g. 200000), on its own server")
 	return cmd
 }
+
+// suiteFlags are the flags only bench --suite takes.
+var suiteFlags = []string{"bin", "w2-tasks", "w2-sleep", "w2-concurrency", "latency-runs", "idle-runs", "idle", "large"}
 
 // benchOptions are bench's own flags.
 type benchOptions struct {
 	tasks, rounds int
 	cpuprofile    string
+	withSuite     bool // --suite
+	suite         suiteOptions
 }
 
 // bench runs N no-op tasks through baton end to end and N messages
@@ -122,102 +162,35 @@ func median(xs []float64) float64 {
 // batonRate submits one job of n no-op tasks and returns tasks per second
 // from submission to the final output.
 func batonRate(ctx context.Context, cl *client.Client, n int) (float64, error) {
-	zeros := make([]int, n)
-	job, err := json.Marshal(map[string]any{
-		"name":      "bench",
-		"steps":     []map[string]any{{"id": "noop", "type": "noop", "split": 1, "input": zeros}},
-		"aggregate": map[string]any{"strategy": "reduce", "op": "count", "field": "."},
-	})
+	el, err := runJob(ctx, cl, "noop", n, 0)
 	if err != nil {
 		return 0, err
-	}
-	start := time.Now()
-	out, err := cl.Run(ctx, job, nil)
-	if err != nil {
-		return 0, err
-	}
-	el := time.Since(start)
-	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != n {
-		return 0, fmt.Errorf("workflow %s ended %s with %d of %d tasks", out.Workflow, out.Status, out.Metadata.Tasks.Completed, n)
 	}
 	return float64(n) / el.Seconds(), nil
 }
 
-// bareRate is the baseline: the least a two-hop JetStream pipeline does for
-// n tasks — publish each to a work-queue stream, consume and ack it, publish
-// a result to a second stream, consume and ack that — with async publishing
-// and the library's default pull consumption, as a hand-written pipeline
-// would. Its streams are deleted afterwards.
+// jsonJob is the benchmarks' job: one step of type typ split into one task
+// per input item, and a final output that counts them.
+func jsonJob(typ string, input []any) ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"name":      "bench",
+		"steps":     []map[string]any{{"id": typ, "type": typ, "split": 1, "input": input}},
+		"aggregate": map[string]any{"strategy": "reduce", "op": "count", "field": "."},
+	})
+}
+
+// bareRate pushes n messages through a fresh bare pipeline (see
+// barePipeline) on nc and returns messages per second. Its streams are
+// deleted afterwards.
 func bareRate(ctx context.Context, nc *nats.Conn, n, round int) (float64, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	p, err := newBare(ctx, nc, bareConfig{name: fmt.Sprintf("BENCH_%d", round)})
 	if err != nil {
 		return 0, err
 	}
-	name := fmt.Sprintf("BENCH_%d", round)
-	tasks, results := name+"_T", name+"_R"
-	tsubj, rsubj := "bench."+name+".t", "bench."+name+".r"
-	for _, sc := range []jetstream.StreamConfig{
-		{Name: tasks, Subjects: []string{tsubj}, Retention: jetstream.WorkQueuePolicy},
-		{Name: results, Subjects: []string{rsubj}},
-	} {
-		if _, err := js.CreateStream(ctx, sc); err != nil {
-			return 0, err
-		}
-		defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), sc.Name) }()
-	}
-	tc, err := js.CreateConsumer(ctx, tasks, jetstream.ConsumerConfig{Durable: "work", AckPolicy: jetstream.AckExplicitPolicy})
+	defer p.close(ctx)
+	el, err := p.run(ctx, n)
 	if err != nil {
 		return 0, err
 	}
-	rc, err := js.CreateConsumer(ctx, results, jetstream.ConsumerConfig{Durable: "collect", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		return 0, err
-	}
-	payload := make([]byte, 96)
-	done := make(chan struct{})
-	failed := make(chan error, 1)
-	fail := func(err error) {
-		select {
-		case failed <- err:
-		default:
-		}
-	}
-	got := 0
-	start := time.Now()
-	work, err := tc.Consume(func(m jetstream.Msg) {
-		if _, err := js.PublishAsync(rsubj, m.Data()); err != nil {
-			fail(err)
-			return
-		}
-		_ = m.Ack()
-	})
-	if err != nil {
-		return 0, err
-	}
-	defer work.Stop()
-	collect, err := rc.Consume(func(m jetstream.Msg) {
-		_ = m.Ack()
-		if got++; got == n {
-			close(done)
-		}
-	})
-	if err != nil {
-		return 0, err
-	}
-	defer collect.Stop()
-	for range n {
-		if _, err := js.PublishAsync(tsubj, payload); err != nil {
-			return 0, err
-		}
-	}
-	select {
-	case <-done:
-	case err := <-failed:
-		return 0, err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-time.After(10 * time.Minute):
-		return 0, errors.New("no end after 10 minutes")
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return float64(n) / el.Seconds(), nil
 }

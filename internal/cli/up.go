@@ -11,6 +11,7 @@ import (
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/jetstream/auth"
 	"github.com/baton-dev/baton/jetstream/embedded"
+	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go"
 	"github.com/oklog/run"
 	"github.com/spf13/cobra"
@@ -29,6 +30,7 @@ type upFlags struct {
 	url         string
 	auth        bool
 	tls         bool
+	limits      events.Limits // the planner's; not a flag (bench --large sets it)
 }
 
 // registerServer adds the embedded server's flags; data "" means a
@@ -84,7 +86,7 @@ func (f *upFlags) serverConfig() (embedded.Config, error) {
 }
 
 func (f *upFlags) system() *service.System {
-	s := &service.System{Streams: f.Streams, Agents: f.agents, Concurrency: f.concurrency}
+	s := &service.System{Streams: f.Streams, Agents: f.agents, Concurrency: f.concurrency, Limits: f.limits}
 	s.Builtin.Exec = strings.Fields(f.exec)
 	s.Builtin.URL = f.url
 	return s

@@ -10,6 +10,7 @@ import (
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/aggregator"
 	"github.com/baton-dev/baton/pkg/builtin"
+	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/monitor"
 	"github.com/baton-dev/baton/pkg/planner"
 	"github.com/nats-io/nats.go"
@@ -31,6 +32,9 @@ type System struct {
 	Logger  *slog.Logger
 	// AgentPrefix names the agents "<prefix>-1" …; default "agent".
 	AgentPrefix string
+	// Limits bound the jobs the planner accepts; the zero value means
+	// events' defaults.
+	Limits events.Limits
 
 	// Set by Add.
 	Monitor *monitor.Monitor
@@ -83,7 +87,7 @@ func (s *System) Add(ctx context.Context, g *run.Group, nc *nats.Conn) ([]*agent
 	}
 	// As replicas (package lead), so that a planner or aggregator started
 	// elsewhere against the same server can stand by for them.
-	pc := planner.Config{Streams: s.Streams, Logger: s.Logger, Version: Version}
+	pc := planner.Config{Streams: s.Streams, Logger: s.Logger, Version: Version, Limits: s.Limits}
 	if err := pc.Validate(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// bareStallWait is how long a publish may wait for a free place among the
+// 4096 unacknowledged ones: on a loaded machine the server can take longer
+// than the library's default of 200 ms to acknowledge, which would end the
+// run with an error instead of a slower figure.
+const bareStallWait = 30 * time.Second
+
+// bareConfig configures a bare pipeline.
+type bareConfig struct {
+	name string // stream name stem, unique per pipeline on a server
+	// workers are the connections of the pipeline's workers, one worker
+	// (one Consume of the task consumer) per connection; none: one worker
+	// on the publisher's connection.
+	workers []*nats.Conn
+	// work is how long each task takes (a sleep); 0: none, the worker
+	// forwards each task in its consume callback.
+	work time.Duration
+	// concurrency bounds the tasks each worker runs at once when work > 0.
+	concurrency int
+}
+
+// barePipeline is the baseline `baton bench` compares baton with: the
+// least a two-hop JetStream pipeline does per task — publish it to a
+// work-queue stream, consume and ack it, publish a result to a second
+// stream, consume and ack that — with async publishing and the library's
+// default pull consumption, as a hand-written pipeline would.
+type barePipeline struct {
+	js           jetstream.JetStream // the publisher's and the collector's
+	tsubj, rsubj string
+	tasks        string // stream names
+	results      string
+	stops        []jetstream.ConsumeContext
+	running      sync.WaitGroup // tasks with work in flight
+	got, want    atomic.Int64
+	done         chan struct{} // a signal when got reaches want
+	failed       chan error    // a worker's first publish failure
+}
+
+// newBare creates the pipeline's streams and consumers on nc and starts
+// its workers and its collector. The caller closes it.
+func newBare(ctx context.Context, nc *nats.Conn, c bareConfig) (*barePipeline, error) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return nil, err
+	}
+	p := &barePipeline{
+		js: js, tasks: c.name + "_T", results: c.name + "_R",
+		tsubj: "bench." + c.name + ".t", rsubj: "bench." + c.name + ".r",
+		done: make(chan struct{}, 1), failed: make(chan error, 1),
+	}
+	for _, sc := range []jetstream.StreamConfig{
+		{Name: p.tasks, Subjects: []string{p.tsubj}, Retention: jetstream.WorkQueuePolicy},
+		{Name: p.results, Subjects: []string{p.rsubj}},
+	} {
+		if _, err := js.CreateStream(ctx, sc); err != nil {
+			p.close(ctx)
+			return nil, err
+		}
+	}
+	if _, err := js.CreateConsumer(ctx, p.tasks, jetstream.ConsumerConfig{Durable: "work", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		p.close(ctx)
+		return nil, err
+	}
+	rc, err := js.CreateConsumer(ctx, p.results, jetstream.ConsumerConfig{Durable: "collect", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		p.close(ctx)
+		return nil, err
+	}
+	workers := c.workers
+	if len(workers) == 0 {
+		workers = []*nats.Conn{nc}
+	}
+	for _, wc := range workers {
+		if err := p.startWorker(ctx, wc, c); err != nil {
+			p.close(ctx)
+			return nil, err
+		}
+	}
+	collect, err := rc.Consume(func(m jetstream.Msg) {
+		_ = m.Ack()
+		if p.got.Add(1) == p.want.Load() {
+			p.done <- struct{}{}
+		}
+	})
+	if err != nil {
+		p.close(ctx)
+		return nil, err
+	}
+	p.stops = append(p.stops, collect)
+	return p, nil
+}
+
+// startWorker consumes tasks on nc and publishes a result for each.
+func (p *barePipeline) startWorker(ctx context.Context, nc *nats.Conn, c bareConfig) error {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return err
+	}
+	tc, err := js.Consumer(ctx, p.tasks, "work")
+	if err != nil {
+		return err
+	}
+	forward := func(m jetstream.Msg) {
+		if _, err := js.PublishAsync(p.rsubj, m.Data(), jetstream.WithStallWait(bareStallWait)); err != nil {
+			select {
+			case p.failed <- err:
+			default:
+			}
+			return
+		}
+		_ = m.Ack()
+	}
+	handle := forward
+	if c.work > 0 {
+		slots := make(chan struct{}, max(c.concurrency, 1))
+		handle = func(m jetstream.Msg) {
+			slots <- struct{}{} // the callback waits for a free slot
+			p.running.Add(1)
+			go func() {
+				defer p.running.Done()
+				defer func() { <-slots }()
+				time.Sleep(c.work)
+				forward(m)
+			}()
+		}
+	}
+	cc, err := tc.Consume(handle)
+	if err != nil {
+		return err
+	}
+	p.stops = append(p.stops, cc)
+	return nil
+}
+
+// run publishes n tasks and returns the time until the collector has
+// consumed all n results. Calls to run must not overlap.
+func (p *barePipeline) run(ctx context.Context, n int) (time.Duration, error) {
+	p.want.Store(p.got.Load() + int64(n))
+	start := time.Now()
+	payload := make([]byte, 96)
+	for range n {
+		if _, err := p.js.PublishAsync(p.tsubj, payload, jetstream.WithStallWait(bareStallWait)); err != nil {
+			return 0, err
+		}
+	}
+	select {
+	case <-p.done:
+		return time.Since(start), nil
+	case err := <-p.failed:
+		return 0, err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(10 * time.Minute):
+		return 0, errors.New("no end after 10 minutes")
+	}
+}
+
+// stored returns the bytes the pipeline's task and result streams hold.
+func (p *barePipeline) stored(ctx context.Context) (tasks, results uint64, err error) {
+	for _, s := range []struct {
+		name string
+		into *uint64
+	}{{p.tasks, &tasks}, {p.results, &results}} {
+		st, err := p.js.Stream(ctx, s.name)
+		if err != nil {
+			return 0, 0, fmt.Errorf("stream %s: %w", s.name, err)
+		}
+		*s.into = st.CachedInfo().State.Bytes
+	}
+	return tasks, results, nil
+}
+
+// close stops the workers and the collector, waits for tasks in flight
+// and deletes the streams.
+func (p *barePipeline) close(ctx context.Context) {
+	for _, s := range p.stops {
+		s.Stop()
+	}
+	p.running.Wait()
+	ctx = context.WithoutCancel(ctx)
+	_ = p.js.DeleteStream(ctx, p.tasks)
+	_ = p.js.DeleteStream(ctx, p.results)
+}

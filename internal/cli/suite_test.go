@@ -1,0 +1,238 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tinySuite are bench --suite's flags scaled down to seconds.
+var tinySuite = []string{"bench", "--suite", "--tasks", "200", "--rounds", "1", "--w2-tasks", "64", "--w2-sleep", "5ms",
+	"--latency-runs", "10", "--idle-runs", "2", "--idle", "50ms"}
+
+// runSuite runs Main with args, which must succeed, and returns stdout.
+func runSuite(tb testing.TB, args ...string) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if err := Main(ctx, args, &out, &errOut); err != nil {
+		tb.Fatalf("Main(%q): %v\nstdout:\n%s\nstderr:\n%s", args, err, out.String(), errOut.String())
+	}
+	return out.String()
+}
+
+// suiteRows parses the table bench --suite prints: row name → bare,
+// baton and ratio as printed.
+func suiteRows(tb testing.TB, out string) map[string][3]string {
+	tb.Helper()
+	rows := map[string][3]string{}
+	in := false
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) == 4 && f[0] == "figure" {
+			in = true
+			continue
+		}
+		if !in || len(f) < 4 {
+			continue
+		}
+		cells := [3]string(f[len(f)-3:])
+		ok := true
+		for _, c := range cells {
+			if _, err := strconv.ParseFloat(c, 64); err != nil && c != "-" {
+				ok = false
+			}
+		}
+		if ok {
+			rows[strings.Join(f[:len(f)-3], " ")] = cells
+		}
+	}
+	if len(rows) == 0 {
+		tb.Fatalf("no table in:\n%s", out)
+	}
+	return rows
+}
+
+// suiteExpect lists a mode's rows; withBare says which have a bare figure.
+func suiteExpect(mode string, procs []string) map[string]bool {
+	want := map[string]bool{
+		"W1 throughput, tasks/s":              true,
+		"W1 CPU per task, µs (all processes)": true,
+		"latency warm p50, ms":                true,
+		"latency warm p99, ms":                true,
+		"latency after 50ms idle p50, ms":     true,
+	}
+	for _, p := range procs {
+		want["W1 peak RSS, MiB, "+p] = p != "planner" && p != "aggregator" && p != "largest agent"
+	}
+	for _, s := range []string{"JOBS", "TASKS", "RESULTS", "EVENTS", "OUTPUTS", "all streams"} {
+		want["W1 stored bytes per task, "+s] = s == "TASKS" || s == "RESULTS" || s == "all streams"
+	}
+	if mode == "embedded" {
+		want["W2 wall ÷ ideal (64 × 5ms, concurrency 64)"] = true
+	}
+	out := map[string]bool{}
+	for k, v := range want {
+		out[mode+" "+k] = v
+	}
+	return out
+}
+
+// checkSuite checks that the table has exactly the rows of want, each
+// with sane figures: positive (zero only for stored bytes, where a
+// work-queue stream keeps nothing), a bare figure where there is one and
+// a finite positive ratio to it.
+func checkSuite(tb testing.TB, out string, want map[string]bool) {
+	tb.Helper()
+	rows := suiteRows(tb, out)
+	for name, withBare := range want {
+		r, ok := rows[name]
+		if !ok {
+			tb.Errorf("no row %q in:\n%s", name, out)
+			continue
+		}
+		num := func(s string) float64 {
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				tb.Errorf("row %q: %q is not a finite figure ≥ 0", name, s)
+			}
+			return v
+		}
+		stored := strings.Contains(name, "stored bytes")
+		if baton := num(r[1]); baton == 0 && !stored {
+			tb.Errorf("row %q: baton figure 0", name)
+		}
+		switch {
+		case !withBare:
+			if r[0] != "-" || r[2] != "-" {
+				tb.Errorf("row %q: bare %q ratio %q, want none", name, r[0], r[2])
+			}
+		case num(r[0]) == 0:
+			if !stored || r[2] != "-" {
+				tb.Errorf("row %q: bare 0, ratio %q", name, r[2])
+			}
+		default:
+			if num(r[2]) == 0 {
+				tb.Errorf("row %q: ratio 0", name)
+			}
+		}
+	}
+	for name := range rows {
+		if _, ok := want[name]; !ok {
+			tb.Errorf("unexpected row %q", name)
+		}
+	}
+}
+
+func TestBench_SuiteEmbedded(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("bench --suite reads /proc")
+	}
+	out := runSuite(t, tinySuite...)
+	checkSuite(t, out, suiteExpect("embedded", []string{"this process"}))
+	if !strings.Contains(out, "external mode: not run; it needs --bin DIR") {
+		t.Errorf("no word on the external mode in:\n%s", out)
+	}
+}
+
+func TestBench_SuiteExternal(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("bench --suite reads /proc")
+	}
+	if testing.Short() {
+		t.Skip("builds the services and nats-server")
+	}
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator),
+		"./cmd/planner", "./cmd/aggregator", "./cmd/agent", "github.com/nats-io/nats-server/v2")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", build, err, out)
+	}
+	out := runSuite(t, append(tinySuite, "--bin", bin, "--agents", "2", "--concurrency", "8", "--w2-concurrency", "64", "--large", "300")...)
+	want := suiteExpect("embedded", []string{"this process"})
+	for k, v := range suiteExpect("external", []string{"nats-server", "planner", "aggregator", "largest agent", "bench process"}) {
+		want[k] = v
+	}
+	checkSuite(t, out, want)
+	for _, line := range []string{"large, embedded: ", "large, external: ", "planner ", "aggregator ", "agent-2 "} {
+		if !strings.Contains(out, line) {
+			t.Errorf("no %q in:\n%s", line, out)
+		}
+	}
+}
+
+func TestBench_SuiteUsage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "suite flag without --suite", args: []string{"bench", "--large", "10"}, want: "--large: only with --suite"},
+		{name: "no W2 tasks", args: []string{"bench", "--suite", "--w2-tasks", "0"}, want: "--w2-tasks"},
+		{name: "W2 slots not shared evenly", args: []string{"bench", "--suite", "--w2-concurrency", "63"}, want: "multiple of --agents"},
+		{name: "no sleep", args: []string{"bench", "--suite", "--w2-sleep", "0s"}, want: "--w2-sleep"},
+		{name: "no latency runs", args: []string{"bench", "--suite", "--latency-runs", "0"}, want: "--latency-runs"},
+		{name: "negative idle", args: []string{"bench", "--suite", "--idle", "-1s"}, want: "--idle"},
+		{name: "negative large", args: []string{"bench", "--suite", "--large", "-1"}, want: "--large"},
+		{name: "profile of the suite", args: []string{"bench", "--suite", "--cpuprofile", "x.pprof"}, want: "--cpuprofile"},
+		{name: "programs missing", args: []string{"bench", "--suite", "--bin", "."}, want: "--bin lacks a program nats-server (build them with: go build -o ./ "},
+		{name: "no agents", args: []string{"bench", "--agents", "0"}, want: "--agents"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, stdout, stderr := runMain(t, tt.args...)
+			if code != ExitUsage || !strings.Contains(stderr, tt.want) || stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d and %q", code, stdout, stderr, ExitUsage, tt.want)
+			}
+		})
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	t.Parallel()
+	ms := func(xs ...int) []time.Duration {
+		var ds []time.Duration
+		for _, x := range xs {
+			ds = append(ds, time.Duration(x)*time.Millisecond)
+		}
+		return ds
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = 100 - i // unsorted: 100 … 1
+	}
+	tests := []struct {
+		name string
+		ds   []time.Duration
+		p    float64
+		want time.Duration
+	}{
+		{name: "none", ds: nil, p: 50, want: 0},
+		{name: "one", ds: ms(7), p: 99, want: 7 * time.Millisecond},
+		{name: "median of an odd count", ds: ms(3, 1, 2), p: 50, want: 2 * time.Millisecond},
+		{name: "median of an even count is the lower", ds: ms(4, 1, 3, 2), p: 50, want: 2 * time.Millisecond},
+		{name: "p99 of 100", ds: ms(hundred...), p: 99, want: 99 * time.Millisecond},
+		{name: "p99 of 10 is the largest", ds: ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), p: 99, want: 10 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := percentile(tt.ds, tt.p); got != tt.want {
+				t.Errorf("percentile(%v, %v) = %v, want %v", tt.ds, tt.p, got, tt.want)
+			}
+		})
+	}
+}
