@@ -257,6 +257,7 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 		do       func(context.Context, *nats.Conn, jetstream.JetStream) error
 		allowed  bool
 	}{
+		{auth.Planner, "answer a job another planner replica stored (its Baton-Reply-To is a planner inbox)", publish(auth.InboxPrefix(auth.Planner) + ".reply"), true},
 		{agentR, "fetch its own lane", fetchLane("research"), true},
 		{agentR, "fetch another type's lane", fetchLane("write"), false},
 		{agentR, "publish a task of another type", publish(s.Task("write", 3, wf, "w")), false},

@@ -120,8 +120,10 @@ func (p *perms) bucket(name string, write bool) {
 func RolePlanner(c streams.Config) Role {
 	p := newPerms(c, Planner)
 	p.pub = append(p.pub, p.s.Root()+".>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>",
-		// replies to submitted jobs (Baton-Reply-To)
-		"_INBOX.>", InboxPrefix(Submitter)+".>", InboxPrefix(Operator)+".>")
+		// replies to submitted jobs (Baton-Reply-To): a planner replica
+		// that takes a submit request (the control service, the dashboard)
+		// stores the job with its own inbox, which the leader answers
+		"_INBOX.>", InboxPrefix(Submitter)+".>", InboxPrefix(Operator)+".>", InboxPrefix(Planner)+".>")
 	p.sub = append(p.sub, p.s.Root()+".>", "$SRV.>")
 	p.responding = true
 	return p.role(Planner)
