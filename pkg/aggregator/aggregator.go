@@ -74,6 +74,7 @@ type Aggregator struct {
 	wfs       map[string]*state
 	finalized map[string]bool // workflows known to have a final output
 	replaying bool
+	polled    time.Time // when pollWaiting last read records
 }
 
 // state is one workflow's streaming aggregation.
@@ -93,6 +94,7 @@ type state struct {
 	// aggregator publishes, in partials, exactly the results after it.
 	freshSeq []uint64
 	covered  uint64
+	finishing
 }
 
 // New returns an aggregator that will use nc. It does no I/O.
@@ -172,6 +174,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		case <-tick.C:
 			if !a.replaying {
 				a.partials(work)
+				a.pollWaiting(work)
 			}
 		}
 	}
@@ -263,6 +266,9 @@ func (a *Aggregator) open(ctx context.Context, id string) (*state, error) {
 	case !errors.Is(err, jetstream.ErrMsgNotFound):
 		return nil, fmt.Errorf("aggregator: look for partial outputs of %s: %w", id, err)
 	}
+	if err := a.openFinish(ctx, s); err != nil {
+		return nil, err
+	}
 	a.wfs[id] = s
 	return s, nil
 }
@@ -342,14 +348,22 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	} else {
 		kept.Data = nil
 	}
-	if seq > s.covered { // not yet in a stored partial output
+	if r.Status == events.StateCompleted {
+		s.completed++
+		if s.critical[r.Task] {
+			s.critDone++
+		}
+	}
+	if seq > s.covered && s.rec.CollectMode() != events.CollectBatch { // not yet in a stored partial output
 		s.fresh = append(s.fresh, out)
 		s.freshSeq = append(s.freshSeq, seq)
 	}
 	s.final[r.Task] = &kept
 	if len(s.final) >= s.rec.Counts.Total {
-		a.finish(ctx, s)
+		a.conclude(ctx, s)
+		return
 	}
+	a.maybeReady(ctx, s)
 }
 
 func (s *state) counts() events.Counts {
@@ -405,7 +419,7 @@ func (a *Aggregator) partials(ctx context.Context) {
 func (a *Aggregator) finish(ctx context.Context, s *state) {
 	id := s.rec.ID
 	a.partials(ctx)
-	out, err := a.final(s)
+	out, err := a.final(s, false)
 	if err != nil {
 		a.log.Error("build final output", "workflow", id, "err", err)
 		out = &events.Output{Workflow: id, Kind: events.OutputFinal, Status: events.OutcomeFailed,
@@ -422,8 +436,9 @@ func (a *Aggregator) finish(ctx context.Context, s *state) {
 		"failed", out.Metadata.Tasks.Failed, "cancelled", out.Metadata.Tasks.Cancelled)
 }
 
-// final builds a workflow's final output from its state.
-func (a *Aggregator) final(s *state) (*events.Output, error) {
+// final builds a workflow's final output from its state; a preview (the
+// ready output) leaves the reducer as it is.
+func (a *Aggregator) final(s *state, preview bool) (*events.Output, error) {
 	c := s.counts()
 	criticalFailed := false
 	var errs []events.TaskError
@@ -466,7 +481,7 @@ func (a *Aggregator) final(s *state) (*events.Output, error) {
 			missing = append(missing, r.Task)
 			if len(s.rec.Aggregate.Fallback) > 0 {
 				datas = append(datas, s.rec.Aggregate.Fallback)
-				if s.reducer != nil {
+				if s.reducer != nil && !preview {
 					s.reducer.Add(s.rec.Aggregate.Fallback)
 				}
 			}
@@ -479,7 +494,10 @@ func (a *Aggregator) final(s *state) (*events.Output, error) {
 	} else if data, err = Combine(s.rec.Aggregate, datas); err != nil {
 		return nil, err
 	}
-	status, rate := events.Outcome(c, s.rec.SuccessThreshold, criticalFailed)
+	status, rate := s.rec.Verdict(c, criticalFailed)
+	if s.verdict != "" {
+		status = s.verdict // the planner's decision (a resolution)
+	}
 	agents := make([]string, 0, len(s.agents))
 	for ag := range s.agents {
 		agents = append(agents, ag)

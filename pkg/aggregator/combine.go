@@ -203,6 +203,8 @@ func Remedy(kind, status string) (string, bool) {
 		return "the workflow's deadline passed before it finished: give the job a longer deadline, or more agents of its type, and retry", true
 	case events.KindCancelled:
 		return "it was cancelled by request: restart the workflow or resubmit the task if the work is still needed", true
+	case events.KindStopWhen:
+		return "not needed: the job's stop_when held before it finished; drop stop_when if every task is wanted", false
 	case events.KindUnknown:
 		return "the task message could not be decoded: check the producer's wire protocol version", false
 	}

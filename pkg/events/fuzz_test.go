@@ -175,6 +175,8 @@ func FuzzParseJob(f *testing.F) {
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"aggregate":{"strategy":"transform","select":{"a":"b"},"colour":1}}`))
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x","timeout":1e300}],"max_parallel":"x"}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"collect":"hybrid","stop_when":{"completed":1},"on_threshold_missed":{"retry_failed":2,"escalate":{"webhook":"https://h.example/x"}}}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"stop_when":null,"on_threshold_missed":{"escalate":{"webhook":"http://[::1"}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		job, err := events.ParseJob(data, events.Limits{})
 		if err != nil {
@@ -217,6 +219,8 @@ func FuzzParseControl(f *testing.F) {
 	f.Add([]byte(`{"type":"research","priority":2,"until":"10m"}`))
 	f.Add([]byte(`{"tasks":["a","b"],"release_dependents":true}`))
 	f.Add([]byte(`{"until":1e300}`))
+	f.Add([]byte(`{"workflow":"wf-1","resolution":"accept"}`))
+	f.Add([]byte(`{"workflow":"wf-1","resolution":"maybe"}`))
 	f.Add([]byte(``))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := events.ParseControl(data)

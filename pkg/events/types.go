@@ -138,9 +138,9 @@ func (w *Workflow) PlanTask(task string) (step string, index int, ok bool) {
 }
 
 // WorkflowOpen reports whether a workflow with this status is unfinished:
-// running, paused or stopped.
+// running, paused, stopped or needs_attention.
 func WorkflowOpen(status string) bool {
-	return status == WorkflowRunning || status == WorkflowPaused || status == WorkflowStopped
+	return status == WorkflowRunning || status == WorkflowPaused || status == WorkflowStopped || status == WorkflowNeedsAttention
 }
 
 // Counts are task totals by state.
@@ -202,6 +202,18 @@ type Workflow struct {
 	// chain; CriticalPath how many of them are not finished yet.
 	CriticalPathTotal int `json:"critical_path_total"`
 	CriticalPath      int `json:"critical_path"`
+	// Mode is the job's collection mode ("" for stream).
+	Mode string `json:"collect_mode,omitempty"`
+	// StopWhen and OnThresholdMissed are the job's, for the aggregator.
+	StopWhen          *StopWhen        `json:"stop_when,omitempty"`
+	OnThresholdMissed *ThresholdPolicy `json:"on_threshold_missed,omitempty"`
+	// Rounds counts the automatic retry rounds run after the threshold
+	// was missed (at most OnThresholdMissed.RetryFailed).
+	Rounds int `json:"retry_rounds,omitempty"`
+	// Escalated is when the workflow last escalated (needs_attention).
+	Escalated time.Time `json:"escalated,omitzero"`
+	// Resolution is how a person last resolved its escalation.
+	Resolution string `json:"resolution,omitempty"`
 }
 
 // Output statuses.

@@ -107,7 +107,7 @@ func (f *flow) checkpoint(run map[string]string) events.Checkpoint {
 // still running, under a new generation; retryFailed also runs its failed
 // tasks again.
 func (p *Planner) resume(ctx context.Context, f *flow, retryFailed bool) (any, error) {
-	if f.rec.Status != events.WorkflowPaused && f.rec.Status != events.WorkflowStopped && !retryFailed {
+	if f.rec.Status != events.WorkflowPaused && f.rec.Status != events.WorkflowStopped && f.rec.Status != events.WorkflowNeedsAttention && !retryFailed {
 		return nil, control.Errorf(409, "workflow %s is %s, not paused or stopped", f.rec.ID, f.rec.Status)
 	}
 	run, _, err := p.running(ctx, events.AgentCommand{Op: events.AgentOpResume, Workflow: f.rec.ID})
@@ -119,17 +119,7 @@ func (p *Planner) resume(ctx context.Context, f *flow, retryFailed bool) (any, e
 	f.hold(run, nil)
 	f.rec.Gen++
 	if retryFailed {
-		for i := range f.st {
-			if s := &f.st[i]; s.state == done && s.status == events.StateFailed {
-				if f.rec.Retry == nil {
-					f.rec.Retry = map[string]int{}
-				}
-				f.rec.Retry[f.plan.Tasks[i].ID] = f.rec.Gen
-				*s = taskState{state: ready}
-				f.finals--
-				heap.Push(&f.ready, i)
-			}
-		}
+		f.retryFailed()
 	}
 	prev := f.rec.Status
 	f.rec.Status = events.WorkflowRunning
