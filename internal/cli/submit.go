@@ -131,15 +131,15 @@ attention (it escalated: see 'baton resolve').`,
 		Args:              usageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: c.completeWorkflows,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !follow && (opts.Collect != "" || opts.UntilReady) {
+				return usagef("--collect and --ready need --follow")
+			}
 			ctx, stdout := cmd.Context(), cmd.OutOrStdout()
 			cl, done, err := c.client()
 			if err != nil {
 				return err
 			}
 			defer done()
-			if !follow && (opts.Collect != "" || opts.UntilReady) {
-				return usagef("--collect and --ready need --follow")
-			}
 			if follow {
 				return printFinal(followOutputs(ctx, cl, args[0], opts, stdout))
 			}

@@ -79,6 +79,7 @@ type WorkflowTotals struct {
 	Running          int `json:"running"`
 	Paused           int `json:"paused"`
 	Stopped          int `json:"stopped"`
+	NeedsAttention   int `json:"needs_attention"`
 	Completed        int `json:"completed"`
 	Failed           int `json:"failed"`
 	FinishedRecently int `json:"finished_recently"`

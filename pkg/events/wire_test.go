@@ -200,7 +200,7 @@ func sampleSnapshot() *events.Snapshot {
 		}},
 		Lanes:      []events.LaneState{sampleLane()},
 		Bottleneck: sampleBottleneck(),
-		Totals: events.WorkflowTotals{Total: 120, Running: 100, Paused: 2, Stopped: 1, Completed: 12, Failed: 5,
+		Totals: events.WorkflowTotals{Total: 123, Running: 100, Paused: 2, Stopped: 1, NeedsAttention: 3, Completed: 12, Failed: 5,
 			FinishedRecently: 4},
 		Page: events.ListPage{Total: 107, Offset: 100, Limit: 1, Omitted: 106, Next: 101,
 			Note: "listing 1 of 107 workflows from offset 100: ask with offset 101 for more"},

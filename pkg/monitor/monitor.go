@@ -229,7 +229,8 @@ func decodeRecord(id string, b []byte) *events.Workflow {
 		return nil
 	}
 	switch rec.Status {
-	case events.WorkflowRunning, events.WorkflowPaused, events.WorkflowStopped, events.WorkflowCompleted, events.WorkflowFailed:
+	case events.WorkflowRunning, events.WorkflowPaused, events.WorkflowStopped, events.WorkflowNeedsAttention,
+		events.WorkflowCompleted, events.WorkflowFailed:
 	default:
 		return nil
 	}
@@ -487,6 +488,8 @@ func (m *Monitor) totals() events.WorkflowTotals {
 			t.Paused++
 		case events.WorkflowStopped:
 			t.Stopped++
+		case events.WorkflowNeedsAttention:
+			t.NeedsAttention++
 		case events.WorkflowCompleted:
 			t.Completed++
 			t.FinishedRecently++
@@ -495,7 +498,7 @@ func (m *Monitor) totals() events.WorkflowTotals {
 			t.FinishedRecently++
 		}
 	}
-	t.Total = t.Running + t.Paused + t.Stopped + t.Completed + t.Failed
+	t.Total = t.Running + t.Paused + t.Stopped + t.NeedsAttention + t.Completed + t.Failed
 	return t
 }
 
