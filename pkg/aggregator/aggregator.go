@@ -72,7 +72,7 @@ type Aggregator struct {
 
 	refused   events.Refusals // results refused (undecodable or forged)
 	wfs       map[string]*state
-	finalized map[string]bool // workflows known to have a final output
+	finalized map[string]int // workflows known to have a final output → their record's Gen
 	replaying bool
 	polled    time.Time // when pollWaiting last read records
 }
@@ -108,7 +108,7 @@ func New(nc *nats.Conn, cfg Config) (*Aggregator, error) {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	return &Aggregator{cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(),
-		log: cfg.Logger.With("service", "aggregator"), wfs: map[string]*state{}, finalized: map[string]bool{}}, nil
+		log: cfg.Logger.With("service", "aggregator"), wfs: map[string]*state{}, finalized: map[string]int{}}, nil
 }
 
 // Run aggregates until ctx is cancelled (then it returns nil) or JetStream
@@ -211,7 +211,7 @@ func (a *Aggregator) loadOpen(ctx context.Context) (uint64, error) {
 	}
 	var from uint64
 	for _, id := range ids {
-		s, err := a.open(ctx, id)
+		s, err := a.open(ctx, id, false)
 		if err != nil {
 			return 0, err
 		}
@@ -222,26 +222,41 @@ func (a *Aggregator) loadOpen(ctx context.Context) (uint64, error) {
 	return from, nil
 }
 
-// open returns the state of a workflow that has no final output yet, loading
-// it if needed; nil if it is finished or unknown.
-func (a *Aggregator) open(ctx context.Context, id string) (*state, error) {
+// open returns the state of a workflow that has no final output yet (or
+// was reopened since its last one), loading it if needed; nil if it is
+// finished or unknown. A reopened workflow's state is read back from its
+// stored results when backfill is set (not during the replay at start,
+// which reads them anyway).
+func (a *Aggregator) open(ctx context.Context, id string, backfill bool) (*state, error) {
 	if s := a.wfs[id]; s != nil {
 		return s, nil
 	}
-	if a.finalized[id] {
+	if _, ok := a.finalized[id]; ok {
 		return nil, nil
 	}
-	_, err := a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputFinal))
-	if err == nil {
-		a.markFinal(id)
-		return nil, nil
-	}
-	if !errors.Is(err, jetstream.ErrMsgNotFound) {
+	last, err := a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputFinal))
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("aggregator: look for final output of %s: %w", id, err)
 	}
-	rec, err := streams.GetWorkflow(ctx, a.kv, id)
-	if err != nil || rec == nil {
-		return nil, err
+	rec, rerr := streams.GetWorkflow(ctx, a.kv, id)
+	if rerr != nil {
+		return nil, rerr
+	}
+	reopened := false
+	if err == nil {
+		n, _ := strconv.Atoi(last.Header.Get(events.HeaderReopened))
+		if rec == nil || !events.WorkflowOpen(rec.Status) || rec.Reopened <= n {
+			gen := 0
+			if rec != nil {
+				gen = rec.Gen // the record's, not a result's: a forged one cannot raise it
+			}
+			a.markFinal(id, gen)
+			return nil, nil
+		}
+		reopened = true // its failed tasks run again: a new final output is due
+	}
+	if rec == nil {
+		return nil, nil
 	}
 	s := &state{rec: *rec, collect: map[string]int{}, critical: map[string]bool{},
 		final: map[string]*events.Result{}, agents: map[string]bool{}}
@@ -256,7 +271,7 @@ func (a *Aggregator) open(ctx context.Context, id string) (*state, error) {
 	}
 	// Partials already stored cover the results through their header's
 	// sequence; one stored before the header existed covers all.
-	last, err := a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputPartial))
+	last, err = a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputPartial))
 	switch {
 	case err == nil:
 		s.covered = math.MaxUint64
@@ -270,14 +285,23 @@ func (a *Aggregator) open(ctx context.Context, id string) (*state, error) {
 		return nil, err
 	}
 	a.wfs[id] = s
+	if s.reopened = reopened; reopened && backfill {
+		if err := a.backfill(ctx, s); err != nil {
+			delete(a.wfs, id)
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
-func (a *Aggregator) markFinal(id string) {
+// markFinal caches that id has its final output; gen is its record's
+// generation (a result of a later one makes open look again: the workflow
+// may have been reopened).
+func (a *Aggregator) markFinal(id string, gen int) {
 	if len(a.finalized) > 100_000 { // a cache: a miss costs one lookup
 		clear(a.finalized)
 	}
-	a.finalized[id] = true
+	a.finalized[id] = max(a.finalized[id], gen)
 }
 
 func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
@@ -297,9 +321,12 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	if meta, err := m.Metadata(); err == nil {
 		seq = meta.Sequence.Stream
 	}
+	if g, final := a.finalized[r.Workflow]; final && r.Gen > g {
+		delete(a.finalized, r.Workflow) // a later generation: reopened?
+	}
 	var s *state
 	if err := retry.Do(ctx, a.log, "load workflow "+r.Workflow, 0, func() (err error) {
-		s, err = a.open(ctx, r.Workflow)
+		s, err = a.open(ctx, r.Workflow, true)
 		return err
 	}); err != nil {
 		return // stopping: the replay after a restart picks the result up
@@ -402,7 +429,7 @@ func (a *Aggregator) partials(ctx context.Context) {
 				out.Data = s.reducer.Value()
 			}
 			through := s.freshSeq[n-1]
-			if err := a.publish(ctx, out, events.MsgID(id, "partial", through), through); err != nil {
+			if err := a.publish(ctx, out, events.MsgID(id, "partial", through), through, 0); err != nil {
 				a.log.Warn("publish partial output; trying again at the next one", "workflow", id, "err", err)
 				break // kept: the next tick publishes it
 			}
@@ -426,12 +453,12 @@ func (a *Aggregator) finish(ctx context.Context, s *state) {
 			Errors: []events.TaskError{{Message: err.Error(), Kind: events.KindPermanent}}}
 	}
 	if err := retry.Do(ctx, a.log, "publish final output of "+id, 0, func() error {
-		return a.publish(ctx, *out, events.MsgID(id, "final"), 0)
+		return a.publish(ctx, *out, finalID(s), 0, s.rec.Reopened)
 	}); err != nil {
 		return // stopping: left open, the replay after a restart finishes it
 	}
 	delete(a.wfs, id)
-	a.markFinal(id)
+	a.markFinal(id, s.rec.Gen)
 	a.log.Info("final output", "workflow", id, "status", out.Status, "completed", out.Metadata.Tasks.Completed,
 		"failed", out.Metadata.Tasks.Failed, "cancelled", out.Metadata.Tasks.Cancelled)
 }
@@ -533,7 +560,9 @@ func recovery(c events.Counts, recovered int) string {
 	return events.RecoveryNone
 }
 
-func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID string, through uint64) error {
+// publish stores an output; through (partials) and reopened (finals) go
+// into their headers when not 0.
+func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID string, through uint64, reopened int) error {
 	b, err := json.Marshal(out)
 	if err != nil {
 		return err
@@ -544,6 +573,9 @@ func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID strin
 	msg.Header.Set(events.HeaderContentType, events.ContentJSON)
 	if through > 0 {
 		msg.Header.Set(events.HeaderResultsThrough, strconv.FormatUint(through, 10))
+	}
+	if reopened > 0 {
+		msg.Header.Set(events.HeaderReopened, strconv.Itoa(reopened))
 	}
 	msg.Header.Set(events.HeaderMsgID, msgID)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

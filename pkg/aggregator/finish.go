@@ -26,6 +26,9 @@ type finishing struct {
 	// (pollWaiting reads the record); verdict is that decision.
 	waiting bool
 	verdict string
+	// reopened: the workflow had a final output and was restarted with
+	// retry_failed; a new final output is due.
+	reopened bool
 }
 
 // waitPoll is how often the records of waiting workflows are read;
@@ -78,7 +81,7 @@ func (a *Aggregator) maybeReady(ctx context.Context, s *state) {
 	out.Kind, out.Status = events.OutputReady, events.OutcomeRunning
 	out.Missing = nil // the rest is not missing: it is still running
 	a.partials(ctx)
-	if err := a.publish(ctx, *out, events.MsgID(s.rec.ID, events.OutputReady), 0); err != nil {
+	if err := a.publish(ctx, *out, events.MsgID(s.rec.ID, events.OutputReady), 0, 0); err != nil {
 		a.log.Warn("publish ready output; trying again with the next result", "workflow", s.rec.ID, "err", err)
 		return
 	}
@@ -98,7 +101,7 @@ func (a *Aggregator) maybeReady(ctx context.Context, s *state) {
 // is no final result, so the workflow is not concluded before its retried
 // tasks are done.
 func (a *Aggregator) conclude(ctx context.Context, s *state) {
-	if s.rec.OnThresholdMissed != nil {
+	if s.rec.OnThresholdMissed != nil || s.reopened {
 		rec, err := streams.GetWorkflow(ctx, a.kv, s.rec.ID)
 		if err != nil || rec == nil {
 			s.waiting = true // pollWaiting tries again
@@ -153,4 +156,35 @@ func (a *Aggregator) pollWaiting(ctx context.Context) {
 		}
 		a.conclude(ctx, s) // reads the record
 	}
+}
+
+// reopenWait bounds how long reading a reopened workflow's results back
+// may take.
+const reopenWait = 30 * time.Second
+
+// backfill reads a reopened workflow's stored results back into s: the
+// aggregator has followed RESULTS past them since its final output.
+// Applying a result twice changes nothing (the first final result of a
+// task wins, unless a later generation supersedes a failure).
+func (a *Aggregator) backfill(ctx context.Context, s *state) error {
+	replaying := a.replaying
+	a.replaying = true // no ready output from old results
+	defer func() { a.replaying = replaying }()
+	err := streams.Replay(ctx, a.js, streams.FollowConfig{Stream: a.cfg.Streams.ResultsStream(),
+		Filter: a.subj.Result(s.rec.ID, "*"), FromSeq: max(s.rec.ResultsFrom, 1)}, reopenWait,
+		func(m jetstream.Msg) { a.onResult(ctx, m) })
+	if err != nil {
+		return fmt.Errorf("aggregator: read back the results of reopened workflow %s: %w", s.rec.ID, err)
+	}
+	a.log.Info("reopened workflow read back", "workflow", s.rec.ID, "results", len(s.final))
+	return nil
+}
+
+// finalID is the Nats-Msg-Id of a workflow's final output: one per
+// reopening.
+func finalID(s *state) string {
+	if s.rec.Reopened > 0 {
+		return events.MsgID(s.rec.ID, events.OutputFinal, s.rec.Reopened)
+	}
+	return events.MsgID(s.rec.ID, events.OutputFinal)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,7 +39,9 @@ type FollowOptions struct {
 
 // FollowWith is Follow with options: it calls fn with each output of the
 // kinds opts.Collect picks, from the beginning, and returns the final
-// output (or, with UntilReady, the ready output if it comes first).
+// output (or, with UntilReady, the ready output if it comes first). Of a
+// workflow reopened (restart with retry_failed once finished) it returns
+// the final output of its latest reopening, passing the older ones to fn.
 func (c *Client) FollowWith(ctx context.Context, workflow string, opts FollowOptions, fn func(*events.Output) error) (*events.Output, error) {
 	rec, err := c.Workflow(ctx, workflow)
 	if err != nil {
@@ -87,6 +90,11 @@ func (c *Client) FollowWith(ctx context.Context, workflow string, opts FollowOpt
 		if fn != nil {
 			if err := fn(&out); err != nil {
 				return nil, err
+			}
+		}
+		if out.Kind == events.OutputFinal {
+			if n, _ := strconv.Atoi(m.Headers().Get(events.HeaderReopened)); n < rec.Reopened {
+				continue // the final output before a reopening
 			}
 		}
 		if out.Kind == events.OutputFinal || out.Kind == events.OutputReady && opts.UntilReady {

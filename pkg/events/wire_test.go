@@ -144,7 +144,7 @@ func sampleWorkflow() *events.Workflow {
 		Lanes: []string{"analysis.2", "writing.3"}, CriticalPathTotal: 2, CriticalPath: 1, Leased: true,
 		Mode: events.CollectHybrid, StopWhen: &events.StopWhen{Completed: 2, Threshold: true}, // both, to pin both
 		OnThresholdMissed: &events.ThresholdPolicy{RetryFailed: 1, Escalate: &events.Escalate{Webhook: "http://hooks.example:8080/x"}}, Rounds: 1, Escalated: t1,
-		Resolution: events.ResolveAccept,
+		Resolution: events.ResolveAccept, Reopened: 1,
 	}
 }
 

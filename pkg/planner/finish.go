@@ -4,14 +4,17 @@ import (
 	"container/heap"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
 	"time"
 
+	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/control"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/webhook"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // How a workflow finishes: early termination (stop_when), automatic retry
@@ -43,7 +46,7 @@ func (p *Planner) checkFinish(job *events.Job, plan *Plan) error {
 // its success threshold with an on_threshold_missed policy, runs its
 // failed tasks again (a retry round) or escalates.
 func (p *Planner) maybeFinish(ctx context.Context, f *flow) {
-	if f.finals < len(f.st) {
+	if f.finals < len(f.st) || f.reopening {
 		return
 	}
 	f.refresh()
@@ -246,4 +249,74 @@ func (p *Planner) stopEarly(ctx context.Context) {
 		}
 		f.stopDue = false
 	}
+}
+
+// reopenWait bounds how long reopening a workflow may take to read its
+// results back.
+const reopenWait = 30 * time.Second
+
+// reopen rebuilds a finished workflow from its record, its job and its
+// stored results, so that its failed tasks can run again (restart
+// --retry-failed of a finished workflow). The flow is in p.flows, still
+// with its finished status, until resume stores it running; the caller
+// removes it if that fails.
+func (p *Planner) reopen(ctx context.Context, id string) (*flow, error) {
+	rec, err := p.getRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, control.Errorf(404, "unknown workflow %s", id)
+	}
+	if rec.Counts.Failed == 0 {
+		return nil, control.Errorf(409, "workflow %s has finished (%s) with no failed task to retry", id, rec.Status)
+	}
+	spec, err := p.kv.Get(ctx, id+".spec")
+	if err != nil {
+		return nil, fmt.Errorf("planner: job of workflow %s: %w", id, err)
+	}
+	job, plan, err := p.plan(ctx, spec.Value())
+	if err != nil {
+		return nil, control.Errorf(409, "workflow %s no longer plans: %v", id, err)
+	}
+	applyPriorities(plan, rec.Priorities)
+	f := newFlow(*rec, job, plan)
+	f.reopening = true
+	p.flows[id] = f
+	replaying := p.replaying
+	p.replaying = true // apply results without publishing anything
+	err = streams.Replay(ctx, p.js, streams.FollowConfig{Stream: p.cfg.Streams.ResultsStream(),
+		Filter: p.subj.Result(id, "*"), FromSeq: max(rec.ResultsFrom, 1)}, reopenWait, func(m jetstream.Msg) { p.onResult(ctx, m) })
+	p.replaying = replaying
+	f.reopening, f.stopDue = false, false
+	if err == nil && f.finals < len(f.st) {
+		err = control.Errorf(409, "workflow %s: %d of its %d results are no longer stored (RESULTS keeps them for a limited age)", id, len(f.st)-f.finals, len(f.st))
+	}
+	if err != nil {
+		delete(p.flows, id)
+		return nil, err
+	}
+	f.rec.Outcome, f.rec.Finished, f.rec.Error = "", time.Time{}, ""
+	f.rec.Reopened++
+	p.log.Info("finished workflow reopened", "workflow", id, "failed", f.rec.Counts.Failed)
+	return f, nil
+}
+
+// restart is the restart verb: resume a stopped or paused workflow, and,
+// with retryFailed, also a finished one that has failed tasks.
+func (p *Planner) restart(ctx context.Context, req *events.ControlRequest) (any, error) {
+	f, err := p.flowFor(ctx, req.Workflow)
+	reopened := false
+	if err != nil && req.RetryFailed && errors.Is(err, events.ErrConflict) {
+		f, err = p.reopen(ctx, req.Workflow)
+		reopened = true
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, err := p.resume(ctx, f, req.RetryFailed)
+	if err != nil && reopened {
+		delete(p.flows, f.rec.ID)
+	}
+	return v, err
 }

@@ -42,6 +42,9 @@ type flow struct {
 	// stopDue says the job's stop_when holds and the rest is to be
 	// cancelled (stopEarly).
 	stopDue bool
+	// reopening: a finished workflow's results are being read back
+	// (reopen); it does not finish meanwhile.
+	reopening bool
 }
 
 func newFlow(rec events.Workflow, job *events.Job, plan *Plan) *flow {

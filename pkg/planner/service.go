@@ -124,11 +124,7 @@ func (p *Planner) control(ctx context.Context, verb string, req *events.ControlR
 		}
 		return p.pause(ctx, f, events.WorkflowStopped, false)
 	case events.VerbRestart:
-		f, err := p.flowFor(ctx, req.Workflow)
-		if err != nil {
-			return nil, err
-		}
-		return p.resume(ctx, f, req.RetryFailed)
+		return p.restart(ctx, req)
 	case events.VerbCancel:
 		return p.cancel(ctx, req)
 	case events.VerbReprioritize:
