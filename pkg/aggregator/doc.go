@@ -1,7 +1,11 @@
 // Package aggregator turns task results into workflow outputs. It follows the
 // RESULTS stream, keeps a small streaming state per workflow, publishes
-// partial outputs as results arrive (throttled) and the final output when
-// every task has a final result.
+// partial outputs as results arrive (throttled; none in batch collection),
+// a hybrid workflow's ready output once its critical tasks are done, and the
+// final output when every task has a final result. The verdict of a
+// workflow that missed its success threshold under an on_threshold_missed
+// policy is the planner's: the final output waits for the record to give it
+// (finish.go).
 //
 // Like the planner it keeps no state of its own: after a restart it replays
 // the results of every workflow that has no final output yet. A task that ran

@@ -16,6 +16,10 @@
 // fallback, finishing with the outcome); dispatch.go queues tasks and stores
 // what the planner decides; replay.go rebuilds after a restart; service.go
 // is the control service; pause.go and cancel.go are the control verbs;
+// finish.go is how a workflow ends: stop_when, retry rounds and escalation
+// when its success threshold is missed (with a webhook sent by package
+// webhook), resolve, and reopening a finished workflow to retry its failed
+// tasks;
 // decompose.go and flow.go are the plan and one workflow's progress. The
 // read-only verbs (status, agents) are the monitor's (package monitor).
 package planner
