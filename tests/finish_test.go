@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -532,60 +533,80 @@ func TestFinish_Rejections(t *testing.T) {
 // TestRestart_RetryFailedOfFinished: a finished workflow's failed tasks
 // run again with restart --retry-failed; the completed ones do not; a new
 // final output comes (the old one stays in the stream), and Final and
-// Follow give the new one. A finished workflow with nothing failed, or a
-// restart without retry_failed, is a conflict.
+// Follow give the new one — also when no aggregator runs while the retried
+// tasks run and the planner closes the workflow again. A finished workflow
+// with nothing failed, or a restart without retry_failed, is a conflict.
 func TestRestart_RetryFailedOfFinished(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, streams.Config{})
 	e.planner()
-	e.aggregator()
-	fl := &flaky{fails: map[string]int{"t-1": 100, "t-2": 100}}
+	stopAggregator := e.aggregator()
+	fl := &flaky{fails: map[string]int{}}
 	e.agent("worker", 4, map[string]agent.Handler{"flaky": fl.handler()})
 	e.waitReady()
-	wf := e.submit(map[string]any{"id": "finished-retry", "success_threshold": 0.5,
-		"steps": []map[string]any{{"id": "t", "type": "flaky", "split": 1, "retries": 0, "input": []int{0, 1, 2, 3}}}})
-	first := e.final(wf, 30*time.Second)
-	if first.Status != events.OutcomePartial || first.Metadata.Tasks.Failed != 2 {
-		t.Fatalf("first final %s %+v", first.Status, first.Metadata.Tasks)
+	closed := func(wf string) *events.Workflow {
+		t.Helper()
+		var rec *events.Workflow
+		waitFor(t, 30*time.Second, wf+"'s record to close", func() bool {
+			rec = must(e.cl.Workflow(e.ctl(), wf))(t)
+			return !events.WorkflowOpen(rec.Status)
+		})
+		return rec
 	}
-	waitFor(t, 10*time.Second, "the record to close", func() bool {
-		return !events.WorkflowOpen(must(e.cl.Workflow(e.ctl(), wf))(t).Status)
-	})
-	if _, err := e.cl.Restart(e.ctl(), wf, client.RestartOptions{}); !errors.Is(err, events.ErrConflict) {
-		t.Errorf("restart of a finished workflow without retry_failed: %v, want a conflict", err)
-	}
-	fl.heal()
-	rr := must(e.cl.Restart(e.ctl(), wf, client.RestartOptions{RetryFailed: true}))(t)
-	if !slices.Equal(rr.Queued, []string{"t-1", "t-2"}) || rr.Status != events.WorkflowRunning {
-		t.Fatalf("restart reply %+v", rr)
-	}
-	out := e.final(wf, 30*time.Second)
-	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 4 || len(out.Errors) != 0 {
-		t.Fatalf("new final %s %+v errors %+v", out.Status, out.Metadata.Tasks, out.Errors)
-	}
-	if f := must(e.cl.Final(e.ctl(), wf))(t); f.Status != events.OutcomeSuccess {
-		t.Errorf("Final gives %s", f.Status)
-	}
-	if kinds := e.outputKinds(wf); len(slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return k != events.OutputFinal })) != 2 {
-		t.Errorf("outputs %v: want the old final and the new one", kinds)
-	}
-	fl.mu.Lock()
-	runs := maps.Clone(fl.runs)
-	fl.mu.Unlock()
-	for task, n := range runs {
-		if want := map[bool]int{true: 2, false: 1}[task == "t-1" || task == "t-2"]; n != want {
-			t.Errorf("task %s ran %d times, want %d", task, n, want)
+	for _, aggregatorDown := range []bool{false, true} {
+		wf := fmt.Sprintf("finished-retry-%v", aggregatorDown)
+		fl.mu.Lock()
+		fl.fails[wf+"-1"], fl.fails[wf+"-2"] = 100, 100
+		fl.mu.Unlock()
+		e.submit(map[string]any{"id": wf, "success_threshold": 0.5,
+			"steps": []map[string]any{{"id": wf, "type": "flaky", "split": 1, "retries": 0, "input": []int{0, 1, 2, 3}}}})
+		first := e.final(wf, 30*time.Second)
+		if first.Status != events.OutcomePartial || first.Metadata.Tasks.Failed != 2 {
+			t.Fatalf("%s: first final %s %+v", wf, first.Status, first.Metadata.Tasks)
 		}
-	}
-	var rec *events.Workflow
-	waitFor(t, 10*time.Second, "the record to close again", func() bool {
-		rec = must(e.cl.Workflow(e.ctl(), wf))(t)
-		return !events.WorkflowOpen(rec.Status)
-	})
-	if rec.Outcome != events.OutcomeSuccess || rec.Reopened != 1 || rec.Counts.Completed != 4 {
-		t.Errorf("record %s %s reopened %d counts %+v", rec.Status, rec.Outcome, rec.Reopened, rec.Counts)
-	}
-	if _, err := e.cl.Restart(e.ctl(), wf, client.RestartOptions{RetryFailed: true}); !errors.Is(err, events.ErrConflict) {
-		t.Errorf("retry of a finished workflow with nothing failed: %v, want a conflict", err)
+		closed(wf)
+		if _, err := e.cl.Restart(e.ctl(), wf, client.RestartOptions{}); !errors.Is(err, events.ErrConflict) {
+			t.Errorf("%s: restart of a finished workflow without retry_failed: %v, want a conflict", wf, err)
+		}
+		fl.heal()
+		if aggregatorDown {
+			stopAggregator()
+		}
+		rr := must(e.cl.Restart(e.ctl(), wf, client.RestartOptions{RetryFailed: true}))(t)
+		if !slices.Equal(rr.Queued, []string{wf + "-1", wf + "-2"}) || rr.Status != events.WorkflowRunning {
+			t.Fatalf("%s: restart reply %+v", wf, rr)
+		}
+		if aggregatorDown {
+			closed(wf) // the planner is done before an aggregator sees a result
+			stopAggregator = e.aggregator()
+		}
+		out := e.final(wf, 30*time.Second)
+		if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 4 || len(out.Errors) != 0 {
+			t.Fatalf("%s: new final %s %+v errors %+v", wf, out.Status, out.Metadata.Tasks, out.Errors)
+		}
+		if f := must(e.cl.Final(e.ctl(), wf))(t); f.Status != events.OutcomeSuccess {
+			t.Errorf("%s: Final gives %s", wf, f.Status)
+		}
+		if kinds := e.outputKinds(wf); len(slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return k != events.OutputFinal })) != 2 {
+			t.Errorf("%s: outputs %v: want the old final and the new one", wf, kinds)
+		}
+		fl.mu.Lock()
+		runs := maps.Clone(fl.runs)
+		fl.mu.Unlock()
+		for task, n := range runs {
+			if !strings.HasPrefix(task, wf+"-") {
+				continue
+			}
+			if want := map[bool]int{true: 2, false: 1}[task == wf+"-1" || task == wf+"-2"]; n != want {
+				t.Errorf("task %s ran %d times, want %d", task, n, want)
+			}
+		}
+		rec := closed(wf)
+		if rec.Outcome != events.OutcomeSuccess || rec.Reopened != 1 || rec.Counts.Completed != 4 {
+			t.Errorf("%s: record %s %s reopened %d counts %+v", wf, rec.Status, rec.Outcome, rec.Reopened, rec.Counts)
+		}
+		if _, err := e.cl.Restart(e.ctl(), wf, client.RestartOptions{RetryFailed: true}); !errors.Is(err, events.ErrConflict) {
+			t.Errorf("%s: retry of a finished workflow with nothing failed: %v, want a conflict", wf, err)
+		}
 	}
 }

@@ -245,7 +245,7 @@ func (a *Aggregator) open(ctx context.Context, id string, backfill bool) (*state
 	reopened := false
 	if err == nil {
 		n, _ := strconv.Atoi(last.Header.Get(events.HeaderReopened))
-		if rec == nil || !events.WorkflowOpen(rec.Status) || rec.Reopened <= n {
+		if rec == nil || rec.Reopened <= n { // (the planner may have closed it again already)
 			gen := 0
 			if rec != nil {
 				gen = rec.Gen // the record's, not a result's: a forged one cannot raise it
