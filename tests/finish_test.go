@@ -21,6 +21,7 @@ import (
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/planner"
+	"github.com/nats-io/nats.go"
 )
 
 // gate is a handler that holds its tasks until the gate opens (or the task
@@ -568,6 +569,21 @@ func TestRestart_RetryFailedOfFinished(t *testing.T) {
 		if _, err := e.cl.Restart(e.ctl(), wf, client.RestartOptions{}); !errors.Is(err, events.ErrConflict) {
 			t.Errorf("%s: restart of a finished workflow without retry_failed: %v, want a conflict", wf, err)
 		}
+		if !aggregatorDown {
+			// A forged result of a later generation (no lease token)
+			// for the finished workflow: refused, and it must not hide the
+			// real reopening that follows from the aggregator.
+			forged, err := events.Encode(&events.Result{Workflow: wf, Task: wf + "-1", Step: wf, Index: 1, Type: "flaky",
+				Status: events.StateCompleted, Final: true, Attempts: 1, Gen: 7, Data: json.RawMessage(`"evil"`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := nats.NewMsg(e.cfg.Subjects().Result(wf, wf+"-1"))
+			msg.Data = forged
+			if _, err := e.js.PublishMsg(e.ctl(), msg); err != nil {
+				t.Fatal(err)
+			}
+		}
 		fl.heal()
 		if aggregatorDown {
 			stopAggregator()
@@ -583,6 +599,9 @@ func TestRestart_RetryFailedOfFinished(t *testing.T) {
 		out := e.final(wf, 30*time.Second)
 		if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 4 || len(out.Errors) != 0 {
 			t.Fatalf("%s: new final %s %+v errors %+v", wf, out.Status, out.Metadata.Tasks, out.Errors)
+		}
+		if strings.Contains(string(out.Data), "evil") {
+			t.Errorf("%s: the forged result is in the output: %s", wf, out.Data)
 		}
 		if f := must(e.cl.Final(e.ctl(), wf))(t); f.Status != events.OutcomeSuccess {
 			t.Errorf("%s: Final gives %s", wf, f.Status)
