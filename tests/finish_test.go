@@ -197,6 +197,10 @@ func TestCollect_Modes(t *testing.T) {
 		if _, err := e.cl.Final(e.ctl(), wf); !errors.Is(err, client.ErrNoFinal) {
 			t.Errorf("final before the straggler: %v", err)
 		}
+		waitFor(t, 10*time.Second, "status to show the workflow ready", func() bool {
+			st := must(e.cl.Status(e.ctl(), wf))(t)
+			return len(st.Workflows) == 1 && st.Workflows[0].Ready && st.Workflows[0].Status == events.WorkflowRunning
+		})
 		g.open()
 		out := e.final(wf, 30*time.Second)
 		if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 4 {

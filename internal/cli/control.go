@@ -385,7 +385,11 @@ func printStatus(w io.Writer, s *events.Snapshot, wf string) error {
 		if v.ETASeconds != nil {
 			eta = fmt.Sprintf("%.1fs", *v.ETASeconds)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%d/%d\t%d\t%d\t%s\t%d/%d left\n", v.ID, v.Status, v.Progress,
+		status := v.Status
+		if v.Ready && events.WorkflowOpen(v.Status) {
+			status += " (ready)" // hybrid: its ready output is out
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%d/%d\t%d\t%d\t%s\t%d/%d left\n", v.ID, status, v.Progress,
 			n.Completed+n.Failed+n.Cancelled, n.Total, v.Active, n.Failed, eta, v.CriticalPath.Remaining, v.CriticalPath.Total)
 	}
 	if err := tw.Flush(); err != nil {

@@ -58,11 +58,7 @@ func (a *Aggregator) openFinish(ctx context.Context, s *state) error {
 // without the rest: every critical task completed, or, in a job without
 // critical tasks, the completed share reached the success threshold.
 func (s *state) readyHolds() bool {
-	if len(s.critical) > 0 {
-		return s.critDone == len(s.critical)
-	}
-	total := s.rec.Counts.Total
-	return total > 0 && float64(s.completed)/float64(total)+1e-9 >= s.rec.SuccessThreshold
+	return s.rec.ReadyHolds(s.completed, s.critDone, len(s.critical))
 }
 
 // maybeReady publishes a hybrid workflow's ready output once readyHolds:

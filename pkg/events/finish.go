@@ -260,3 +260,15 @@ type ResolveReply struct {
 	// Queued (retry_failed) are the failed tasks queued again.
 	Queued []string `json:"queued"`
 }
+
+// ReadyHolds reports whether a hybrid workflow's consumers may go on
+// without the rest: every critical task completed (critDone of critical),
+// or, in a job without critical tasks, the completed share reached the
+// success threshold. The planner and the aggregator apply this one rule.
+func (w *Workflow) ReadyHolds(completed, critDone, critical int) bool {
+	if critical > 0 {
+		return critDone == critical
+	}
+	total := w.Counts.Total
+	return total > 0 && float64(completed)/float64(total)+1e-9 >= w.SuccessThreshold
+}

@@ -214,6 +214,9 @@ type Workflow struct {
 	Escalated time.Time `json:"escalated,omitzero"`
 	// Resolution is how a person last resolved its escalation.
 	Resolution string `json:"resolution,omitempty"`
+	// Ready is when a hybrid workflow became ready (ReadyHolds): its ready
+	// output is due; zero until then and in other modes.
+	Ready time.Time `json:"ready,omitzero"`
 	// Reopened counts restarts with retry_failed of the workflow once
 	// finished: each brings a new final output.
 	Reopened int `json:"reopened,omitempty"`

@@ -144,7 +144,7 @@ func sampleWorkflow() *events.Workflow {
 		Lanes: []string{"analysis.2", "writing.3"}, CriticalPathTotal: 2, CriticalPath: 1, Leased: true,
 		Mode: events.CollectHybrid, StopWhen: &events.StopWhen{Completed: 2, Threshold: true}, // both, to pin both
 		OnThresholdMissed: &events.ThresholdPolicy{RetryFailed: 1, Escalate: &events.Escalate{Webhook: "http://hooks.example:8080/x"}}, Rounds: 1, Escalated: t1,
-		Resolution: events.ResolveAccept, Reopened: 1,
+		Resolution: events.ResolveAccept, Reopened: 1, Ready: t1,
 	}
 }
 
@@ -194,7 +194,7 @@ func sampleSnapshot() *events.Snapshot {
 			Utilization: 0.25, FailureRate: 0.025, List: []events.AgentInfo{sampleAgentInfo()}, Omitted: 3},
 		Workflows: []events.WorkflowView{{
 			ID: "wf-1", Name: "quarterly report", Status: events.WorkflowFailed, Outcome: events.OutcomeFailed, Counts: sampleCounts(), Progress: 71.5,
-			Active: 2, Completed: 15, Submitted: t0, Rate: 0.5, ETASeconds: ptr(12.0), ETA: "12s", Bottleneck: sampleBottleneck(),
+			Active: 2, Completed: 15, Ready: true, Submitted: t0, Rate: 0.5, ETASeconds: ptr(12.0), ETA: "12s", Bottleneck: sampleBottleneck(),
 			CriticalPath: events.CriticalPathStatus{Total: 2, Remaining: 1, Seconds: ptr(1.0), OnSchedule: true, Why: "one step left"},
 			Running:      []string{"research-3"},
 		}},

@@ -212,6 +212,17 @@ func (p *Planner) resolve(ctx context.Context, req *events.ControlRequest) (any,
 	return reply, nil
 }
 
+// noteReady records when a hybrid workflow becomes ready, by the rule the
+// aggregator's ready output follows, so that status shows it.
+func (f *flow) noteReady() {
+	if f.rec.CollectMode() != events.CollectHybrid || !f.rec.Ready.IsZero() ||
+		!f.rec.ReadyHolds(f.completed, f.critDone, f.critical) {
+		return
+	}
+	f.rec.Ready = time.Now().UTC()
+	f.dirty = true
+}
+
 // noteStop marks f due to stop early once its stop_when holds and tasks
 // remain; stopEarly does it outside the replay.
 func (f *flow) noteStop() {

@@ -76,6 +76,7 @@ func (p *Planner) apply(ctx context.Context, f *flow, i int, r *events.Result) {
 		p.dispatchReady(f)
 	}
 	f.noteStop()
+	f.noteReady()
 	p.maybeFinish(ctx, f)
 }
 
