@@ -633,3 +633,55 @@ func TestRestart_RetryFailedOfFinished(t *testing.T) {
 		}
 	}
 }
+
+// TestThresholdMissed_RoundSurvivesPlannerRestart: the planner is
+// restarted while a retry round runs; the new one carries on from the
+// record (round, generation, tasks retried): the retried task is not run a
+// third time, no second round starts, the workflow succeeds.
+func TestThresholdMissed_RoundSurvivesPlannerRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	stopPlanner := e.planner()
+	e.aggregator()
+	g := newGate()
+	var mu sync.Mutex
+	runs := map[string]int{}
+	e.agent("worker", 4, map[string]agent.Handler{
+		"echo": agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) { return t.ID, nil }),
+		"second-time": agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
+			mu.Lock()
+			runs[t.ID]++
+			n := runs[t.ID]
+			mu.Unlock()
+			if n == 1 {
+				return nil, agent.Permanent(errors.New("first run fails"))
+			}
+			return g.handler().Handle(ctx, t)
+		}),
+	})
+	wf := e.submit(map[string]any{"id": "round-restart", "on_threshold_missed": map[string]any{"retry_failed": 2},
+		"steps": []map[string]any{
+			{"id": "ok", "type": "echo", "split": 1, "input": []int{1, 2}},
+			{"id": "flaky", "type": "second-time", "retries": 0},
+		}})
+	waitFor(t, 30*time.Second, "the retry round to run", func() bool { return g.holding() == 1 })
+	stopPlanner()
+	e.planner()
+	e.waitReady()
+	if rec := must(e.cl.Workflow(e.ctl(), wf))(t); rec.Status != events.WorkflowRunning || rec.Rounds != 1 || rec.Retry["flaky"] != rec.Gen {
+		t.Fatalf("record after the restart: status %s rounds %d gen %d retry %v", rec.Status, rec.Rounds, rec.Gen, rec.Retry)
+	}
+	g.open()
+	out := e.final(wf, 30*time.Second)
+	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 3 {
+		t.Fatalf("final %s %+v errors %+v", out.Status, out.Metadata.Tasks, out.Errors)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if runs["flaky"] != 2 {
+		t.Errorf("the retried task ran %d times, want 2", runs["flaky"])
+	}
+	if n := len(e.events(wf, events.EventRetryRound)); n != 1 {
+		t.Errorf("%d retry rounds, want 1", n)
+	}
+}
