@@ -270,9 +270,11 @@ func TestStopWhen_EndsEarly(t *testing.T) {
 			if c := out.Metadata.Tasks; out.Status != tc.status || c.Completed != tc.complete || c.Cancelled != tc.cancel || c.Failed != 0 {
 				t.Fatalf("final %s %+v, want %s with %d completed, %d cancelled", out.Status, c, tc.status, tc.complete, tc.cancel)
 			}
-			if d := time.Since(start); d > 15*time.Second {
+			d := time.Since(start)
+			if d > 15*time.Second {
 				t.Errorf("final after %v", d)
 			}
+			t.Logf("submit to final output, the rest cancelled: %v", d)
 			for _, er := range out.Errors {
 				if er.Status != events.StateCancelled || er.Kind != events.KindStopWhen || !strings.HasPrefix(er.Task, "slow-") {
 					t.Errorf("error %+v: want a slow task cancelled by stop_when", er)
