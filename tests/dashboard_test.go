@@ -104,6 +104,9 @@ func TestDashboard_Chromium(t *testing.T) {
 			}
 		}),
 		"block": blk.handler(),
+		"bad": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) {
+			return nil, agent.Permanent(errors.New("broken input"))
+		}),
 	})
 	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
 	if err != nil {
@@ -232,6 +235,18 @@ func TestDashboard_Chromium(t *testing.T) {
 		chromedp.Click(css(`#submit-btn`)),
 		xpath(`//p[@id="message" and contains(@class,"error") and contains(., "no step is called")]`))
 	shot("6-error-shown")
+
+	// 7. An escalated workflow shows as needing attention, and is
+	// accepted from the page: it finishes partial.
+	esc := e.submit(map[string]any{"id": "dash-esc", "on_threshold_missed": map[string]any{"escalate": map[string]any{}},
+		"steps": []map[string]any{{"id": "x", "type": "bad", "retries": 0}, {"id": "y", "type": "nap"}}})
+	run("see it need attention", statusIs(esc, events.WorkflowNeedsAttention))
+	shot("7-needs-attention")
+	clickUntil("click accept", `tr[data-wf="dash-esc"] button[data-action="resolve-accept"]`, esc, "completed")
+	if out := e.final(esc, 30*time.Second); out.Status != events.OutcomePartial {
+		t.Errorf("accepted from the page: %s", out.Status)
+	}
+	shot("8-accepted")
 }
 
 // TestDashboard_ChromiumBasicAuth serves the dashboard with --http-auth and

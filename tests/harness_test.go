@@ -140,7 +140,14 @@ func (e *env) goService(name string, fn func(context.Context) error) (stop func(
 // that answers the status and agents verbs.
 func (e *env) planner() func() {
 	e.t.Helper()
-	p, err := planner.New(e.nc, planner.Config{Streams: e.cfg, Logger: e.logger()})
+	return e.plannerWith(planner.Config{})
+}
+
+// plannerWith is planner with cfg (its streams and logger are the env's).
+func (e *env) plannerWith(cfg planner.Config) func() {
+	e.t.Helper()
+	cfg.Streams, cfg.Logger = e.cfg, e.logger()
+	p, err := planner.New(e.nc, cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

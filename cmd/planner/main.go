@@ -22,6 +22,8 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := flag.NewFlagSet("planner", flag.ContinueOnError)
 	var c service.Common
 	c.Register(fs)
+	webhook := fs.String("webhook", os.Getenv("BATON_WEBHOOK"), "http(s) URL escalations are POSTed to (env BATON_WEBHOOK)")
+	allow := fs.String("webhook-allow", os.Getenv("BATON_WEBHOOK_ALLOW"), "hosts (host or host:port), comma separated, a job's own escalation webhook may name; default none (env BATON_WEBHOOK_ALLOW)")
 	if err := service.ParseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -31,7 +33,8 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	cfg := planner.Config{Streams: c.Streams, Logger: log, Version: service.Version}
+	cfg := planner.Config{Streams: c.Streams, Logger: log, Version: service.Version,
+		Webhook: *webhook, WebhookHosts: service.SplitList(*allow)}
 	if err := cfg.Validate(); err != nil { // now, not at the first lead
 		return err
 	}

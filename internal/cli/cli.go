@@ -62,7 +62,8 @@ Exit status:
   3  not found: unknown workflow, task or agent
   4  rejected: invalid job or bad request, or refused by the server (permissions)
   5  conflict: not possible in the workflow's state, e.g. pausing a finished workflow
-  6  unavailable: no server or no planner answered, or it timed out`
+  6  unavailable: no server or no planner answered, or it timed out
+  7  needs attention: the workflow missed its threshold and waits for 'baton resolve'`
 
 // Command groups, in the order help lists them.
 const (
@@ -113,7 +114,7 @@ func newRoot(refused func(error)) *cobra.Command {
 	add(groupRun, newUpCmd(c), newDemoCmd(c), newBenchCmd(c))
 	add(groupWork, newSubmitCmd(c), newResultsCmd(c), newStatusCmd(c), newWatchCmd(c), newAgentsCmd(c))
 	add(groupControl, newPauseCmd(c, true), newPauseCmd(c, false), newStopCmd(c), newRestartCmd(c), newCheckpointCmd(c),
-		newCancelCmd(c), newReprioritizeCmd(c), newLimitCmd(c))
+		newCancelCmd(c), newReprioritizeCmd(c), newResolveCmd(c), newLimitCmd(c))
 	root.AddCommand(newStreamsCmd(c), newAuthCmd(c), newHealthCmd(), newVersionCmd())
 	root.SetHelpCommand(newHelpCmd())
 	return root

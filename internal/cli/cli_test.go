@@ -143,6 +143,9 @@ func TestMain_Usage(t *testing.T) {
 		{name: "checkpoint of nothing", args: []string{"checkpoint"}, want: "Run 'baton checkpoint --help' for usage."},
 		{name: "bad --types", args: []string{"streams", "--types", "a.b"}, want: "--types"},
 		{name: "bad --listen", args: []string{"up", "--listen", "nowhere"}, want: "--listen"},
+		{name: "resolve how?", args: []string{"resolve", "wf"}, want: "one of --accept, --retry-failed or --fail"},
+		{name: "resolve two ways", args: []string{"resolve", "wf", "--accept", "--fail"}, want: "one of --accept"},
+		{name: "--collect without --follow", args: []string{"results", "wf", "--collect", "batch"}, want: "need --follow"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,6 +190,7 @@ func TestExitCode(t *testing.T) {
 		{name: "control 503", err: &events.ControlError{Code: 503, Message: "stopping"}, want: ExitUnavailable},
 		{name: "no servers", err: fmt.Errorf("connect: %w", nats.ErrNoServers), want: ExitUnavailable},
 		{name: "deadline", err: fmt.Errorf("client: %w", context.DeadlineExceeded), want: ExitUnavailable},
+		{name: "needs attention", err: fmt.Errorf("client: wf: %w", client.ErrNeedsAttention), want: ExitAttention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -327,6 +331,7 @@ func TestMain_Results(t *testing.T) {
 	d.workflow(t, "wf-partial", events.WorkflowCompleted, events.OutcomePartial)
 	d.workflow(t, "wf-failed", events.WorkflowFailed, events.OutcomeFailed)
 	d.workflow(t, "wf-running", events.WorkflowRunning, "")
+	d.workflow(t, "wf-attention", events.WorkflowNeedsAttention, "")
 	tests := []struct {
 		name   string
 		args   []string
@@ -338,6 +343,8 @@ func TestMain_Results(t *testing.T) {
 		{name: "unknown followed", args: []string{"results", "nope", "--follow", "--server", d.url}, code: ExitNotFound, stderr: "unknown workflow"},
 		{name: "not an id", args: []string{"results", "a.b", "--server", d.url}, code: ExitRejected, stderr: "not a workflow id"},
 		{name: "not finished", args: []string{"--server", d.url, "results", "wf-running"}, code: ExitFailed, stderr: "is running: no final output yet"},
+		{name: "needs attention", args: []string{"results", "wf-attention", "--server", d.url}, code: ExitAttention, stderr: "needs attention: resolve it"},
+		{name: "bad collect", args: []string{"results", "wf-success", "--follow", "--collect", "lazy", "--server", d.url}, code: ExitRejected, stderr: `collect "lazy"`},
 		{name: "success", args: []string{"results", "wf-success", "--server", d.url}, code: ExitOK, stdout: `"status": "success"`},
 		{name: "partial", args: []string{"results", "--server", d.url, "wf-partial"}, code: ExitOK, stdout: `"status": "partial"`},
 		{name: "failed", args: []string{"results", "wf-failed", "--server", d.url}, code: ExitFailed, stdout: `"status": "failed"`, stderr: "workflow wf-failed ended failed"},

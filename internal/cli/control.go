@@ -359,12 +359,13 @@ func newStatusCmd(c *conn) *cobra.Command {
 		Use:   "status [WORKFLOW]",
 		Short: "Show progress, ETA, bottleneck, lanes and agents",
 		Long: fmt.Sprintf(`Show where work stands. Without a WORKFLOW the headline sums up every open
-(running, paused or stopped) workflow and counts workflows by status, and
+(running, paused, stopped or needs_attention) workflow and counts workflows by status, and
 the table lists the open ones, latest first, then those finished in the
 last minutes, latest first: at most --limit of them (default %d, at most
 %d), and fewer if the reply would outgrow the server's max payload. What
 was left out is said below the table; --offset pages through the rest and
---status (open, finished, running, paused, stopped, completed, failed)
+--status (open, finished, running, paused, stopped, needs_attention,
+completed, failed)
 lists only some. With a WORKFLOW, that workflow alone, finished long ago
 or not. Then throughput, error rate and task times, agents, the bottleneck
 lane, and every lane with a backlog, tasks in flight or a pause. --json
@@ -417,8 +418,12 @@ func scope(s *events.Snapshot, wf string) string {
 
 // totalsLine counts every workflow by status.
 func totalsLine(t events.WorkflowTotals) string {
-	return fmt.Sprintf("workflows: %d — %d running, %d paused, %d stopped; %d completed, %d failed (%d of them finished lately)",
-		t.Total, t.Running, t.Paused, t.Stopped, t.Completed, t.Failed, t.FinishedRecently)
+	attention := ""
+	if t.NeedsAttention > 0 {
+		attention = fmt.Sprintf(", %d need attention (baton resolve)", t.NeedsAttention)
+	}
+	return fmt.Sprintf("workflows: %d — %d running, %d paused, %d stopped%s; %d completed, %d failed (%d of them finished lately)",
+		t.Total, t.Running, t.Paused, t.Stopped, attention, t.Completed, t.Failed, t.FinishedRecently)
 }
 
 // printStatus writes a snapshot (of workflow wf, or of all with "") as
@@ -446,7 +451,11 @@ func printStatus(w io.Writer, s *events.Snapshot, wf string) error {
 		if v.ETASeconds != nil {
 			eta = fmt.Sprintf("%.1fs", *v.ETASeconds)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%d/%d\t%d\t%d\t%s\t%d/%d left\n", v.ID, v.Status, v.Progress,
+		status := v.Status
+		if v.Ready && events.WorkflowOpen(v.Status) {
+			status += " (ready)" // hybrid: its ready output is out
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%d/%d\t%d\t%d\t%s\t%d/%d left\n", v.ID, status, v.Progress,
 			n.Completed+n.Failed+n.Cancelled, n.Total, v.Active, n.Failed, eta, v.CriticalPath.Remaining, v.CriticalPath.Total)
 	}
 	if err := tw.Flush(); err != nil {

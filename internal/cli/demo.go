@@ -120,7 +120,7 @@ func demo(cmd *cobra.Command, f *upFlags) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "== examples/report.json → workflow %s: %d tasks on lanes %v\n", reply.Workflow, reply.Tasks, reply.Lanes)
-	if _, err := followOutputs(ctx, r.client, reply.Workflow, stdout); err != nil {
+	if _, err := followOutputs(ctx, r.client, reply.Workflow, client.FollowOptions{}, stdout); err != nil {
 		return err
 	}
 

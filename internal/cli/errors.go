@@ -22,6 +22,7 @@ const (
 	ExitRejected    = 4 // invalid job or bad request
 	ExitConflict    = 5 // not possible in the workflow's state
 	ExitUnavailable = 6 // no server, no planner, or it timed out
+	ExitAttention   = 7 // the workflow needs attention: it waits for baton resolve
 )
 
 // ErrUsage is matched (errors.Is) by every error about the command line
@@ -62,8 +63,8 @@ var ErrRefused = errors.New("refused by the server")
 // first of these the error matches: ErrUsage 2; events.ErrNotFound 3 (as
 // client.ErrUnknownWorkflow does); an *events.ValidationError or
 // events.ErrBadRequest 4; events.ErrConflict 5; client.ErrNoPlanner,
-// events.ErrUnavailable, no reachable server or a deadline 6; anything
-// else, ErrWorkflowFailed included, 1.
+// events.ErrUnavailable, no reachable server or a deadline 6;
+// client.ErrNeedsAttention 7; anything else, ErrWorkflowFailed included, 1.
 func ExitCode(err error) int {
 	var ee *ExitError
 	var ve *events.ValidationError
@@ -87,6 +88,8 @@ func ExitCode(err error) int {
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
 		errors.As(err, &oe), errors.As(err, &de):
 		return ExitUnavailable
+	case errors.Is(err, client.ErrNeedsAttention):
+		return ExitAttention
 	}
 	return ExitFailed
 }

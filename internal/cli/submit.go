@@ -70,22 +70,29 @@ func submit(cmd *cobra.Command, c *conn, file string, follow bool) error {
 	if !follow {
 		return nil
 	}
-	return printFinal(followOutputs(ctx, cl, reply.Workflow, stdout))
+	return printFinal(followOutputs(ctx, cl, reply.Workflow, client.FollowOptions{}, stdout))
 }
 
-// followOutputs prints a workflow's partial outputs as they arrive, then
-// its final output as JSON, which it returns.
-func followOutputs(ctx context.Context, cl *client.Client, wf string, stdout io.Writer) (*events.Output, error) {
-	final, err := cl.Follow(ctx, wf, func(o *events.Output) error {
-		if o.Kind == events.OutputPartial {
+// followOutputs prints a workflow's partial outputs as they arrive (with
+// the outputs opts picks), then its final output as JSON (or, with
+// opts.UntilReady, the ready output), which it returns.
+func followOutputs(ctx context.Context, cl *client.Client, wf string, opts client.FollowOptions, stdout io.Writer) (*events.Output, error) {
+	last, err := cl.FollowWith(ctx, wf, opts, func(o *events.Output) error {
+		switch o.Kind {
+		case events.OutputPartial:
 			fmt.Fprintf(stdout, "partial: %d/%d tasks (%.1f%%), %d new results\n", o.Progress.Done, o.Progress.Total, o.Progress.Percent, len(o.Results))
+		case events.OutputReady:
+			fmt.Fprintf(stdout, "ready: %d/%d tasks (%.1f%%), the critical ones done\n", o.Progress.Done, o.Progress.Total, o.Progress.Percent)
+			if !opts.UntilReady {
+				return printJSON(stdout, o)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return final, printJSON(stdout, final)
+	return last, printJSON(stdout, last)
 }
 
 // printFinal turns a printed final output into the command's outcome:
@@ -105,19 +112,28 @@ func printFinal(out *events.Output, err error) error {
 
 func newResultsCmd(c *conn) *cobra.Command {
 	var follow bool
+	var opts client.FollowOptions
 	cmd := &cobra.Command{
 		Use:   "results WORKFLOW",
 		Short: "Print a workflow's final output, or follow its outputs",
 		Long: `Print a workflow's final output as JSON. A workflow that has not finished has
 no final output yet: results says so, with its status (exit status 1);
 with --follow it prints each partial output as it arrives and then the
-final one. The exit status is 1 if the workflow ended failed, 3 if there is
-no such workflow.`,
+final one. --collect chooses what --follow prints (default: the job's own
+collect mode): stream (partials, final), batch (the final output only) or
+hybrid (partials, the ready output once the critical tasks are done, the
+final); --ready returns at the ready output. The exit status is 1 if the
+workflow ended failed, 3 if there is no such workflow, 7 if it needs
+attention (it escalated: see 'baton resolve').`,
 		Example: `  baton results 01JB7X3M9Q2W
-  baton results 01JB7X3M9Q2W --follow`,
+  baton results 01JB7X3M9Q2W --follow
+  baton results 01JB7X3M9Q2W --follow --collect hybrid --ready`,
 		Args:              usageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: c.completeWorkflows,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !follow && (opts.Collect != "" || opts.UntilReady) {
+				return usagef("--collect and --ready need --follow")
+			}
 			ctx, stdout := cmd.Context(), cmd.OutOrStdout()
 			cl, done, err := c.client()
 			if err != nil {
@@ -125,7 +141,7 @@ no such workflow.`,
 			}
 			defer done()
 			if follow {
-				return printFinal(followOutputs(ctx, cl, args[0], stdout))
+				return printFinal(followOutputs(ctx, cl, args[0], opts, stdout))
 			}
 			out, err := cl.Final(ctx, args[0])
 			if err != nil {
@@ -135,6 +151,8 @@ no such workflow.`,
 		},
 	}
 	cmd.Flags().BoolVar(&follow, "follow", false, "print partial outputs as they arrive, then the final output")
+	cmd.Flags().StringVar(&opts.Collect, "collect", "", "with --follow: stream, batch or hybrid (default: the job's)")
+	cmd.Flags().BoolVar(&opts.UntilReady, "ready", false, "with --follow: return at the ready output of a hybrid workflow")
 	return cmd
 }
 

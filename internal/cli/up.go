@@ -31,6 +31,9 @@ type upFlags struct {
 	auth        bool
 	tls         bool
 	limits      events.Limits // the planner's; not a flag (bench --large sets it)
+	// webhook and webhookHosts configure the planner's escalation webhook.
+	webhook      string
+	webhookHosts listFlag
 }
 
 // registerServer adds the embedded server's flags; data "" means a
@@ -89,6 +92,7 @@ func (f *upFlags) system() *service.System {
 	s := &service.System{Streams: f.Streams, Agents: f.agents, Concurrency: f.concurrency, Limits: f.limits}
 	s.Builtin.Exec = strings.Fields(f.exec)
 	s.Builtin.URL = f.url
+	s.Webhook, s.WebhookHosts = f.webhook, f.webhookHosts.items
 	return s
 }
 
@@ -119,6 +123,8 @@ the embedded one, on --listen.`,
 	f.registerAgents(fs, 4)
 	fs.StringVar(&f.exec, "exec", "", "command for the exec type (program and arguments, no shell); enables exec")
 	fs.StringVar(&f.url, "url", "", "URL for the http type; enables http")
+	fs.StringVar(&f.webhook, "webhook", envOr("BATON_WEBHOOK", ""), "http(s) URL the planner POSTs escalations to (env BATON_WEBHOOK)")
+	fs.Var(&f.webhookHosts, "webhook-allow", "hosts (host or host:port) a job's own escalation webhook may name; default none (repeat, or comma separated)")
 	fs.BoolVar(&f.auth, "auth", false, "admit only baton's roles: write an nkey per role and the server's authorization into <data>/auth (kept across restarts)")
 	fs.BoolVar(&f.tls, "tls", false, "require TLS of every client: a private CA and a server certificate for --listen's host, written once into <data>/tls (clients verify with --tls-ca <data>/tls/ca.pem)")
 	fs.StringVar(&f.HTTPAuth, "http-auth", envOr("BATON_HTTP_AUTH", ""), "user:password the dashboard asks for (HTTP basic auth); required to serve it beyond loopback (env BATON_HTTP_AUTH)")

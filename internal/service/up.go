@@ -27,9 +27,13 @@ type System struct {
 	Concurrency int
 	// Types the built-in agents serve; default every built-in type that
 	// needs no configuration, plus exec and http when Builtin configures them.
-	Types   []string
-	Builtin builtin.Options
-	Logger  *slog.Logger
+	Types []string
+	// Webhook and WebhookHosts are the planner's escalation webhook and
+	// the hosts a job's own webhook may name (planner.Config).
+	Webhook      string
+	WebhookHosts []string
+	Builtin      builtin.Options
+	Logger       *slog.Logger
 	// AgentPrefix names the agents "<prefix>-1" …; default "agent".
 	AgentPrefix string
 	// Limits bound the jobs the planner accepts; the zero value means
@@ -87,7 +91,7 @@ func (s *System) Add(ctx context.Context, g *run.Group, nc *nats.Conn) ([]*agent
 	}
 	// As replicas (package lead), so that a planner or aggregator started
 	// elsewhere against the same server can stand by for them.
-	pc := planner.Config{Streams: s.Streams, Logger: s.Logger, Version: Version, Limits: s.Limits}
+	pc := planner.Config{Streams: s.Streams, Logger: s.Logger, Version: Version, Limits: s.Limits, Webhook: s.Webhook, WebhookHosts: s.WebhookHosts}
 	if err := pc.Validate(); err != nil {
 		return nil, err
 	}

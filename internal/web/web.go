@@ -385,6 +385,8 @@ func (s *Server) do(ctx context.Context, verb string, req *events.ControlRequest
 			Type: req.Type, MinPriority: req.MinPriority, MaxPriority: req.MaxPriority, ReleaseDependents: req.ReleaseDependents})
 	case events.VerbReprioritize:
 		return s.cl.Reprioritize(ctx, req.Workflow, req.Task, req.To)
+	case events.VerbResolve:
+		return s.cl.Resolve(ctx, req.Workflow, req.Resolution)
 	case events.VerbStatus:
 		if req.Workflow != "" {
 			return s.cl.Status(ctx, req.Workflow)

@@ -106,7 +106,7 @@ func (a *Agent) onControl(r micro.Request) {
 		case stop && cmd.Op == events.AgentOpCancel:
 			j.cancelled = true
 			j.why, j.kind = "cancelled by request", events.KindCancelled
-			if cmd.Kind == events.KindDeadline || cmd.Kind == events.KindCancelled {
+			if cmd.Kind == events.KindDeadline || cmd.Kind == events.KindCancelled || cmd.Kind == events.KindStopWhen {
 				j.kind = cmd.Kind
 				if cmd.Reason != "" {
 					j.why = truncate(cmd.Reason, 256)

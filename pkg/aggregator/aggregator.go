@@ -81,8 +81,9 @@ type Aggregator struct {
 
 	refused   events.Refusals // results refused (undecodable or forged)
 	wfs       map[string]*state
-	finalized map[string]bool // workflows known to have a final output
+	finalized map[string]int // workflows known to have a final output → their record's Gen
 	replaying bool
+	polled    time.Time // when pollWaiting last read records
 }
 
 // state is one workflow's streaming aggregation.
@@ -107,6 +108,7 @@ type state struct {
 	// aggregator publishes, in partials, exactly the results after it.
 	freshSeq []uint64
 	covered  uint64
+	finishing
 }
 
 // New returns an aggregator that will use nc. It does no I/O.
@@ -120,7 +122,7 @@ func New(nc *nats.Conn, cfg Config) (*Aggregator, error) {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	return &Aggregator{cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(),
-		log: cfg.Logger.With("service", "aggregator"), wfs: map[string]*state{}, finalized: map[string]bool{}}, nil
+		log: cfg.Logger.With("service", "aggregator"), wfs: map[string]*state{}, finalized: map[string]int{}}, nil
 }
 
 // Run aggregates until ctx is cancelled (then it returns nil) or JetStream
@@ -186,6 +188,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		case <-tick.C:
 			if !a.replaying {
 				a.partials(work)
+				a.pollWaiting(work)
 			}
 		}
 	}
@@ -222,7 +225,7 @@ func (a *Aggregator) loadOpen(ctx context.Context) (uint64, error) {
 	}
 	var from uint64
 	for _, id := range ids {
-		s, err := a.open(ctx, id)
+		s, err := a.open(ctx, id, false)
 		if err != nil {
 			return 0, err
 		}
@@ -233,31 +236,46 @@ func (a *Aggregator) loadOpen(ctx context.Context) (uint64, error) {
 	return from, nil
 }
 
-// open returns the state of a workflow that has no final output yet, loading
-// it if needed; nil if it is finished or unknown.
-func (a *Aggregator) open(ctx context.Context, id string) (*state, error) {
+// open returns the state of a workflow that has no final output yet (or
+// was reopened since its last one), loading it if needed; nil if it is
+// finished or unknown. A reopened workflow's state is read back from its
+// stored results when backfill is set (not during the replay at start,
+// which reads them anyway).
+func (a *Aggregator) open(ctx context.Context, id string, backfill bool) (*state, error) {
 	if s := a.wfs[id]; s != nil {
 		return s, nil
 	}
-	if a.finalized[id] {
+	if _, ok := a.finalized[id]; ok {
 		return nil, nil
 	}
-	_, err := a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputFinal))
-	if err == nil {
-		a.markFinal(id)
-		return nil, nil
-	}
-	if !errors.Is(err, jetstream.ErrMsgNotFound) {
+	last, err := a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputFinal))
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("aggregator: look for final output of %s: %w", id, err)
 	}
-	rec, err := streams.GetWorkflow(ctx, a.kv, id)
-	if err != nil || rec == nil {
-		return nil, err
+	rec, rerr := streams.GetWorkflow(ctx, a.kv, id)
+	if rerr != nil {
+		return nil, rerr
+	}
+	reopened := false
+	if err == nil {
+		n, _ := strconv.Atoi(last.Header.Get(events.HeaderReopened))
+		if rec == nil || rec.Reopened <= n { // (the planner may have closed it again already)
+			gen := 0
+			if rec != nil {
+				gen = rec.Gen // the record's, not a result's: a forged one cannot raise it
+			}
+			a.markFinal(id, gen)
+			return nil, nil
+		}
+		reopened = true // its failed tasks run again: a new final output is due
+	}
+	if rec == nil {
+		return nil, nil
 	}
 	s := newState(*rec)
 	// Partials already stored cover the results through their header's
 	// sequence; one stored before the header existed covers all.
-	last, err := a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputPartial))
+	last, err = a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputPartial))
 	switch {
 	case err == nil:
 		s.covered = math.MaxUint64
@@ -267,7 +285,16 @@ func (a *Aggregator) open(ctx context.Context, id string) (*state, error) {
 	case !errors.Is(err, jetstream.ErrMsgNotFound):
 		return nil, fmt.Errorf("aggregator: look for partial outputs of %s: %w", id, err)
 	}
+	if err := a.openFinish(ctx, s); err != nil {
+		return nil, err
+	}
 	a.wfs[id] = s
+	if s.reopened = reopened; reopened && backfill {
+		if err := a.backfill(ctx, s); err != nil {
+			delete(a.wfs, id)
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -330,11 +357,14 @@ func (s *state) partialData() json.RawMessage {
 	return nil
 }
 
-func (a *Aggregator) markFinal(id string) {
+// markFinal caches that id has its final output; gen is its record's
+// generation (a result of a later one makes open look again: the workflow
+// may have been reopened).
+func (a *Aggregator) markFinal(id string, gen int) {
 	if len(a.finalized) > 100_000 { // a cache: a miss costs one lookup
 		clear(a.finalized)
 	}
-	a.finalized[id] = true
+	a.finalized[id] = max(a.finalized[id], gen)
 }
 
 func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
@@ -354,9 +384,12 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	if meta, err := m.Metadata(); err == nil {
 		seq = meta.Sequence.Stream
 	}
+	if g, final := a.finalized[r.Workflow]; final && r.Gen > g {
+		delete(a.finalized, r.Workflow) // a later generation: reopened?
+	}
 	var s *state
 	if err := retry.Do(ctx, a.log, "load workflow "+r.Workflow, 0, func() (err error) {
-		s, err = a.open(ctx, r.Workflow)
+		s, err = a.open(ctx, r.Workflow, true)
 		return err
 	}); err != nil {
 		return // stopping: the replay after a restart picks the result up
@@ -402,14 +435,22 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	} else {
 		kept.Data = nil
 	}
-	if seq > s.covered { // not yet in a stored partial output
+	if r.Status == events.StateCompleted {
+		s.completed++
+		if s.critical[r.Task] {
+			s.critDone++
+		}
+	}
+	if seq > s.covered && s.rec.CollectMode() != events.CollectBatch { // not yet in a stored partial output
 		s.fresh = append(s.fresh, out)
 		s.freshSeq = append(s.freshSeq, seq)
 	}
 	s.final[r.Task] = &kept
 	if len(s.final) >= s.rec.Counts.Total {
-		a.finish(ctx, s)
+		a.conclude(ctx, s)
+		return
 	}
+	a.maybeReady(ctx, s)
 }
 
 func (s *state) counts() events.Counts {
@@ -446,7 +487,7 @@ func (a *Aggregator) partials(ctx context.Context) {
 				Progress: s.progress(), Results: s.fresh[:n], Errors: []events.TaskError{}}
 			out.Data = s.partialData()
 			through := s.freshSeq[n-1]
-			if err := a.publish(ctx, out, events.MsgID(id, "partial", through), through); err != nil {
+			if err := a.publish(ctx, out, events.MsgID(id, "partial", through), through, 0); err != nil {
 				a.log.Warn("publish partial output; trying again at the next one", "workflow", id, "err", err)
 				break // kept: the next tick publishes it
 			}
@@ -463,25 +504,26 @@ func (a *Aggregator) partials(ctx context.Context) {
 func (a *Aggregator) finish(ctx context.Context, s *state) {
 	id := s.rec.ID
 	a.partials(ctx)
-	out, err := a.final(s)
+	out, err := a.final(s, false)
 	if err != nil {
 		a.log.Error("build final output", "workflow", id, "err", err)
 		out = &events.Output{Workflow: id, Kind: events.OutputFinal, Status: events.OutcomeFailed,
 			Errors: []events.TaskError{{Message: err.Error(), Kind: events.KindPermanent}}}
 	}
 	if err := retry.Do(ctx, a.log, "publish final output of "+id, 0, func() error {
-		return a.publish(ctx, *out, events.MsgID(id, "final"), 0)
+		return a.publish(ctx, *out, finalID(s), 0, s.rec.Reopened)
 	}); err != nil {
 		return // stopping: left open, the replay after a restart finishes it
 	}
 	delete(a.wfs, id)
-	a.markFinal(id)
+	a.markFinal(id, s.rec.Gen)
 	a.log.Info("final output", "workflow", id, "status", out.Status, "completed", out.Metadata.Tasks.Completed,
 		"failed", out.Metadata.Tasks.Failed, "cancelled", out.Metadata.Tasks.Cancelled)
 }
 
-// final builds a workflow's final output from its state.
-func (a *Aggregator) final(s *state) (*events.Output, error) {
+// final builds a workflow's final output from its state; a preview (the
+// ready output) leaves the reducer as it is.
+func (a *Aggregator) final(s *state, preview bool) (*events.Output, error) {
 	c := s.counts()
 	criticalFailed := false
 	var errs []events.TaskError
@@ -524,7 +566,7 @@ func (a *Aggregator) final(s *state) (*events.Output, error) {
 			missing = append(missing, r.Task)
 			if len(s.rec.Aggregate.Fallback) > 0 && !s.keep {
 				datas = append(datas, s.rec.Aggregate.Fallback)
-				if s.reducer != nil {
+				if s.reducer != nil && !preview {
 					s.reducer.Add(s.rec.Aggregate.Fallback)
 				}
 			}
@@ -547,7 +589,10 @@ func (a *Aggregator) final(s *state) (*events.Output, error) {
 			return nil, err
 		}
 	}
-	status, rate := events.Outcome(c, s.rec.SuccessThreshold, criticalFailed)
+	status, rate := s.rec.Verdict(c, criticalFailed)
+	if s.verdict != "" {
+		status = s.verdict // the planner's decision (a resolution)
+	}
 	agents := make([]string, 0, len(s.agents))
 	for ag := range s.agents {
 		agents = append(agents, ag)
@@ -584,7 +629,9 @@ func recovery(c events.Counts, recovered int) string {
 	return events.RecoveryNone
 }
 
-func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID string, through uint64) error {
+// publish stores an output; through (partials) and reopened (finals) go
+// into their headers when not 0.
+func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID string, through uint64, reopened int) error {
 	b, err := json.Marshal(out)
 	if err != nil {
 		return err
@@ -595,6 +642,9 @@ func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID strin
 	msg.Header.Set(events.HeaderContentType, events.ContentJSON)
 	if through > 0 {
 		msg.Header.Set(events.HeaderResultsThrough, strconv.FormatUint(through, 10))
+	}
+	if reopened > 0 {
+		msg.Header.Set(events.HeaderReopened, strconv.Itoa(reopened))
 	}
 	msg.Header.Set(events.HeaderMsgID, msgID)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -242,6 +242,8 @@ func Remedy(kind, status string) (string, bool) {
 		return "it was cancelled by request: restart the workflow or resubmit the task if the work is still needed", true
 	case events.KindExpression:
 		return "an expression of the job's aggregate failed on this value, which is null in the output: fix the expression; the task itself needs no retry", false
+	case events.KindStopWhen:
+		return "not needed: the job's stop_when held before it finished; drop stop_when if every task is wanted", false
 	case events.KindUnknown:
 		return "the task message could not be decoded: check the producer's wire protocol version", false
 	}

@@ -1,7 +1,11 @@
 // Package aggregator turns task results into workflow outputs. It follows the
 // RESULTS stream, keeps a small streaming state per workflow, publishes
-// partial outputs as results arrive (throttled) and the final output when
-// every task has a final result.
+// partial outputs as results arrive (throttled; none in batch collection),
+// a hybrid workflow's ready output once its critical tasks are done, and the
+// final output when every task has a final result. The verdict of a
+// workflow that missed its success threshold under an on_threshold_missed
+// policy is the planner's: the final output waits for the record to give it
+// (finish.go).
 //
 // The output's data is built by the job's aggregate: merge, reduce or
 // transform (Combine, Reducer), or, in synth.go, named fields, computed

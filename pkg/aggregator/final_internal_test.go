@@ -172,7 +172,7 @@ func TestAggregator_Final(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			out, err := (&Aggregator{}).final(newTestState(t, tc.rec, tc.results...))
+			out, err := (&Aggregator{}).final(newTestState(t, tc.rec, tc.results...), false)
 			if err != nil {
 				t.Fatalf("final: %v", err)
 			}
@@ -251,7 +251,7 @@ func TestAggregator_FinalMetadata(t *testing.T) {
 			for i := range results {
 				results[i].Finished = time.Unix(100, int64(i+1)*int64(time.Millisecond)).UnixNano()
 			}
-			out, err := (&Aggregator{}).final(newTestState(t, rec, results...))
+			out, err := (&Aggregator{}).final(newTestState(t, rec, results...), false)
 			if err != nil {
 				t.Fatalf("final: %v", err)
 			}

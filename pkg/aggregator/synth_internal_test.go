@@ -40,7 +40,7 @@ func parseAggregate(tb testing.TB, agg string) events.Aggregate {
 
 func finalOf(tb testing.TB, a *Aggregator, s *state) *events.Output {
 	tb.Helper()
-	out, err := a.final(s)
+	out, err := a.final(s, false)
 	if err != nil {
 		tb.Fatalf("final: %v", err)
 	}

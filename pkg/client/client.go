@@ -113,43 +113,9 @@ func (c *Client) Workflow(ctx context.Context, workflow string) (*events.Workflo
 // Follow calls fn with every output of a workflow, partial ones first, from
 // the beginning, and returns the final output. It stops early if fn returns
 // an error or ctx ends. An unknown workflow is ErrUnknownWorkflow at once.
+// It is FollowWith with the workflow's own collection mode.
 func (c *Client) Follow(ctx context.Context, workflow string, fn func(*events.Output) error) (*events.Output, error) {
-	if _, err := c.Workflow(ctx, workflow); err != nil {
-		return nil, err
-	}
-	cons, err := c.js.OrderedConsumer(ctx, c.cfg.OutputsStream(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{c.subj.Output(workflow, "*")},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("client: follow: %w", err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, fmt.Errorf("client: follow: %w", err)
-	}
-	defer it.Stop()
-	defer context.AfterFunc(ctx, it.Stop)()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("client: follow: %w", err)
-		}
-		var out events.Output
-		if err := json.Unmarshal(m.Data(), &out); err != nil {
-			return nil, fmt.Errorf("client: output: %w", err)
-		}
-		if fn != nil {
-			if err := fn(&out); err != nil {
-				return nil, err
-			}
-		}
-		if out.Kind == events.OutputFinal {
-			return &out, nil
-		}
-	}
+	return c.FollowWith(ctx, workflow, FollowOptions{}, fn)
 }
 
 // Run submits a job and waits for its final output, calling fn (if not nil)
@@ -175,6 +141,9 @@ func (c *Client) Final(ctx context.Context, workflow string) (*events.Output, er
 	}
 	m, err := s.GetLastMsgForSubject(ctx, c.subj.Output(workflow, events.OutputFinal))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		if rec.Status == events.WorkflowNeedsAttention {
+			return nil, fmt.Errorf("client: workflow %s: %w", workflow, ErrNeedsAttention)
+		}
 		return nil, fmt.Errorf("client: workflow %s is %s: %w", workflow, rec.Status, ErrNoFinal)
 	}
 	if err != nil {

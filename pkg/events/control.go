@@ -20,10 +20,11 @@ const (
 	VerbReprioritize = "reprioritize"
 	VerbAgents       = "agents"
 	VerbCrash        = "crash"
+	VerbResolve      = "resolve"
 )
 
 // Verbs lists every control verb but submit, whose body is a job.
-var Verbs = []string{VerbStatus, VerbPause, VerbResume, VerbStop, VerbRestart, VerbCancel, VerbReprioritize, VerbAgents, VerbCrash}
+var Verbs = []string{VerbStatus, VerbPause, VerbResume, VerbStop, VerbRestart, VerbCancel, VerbReprioritize, VerbAgents, VerbCrash, VerbResolve}
 
 // ControlRequest is the body of every control request but submit. Which
 // fields a verb reads is documented in the README; unknown fields are
@@ -62,6 +63,10 @@ type ControlRequest struct {
 	// ReleaseDependents lets the dependents of cancelled tasks run with the
 	// cancelled input marked missing; by default they are cancelled too.
 	ReleaseDependents bool `json:"release_dependents,omitempty"`
+
+	// Resolution (resolve) ends an escalated workflow's wait:
+	// ResolveAccept, ResolveRetryFailed or ResolveFail.
+	Resolution string `json:"resolution,omitempty"`
 
 	// Reprioritize: one task (default: every queued or waiting task of the
 	// workflow) to priority To.
@@ -121,6 +126,9 @@ func ParseControl(data []byte) (*ControlRequest, error) {
 	}
 	if r.Offset < 0 || r.Limit < 0 {
 		return nil, fmt.Errorf("%w: offset and limit must not be negative", ErrBadRequest)
+	}
+	if r.Resolution != "" && r.Resolution != ResolveAccept && r.Resolution != ResolveRetryFailed && r.Resolution != ResolveFail {
+		return nil, fmt.Errorf("%w: resolution %q: want accept, retry_failed or fail", ErrBadRequest, Short(r.Resolution))
 	}
 	if r.Status != "" && !ValidToken(r.Status) {
 		return nil, fmt.Errorf("%w: status %q is not a status", ErrBadRequest, Short(r.Status))

@@ -186,6 +186,8 @@ func FuzzParseJob(f *testing.F) {
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"aggregate":{"fields":{"a":{"expr":"let x = items; x[0].y.z"}},"fallback":{"interpolate":"previous"}}}`))
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x","concurrency":{"key":"c-{input.customer}","limit":3},"rate":"20/s","burst":5,"input":{"customer":"acme"}}]}`))
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x","concurrency":{"key":"{input.0.a}{input}","limit":0},"rate":"1/h","burst":2}]}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"collect":"hybrid","stop_when":{"completed":1},"on_threshold_missed":{"retry_failed":2,"escalate":{"webhook":"https://h.example/x"}}}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"stop_when":null,"on_threshold_missed":{"escalate":{"webhook":"http://[::1"}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		job, err := events.ParseJob(data, events.Limits{})
 		if err == nil {
@@ -271,6 +273,8 @@ func FuzzParseControl(f *testing.F) {
 	f.Add([]byte(`{"until":1e300}`))
 	f.Add([]byte(`{"workflow":"wf-1","token":"cp3.hZ0kq3s8V2T4dVHc0y1x9A"}`))
 	f.Add([]byte(`{"token":"cp0.-_"}`))
+	f.Add([]byte(`{"workflow":"wf-1","resolution":"accept"}`))
+	f.Add([]byte(`{"workflow":"wf-1","resolution":"maybe"}`))
 	f.Add([]byte(``))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := events.ParseControl(data)

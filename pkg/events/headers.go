@@ -9,10 +9,14 @@ const (
 	// through which partials are stored: a restarted aggregator carries on
 	// after it, so the partial stream holds each result once.
 	HeaderResultsThrough = "Baton-Results-Through"
-	HeaderTask           = "Baton-Task"
-	HeaderReplyTo        = "Baton-Reply-To" // on a job: where to send the SubmitReply
-	HeaderContentType    = "Content-Type"
-	HeaderMsgID          = "Nats-Msg-Id" // JetStream de-duplication
+	// HeaderReopened, on a final output, is the workflow's Reopened when
+	// it was built: a finished workflow whose failed tasks are retried
+	// gets a new final output, with a higher one.
+	HeaderReopened    = "Baton-Reopened"
+	HeaderTask        = "Baton-Task"
+	HeaderReplyTo     = "Baton-Reply-To" // on a job: where to send the SubmitReply
+	HeaderContentType = "Content-Type"
+	HeaderMsgID       = "Nats-Msg-Id" // JetStream de-duplication
 
 	// On a reply that lists a page of a long list (agents): how many
 	// entries match the request, and how many of them the reply leaves

@@ -34,6 +34,14 @@ type Job struct {
 	// passes, every unfinished task is cancelled, and the output says so.
 	// 0: none.
 	Deadline Duration `json:"deadline,omitempty"`
+	// Collect is the collection mode: CollectStream (default),
+	// CollectBatch or CollectHybrid.
+	Collect string `json:"collect,omitempty"`
+	// StopWhen ends the workflow early once it holds.
+	StopWhen *StopWhen `json:"stop_when,omitempty"`
+	// OnThresholdMissed retries failed tasks and escalates when the
+	// success threshold is missed.
+	OnThresholdMissed *ThresholdPolicy `json:"on_threshold_missed,omitempty"`
 }
 
 // Step is one kind of work in a job.
@@ -187,8 +195,10 @@ func ParseJob(data []byte, lim Limits) (*Job, error) {
 	// own, so that an unknown field is reported with the object it is in.
 	var env struct {
 		Job
-		Steps     []json.RawMessage `json:"steps"`
-		Aggregate json.RawMessage   `json:"aggregate"`
+		Steps             []json.RawMessage `json:"steps"`
+		Aggregate         json.RawMessage   `json:"aggregate"`
+		StopWhen          json.RawMessage   `json:"stop_when"`
+		OnThresholdMissed json.RawMessage   `json:"on_threshold_missed"`
 	}
 	if err := strictJSON(data, &env); err != nil {
 		ve := jsonError("", err)
@@ -224,6 +234,9 @@ func ParseJob(data []byte, lim Limits) (*Job, error) {
 		if err := parseAggregate(env.Aggregate, &job.Aggregate); err != nil {
 			return nil, err
 		}
+	}
+	if err := parseFinish(&job, env.StopWhen, env.OnThresholdMissed); err != nil {
+		return nil, err
 	}
 	if err := job.Validate(); err != nil {
 		return nil, err
@@ -294,6 +307,9 @@ func (j *Job) Validate() error {
 	}
 	if t := j.SuccessThreshold; t != nil && (*t < 0 || *t > 1) {
 		return invalid("success_threshold", "%v is not between 0 and 1", *t)
+	}
+	if err := j.validateFinish(); err != nil {
+		return err
 	}
 	index := make(map[string]int, len(j.Steps))
 	for i := range j.Steps {

@@ -85,6 +85,23 @@ func TestParseJob_Rejects(t *testing.T) {
 		{name: "aggregate op not a string", doc: withAggregate(`{"op":1}`), field: "aggregate.op", says: "want string"},
 		{name: "aggregate select value not a string", doc: withAggregate(`{"select":{"a":1}}`), field: "aggregate.select", says: "want string"},
 
+		// How it finishes.
+		{name: "collect unknown", doc: `{"collect":"eventually","steps":[` + step + `]}`, field: "collect", says: `"eventually": want stream, batch, hybrid`},
+		{name: "collect not a string", doc: `{"collect":1,"steps":[` + step + `]}`, field: "collect", says: "want string"},
+		{name: "stop_when empty", doc: `{"stop_when":{},"steps":[` + step + `]}`, field: "stop_when", says: "empty"},
+		{name: "stop_when both forms", doc: `{"stop_when":{"completed":1,"threshold":true},"steps":[` + step + `]}`, field: "stop_when", says: "not both"},
+		{name: "stop_when negative", doc: `{"stop_when":{"completed":-1},"steps":[` + step + `]}`, field: "stop_when.completed", says: "at least 1"},
+		{name: "stop_when unknown form", doc: `{"stop_when":{"first":2},"steps":[` + step + `]}`, field: "stop_when.first", says: "unknown field"},
+		{name: "stop_when not an object", doc: `{"stop_when":3,"steps":[` + step + `]}`, field: "stop_when", says: "want a JSON object"},
+		{name: "retry rounds over the bound", doc: `{"on_threshold_missed":{"retry_failed":11},"steps":[` + step + `]}`, field: "on_threshold_missed.retry_failed", says: "out of range 0..10"},
+		{name: "retry rounds negative", doc: `{"on_threshold_missed":{"retry_failed":-1},"steps":[` + step + `]}`, field: "on_threshold_missed.retry_failed", says: "out of range"},
+		{name: "policy that does nothing", doc: `{"on_threshold_missed":{},"steps":[` + step + `]}`, field: "on_threshold_missed", says: "does nothing"},
+		{name: "escalate unknown field", doc: `{"on_threshold_missed":{"escalate":{"email":"a@b"}},"steps":[` + step + `]}`, field: "on_threshold_missed.escalate.email", says: "unknown field"},
+		{name: "webhook not http", doc: `{"on_threshold_missed":{"escalate":{"webhook":"file:///etc/passwd"}},"steps":[` + step + `]}`, field: "on_threshold_missed.escalate.webhook", says: "only http and https"},
+		{name: "webhook without host", doc: `{"on_threshold_missed":{"escalate":{"webhook":"https:///x"}},"steps":[` + step + `]}`, field: "on_threshold_missed.escalate.webhook", says: "no host"},
+		{name: "webhook with a password", doc: `{"on_threshold_missed":{"escalate":{"webhook":"https://u:p@h.example/"}},"steps":[` + step + `]}`, field: "on_threshold_missed.escalate.webhook", says: "user information"},
+		{name: "webhook too long", doc: `{"on_threshold_missed":{"escalate":{"webhook":"https://h.example/` + strings.Repeat("a", 3000) + `"}},"steps":[` + step + `]}`, field: "on_threshold_missed.escalate.webhook", says: "longer than 2048"},
+
 		// Durations.
 		{name: "duration not a duration", doc: job(`{"id":"a","type":"x","backoff":"soon"}`), field: "steps[0]", says: `duration "soon"`},
 		{name: "duration a boolean", doc: job(`{"id":"a","type":"x","timeout":true}`), field: "steps[0]", says: "number of milliseconds"},

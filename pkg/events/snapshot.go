@@ -79,6 +79,7 @@ type WorkflowTotals struct {
 	Running          int `json:"running"`
 	Paused           int `json:"paused"`
 	Stopped          int `json:"stopped"`
+	NeedsAttention   int `json:"needs_attention"`
 	Completed        int `json:"completed"`
 	Failed           int `json:"failed"`
 	FinishedRecently int `json:"finished_recently"`
@@ -142,7 +143,10 @@ type WorkflowView struct {
 	Status string `json:"status"`
 	// Outcome is a finished workflow's verdict (success, partial, failed),
 	// as in its final output; empty while it runs.
-	Outcome   string    `json:"outcome,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
+	// Ready: a hybrid workflow whose ready output is due (its critical
+	// tasks completed); the stragglers may still run.
+	Ready     bool      `json:"ready,omitempty"`
 	Counts    Counts    `json:"counts"`
 	Progress  float64   `json:"progress"`
 	Active    int       `json:"active"`

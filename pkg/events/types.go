@@ -149,9 +149,9 @@ func (w *Workflow) PlanTask(task string) (step string, index int, ok bool) {
 }
 
 // WorkflowOpen reports whether a workflow with this status is unfinished:
-// running, paused or stopped.
+// running, paused, stopped or needs_attention.
 func WorkflowOpen(status string) bool {
-	return status == WorkflowRunning || status == WorkflowPaused || status == WorkflowStopped
+	return status == WorkflowRunning || status == WorkflowPaused || status == WorkflowStopped || status == WorkflowNeedsAttention
 }
 
 // Counts are task totals by state.
@@ -216,6 +216,24 @@ type Workflow struct {
 	// Checkpoint is the last checkpoint a pause or stop took; its Stale
 	// says whether a resume may still name it.
 	Checkpoint *CheckpointRecord `json:"checkpoint,omitempty"`
+	// Mode is the job's collection mode ("" for stream).
+	Mode string `json:"collect_mode,omitempty"`
+	// StopWhen and OnThresholdMissed are the job's, for the aggregator.
+	StopWhen          *StopWhen        `json:"stop_when,omitempty"`
+	OnThresholdMissed *ThresholdPolicy `json:"on_threshold_missed,omitempty"`
+	// Rounds counts the automatic retry rounds run after the threshold
+	// was missed (at most OnThresholdMissed.RetryFailed).
+	Rounds int `json:"retry_rounds,omitempty"`
+	// Escalated is when the workflow last escalated (needs_attention).
+	Escalated time.Time `json:"escalated,omitzero"`
+	// Resolution is how a person last resolved its escalation.
+	Resolution string `json:"resolution,omitempty"`
+	// Ready is when a hybrid workflow became ready (ReadyHolds): its ready
+	// output is due; zero until then and in other modes.
+	Ready time.Time `json:"ready,omitzero"`
+	// Reopened counts restarts with retry_failed of the workflow once
+	// finished: each brings a new final output.
+	Reopened int `json:"reopened,omitempty"`
 }
 
 // Output statuses.

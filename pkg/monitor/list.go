@@ -41,9 +41,9 @@ func (q Query) check() (limit int, err error) {
 	}
 	switch q.Status {
 	case "", statusOpen, statusFinished, events.WorkflowRunning, events.WorkflowPaused, events.WorkflowStopped,
-		events.WorkflowCompleted, events.WorkflowFailed:
+		events.WorkflowNeedsAttention, events.WorkflowCompleted, events.WorkflowFailed:
 	default:
-		return 0, fmt.Errorf("%w: status %q: want open, finished, running, paused, stopped, completed or failed",
+		return 0, fmt.Errorf("%w: status %q: want open, finished, running, paused, stopped, needs_attention, completed or failed",
 			ErrBadQuery, events.Short(q.Status))
 	}
 	return pageLimit(q.Offset, q.Limit)

@@ -125,7 +125,8 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	g(dAgentFailure, a.FailureRate)
 	w := s.Totals
 	for status, n := range map[string]int{events.WorkflowRunning: w.Running, events.WorkflowPaused: w.Paused,
-		events.WorkflowStopped: w.Stopped, events.WorkflowCompleted: w.Completed, events.WorkflowFailed: w.Failed} {
+		events.WorkflowStopped: w.Stopped, events.WorkflowNeedsAttention: w.NeedsAttention,
+		events.WorkflowCompleted: w.Completed, events.WorkflowFailed: w.Failed} {
 		g(dWorkflows, float64(n), status)
 	}
 	// One workflow's series for each workflow the default status lists (the

@@ -247,7 +247,8 @@ func decodeRecord(id string, b []byte) *events.Workflow {
 		return nil
 	}
 	switch rec.Status {
-	case events.WorkflowRunning, events.WorkflowPaused, events.WorkflowStopped, events.WorkflowCompleted, events.WorkflowFailed:
+	case events.WorkflowRunning, events.WorkflowPaused, events.WorkflowStopped, events.WorkflowNeedsAttention,
+		events.WorkflowCompleted, events.WorkflowFailed:
 	default:
 		return nil
 	}
@@ -258,7 +259,7 @@ func decodeRecord(id string, b []byte) *events.Workflow {
 	}
 	shown := events.Workflow{ID: rec.ID, Name: events.Clip(rec.Name, events.MaxNameBytes), Status: rec.Status,
 		Outcome: rec.Outcome, Submitted: rec.Submitted, Finished: rec.Finished, Counts: rec.Counts, Lanes: rec.Lanes,
-		CriticalPathTotal: rec.CriticalPathTotal, CriticalPath: rec.CriticalPath}
+		CriticalPathTotal: rec.CriticalPathTotal, CriticalPath: rec.CriticalPath, Ready: rec.Ready}
 	if events.WorkflowOpen(rec.Status) {
 		shown.Steps = rec.Steps // the plan: a started task outside it does not count as running
 	}
@@ -581,6 +582,8 @@ func (m *Monitor) totals() events.WorkflowTotals {
 			t.Paused++
 		case events.WorkflowStopped:
 			t.Stopped++
+		case events.WorkflowNeedsAttention:
+			t.NeedsAttention++
 		case events.WorkflowCompleted:
 			t.Completed++
 			t.FinishedRecently++
@@ -589,7 +592,7 @@ func (m *Monitor) totals() events.WorkflowTotals {
 			t.FinishedRecently++
 		}
 	}
-	t.Total = t.Running + t.Paused + t.Stopped + t.Completed + t.Failed
+	t.Total = t.Running + t.Paused + t.Stopped + t.NeedsAttention + t.Completed + t.Failed
 	return t
 }
 
@@ -799,7 +802,7 @@ func (m *Monitor) view(rec *events.Workflow, now time.Time, lanes []events.Bottl
 	c, running := m.counts(rec, r)
 	finished := c.Completed + c.Failed + c.Cancelled
 	v := events.WorkflowView{ID: rec.ID, Name: rec.Name, Status: rec.Status, Outcome: rec.Outcome, Counts: c,
-		Completed: c.Completed, Submitted: rec.Submitted, Active: c.Running}
+		Completed: c.Completed, Submitted: rec.Submitted, Active: c.Running, Ready: !rec.Ready.IsZero()}
 	slices.Sort(running)
 	if len(running) > events.MaxListedTasks {
 		running = running[:events.MaxListedTasks]

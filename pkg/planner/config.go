@@ -28,6 +28,14 @@ type Config struct {
 	// client's inbox prefix) and "_INBOX_" (the per-role inbox prefixes of
 	// package auth, "_INBOX_<role>."); add another custom inbox prefix here.
 	ReplyPrefixes []string
+	// Webhook is the URL (http or https) the planner POSTs an escalation
+	// to when the job names none; default none.
+	Webhook string
+	// WebhookHosts are the hosts a job's own escalation webhook may name
+	// (exact host names, with the port if the URL has one). Default none:
+	// a job naming a webhook is rejected, so that no job can make the
+	// planner POST to an address of its choosing.
+	WebhookHosts []string
 	// Version is announced by the control service; semantic, default 0.0.0.
 	Version string
 	Logger  *slog.Logger
@@ -57,6 +65,11 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	if err := c.Streams.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.Webhook != "" {
+		if err := events.CheckWebhookURL(c.Webhook); err != nil {
+			return fmt.Errorf("%w: webhook: %w", ErrConfig, err)
+		}
 	}
 	for name := range c.Decomposers {
 		if !events.ValidToken(name) {

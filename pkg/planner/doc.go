@@ -19,6 +19,10 @@
 // is the control service; pause.go and cancel.go are the control verbs;
 // checkpoint.go takes the checkpoints pause and stop keep in the record and
 // checks the resume tokens that name them; crash.go relays crash drills;
+// finish.go is how a workflow ends: stop_when, retry rounds and escalation
+// when its success threshold is missed (with a webhook sent by package
+// webhook), resolve, and reopening a finished workflow to retry its failed
+// tasks;
 // decompose.go and flow.go are the plan and one workflow's progress. The
 // read-only verbs (status, agents) are the monitor's (package monitor).
 package planner

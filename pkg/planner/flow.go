@@ -36,6 +36,15 @@ type flow struct {
 	inflight int
 	finals   int
 	dirty    bool
+	// completed and critDone count completed tasks and completed critical
+	// tasks; critical counts critical tasks (for stop_when).
+	completed, critDone, critical int
+	// stopDue says the job's stop_when holds and the rest is to be
+	// cancelled (stopEarly).
+	stopDue bool
+	// reopening: a finished workflow's results are being read back
+	// (reopen); it does not finish meanwhile.
+	reopening bool
 }
 
 func newFlow(rec events.Workflow, job *events.Job, plan *Plan) *flow {
@@ -49,6 +58,9 @@ func newFlow(rec events.Workflow, job *events.Job, plan *Plan) *flow {
 	for i, t := range plan.Tasks {
 		f.waitFor[i] = len(t.Deps)
 		f.needed[i] = len(t.Dependents)
+		if t.Critical {
+			f.critical++
+		}
 		if len(t.Deps) == 0 {
 			f.st[i].state = ready
 			f.ready.idx = append(f.ready.idx, i)

@@ -21,6 +21,9 @@ func (p *Planner) plan(ctx context.Context, data []byte) (*events.Job, *Plan, er
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := p.checkFinish(job, plan); err != nil {
+		return nil, nil, err
+	}
 	return job, plan, nil
 }
 
@@ -98,6 +101,10 @@ func newRecord(id string, job *events.Job, plan *Plan, resultsFrom uint64) event
 		ID: id, Name: job.Name, Status: events.WorkflowRunning, Submitted: time.Now().UTC(),
 		Collect: plan.Collect, SuccessThreshold: job.Threshold(), Aggregate: job.Aggregate,
 		ResultsFrom: resultsFrom, Lanes: plan.Lanes(), Leased: true,
+		StopWhen: job.StopWhen, OnThresholdMissed: job.OnThresholdMissed,
+	}
+	if job.Collect != events.CollectStream {
+		rec.Mode = job.Collect
 	}
 	if job.Deadline > 0 {
 		rec.Deadline = rec.Submitted.Add(job.Deadline.D())

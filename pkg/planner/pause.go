@@ -117,7 +117,7 @@ func (f *flow) checkpoint(run map[string]string) events.Checkpoint {
 // workflow's checkpoint and the workflow has not changed since (checkToken).
 // verb ("resumed" or "restarted") makes the checkpoint stale.
 func (p *Planner) resume(ctx context.Context, f *flow, retryFailed bool, token, verb string) (any, error) {
-	if f.rec.Status != events.WorkflowPaused && f.rec.Status != events.WorkflowStopped && !retryFailed {
+	if f.rec.Status != events.WorkflowPaused && f.rec.Status != events.WorkflowStopped && f.rec.Status != events.WorkflowNeedsAttention && !retryFailed {
 		return nil, control.Errorf(409, "workflow %s is %s, not paused or stopped", f.rec.ID, f.rec.Status)
 	}
 	if token != "" {
@@ -134,17 +134,7 @@ func (p *Planner) resume(ctx context.Context, f *flow, retryFailed bool, token, 
 	f.hold(run, nil)
 	f.rec.Gen++
 	if retryFailed {
-		for i := range f.st {
-			if s := &f.st[i]; s.state == done && s.status == events.StateFailed {
-				if f.rec.Retry == nil {
-					f.rec.Retry = map[string]int{}
-				}
-				f.rec.Retry[f.plan.Tasks[i].ID] = f.rec.Gen
-				*s = taskState{state: ready}
-				f.finals--
-				heap.Push(&f.ready, i)
-			}
-		}
+		f.retryFailed()
 	}
 	prev := f.rec.Status
 	var prevStale string

@@ -11,6 +11,7 @@ import (
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/lease"
 	"github.com/baton-dev/baton/pkg/registry"
+	"github.com/baton-dev/baton/pkg/webhook"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -40,6 +41,7 @@ type Planner struct {
 	wake      map[string]bool          // wake subjects of lanes that got tasks
 	ctl       chan *ctlCall            // control requests for the loop
 	refused   events.Refusals          // results refused, by kind and source
+	hooks     *webhook.Sender          // escalation webhooks; Run owns it
 }
 
 // New checks cfg and returns a planner that will use nc. It does no I/O.
@@ -77,6 +79,11 @@ func (p *Planner) Run(ctx context.Context) error {
 	reaper.Go(func() { _ = registry.NewReaper(p.reg, p.nc, p.cfg.Streams, p.log).Run(reapCtx) })
 	defer reaper.Wait()
 	defer stopReaper()
+
+	// Escalation webhooks are sent on goroutines of their own, never on
+	// the loop; they are abandoned when Run returns.
+	p.hooks = webhook.New(webhook.Config{}, p.reportWebhook)
+	defer p.hooks.Stop()
 
 	results, err := p.startReplay(ctx)
 	if err != nil {
@@ -157,6 +164,9 @@ func (p *Planner) loop(ctx context.Context, results *streams.Follower, in *intak
 			if err := p.flush(work); err != nil {
 				return err
 			}
+			if !p.replaying {
+				p.stopEarly(work)
+			}
 		case m := <-in.jobs:
 			if err := p.onJob(work, m); err != nil {
 				return err
@@ -166,6 +176,7 @@ func (p *Planner) loop(ctx context.Context, results *streams.Follower, in *intak
 		case now := <-tick.C:
 			if !p.replaying {
 				p.expireDue(work, now)
+				p.stopEarly(work)
 				if err := p.flush(work); err != nil {
 					return err
 				}

@@ -75,6 +75,8 @@ func (p *Planner) apply(ctx context.Context, f *flow, i int, r *events.Result) {
 		f.release(i)
 		p.dispatchReady(f)
 	}
+	f.noteStop()
+	f.noteReady()
 	p.maybeFinish(ctx, f)
 }
 
@@ -114,6 +116,12 @@ func (p *Planner) finishTask(f *flow, i int, status string, confirmed bool) {
 	}
 	s.state, s.status, s.confirmed = done, status, confirmed
 	f.finals++
+	if status == events.StateCompleted {
+		f.completed++
+		if f.plan.Tasks[i].Critical {
+			f.critDone++
+		}
+	}
 	f.dirty = true
 }
 
@@ -134,16 +142,13 @@ func (p *Planner) cancelRest(f *flow, why string) {
 	f.ready.idx = f.ready.idx[:0]
 }
 
-// maybeFinish closes a workflow whose every task has a final result: its
-// record gets the outcome its final output will have (success, partial or
-// failed, by the same rule the aggregator applies), and the status
+// close finishes a workflow with its verdict: its record gets the outcome
+// its final output will have (success, partial or failed, by the same rule
+// the aggregator applies, or a person's resolution), and the status
 // "failed" exactly when that outcome is failed.
-func (p *Planner) maybeFinish(ctx context.Context, f *flow) {
-	if f.finals < len(f.st) {
-		return
-	}
+func (p *Planner) close(ctx context.Context, f *flow, outcome string) {
 	f.refresh()
-	f.rec.Outcome, _ = events.Outcome(f.rec.Counts, f.rec.SuccessThreshold, f.criticalFailed())
+	f.rec.Outcome = outcome
 	f.rec.Status, f.rec.Finished = events.WorkflowCompleted, time.Now().UTC()
 	if f.rec.Outcome == events.OutcomeFailed {
 		f.rec.Status = events.WorkflowFailed

@@ -35,7 +35,7 @@ type ctlResult struct {
 
 // writeVerbs are the verbs that change workflows: the loop runs them.
 var writeVerbs = []string{events.VerbPause, events.VerbResume, events.VerbStop, events.VerbRestart,
-	events.VerbCancel, events.VerbReprioritize}
+	events.VerbCancel, events.VerbReprioritize, events.VerbResolve}
 
 // startService registers the control service. Its handlers run on the
 // service's goroutines and pass each request to the loop through p.ctl.
@@ -46,7 +46,7 @@ func (p *Planner) startService(ctx context.Context) (micro.Service, error) {
 	}
 	return control.Start(ctx, p.nc, control.Service{
 		Name: ServiceName, Version: p.cfg.Version, Subjects: p.subj, Handlers: handlers,
-		Description: "baton control: submit, pause, resume, stop, restart, cancel, reprioritize, crash (a drill)",
+		Description: "baton control: submit, pause, resume, stop, restart, cancel, reprioritize, resolve, crash (a drill)",
 	})
 }
 
@@ -124,15 +124,13 @@ func (p *Planner) control(ctx context.Context, verb string, req *events.ControlR
 		}
 		return p.pause(ctx, f, events.WorkflowStopped, false)
 	case events.VerbRestart:
-		f, err := p.flowFor(ctx, req.Workflow)
-		if err != nil {
-			return nil, err
-		}
-		return p.resume(ctx, f, req.RetryFailed, req.Token, "restarted")
+		return p.restart(ctx, req)
 	case events.VerbCancel:
 		return p.cancel(ctx, req)
 	case events.VerbReprioritize:
 		return p.reprioritize(ctx, req)
+	case events.VerbResolve:
+		return p.resolve(ctx, req)
 	}
 	return nil, control.Errorf(404, "unknown verb %q", verb)
 }
