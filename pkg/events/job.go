@@ -59,6 +59,12 @@ type Step struct {
 	Fallback   string   `json:"fallback,omitempty"`   // type that takes over when retries run out
 	Timeout    Duration `json:"timeout,omitzero"`     // per attempt; default 5m
 	Critical   bool     `json:"critical,omitempty"`   // its failure fails the workflow
+	// Requires lists capabilities an agent must advertise to run the
+	// step's tasks (at most MaxCapabilities).
+	Requires []string `json:"requires,omitempty"`
+	// Resources is what one task of the step needs of an agent's declared
+	// capacity.
+	Resources *Resources `json:"resources,omitempty"`
 }
 
 // Aggregation strategies.
@@ -296,6 +302,14 @@ func (j *Job) Validate() error {
 			return invalid(f+".split_by", "%q: want \"words\" or \"lines\"", s.SplitBy)
 		case len(s.Input) > 0 && !json.Valid(s.Input):
 			return invalid(f+".input", "not valid JSON")
+		}
+		if err := CheckCapabilities(f+".requires", s.Requires); err != nil {
+			return err
+		}
+		if s.Resources != nil {
+			if err := s.Resources.validate(f + ".resources"); err != nil {
+				return err
+			}
 		}
 		if s.Split > 0 {
 			switch firstByte(s.Input) {

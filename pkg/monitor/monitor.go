@@ -411,7 +411,7 @@ func (m *Monitor) Snapshot(ctx context.Context, q Query) (*events.Snapshot, erro
 	defer m.mu.Unlock()
 	snap.Tasks = m.taskStats(now)
 	recent := m.byWorkflow(now)
-	bottlenecks := bottlenecks(lanes, m.laneRates(now), registry.ServedTypes(agents))
+	bottlenecks := bottlenecks(lanes, m.laneRates(now), agents)
 	if len(bottlenecks) > 0 {
 		snap.Bottleneck = &bottlenecks[0]
 	}
@@ -437,7 +437,11 @@ func (m *Monitor) Snapshot(ctx context.Context, q Query) (*events.Snapshot, erro
 		snap.Progress = round1(100 * float64(t.Completed+t.Failed+t.Cancelled) / float64(t.Total))
 	}
 	view := func(rec *events.Workflow) events.WorkflowView {
-		return m.view(rec, now, bottlenecks, snap.Tasks.P50Seconds, recent[rec.ID])
+		v := m.view(rec, now, bottlenecks, snap.Tasks.P50Seconds, recent[rec.ID])
+		if events.WorkflowOpen(rec.Status) {
+			v.Warnings = events.Unmet(rec.Needs, agents)
+		}
+		return v
 	}
 	fit(snap, list, view, lanes, agents, offset, limit, m.budget())
 	if one != nil && len(snap.Workflows) == 1 {
@@ -661,7 +665,8 @@ func (m *Monitor) laneRates(now time.Time) map[string]float64 {
 	return out
 }
 
-func bottlenecks(lanes []events.LaneState, rate map[string]float64, served map[string]bool) []events.Bottleneck {
+func bottlenecks(lanes []events.LaneState, rate map[string]float64, agents []events.AgentInfo) []events.Bottleneck {
+	served := registry.ServedTypes(agents)
 	var out []events.Bottleneck
 	for _, l := range lanes {
 		work := l.Backlog + uint64(l.InFlight)
@@ -677,6 +682,8 @@ func bottlenecks(lanes []events.LaneState, rate map[string]float64, served map[s
 			}
 		case !served[l.Type]:
 			b.Why = fmt.Sprintf("no live agent serves type %q", l.Type)
+		case len(l.Requires) > 0 && !capable(agents, l):
+			b.Why = fmt.Sprintf("no live agent of type %q has the capabilities %s", l.Type, strings.Join(l.Requires, ", "))
 		case b.Rate == 0:
 			b.Why = fmt.Sprintf("%d tasks and none finished in the last moments: the tasks are long, or the agents are stuck", work)
 		default:
@@ -782,6 +789,18 @@ func criticalPath(rec *events.Workflow, remaining int, p50 float64, eta *float64
 		}
 	}
 	return cp
+}
+
+// capable reports whether a live agent of the lane's type serves its
+// capabilities.
+func capable(agents []events.AgentInfo, l events.LaneState) bool {
+	n := events.Need{Type: l.Type, Requires: l.Requires}
+	for _, a := range agents {
+		if n.Meets(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func agentStats(list []events.AgentInfo) events.AgentStats {
