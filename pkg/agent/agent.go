@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,6 +46,8 @@ type Agent struct {
 	// server is unreachable), then once that they work again.
 	fetching, beating outage
 	refused           events.Refusals // task messages refused as forged
+	capacity          capacity        // declared resources and what running tasks hold
+	proc              procSampler     // the process's CPU and RSS, for the registry
 }
 
 // outage logs a run of failures once, at its start, and once at its end,
@@ -78,12 +81,16 @@ type job struct {
 	// again on resume).
 	cancelled, handback bool
 	why, kind           string
+	need                need // what it holds of the agent's capacity
 }
 
 type lane struct {
 	typ  string
 	prio int
+	tok  string   // the lane subject's priority token (events.LaneToken)
+	caps []string // the capabilities its tasks require
 	cons jetstream.Consumer
+	hold laneHold // set when its last task did not fit the capacity
 	// maybe is false while the lane is known to be empty: its last fetch
 	// came back short and no wake-up or poll tick has come since. It spares
 	// a round trip to every empty lane each time a slot frees.
@@ -104,7 +111,8 @@ func New(nc *nats.Conn, cfg Config) (*Agent, error) {
 		cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(),
 		log:      cfg.Logger.With("service", "agent", "agent", cfg.ID),
 		handlers: map[string]Handler{}, running: map[*job]struct{}{}, paused: map[string]time.Time{},
-		freed: make(chan struct{}, 1),
+		freed:    make(chan struct{}, 1),
+		capacity: capacity{cpu: cfg.CPUMilli(), mem: cfg.Memory},
 	}, nil
 }
 
@@ -147,7 +155,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	lanes, err := a.openLanes(ctx, types)
+	lanes, err := a.openCapLanes(ctx, types)
 	if err != nil {
 		return err
 	}
@@ -178,7 +186,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	side.Go(func() { a.progress(sideCtx) })
 	a.log.Info("agent started", "types", types, "concurrency", a.cfg.Concurrency)
 
-	a.fetchLoop(ctx, work, lanes, types, wake, &tasks)
+	a.fetchLoop(ctx, work, lanes, wake, &tasks)
 
 	a.drain(ctx, reg, &tasks, stopWork)
 	stopSide()
@@ -208,30 +216,12 @@ func (a *Agent) prepare() ([]string, error) {
 	return types, nil
 }
 
-// openLanes ensures the lane consumers of types, most urgent priority
-// first, and within a priority in type order.
-func (a *Agent) openLanes(ctx context.Context, types []string) ([]*lane, error) {
-	var lanes []*lane
-	for _, prio := range events.Priorities {
-		for _, t := range types {
-			cons, err := streams.EnsureLane(ctx, a.js, a.cfg.Streams, t, prio)
-			if err != nil {
-				return nil, err
-			}
-			l := &lane{typ: t, prio: prio, cons: cons}
-			l.maybe.Store(true)
-			lanes = append(lanes, l)
-		}
-	}
-	return lanes, nil
-}
-
 // listenWake subscribes to the wake-up subjects of types: a wake-up marks
 // its lane as maybe not empty and nudges the fetch loop.
 func (a *Agent) listenWake(types []string, lanes []*lane) (<-chan struct{}, func(), error) {
 	bySubject := map[string]*lane{}
 	for _, l := range lanes {
-		bySubject[a.subj.Wake(l.typ, l.prio)] = l
+		bySubject[a.subj.WakeOn(l.typ, l.tok)] = l
 	}
 	wake := make(chan struct{}, 1)
 	var subs []*nats.Subscription
@@ -282,7 +272,9 @@ func (a *Agent) drain(ctx context.Context, reg *registry.Registry, tasks *sync.W
 }
 
 // fetchLoop claims tasks, most urgent lane first, never more than free slots.
-func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, types []string, wake <-chan struct{}, tasks *sync.WaitGroup) {
+func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, wake <-chan struct{}, tasks *sync.WaitGroup) {
+	// Lanes come priority by priority, width at each (openCapLanes).
+	width := len(lanes) / len(events.Priorities)
 	poll := time.NewTimer(a.cfg.Poll)
 	defer poll.Stop()
 	turn := 0
@@ -291,17 +283,19 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, types []stri
 		if free <= 0 {
 			select {
 			case <-a.freed:
+				freeLanes(lanes)
 			case <-ctx.Done():
 			}
 			continue
 		}
 		got := 0
 		turn++
-		for p := 0; p < len(lanes) && got == 0; p += len(types) {
-			// Within a priority, start with a different type each turn.
-			for k := range types {
-				l := lanes[p+(k+turn)%len(types)]
-				if !l.maybe.Load() {
+		now := time.Now()
+		for p := 0; p < len(lanes) && got == 0; p += width {
+			// Within a priority, start with a different lane each turn.
+			for k := range width {
+				l := lanes[p+(k+turn)%width]
+				if !l.maybe.Load() || l.hold.held(now) {
 					continue
 				}
 				got += a.fetch(work, l, free-got, tasks)
@@ -316,6 +310,8 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, types []stri
 		poll.Reset(a.cfg.Poll)
 		select {
 		case <-wake:
+		case <-a.freed:
+			freeLanes(lanes)
 		case <-poll.C:
 			// Retries coming due and redeliveries send no wake-up.
 			for _, l := range lanes {
@@ -329,6 +325,7 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, types []stri
 func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGroup) int {
 	// Cleared before the fetch, so a wake-up that comes during it stands.
 	l.maybe.Store(false)
+	n = a.fetchSize(n)
 	batch, err := l.cons.FetchNoWait(n)
 	if err != nil {
 		l.maybe.Store(true)
@@ -338,7 +335,11 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 	got := 0
 	for m := range batch.Messages() {
 		got++
-		j := &job{msg: m, wf: m.Headers().Get(events.HeaderWorkflow), id: m.Headers().Get(events.HeaderTask)}
+		need, ok := a.admit(work, l, m)
+		if !ok {
+			continue
+		}
+		j := &job{msg: m, wf: m.Headers().Get(events.HeaderWorkflow), id: m.Headers().Get(events.HeaderTask), need: need}
 		var jctx context.Context
 		jctx, j.cancel = context.WithCancel(work)
 		a.mu.Lock()
@@ -352,6 +353,7 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 			// Its workflow is being paused: the planner withdraws it from
 			// the lane and queues it again on resume.
 			j.cancel()
+			a.capacity.give(need)
 			settle(a.log, "nak", m.Nak())
 			continue
 		}
@@ -378,6 +380,7 @@ func (a *Agent) release(j *job) {
 	a.mu.Lock()
 	delete(a.running, j)
 	a.mu.Unlock()
+	a.capacity.give(j.need)
 	a.changed.Store(true)
 	select {
 	case a.freed <- struct{}{}:
@@ -400,7 +403,7 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 		a.undecodable(ctx, j, err)
 		return
 	}
-	if err := a.subj.CheckTaskMsg(m.Subject(), typ, t); err != nil {
+	if err := cmp.Or(a.subj.CheckTaskMsg(m.Subject(), typ, t), a.checkRequires(t)); err != nil {
 		a.forged(ctx, j, err)
 		return
 	}
@@ -418,7 +421,10 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 		timeout = events.DefaultTimeout // a task from another producer may leave it out
 	}
 	hctx, cancel := context.WithTimeout(ctx, timeout)
-	value, herr := a.handlers[typ].Handle(hctx, &Task{Task: *t, Attempt: attempt, Agent: a.cfg.ID})
+	task := &Task{Task: *t, Attempt: attempt, Agent: a.cfg.ID}
+	var value any
+	var herr error
+	cpu, measured := measure(func() { value, herr = a.handlers[typ].Handle(hctx, task) })
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	cancel()
 	a.mu.Lock()
@@ -438,6 +444,7 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 		if data, herr = encodeValue(value); herr == nil {
 			r := a.result(t, attempt, started, events.StateCompleted)
 			r.Data = data
+			r.Usage = task.usage(cpu, measured)
 			if err := a.publishResult(ctx, r); err != nil {
 				log.Warn("publish result; the task will be redelivered", "err", err)
 				return
@@ -737,7 +744,10 @@ func (a *Agent) Info() events.AgentInfo {
 		status = events.AgentBusy
 	}
 	host, _ := os.Hostname()
+	cpuUsed, memUsed := a.capacity.used()
 	return events.AgentInfo{
+		Routing: a.cfg.Capabilities, CPUMilli: a.capacity.cpu, Memory: a.capacity.mem,
+		CPUMilliUsed: cpuUsed, MemoryUsed: memUsed, Process: a.proc.sample(),
 		ID: a.cfg.ID, Types: a.Types(), Capabilities: append(a.Types(), a.cfg.Capabilities...),
 		Concurrency: a.cfg.Concurrency, Running: len(running), Tasks: running, Status: status,
 		Done: a.done.Load(), Failures: a.failures.Load(), Host: host, PID: os.Getpid(), Version: a.cfg.Version,

@@ -85,6 +85,7 @@ type state struct {
 	reducer  *Reducer
 	agents   map[string]bool
 	busy     time.Duration
+	usage    events.ResourceTotals // of the counted results, each task once
 	attempts int
 	last     int64 // latest Finished of any result
 	fresh    []events.TaskOutput
@@ -330,6 +331,7 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	if r.Started > 0 && r.Finished > r.Started {
 		s.busy += time.Duration(r.Finished - r.Started)
 	}
+	s.usage.Add(r.Usage)
 	s.last = max(s.last, r.Finished)
 	kept := *r
 	out := events.TaskOutput{Task: r.Task, Step: r.Step, Status: r.Status, Agent: r.Agent}
@@ -500,7 +502,7 @@ func (a *Aggregator) final(s *state) (*events.Output, error) {
 			ElapsedMS: float64(finished.Sub(s.rec.Submitted).Microseconds()) / 1000,
 			Agents:    agents, AgentsUsed: len(agents), SuccessRate: rate, Threshold: s.rec.SuccessThreshold,
 			Tasks: c, BusyMS: float64(s.busy.Microseconds()) / 1000, Attempts: s.attempts,
-			Recovered: recovered, Recovery: recovery(c, recovered),
+			Recovered: recovered, Recovery: recovery(c, recovered), Resources: s.usage.Round(),
 		},
 	}, nil
 }

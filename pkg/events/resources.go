@@ -226,6 +226,10 @@ type Need struct {
 	Memory   int64    `json:"memory,omitempty"`
 }
 
+// MaxNeeds bounds the needs a workflow record lists: beyond it, submit and
+// status do not check a job's further distinct demands.
+const MaxNeeds = 64
+
 // MaxWarnings bounds the warnings a submit reply or a workflow view lists.
 const MaxWarnings = 16
 
@@ -233,7 +237,7 @@ const MaxWarnings = 16
 // has every capability required, and its capacity (where declared) holds
 // the task's needs.
 func (n Need) Meets(a AgentInfo) bool {
-	if a.Status == AgentFailed || !slices.Contains(a.Types, n.Type) || !HasAll(a.Capabilities, n.Requires) {
+	if a.Status == AgentFailed || !slices.Contains(a.Types, n.Type) || !HasAll(a.Routing, n.Requires) {
 		return false
 	}
 	if a.CPUMilli > 0 && n.CPUMilli > a.CPUMilli {

@@ -90,7 +90,8 @@ func (p *Plan) Lanes() []string {
 
 // Needs lists the distinct demands of the plan's tasks that require
 // capabilities or resources (their type and their fallback type), in
-// plan order: what submit and status check against the live agents.
+// plan order, at most events.MaxNeeds (the workflow record must stay
+// small): what submit and status check against the live agents.
 func (p *Plan) Needs() []events.Need {
 	var out []events.Need
 	seen := map[string]bool{}
@@ -106,6 +107,9 @@ func (p *Plan) Needs() []events.Need {
 			}
 			seen[k] = true
 			out = append(out, n)
+			if len(out) == events.MaxNeeds {
+				return out
+			}
 		}
 	}
 	return out
@@ -197,7 +201,7 @@ func Decompose(ctx context.Context, job *events.Job, decomposers map[string]Deco
 				MaxBackoff:  orDefault(s.MaxBackoff.D(), events.DefaultMaxBackoff),
 				Timeout:     orDefault(s.Timeout.D(), events.DefaultTimeout),
 				Fallback:    fallback, Critical: s.Critical, Depth: depth[i],
-				Requires:    requires, CPUMilli: res.CPUMilli(), Memory: int64(res.Memory),
+				Requires: requires, CPUMilli: res.CPUMilli(), Memory: int64(res.Memory),
 			})
 		}
 	}
