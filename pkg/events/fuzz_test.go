@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -175,6 +176,8 @@ func FuzzParseJob(f *testing.F) {
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"aggregate":{"strategy":"transform","select":{"a":"b"},"colour":1}}`))
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x","timeout":1e300}],"max_parallel":"x"}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x","requires":["gpu","lang:de"],"resources":{"cpus":0.5,"memory":"512MiB"}}]}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x","requires":["gpu","gpu"],"resources":{"cpus":-1,"memory":"1e3GB","x":1}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		job, err := events.ParseJob(data, events.Limits{})
 		if err != nil {
@@ -274,6 +277,30 @@ func FuzzDuration_UnmarshalJSON(f *testing.F) {
 		var back events.Duration
 		if err := json.Unmarshal(b, &back); err != nil || back != d {
 			t.Fatalf("%s reads back as %v, %v; want %v", b, back.D(), err, d.D())
+		}
+	})
+}
+
+// FuzzParseByteSize: any text is a size in range or an error, and a size
+// written back as bytes reads the same.
+func FuzzParseByteSize(f *testing.F) {
+	for _, s := range []string{"512MiB", "1.5GB", "64k", "0", "1048576", " 2 g ", "1e3", "-1", "2048TiB", "1..2M", "NaN", "Inf"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := events.ParseByteSize(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "size") {
+				t.Fatalf("error %q does not say what it read", err)
+			}
+			return
+		}
+		if b < 0 || b > events.MaxMemory {
+			t.Fatalf("%q read as %d, out of range", s, b)
+		}
+		var back events.ByteSize
+		if err := json.Unmarshal([]byte(strconv.FormatInt(int64(b), 10)), &back); err != nil || back != b {
+			t.Fatalf("%d written back reads as %d, %v", b, back, err)
 		}
 	})
 }

@@ -220,7 +220,14 @@ func strictJSON(data []byte, v any) error {
 func jsonError(field string, err error) *ValidationError {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var inner *ValidationError
 	switch {
+	case errors.As(err, &inner): // from a field's own decoder (Resources)
+		f := inner.Field
+		if field != "" {
+			f = field + "." + f
+		}
+		return &ValidationError{Field: f, Reason: inner.Reason}
 	case errors.As(err, &syn):
 		return invalid(field, "malformed JSON at byte %d: %v", syn.Offset, syn)
 	case errors.As(err, &typ):

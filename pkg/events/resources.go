@@ -136,6 +136,18 @@ type Resources struct {
 	Memory ByteSize `json:"memory,omitempty"`
 }
 
+// UnmarshalJSON decodes strictly, so that an error names the field inside
+// resources at fault ("resources.memory").
+func (r *Resources) UnmarshalJSON(b []byte) error {
+	type plain Resources
+	var p plain
+	if err := strictJSON(b, &p); err != nil {
+		return jsonError("resources", err)
+	}
+	*r = Resources(p)
+	return nil
+}
+
 // Bounds of a step's resources.
 const (
 	MaxCPUs   = 4096
