@@ -242,6 +242,23 @@ type Need struct {
 // status do not check a job's further distinct demands.
 const MaxNeeds = 64
 
+// ValidNeeds keeps, of needs read from a record anyone may have written,
+// at most MaxNeeds that a planner could have written: a valid type, valid
+// capabilities, resources in range.
+func ValidNeeds(needs []Need) []Need {
+	var out []Need
+	for _, n := range needs {
+		if len(out) == MaxNeeds {
+			break
+		}
+		if ValidToken(n.Type) && CheckCapabilities("requires", n.Requires) == nil &&
+			n.CPUMilli >= 0 && n.CPUMilli <= MaxCPUs*1000 && n.Memory >= 0 && n.Memory <= MaxMemory {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // MaxWarnings bounds the warnings a submit reply or a workflow view lists.
 const MaxWarnings = 16
 

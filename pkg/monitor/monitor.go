@@ -243,6 +243,7 @@ func decodeRecord(id string, b []byte) *events.Workflow {
 		CriticalPathTotal: rec.CriticalPathTotal, CriticalPath: rec.CriticalPath}
 	if events.WorkflowOpen(rec.Status) {
 		shown.Steps = rec.Steps // the plan: a started task outside it does not count as running
+		shown.Needs = events.ValidNeeds(rec.Needs)
 	}
 	return &shown
 }
