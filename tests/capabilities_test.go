@@ -329,6 +329,18 @@ func TestUsage_RegistryResultsAndTotals(t *testing.T) {
 		t.Errorf("process usage %+v", *info.Process)
 	}
 
+	// The agent program declares what its flags say.
+	e.start("agent-process", "agent", "--id", "declared", "--types", "noop", "--capabilities", "gpu,lang:de", "--cpus", "1.5", "--memory", "2GiB")
+	e.waitAgents("declared")
+	list, err := e.cl.Agents(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := list[slices.IndexFunc(list, func(a events.AgentInfo) bool { return a.ID == "declared" })]
+	if !slices.Equal(d.Routing, []string{"gpu", "lang:de"}) || d.CPUMilli != 1500 || d.Memory != 2<<30 || d.Process == nil || d.Process.RSS <= 0 {
+		t.Errorf("agent process entry: routing %v, cpu %d, memory %d, process %+v", d.Routing, d.CPUMilli, d.Memory, d.Process)
+	}
+
 	r := e.submitReply(`{"steps":[{"id":"x","type":"exec","split":1,"input":[1,2,3]},{"id":"s","type":"spin","input":1},{"id":"z","type":"sleep","input":100}]}`)
 	out := e.final(r.Workflow, 60*time.Second)
 	if out.Status != events.OutcomeSuccess {
