@@ -106,6 +106,27 @@ func TestCapabilities_RoutesToCapableAgent(t *testing.T) {
 		t.Errorf("plain step ran on %v", ran["p"])
 	}
 
+	// A forged task on the gpu lane whose body requires another set (a
+	// task that would run where its requirements are not met) is refused
+	// unrun and kept as a dead letter.
+	forged := &events.Task{Workflow: r.Workflow, ID: "g-0", Step: "g", Type: "work", Priority: events.PriorityDefault,
+		Requires: []string{"tpu"}, MaxAttempts: 1, Input: json.RawMessage(`1`)}
+	msg, err := e.cfg.Subjects().TaskMsg(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg.Subject = e.cfg.Subjects().TaskOn("work", events.LaneToken(events.PriorityDefault, []string{"gpu"}), r.Workflow, "g-0")
+	msg.Header.Set(events.HeaderMsgID, "forged-cap")
+	if _, err := e.js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the forged task dead-lettered", func() bool {
+		return len(e.stored(e.cfg.DeadStream(), e.cfg.Subjects().DeadLetters())) == 1
+	})
+	if dead := e.stored(e.cfg.DeadStream(), e.cfg.Subjects().DeadLetters())[0]; dead.Headers().Get(events.HeaderErrorKind) != events.KindForged {
+		t.Errorf("dead letter kind %q", dead.Headers().Get(events.HeaderErrorKind))
+	}
+
 	// A type's lane pause covers its capability lanes.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -1,6 +1,8 @@
 package events_test
 
 import (
+	"encoding/json"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -81,6 +83,52 @@ func TestParseByteSize(t *testing.T) {
 	for _, bad := range []string{"", "MiB", "1.2.3M", "-1", "5 parsecs", "2048TiB", "0x10"} {
 		if _, err := events.ParseByteSize(bad); err == nil {
 			t.Errorf("ParseByteSize(%q) accepted", bad)
+		}
+	}
+}
+
+// TestResourceTotals_AddRefusesNonsense: a result's usage comes from an
+// agent; a negative, huge or NaN figure counts as 0, so the totals stay
+// finite and the output encodable.
+func TestResourceTotals_AddRefusesNonsense(t *testing.T) {
+	t.Parallel()
+	var tot events.ResourceTotals
+	tot.Add(nil)
+	tot.Add(&events.TaskUsage{CPUMS: 1.5, ExecCPUMS: 2, ExecMaxRSS: 10})
+	tot.Add(&events.TaskUsage{CPUMS: math.NaN(), ExecCPUMS: math.Inf(1), ExecMaxRSS: math.MaxInt64})
+	tot.Add(&events.TaskUsage{CPUMS: -5, ExecCPUMS: 1e300, ExecMaxRSS: -1})
+	want := events.ResourceTotals{Measured: 3, CPUMS: 1.5, ExecCPUMS: 2, ExecMaxRSS: 10}
+	if tot != want {
+		t.Fatalf("totals %+v, want %+v", tot, want)
+	}
+	if _, err := json.Marshal(tot); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestValidNeeds: needs read from a workflow record keep only what a
+// planner writes, at most MaxNeeds.
+func TestValidNeeds(t *testing.T) {
+	t.Parallel()
+	good := events.Need{Type: "x", Requires: []string{"gpu"}, CPUMilli: 500}
+	in := []events.Need{
+		good,
+		{Type: "x y"},
+		{Type: "x", Requires: []string{strings.Repeat("g", 1<<20)}},
+		{Type: "x", Requires: []string{"a", "b", "c", "d", "e"}},
+		{Type: "x", CPUMilli: -1},
+		{Type: "x", Memory: math.MaxInt64},
+	}
+	for range 100 {
+		in = append(in, good)
+	}
+	got := events.ValidNeeds(in)
+	if len(got) != events.MaxNeeds {
+		t.Fatalf("%d needs kept, want %d", len(got), events.MaxNeeds)
+	}
+	for _, n := range got {
+		if n.Type != "x" || len(n.Requires) != 1 || n.Requires[0] != "gpu" {
+			t.Fatalf("kept %+v", n)
 		}
 	}
 }
