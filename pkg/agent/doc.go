@@ -13,4 +13,12 @@
 // An agent serves the most urgent non-empty lane first and fetches no more
 // tasks than it has free slots. On shutdown it stops fetching, lets running
 // tasks finish (for up to DrainTimeout), and hands back the rest.
+//
+// Capabilities (Config.Capabilities) make the agent also serve the lanes of
+// tasks whose step requires any subset of them; a declared capacity
+// (Config.CPUs, Config.Memory) makes it start only the tasks whose needs fit
+// what its running tasks leave (capacity.go). Completed results carry the
+// handler goroutine's CPU time and what the handler reported of its child
+// processes (Task.ReportChild); the registry entry carries the process's
+// CPU and RSS (usage.go).
 package agent
