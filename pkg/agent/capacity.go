@@ -23,10 +23,12 @@ import (
 // tasks leave. A task that does not fit now is handed back (a copy queued
 // again that carries the attempts used: no attempt is spent) and the agent
 // leaves that lane alone until one of its tasks ends. A task that can
-// never fit (it needs more than the whole capacity) is handed back too,
-// and the agent leaves the lane alone for a while (1 s, doubling to 30 s
-// while it keeps finding such tasks there), so the lane's other tasks and
-// other agents carry on: nothing wedges.
+// never fit (it needs more than the whole capacity) is handed back too:
+// its copy goes to the back of the lane, so the agent's next fetch there
+// gets the tasks behind it. Only when it finds such tasks twice in a row
+// does it leave the lane alone for a while (1 s, doubling to 30 s while it
+// keeps finding them), so a lane of nothing but such tasks costs it no busy
+// loop. Nothing wedges: the lane's other tasks and other agents carry on.
 
 // Fit says whether a task's needs fit an agent's capacity.
 type fit int
@@ -84,8 +86,9 @@ type need struct{ cpu, mem int64 }
 type laneHold struct {
 	mu    sync.Mutex
 	full  bool      // its last task did not fit now: until a task ends
-	until time.Time // its last task can never fit here: until then
+	until time.Time // its last tasks could never fit here: until then
 	wait  time.Duration
+	never int // tasks in a row that could never fit here
 }
 
 const (
@@ -141,22 +144,25 @@ func (a *Agent) admit(ctx context.Context, l *lane, m jetstream.Msg) (need, bool
 	}
 	n := need{cpu: max(t.CPUMilli, 0), mem: max(t.Memory, 0)}
 	f := a.capacity.take(n.cpu, n.mem)
-	if f == fitsNow {
-		l.hold.mu.Lock()
-		l.hold.wait = 0
-		l.hold.mu.Unlock()
-		return n, true
-	}
 	l.hold.mu.Lock()
 	why := "it does not fit what the running tasks leave"
-	if f == fitsLater {
-		l.hold.full = true
-	} else {
-		l.hold.wait = min(max(2*l.hold.wait, neverFitFirstHold), neverFitMaxHold)
-		l.hold.until = time.Now().Add(l.hold.wait)
-		why = fmt.Sprintf("it needs more than this agent's whole capacity; looking at the lane again in %v", l.hold.wait)
+	switch f {
+	case fitsNow:
+		l.hold.wait, l.hold.never = 0, 0
+	case fitsLater:
+		l.hold.full, l.hold.never = true, 0
+	default:
+		why = "it needs more than this agent's whole capacity"
+		if l.hold.never++; l.hold.never > 1 {
+			l.hold.wait = min(max(2*l.hold.wait, neverFitFirstHold), neverFitMaxHold)
+			l.hold.until = time.Now().Add(l.hold.wait)
+			why += fmt.Sprintf("; looking at the lane again in %v", l.hold.wait)
+		}
 	}
 	l.hold.mu.Unlock()
+	if f == fitsNow {
+		return n, true
+	}
 	log := a.log.With("workflow", t.Workflow, "task", t.ID, "cpu_milli", n.cpu, "memory", n.mem)
 	log.Debug("task handed back: " + why)
 	a.handBack(ctx, log, m, attemptOf(m))
