@@ -262,33 +262,54 @@ func ValidNeeds(needs []Need) []Need {
 // MaxWarnings bounds the warnings a submit reply or a workflow view lists.
 const MaxWarnings = 16
 
-// Meets reports whether agent a can run a task of n: it serves the type,
-// has every capability required, and its capacity (where declared) holds
-// the task's needs.
-func (n Need) Meets(a AgentInfo) bool {
-	if a.Status == AgentFailed || !slices.Contains(a.Types, n.Type) || !HasAll(a.Routing, n.Requires) {
-		return false
+// Offers indexes what live agents offer, by type, for checking needs: built
+// once from a registry listing, it answers each need in time bounded by the
+// agents of its type. An entry that routes on more than MaxCapabilities
+// (no agent does) is left out. Use NewOffers.
+type Offers struct {
+	byType map[string][]offer
+}
+
+type offer struct {
+	routing  []string
+	cpu, mem int64
+}
+
+// NewOffers indexes the agents that have not failed.
+func NewOffers(agents []AgentInfo) Offers {
+	o := Offers{byType: map[string][]offer{}}
+	for _, a := range agents {
+		if a.Status == AgentFailed || len(a.Routing) > MaxCapabilities {
+			continue
+		}
+		for _, t := range a.Types {
+			o.byType[t] = append(o.byType[t], offer{routing: a.Routing, cpu: a.CPUMilli, mem: a.Memory})
+		}
 	}
-	if a.CPUMilli > 0 && n.CPUMilli > a.CPUMilli {
-		return false
+	return o
+}
+
+// Meets reports whether a live agent can run a task of n: it serves the
+// type, routes on every capability required, and its capacity (where
+// declared) holds the task's needs.
+func (o Offers) Meets(n Need) bool {
+	for _, a := range o.byType[n.Type] {
+		if HasAll(a.routing, n.Requires) && (a.cpu <= 0 || n.CPUMilli <= a.cpu) && (a.mem <= 0 || n.Memory <= a.mem) {
+			return true
+		}
 	}
-	return a.Memory <= 0 || n.Memory <= a.Memory
+	return false
 }
 
 // Unmet lists, at most MaxWarnings, warnings for the needs no agent meets;
 // a need whose type no agent serves at all is left to the type check.
-func Unmet(needs []Need, agents []AgentInfo) []string {
+func (o Offers) Unmet(needs []Need) []string {
 	var out []string
 	for _, n := range needs {
 		if len(n.Requires) == 0 && n.CPUMilli == 0 && n.Memory == 0 {
 			continue
 		}
-		served, met := false, false
-		for _, a := range agents {
-			served = served || a.Status != AgentFailed && slices.Contains(a.Types, n.Type)
-			met = met || n.Meets(a)
-		}
-		if !served || met {
+		if len(o.byType[n.Type]) == 0 || o.Meets(n) {
 			continue
 		}
 		var want []string

@@ -58,15 +58,22 @@ func TestUnmet(t *testing.T) {
 		{Type: "x", Memory: 1 << 40},                           // p declares no memory capacity: fits
 		{Type: "y", Requires: []string{"gpu"}},                 // no agent serves y: the type warning says so
 	}
-	got := events.Unmet(needs, []events.AgentInfo{gpu, plain, dead})
+	got := events.NewOffers([]events.AgentInfo{gpu, plain, dead}).Unmet(needs)
 	if len(got) != 2 || !strings.Contains(got[0], "capabilities tpu") || !strings.Contains(got[1], "3 cpus") {
 		t.Fatalf("Unmet = %q", got)
+	}
+	// An entry routing on more capabilities than any agent may is not an
+	// offer: it cannot meet a need (and cannot make checking slow).
+	forged := events.AgentInfo{ID: "f", Types: []string{"x"}, Routing: make([]string, 100_000), Status: events.AgentIdle}
+	forged.Routing[0] = "tpu"
+	if events.NewOffers([]events.AgentInfo{forged}).Meets(events.Need{Type: "x", Requires: []string{"tpu"}}) {
+		t.Error("an entry with 100,000 capabilities meets a need")
 	}
 	many := make([]events.Need, 40)
 	for i := range many {
 		many[i] = events.Need{Type: "x", Requires: []string{"tpu"}}
 	}
-	if n := len(events.Unmet(many, []events.AgentInfo{gpu})); n != events.MaxWarnings {
+	if n := len(events.NewOffers([]events.AgentInfo{gpu}).Unmet(many)); n != events.MaxWarnings {
 		t.Fatalf("%d warnings, want at most %d", n, events.MaxWarnings)
 	}
 }

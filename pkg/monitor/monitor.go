@@ -437,10 +437,11 @@ func (m *Monitor) Snapshot(ctx context.Context, q Query) (*events.Snapshot, erro
 	if t := snap.Tasks; t.Total > 0 {
 		snap.Progress = round1(100 * float64(t.Completed+t.Failed+t.Cancelled) / float64(t.Total))
 	}
+	offers := events.NewOffers(agents)
 	view := func(rec *events.Workflow) events.WorkflowView {
 		v := m.view(rec, now, bottlenecks, snap.Tasks.P50Seconds, recent[rec.ID])
 		if events.WorkflowOpen(rec.Status) {
-			v.Warnings = events.Unmet(rec.Needs, agents)
+			v.Warnings = offers.Unmet(rec.Needs)
 		}
 		return v
 	}
@@ -668,6 +669,7 @@ func (m *Monitor) laneRates(now time.Time) map[string]float64 {
 
 func bottlenecks(lanes []events.LaneState, rate map[string]float64, agents []events.AgentInfo) []events.Bottleneck {
 	served := registry.ServedTypes(agents)
+	offers := events.NewOffers(agents)
 	var out []events.Bottleneck
 	for _, l := range lanes {
 		work := l.Backlog + uint64(l.InFlight)
@@ -683,7 +685,7 @@ func bottlenecks(lanes []events.LaneState, rate map[string]float64, agents []eve
 			}
 		case !served[l.Type]:
 			b.Why = fmt.Sprintf("no live agent serves type %q", l.Type)
-		case len(l.Requires) > 0 && !capable(agents, l):
+		case len(l.Requires) > 0 && !offers.Meets(events.Need{Type: l.Type, Requires: l.Requires}):
 			b.Why = fmt.Sprintf("no live agent of type %q has the capabilities %s", l.Type, strings.Join(l.Requires, ", "))
 		case b.Rate == 0:
 			b.Why = fmt.Sprintf("%d tasks and none finished in the last moments: the tasks are long, or the agents are stuck", work)
@@ -790,18 +792,6 @@ func criticalPath(rec *events.Workflow, remaining int, p50 float64, eta *float64
 		}
 	}
 	return cp
-}
-
-// capable reports whether a live agent of the lane's type serves its
-// capabilities.
-func capable(agents []events.AgentInfo, l events.LaneState) bool {
-	n := events.Need{Type: l.Type, Requires: l.Requires}
-	for _, a := range agents {
-		if n.Meets(a) {
-			return true
-		}
-	}
-	return false
 }
 
 func agentStats(list []events.AgentInfo) events.AgentStats {

@@ -147,7 +147,7 @@ func (p *Planner) warnUnserved(ctx context.Context, f *flow) []string {
 	for _, t := range f.plan.Unserved(agents) {
 		out = append(out, "no live agent serves type \""+t+"\": its tasks wait on their lanes until one starts")
 	}
-	out = append(out, events.Unmet(f.rec.Needs, agents)...)
+	out = append(out, events.NewOffers(agents).Unmet(f.rec.Needs)...)
 	out = out[:min(len(out), events.MaxWarnings)]
 	for _, w := range out {
 		p.event(events.Event{Workflow: f.rec.ID, Kind: events.EventWarning, Message: w})
