@@ -87,8 +87,7 @@ type job struct {
 type lane struct {
 	typ  string
 	prio int
-	tok  string   // the lane subject's priority token (events.LaneToken)
-	caps []string // the capabilities its tasks require
+	tok  string // the lane subject's priority token (events.LaneToken)
 	cons jetstream.Consumer
 	hold laneHold // set when its last task did not fit the capacity
 	// maybe is false while the lane is known to be empty: its last fetch
@@ -329,7 +328,7 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 	batch, err := l.cons.FetchNoWait(n)
 	if err != nil {
 		l.maybe.Store(true)
-		a.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumer(l.typ, l.prio))
+		a.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
 		return 0
 	}
 	got := 0
@@ -365,7 +364,7 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 		}()
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-		a.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumer(l.typ, l.prio))
+		a.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
 	} else {
 		a.fetching.ok(a.log, "fetching tasks")
 	}

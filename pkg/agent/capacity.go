@@ -121,7 +121,7 @@ func (a *Agent) openCapLanes(ctx context.Context, types []string) ([]*lane, erro
 						pausedUntil = info.Config.PauseUntil
 					}
 				}
-				l := &lane{typ: t, prio: prio, tok: events.LaneToken(prio, caps), caps: caps, cons: cons}
+				l := &lane{typ: t, prio: prio, tok: events.LaneToken(prio, caps), cons: cons}
 				l.maybe.Store(true)
 				lanes = append(lanes, l)
 			}
