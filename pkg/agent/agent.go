@@ -409,7 +409,7 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	log := a.log.With("workflow", t.Workflow, "task", t.ID, "attempt", attempt)
 	if attempt > t.MaxAttempts {
 		// Earlier holders died or stalled past the ack wait every time.
-		a.fail(ctx, t, m, attempt, events.KindLost,
+		a.fail(ctx, t, m, attempt, nil, events.KindLost,
 			fmt.Errorf("given up after %d deliveries: the agents holding it stopped answering", attempt-1))
 		return
 	}
@@ -462,13 +462,13 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	if timedOut {
 		herr = fmt.Errorf("timed out after %v: %w", timeout, herr)
 	}
-	a.failed(ctx, log, t, m, attempt, herr, timedOut)
+	a.failed(ctx, log, t, m, attempt, task.usage(cpu, measured), herr, timedOut)
 }
 
 // failed settles a task whose handler returned herr: as the handler asked
 // (RetryAfter), or as retry.After decides from its attempts, permanence
 // and fallback.
-func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m jetstream.Msg, attempt int, herr error, timedOut bool) {
+func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m jetstream.Msg, attempt int, usage *events.TaskUsage, herr error, timedOut bool) {
 	var snooze *RetryAfterError
 	var perm *PermanentError
 	kind := events.KindError
@@ -492,7 +492,7 @@ func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m 
 		settle(log, "nak", m.NakWithDelay(d.Delay))
 		return
 	}
-	a.fail(ctx, t, m, attempt, kind, herr)
+	a.fail(ctx, t, m, attempt, usage, kind, herr)
 }
 
 // cancelled ends a task stopped by a cancel command. It stores a cancelled
@@ -594,7 +594,7 @@ func (a *Agent) result(t *events.Task, attempt int, started time.Time, status st
 // fail ends a task for good: dead letter first, then the failed result, then
 // Term. A failure with a fallback to go is not final: the planner sends the
 // task to its fallback type.
-func (a *Agent) fail(ctx context.Context, t *events.Task, m jetstream.Msg, attempt int, kind string, cause error) {
+func (a *Agent) fail(ctx context.Context, t *events.Task, m jetstream.Msg, attempt int, usage *events.TaskUsage, kind string, cause error) {
 	a.failures.Add(1)
 	log := a.log.With("workflow", t.Workflow, "task", t.ID)
 	log.Warn("task failed", "kind", kind, "attempts", attempt, "err", cause)
@@ -603,7 +603,7 @@ func (a *Agent) fail(ctx context.Context, t *events.Task, m jetstream.Msg, attem
 		return
 	}
 	r := a.result(t, attempt, time.Now(), events.StateFailed)
-	r.Error, r.ErrorKind = cause.Error(), kind
+	r.Error, r.ErrorKind, r.Usage = cause.Error(), kind, usage
 	r.Final = !retry.HasFallback(t)
 	if err := a.publishResult(ctx, r); err != nil {
 		log.Warn("publish result; the task will be redelivered", "err", err)

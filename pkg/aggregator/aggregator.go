@@ -322,6 +322,7 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 			return
 		}
 		s.attempts -= prev.Attempts
+		s.usage.Remove(prev.Usage)
 	}
 	_, collected := s.collect[r.Step]
 	if r.Agent != "" {

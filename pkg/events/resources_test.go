@@ -139,3 +139,16 @@ func TestValidNeeds(t *testing.T) {
 		}
 	}
 }
+
+func TestResourceTotals_Remove(t *testing.T) {
+	t.Parallel()
+	var tot events.ResourceTotals
+	failed := &events.TaskUsage{CPUMS: 4, ExecCPUMS: 6, ExecMaxRSS: 100}
+	tot.Add(failed)
+	tot.Remove(failed) // superseded by a later run
+	tot.Remove(nil)
+	tot.Add(&events.TaskUsage{CPUMS: 1, ExecCPUMS: 2, ExecMaxRSS: 50})
+	if want := (events.ResourceTotals{Measured: 1, CPUMS: 1, ExecCPUMS: 2, ExecMaxRSS: 100}); tot != want {
+		t.Fatalf("totals %+v, want %+v", tot, want)
+	}
+}

@@ -55,6 +55,17 @@ func (t *ResourceTotals) Add(u *TaskUsage) {
 	}
 }
 
+// Remove takes u (nil: nothing) out of t again: for a failed result that a
+// later run of its task supersedes. ExecMaxRSS stays: that child did run.
+func (t *ResourceTotals) Remove(u *TaskUsage) {
+	if u == nil {
+		return
+	}
+	t.Measured--
+	t.CPUMS -= usageMS(u.CPUMS)
+	t.ExecCPUMS -= usageMS(u.ExecCPUMS)
+}
+
 // Round rounds the sums to microseconds, for output.
 func (t ResourceTotals) Round() ResourceTotals {
 	t.CPUMS = math.Round(t.CPUMS*1000) / 1000
