@@ -588,6 +588,7 @@ func (a *Agent) result(t *events.Task, attempt int, started time.Time, status st
 		Workflow: t.Workflow, Task: t.ID, Step: t.Step, Index: t.Index, Type: t.Type, Round: t.Round,
 		Status: status, Final: true, Attempts: attempt, Agent: a.cfg.ID,
 		Started: started.UnixNano(), Finished: time.Now().UnixNano(), Gen: t.Gen, Priority: t.Priority, Lease: t.Lease,
+		CapKey: events.CapKey(t.Requires),
 	}
 }
 

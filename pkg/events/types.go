@@ -102,6 +102,9 @@ type Result struct {
 	// Usage is the CPU the attempt used (see TaskUsage); nil when the
 	// agent measured none.
 	Usage *TaskUsage `msgpack:"usage,omitempty" json:"usage,omitempty"`
+	// CapKey is the capability key of the lane it ran on (events.CapKey
+	// of the task's Requires); empty on a plain lane.
+	CapKey string `msgpack:"ckey,omitempty" json:"cap_key,omitempty"`
 }
 
 // Event is one line of a workflow's audit trail, JSON on baton.events.<wf>.<kind>.

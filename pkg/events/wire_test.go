@@ -99,6 +99,7 @@ func sampleResult() *events.Result {
 		Status: events.StateFailed, Final: true, Data: json.RawMessage(`[1,2]`), Error: "timed out", ErrorKind: events.KindTimeout,
 		Attempts: 3, Agent: "agent-1", Started: 1700000000000000000, Finished: 1700000001000000000, Gen: 2, Priority: 4,
 		Lease: "3q2-7wAAAAAAAAAAAAAAAA", Usage: &events.TaskUsage{CPUMS: 12.5, ExecCPUMS: 40.25, ExecMaxRSS: 8 << 20},
+		CapKey: "c0123456789ab",
 	}
 }
 

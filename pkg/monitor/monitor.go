@@ -287,6 +287,9 @@ func (m *Monitor) onResultMsg(msg jetstream.Msg) {
 		o := obs{at: at, wf: r.Workflow, status: r.Status, dur: dur}
 		if r.Priority > 0 {
 			o.lane = fmt.Sprintf("%s.%d", r.Type, r.Priority)
+			if p, key, ok := events.ParseLaneToken(fmt.Sprintf("%d-%s", r.Priority, r.CapKey)); ok && p == r.Priority && key != "" {
+				o.lane += "-" + key // a capability lane's
+			}
 		}
 		// Results arrive about in time order; keep the slice sorted.
 		i := len(m.recent)
