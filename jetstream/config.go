@@ -3,6 +3,7 @@ package streams
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -187,8 +188,16 @@ func LaneConsumer(taskType string, priority int) string {
 	return fmt.Sprintf("lane_%s_%d", taskType, priority)
 }
 
-// ParseLaneConsumer reads a lane consumer's name back into its type and
-// priority; ok is false for any other consumer.
+// LaneConsumerOn names the consumer of the lane whose priority token is
+// laneTok (events.LaneToken): "lane_research_1-c0123456789ab" for a
+// capability lane.
+func LaneConsumerOn(taskType, laneTok string) string {
+	return "lane_" + taskType + "_" + laneTok
+}
+
+// ParseLaneConsumer reads a plain lane consumer's name back into its type
+// and priority; ok is false for any other consumer, capability lanes
+// included (ParseLane reads those).
 func ParseLaneConsumer(name string) (taskType string, priority int, ok bool) {
 	rest, found := strings.CutPrefix(name, "lane_")
 	i := strings.LastIndexByte(rest, '_')
@@ -200,6 +209,21 @@ func ParseLaneConsumer(name string) (taskType string, priority int, ok bool) {
 		return "", 0, false
 	}
 	return rest[:i], prio, true
+}
+
+// ParseLane reads any lane consumer's name: its type, priority and
+// capability key ("" for a plain lane).
+func ParseLane(name string) (taskType string, priority int, capKey string, ok bool) {
+	rest, found := strings.CutPrefix(name, "lane_")
+	i := strings.LastIndexByte(rest, '_')
+	if !found || i <= 0 || !events.ValidToken(rest[:i]) {
+		return "", 0, "", false
+	}
+	prio, key, ok := events.ParseLaneToken(rest[i+1:])
+	if !ok {
+		return "", 0, "", false
+	}
+	return rest[:i], prio, key, true
 }
 
 func (c Config) storage() jetstream.StorageType {
@@ -252,11 +276,30 @@ func (c Config) Buckets() []jetstream.KeyValueConfig {
 
 // Lane returns the consumer definition of one lane.
 func (c Config) Lane(taskType string, priority int) jetstream.ConsumerConfig {
+	return c.LaneFor(taskType, priority, nil)
+}
+
+// RequiresMetadata is the key of a capability lane consumer's metadata
+// that lists its capabilities, comma separated.
+const RequiresMetadata = "baton_requires"
+
+// LaneFor returns the consumer definition of the lane of taskType at
+// priority whose tasks require caps (none: the plain lane).
+func (c Config) LaneFor(taskType string, priority int, caps []string) jetstream.ConsumerConfig {
 	c = c.WithDefaults()
+	tok := events.LaneToken(priority, caps)
+	desc := fmt.Sprintf("%s tasks at priority %d", taskType, priority)
+	var meta map[string]string
+	if len(caps) > 0 {
+		sorted := slices.Sorted(slices.Values(caps))
+		desc += " requiring " + strings.Join(sorted, ", ")
+		meta = map[string]string{RequiresMetadata: strings.Join(sorted, ",")}
+	}
 	return jetstream.ConsumerConfig{
-		Durable:       LaneConsumer(taskType, priority),
-		Description:   fmt.Sprintf("%s tasks at priority %d", taskType, priority),
-		FilterSubject: c.Subjects().Lane(taskType, priority),
+		Durable:       LaneConsumerOn(taskType, tok),
+		Description:   desc,
+		Metadata:      meta,
+		FilterSubject: c.Subjects().LaneOn(taskType, tok),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
 		MaxAckPending: c.MaxAckPending,

@@ -119,7 +119,16 @@ func unlimited[T int32 | int64](v T) T {
 // (by baton or by `nats consumer pause`) is kept: an update without one
 // would resume it.
 func EnsureLane(ctx context.Context, js jetstream.JetStream, c Config, taskType string, priority int) (jetstream.Consumer, error) {
-	cc := c.Lane(taskType, priority)
+	return EnsureLaneFor(ctx, js, c, taskType, priority, nil, nil)
+}
+
+// EnsureLaneFor is EnsureLane for the lane of tasks requiring caps. A
+// capability lane it creates starts paused until pausedUntil, when that is
+// set: a creator passes the pause of the plain lane of the same type and
+// priority, so that pausing a lane (by type and priority) also holds the
+// capability lanes agents open later.
+func EnsureLaneFor(ctx context.Context, js jetstream.JetStream, c Config, taskType string, priority int, caps []string, pausedUntil *time.Time) (jetstream.Consumer, error) {
+	cc := c.LaneFor(taskType, priority, caps)
 	cons, err := js.Consumer(ctx, c.TasksStream(), cc.Durable)
 	switch {
 	case err == nil:
@@ -130,6 +139,8 @@ func EnsureLane(ctx context.Context, js jetstream.JetStream, c Config, taskType 
 		cc.PauseUntil = have.PauseUntil
 	case !errors.Is(err, jetstream.ErrConsumerNotFound):
 		return nil, fmt.Errorf("ensure lane %s: %w", cc.Durable, err)
+	case pausedUntil != nil && pausedUntil.After(time.Now()):
+		cc.PauseUntil = pausedUntil
 	}
 	cons, err = js.CreateOrUpdateConsumer(ctx, c.TasksStream(), cc)
 	if err != nil {
@@ -141,6 +152,7 @@ func EnsureLane(ctx context.Context, js jetstream.JetStream, c Config, taskType 
 // sameLane compares the fields Lane sets.
 func sameLane(have, want jetstream.ConsumerConfig) bool {
 	return have.Description == want.Description && have.FilterSubject == want.FilterSubject &&
+		have.Metadata[RequiresMetadata] == want.Metadata[RequiresMetadata] &&
 		have.AckPolicy == want.AckPolicy && have.AckWait == want.AckWait && have.MaxAckPending == want.MaxAckPending &&
 		have.MaxDeliver == want.MaxDeliver && have.DeliverPolicy == want.DeliverPolicy && have.MaxWaiting == want.MaxWaiting
 }

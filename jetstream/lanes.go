@@ -21,12 +21,18 @@ func LaneStates(ctx context.Context, js jetstream.JetStream, c Config) ([]events
 	out := []events.LaneState{}
 	infos := s.ListConsumers(ctx)
 	for ci := range infos.Info() {
-		typ, prio, ok := ParseLaneConsumer(ci.Name)
-		if !ok || !events.ValidToken(typ) || prio < events.PriorityHighest || prio > events.PriorityLowest {
+		typ, prio, key, ok := ParseLane(ci.Name)
+		if !ok {
 			continue
 		}
+		lane := fmt.Sprintf("%s.%d", typ, prio)
+		var requires []string
+		if key != "" {
+			lane += "-" + key
+			requires = LaneRequires(ci.Config)
+		}
 		l := events.LaneState{
-			Lane: fmt.Sprintf("%s.%d", typ, prio), Type: typ, Priority: prio, Consumer: ci.Name,
+			Lane: lane, Type: typ, Priority: prio, Consumer: ci.Name, Requires: requires,
 			Backlog: ci.NumPending, InFlight: ci.NumAckPending, Redelivered: ci.NumRedelivered, Paused: ci.Paused,
 		}
 		if ci.Paused && ci.Config.PauseUntil != nil {
@@ -40,4 +46,17 @@ func LaneStates(ctx context.Context, js jetstream.JetStream, c Config) ([]events
 	}
 	slices.SortFunc(out, func(a, b events.LaneState) int { return strings.Compare(a.Lane, b.Lane) })
 	return out, nil
+}
+
+// LaneRequires reads a capability lane's capabilities from its consumer's
+// metadata: at most events.MaxCapabilities valid names, nothing else (the
+// metadata may have been set by anyone allowed to create the consumer).
+func LaneRequires(cc jetstream.ConsumerConfig) []string {
+	var out []string
+	for c := range strings.SplitSeq(cc.Metadata[RequiresMetadata], ",") {
+		if events.ValidCapability(c) && len(out) < events.MaxCapabilities {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -202,6 +202,8 @@ func TestMetrics_PrometheusFormat(t *testing.T) {
 		"baton_agent_slots", "baton_agent_failure_ratio", "baton_workflow_progress_ratio", "baton_workflow_tasks",
 		"baton_workflow_critical_path_remaining_steps", "baton_lane_backlog", "baton_lane_in_flight", "baton_lane_paused",
 		"baton_lane_redelivered", "baton_monitor_up", "go_goroutines",
+		"baton_agent_running_tasks", "baton_agent_slot_utilization_ratio", "baton_agent_process_cpu_percent",
+		"baton_agent_process_cpu_seconds", "baton_agent_process_resident_bytes",
 	} {
 		if fams[name] == 0 {
 			t.Errorf("no series %s", name)

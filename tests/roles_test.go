@@ -79,7 +79,7 @@ func (p *permErrs) first() error {
 	return nil
 }
 
-var testAgents = map[string][]string{"research": {"research"}, "write": {"write"}}
+var testAgents = map[string][]string{"research": {"research"}, "write": {"write"}, "gpu": {"research", "+gpu"}}
 
 // try runs op as role on a fresh connection and reports the server's
 // permission violation, if it refused anything op did.
@@ -152,7 +152,15 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 	}
 	runService("aggregator", ag.Run)
 	for name, types := range testAgents {
-		a, err := agent.New(r.conn(auth.AgentRole+"-"+name, &violations), agent.Config{ID: name + "-1", Concurrency: 4, Streams: cfg, Logger: log})
+		var caps []string
+		types = slices.DeleteFunc(slices.Clone(types), func(t string) bool {
+			c, ok := strings.CutPrefix(t, "+")
+			if ok {
+				caps = append(caps, c)
+			}
+			return ok
+		})
+		a, err := agent.New(r.conn(auth.AgentRole+"-"+name, &violations), agent.Config{ID: name + "-1", Concurrency: 4, Streams: cfg, Logger: log, Capabilities: caps})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,7 +188,7 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 		return permit.SetTypeLimit(sctx, opJS, cfg, "write", 1) == nil
 	})
 	reply, err := cl.Submit(sctx, []byte(`{"steps":[{"id":"r","type":"research","split":1,"input":["a","b","c"],
-		"concurrency":{"key":"r-{input.0}","limit":1},"rate":"100/s"},{"id":"w","type":"write","after":["r"]}]}`))
+		"concurrency":{"key":"r-{input.0}","limit":1},"rate":"100/s"},{"id":"g","type":"research","requires":["gpu"]},{"id":"w","type":"write","after":["r","g"]}]}`))
 	if err != nil {
 		t.Fatalf("submit as submitter: %v (violations: %v)", err, violations.all)
 	}
@@ -217,6 +225,12 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 	fetchLane := func(typ string) func(context.Context, *nats.Conn, jetstream.JetStream) error {
 		return func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
 			_, err := js.Consumer(ctx, cfg.TasksStream(), streams.LaneConsumer(typ, events.PriorityDefault))
+			return err
+		}
+	}
+	fetchCapLane := func(typ, capability string) func(context.Context, *nats.Conn, jetstream.JetStream) error {
+		return func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+			_, err := js.Consumer(ctx, cfg.TasksStream(), streams.LaneConsumerOn(typ, events.LaneToken(events.PriorityDefault, []string{capability})))
 			return err
 		}
 	}
@@ -260,6 +274,9 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 		{auth.Planner, "answer a job another planner replica stored (its Baton-Reply-To is a planner inbox)", publish(auth.InboxPrefix(auth.Planner) + ".reply"), true},
 		{agentR, "fetch its own lane", fetchLane("research"), true},
 		{agentR, "fetch another type's lane", fetchLane("write"), false},
+		{agentR, "fetch a capability lane of its type", fetchCapLane("research", "gpu"), false},
+		{auth.AgentRole + "-gpu", "fetch its capability lane", fetchCapLane("research", "gpu"), true},
+		{auth.AgentRole + "-gpu", "fetch another capability lane", fetchCapLane("research", "tpu"), false},
 		{agentR, "publish a task of another type", publish(s.Task("write", 3, wf, "w")), false},
 		{agentR, "publish a result", publish(s.Result(wf, "r-0")), true},
 		{agentR, "read the workflows bucket", readBucket(cfg.WorkflowsBucket()), false},

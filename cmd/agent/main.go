@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/baton-dev/baton/internal/service"
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/builtin"
+	"github.com/baton-dev/baton/pkg/events"
 	"github.com/oklog/run"
 )
 
@@ -31,12 +33,21 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 0, "on shutdown, how long running tasks may finish before they are handed back (default 30s)")
 	execCmd := fs.String("exec", "", "command for the exec type: program and arguments split on spaces, run without a shell")
 	url := fs.String("url", "", "URL the http type POSTs each task to")
-	caps := fs.String("capabilities", "", "extra capabilities to advertise, comma separated")
+	caps := fs.String("capabilities", "", "capabilities to advertise, comma separated (at most 4): the agent also runs tasks of steps that require them")
+	fs.Float64Var(&cfg.CPUs, "cpus", 0, "CPU capacity in cores (fractions allowed): a task starts only if the cpus its step declares fit what the running tasks leave (default none declared)")
+	memory := fs.String("memory", "", "memory capacity, e.g. 4GiB: a task starts only if the memory its step declares fits what the running tasks leave (default none declared)")
 	if err := service.ParseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	cfg.Streams, cfg.Logger, cfg.Version = c.Streams, c.Logger(stderr), service.Version
 	cfg.Capabilities = service.SplitList(*caps)
+	if *memory != "" {
+		m, err := events.ParseByteSize(*memory)
+		if err != nil {
+			return fmt.Errorf("--memory: %w", err)
+		}
+		cfg.Memory = int64(m)
+	}
 	nc, err := c.ConnectWait(ctx, "baton-agent", cfg.Logger)
 	if err != nil {
 		return err

@@ -21,7 +21,8 @@ func newAuthCmd(c *conn) *cobra.Command {
 		Use:   "auth",
 		Short: "Write an nkey per role and the nats-server authorization that confines each",
 		Long: `Write, into --dir, an nkey seed per role (admin, planner, aggregator,
-submitter, viewer, operator, and agent-NAME for each --agent NAME=TYPES) and
+submitter, viewer, operator, and agent-NAME for each --agent NAME=TYPES,
+where +CAP entries are capabilities whose lanes the agent may consume) and
 auth.conf: the nats-server authorization block that admits those keys only,
 each with the publish and subscribe allow lists its role needs and nothing
 more. roles.json lists the same permissions. Include auth.conf in the
@@ -31,6 +32,7 @@ role's seed with --nkey and its inbox prefix with --inbox-prefix
 an agent role and no credential handed out changes. 'baton up --auth' does
 all of this for the embedded server.`,
 		Example: `  baton auth --dir deploy/auth --agent research=research --agent writers=write,data
+  baton auth --dir deploy/auth --agent gpu=research,+gpu,+lang:de
   baton planner --nkey deploy/auth/planner.nk --inbox-prefix _INBOX_planner`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -40,8 +42,13 @@ all of this for the embedded server.`,
 				if !ok || !events.ValidToken(name) || types == "" {
 					return usagef("--agent %q: want NAME=TYPE[,TYPE…]", a)
 				}
+				caps := 0
 				for _, t := range strings.Split(types, ",") {
-					if !events.ValidToken(t) {
+					if c, ok := strings.CutPrefix(t, "+"); ok {
+						if caps++; !events.ValidCapability(c) || caps > events.MaxCapabilities {
+							return usagef("--agent %q: %q: want at most %d capabilities of 1-%d letters, digits, '-', '_', ':' or '.'", a, t, events.MaxCapabilities, events.MaxCapabilityBytes)
+						}
+					} else if !events.ValidToken(t) {
 						return usagef("--agent %q: %q is not a task type", a, t)
 					}
 					byName[name] = append(byName[name], t)
@@ -64,6 +71,6 @@ all of this for the embedded server.`,
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "baton-auth", "directory for the seeds and the server's authorization")
-	cmd.Flags().StringArrayVar(&agents, "agent", nil, "an agent role: NAME=TYPE[,TYPE…] (repeat); default one role, builtin, for the built-in types")
+	cmd.Flags().StringArrayVar(&agents, "agent", nil, "an agent role: NAME=TYPE[,TYPE…][,+CAP…] (repeat); default one role, builtin, for the built-in types")
 	return cmd
 }

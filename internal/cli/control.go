@@ -344,12 +344,47 @@ func agentsNote(l *client.AgentList) string {
 
 func printAgents(w io.Writer, list []events.AgentInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AGENT\tSTATUS\tTYPES\tSLOTS\tRUNNING\tDONE\tFAILURES\tHEARTBEAT")
+	fmt.Fprintln(tw, "AGENT\tSTATUS\tTYPES\tCAPABILITIES\tSLOTS\tRUNNING\tDONE\tFAILURES\tCPU\tRSS\tRESERVED\tHEARTBEAT")
 	for _, a := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s ago\n", a.ID, a.Status, strings.Join(a.Types, ","), a.Concurrency,
-			a.Running, a.Done, a.Failures, time.Since(a.Heartbeat).Round(100*time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s ago\n", a.ID, a.Status, strings.Join(a.Types, ","),
+			orDash(strings.Join(a.Routing, ",")), a.Concurrency, a.Running, a.Done, a.Failures, procCPU(a), procRSS(a), reserved(a),
+			time.Since(a.Heartbeat).Round(100*time.Millisecond))
 	}
 	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// procCPU and procRSS show an agent process's own use of its machine.
+func procCPU(a events.AgentInfo) string {
+	if a.Process == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", a.Process.CPUPercent)
+}
+
+func procRSS(a events.AgentInfo) string {
+	if a.Process == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fMiB", float64(a.Process.RSS)/(1<<20))
+}
+
+// reserved shows what running tasks hold of an agent's declared capacity.
+func reserved(a events.AgentInfo) string {
+	var parts []string
+	if a.CPUMilli > 0 {
+		parts = append(parts, fmt.Sprintf("%g/%g cpus", float64(a.CPUMilliUsed)/1000, float64(a.CPUMilli)/1000))
+	}
+	if a.Memory > 0 {
+		parts = append(parts, fmt.Sprintf("%.0f/%.0fMiB", float64(a.MemoryUsed)/(1<<20), float64(a.Memory)/(1<<20)))
+	}
+	return orDash(strings.Join(parts, " "))
 }
 
 func newStatusCmd(c *conn) *cobra.Command {
@@ -463,6 +498,20 @@ func printStatus(w io.Writer, s *events.Snapshot, wf string) error {
 	}
 	if s.Page.Note != "" {
 		fmt.Fprintf(w, "… %s\n", s.Page.Note)
+	}
+	for _, v := range s.Workflows {
+		for _, warn := range v.Warnings {
+			fmt.Fprintf(w, "warning: %s: %s\n", v.ID, warn)
+		}
+	}
+	if len(a.List) > 0 {
+		fmt.Fprintln(tw, "\nAGENT\tRUNNING\tCPU\tRSS\tRESERVED")
+		for _, ag := range a.List {
+			fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%s\t%s\n", ag.ID, ag.Running, ag.Concurrency, procCPU(ag), procRSS(ag), reserved(ag))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintln(tw, "\nLANE\tBACKLOG\tIN FLIGHT\tREDELIVERED\tPAUSED")
 	for _, l := range s.Lanes {

@@ -66,7 +66,13 @@ func submit(cmd *cobra.Command, c *conn, file string, follow bool) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "workflow %s: %d tasks on lanes %v\n", reply.Workflow, reply.Tasks, reply.Lanes)
-	warnUnserved(ctx, cl, reply.Lanes, cmd.ErrOrStderr())
+	if len(reply.Warnings) > 0 {
+		for _, w := range reply.Warnings {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+		}
+	} else {
+		warnUnserved(ctx, cl, reply.Lanes, cmd.ErrOrStderr())
+	}
 	if !follow {
 		return nil
 	}

@@ -14,6 +14,7 @@ package auth
 import (
 	"maps"
 	"slices"
+	"strings"
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
@@ -145,18 +146,32 @@ func RoleAggregator(c streams.Config) Role {
 // its types' lanes only (and creates them), hands tasks back to them,
 // publishes results, dead letters and events, keeps its registry entry,
 // and answers the planner. It reads no workflow record, no other lane and
-// no key, and changes no stream.
+// no key, and changes no stream. An entry of types written "+CAP" is a
+// capability, not a type: the role may also consume the capability lanes
+// of every subset of those capabilities (at most events.MaxCapabilities
+// are used), as an agent started with them does.
 func RoleAgent(c streams.Config, name string, types []string) Role {
 	role := AgentRole + "-" + name
 	p := newPerms(c, role)
 	tasks := p.c.TasksStream()
 	p.info(tasks, p.c.ResultsStream(), p.c.DeadStream())
+	var caps []string
+	types = slices.DeleteFunc(slices.Clone(types), func(t string) bool {
+		if c, ok := strings.CutPrefix(t, "+"); ok {
+			caps = append(caps, c)
+			return true
+		}
+		return false
+	})
+	caps = caps[:min(len(caps), events.MaxCapabilities)]
 	for _, t := range types {
 		for _, prio := range events.Priorities {
-			lane := streams.LaneConsumer(t, prio)
-			p.pub = append(p.pub,
-				"$JS.API.CONSUMER.CREATE."+tasks+"."+lane+".>", "$JS.API.CONSUMER.INFO."+tasks+"."+lane,
-				"$JS.API.CONSUMER.MSG.NEXT."+tasks+"."+lane, "$JS.ACK."+tasks+"."+lane+".>")
+			for _, set := range events.Subsets(caps) {
+				lane := streams.LaneConsumerOn(t, events.LaneToken(prio, set))
+				p.pub = append(p.pub,
+					"$JS.API.CONSUMER.CREATE."+tasks+"."+lane+".>", "$JS.API.CONSUMER.INFO."+tasks+"."+lane,
+					"$JS.API.CONSUMER.MSG.NEXT."+tasks+"."+lane, "$JS.ACK."+tasks+"."+lane+".>")
+			}
 		}
 		p.sub = append(p.sub, p.s.WakeAll(t))
 		p.pub = append(p.pub, p.s.Root()+".tasks."+t+".>") // hand-backs
@@ -223,7 +238,7 @@ func RoleAdmin() Role {
 }
 
 // Standard returns the standard roles, plus one agent role per entry of
-// agents (name → types).
+// agents (name → types, and "+CAP" capabilities: RoleAgent).
 func Standard(c streams.Config, agents map[string][]string) []Role {
 	roles := []Role{RoleAdmin(), RolePlanner(c), RoleAggregator(c), RoleSubmitter(c), RoleViewer(c), RoleOperator(c)}
 	for _, name := range slices.Sorted(maps.Keys(agents)) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,6 +60,8 @@ type Agent struct {
 	crashed   chan struct{}
 	crashOnce sync.Once
 	stopLoop  context.CancelFunc
+	capacity  capacity    // declared resources and what running tasks hold
+	proc      procSampler // the process's CPU and RSS, for the registry
 }
 
 // outage logs a run of failures once, at its start, and once at its end,
@@ -94,12 +97,15 @@ type job struct {
 	why, kind           string
 	// waiting: the task waits for permits and holds no slot (under Agent.mu).
 	waiting bool
+	need    need // what it holds of the agent's capacity
 }
 
 type lane struct {
 	typ  string
 	prio int
+	tok  string // the lane subject's priority token (events.LaneToken)
 	cons jetstream.Consumer
+	hold laneHold // set when its last task did not fit the capacity
 	// maybe is false while the lane is known to be empty: its last fetch
 	// came back short and no wake-up or poll tick has come since. It spares
 	// a round trip to every empty lane each time a slot frees.
@@ -121,6 +127,7 @@ func New(nc *nats.Conn, cfg Config) (*Agent, error) {
 		log:      cfg.Logger.With("service", "agent", "agent", cfg.ID),
 		handlers: map[string]Handler{}, running: map[*job]struct{}{}, paused: map[string]time.Time{},
 		freed: make(chan struct{}, 1), crashed: make(chan struct{}),
+		capacity: capacity{cpu: cfg.CPUMilli(), mem: cfg.Memory},
 	}, nil
 }
 
@@ -172,7 +179,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if lanes == nil {
-			if lanes, err = a.openLanes(tctx, types); err != nil {
+			if lanes, err = a.openCapLanes(tctx, types); err != nil {
 				return err
 			}
 		}
@@ -221,7 +228,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	side.Go(func() { a.gate.Watch(sideCtx) })
 	a.log.Info("agent started", "types", types, "concurrency", a.cfg.Concurrency)
 
-	a.fetchLoop(loop, work, lanes, types, wake, &tasks)
+	a.fetchLoop(loop, work, lanes, wake, &tasks)
 	if a.dead.Load() {
 		a.abandon(ctx, &tasks, stopWork, stopSide, &side, stopWake, func() { _ = svc.Stop() })
 		return nil
@@ -255,30 +262,12 @@ func (a *Agent) prepare() ([]string, error) {
 	return types, nil
 }
 
-// openLanes ensures the lane consumers of types, most urgent priority
-// first, and within a priority in type order.
-func (a *Agent) openLanes(ctx context.Context, types []string) ([]*lane, error) {
-	var lanes []*lane
-	for _, prio := range events.Priorities {
-		for _, t := range types {
-			cons, err := streams.EnsureLane(ctx, a.js, a.cfg.Streams, t, prio)
-			if err != nil {
-				return nil, err
-			}
-			l := &lane{typ: t, prio: prio, cons: cons}
-			l.maybe.Store(true)
-			lanes = append(lanes, l)
-		}
-	}
-	return lanes, nil
-}
-
 // listenWake subscribes to the wake-up subjects of types: a wake-up marks
 // its lane as maybe not empty and nudges the fetch loop.
 func (a *Agent) listenWake(types []string, lanes []*lane) (<-chan struct{}, func(), error) {
 	bySubject := map[string]*lane{}
 	for _, l := range lanes {
-		bySubject[a.subj.Wake(l.typ, l.prio)] = l
+		bySubject[a.subj.WakeOn(l.typ, l.tok)] = l
 	}
 	wake := make(chan struct{}, 1)
 	var subs []*nats.Subscription
@@ -329,7 +318,9 @@ func (a *Agent) drain(ctx context.Context, reg *registry.Registry, tasks *sync.W
 }
 
 // fetchLoop claims tasks, most urgent lane first, never more than free slots.
-func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, types []string, wake <-chan struct{}, tasks *sync.WaitGroup) {
+func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, wake <-chan struct{}, tasks *sync.WaitGroup) {
+	// Lanes come priority by priority, width at each (openCapLanes).
+	width := len(lanes) / len(events.Priorities)
 	poll := time.NewTimer(a.cfg.Poll)
 	defer poll.Stop()
 	turn := 0
@@ -338,17 +329,19 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, types []stri
 		if free <= 0 {
 			select {
 			case <-a.freed:
+				freeLanes(lanes)
 			case <-ctx.Done():
 			}
 			continue
 		}
 		got := 0
 		turn++
-		for p := 0; p < len(lanes) && got == 0; p += len(types) {
-			// Within a priority, start with a different type each turn.
-			for k := range types {
-				l := lanes[p+(k+turn)%len(types)]
-				if !l.maybe.Load() {
+		now := time.Now()
+		for p := 0; p < len(lanes) && got == 0; p += width {
+			// Within a priority, start with a different lane each turn.
+			for k := range width {
+				l := lanes[p+(k+turn)%width]
+				if !l.maybe.Load() || l.hold.held(now) {
 					continue
 				}
 				got += a.fetch(work, l, free-got, tasks)
@@ -363,6 +356,8 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, types []stri
 		poll.Reset(a.cfg.Poll)
 		select {
 		case <-wake:
+		case <-a.freed:
+			freeLanes(lanes)
 		case <-poll.C:
 			// Retries coming due and redeliveries send no wake-up.
 			for _, l := range lanes {
@@ -376,16 +371,21 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, types []stri
 func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGroup) int {
 	// Cleared before the fetch, so a wake-up that comes during it stands.
 	l.maybe.Store(false)
+	n = a.fetchSize(n)
 	batch, err := l.cons.FetchNoWait(n)
 	if err != nil {
 		l.maybe.Store(true)
-		a.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumer(l.typ, l.prio))
+		a.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
 		return 0
 	}
 	got := 0
 	for m := range batch.Messages() {
 		got++
-		j := &job{msg: m, wf: m.Headers().Get(events.HeaderWorkflow), id: m.Headers().Get(events.HeaderTask)}
+		need, ok := a.admit(work, l, m)
+		if !ok {
+			continue
+		}
+		j := &job{msg: m, wf: m.Headers().Get(events.HeaderWorkflow), id: m.Headers().Get(events.HeaderTask), need: need}
 		var jctx context.Context
 		jctx, j.cancel = context.WithCancel(work)
 		a.mu.Lock()
@@ -405,6 +405,7 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 			// Its workflow is being paused: the planner withdraws it from
 			// the lane and queues it again on resume.
 			j.cancel()
+			a.capacity.give(need)
 			settle(a.log, "nak", m.Nak())
 			continue
 		}
@@ -416,7 +417,7 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 		}()
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-		a.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumer(l.typ, l.prio))
+		a.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
 	} else {
 		a.fetching.ok(a.log, "fetching tasks")
 	}
@@ -435,6 +436,7 @@ func (a *Agent) release(j *job) {
 		a.waiting--
 	}
 	a.mu.Unlock()
+	a.capacity.give(j.need)
 	a.changed.Store(true)
 	select {
 	case a.freed <- struct{}{}:
@@ -462,14 +464,14 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 		a.undecodable(ctx, j, err)
 		return
 	}
-	if err := a.subj.CheckTaskMsg(m.Subject(), typ, t); err != nil {
+	if err := cmp.Or(a.subj.CheckTaskMsg(m.Subject(), typ, t), a.checkRequires(t)); err != nil {
 		a.forged(ctx, j, err)
 		return
 	}
 	log := a.log.With("workflow", t.Workflow, "task", t.ID, "attempt", attempt)
 	if attempt > t.MaxAttempts {
 		// Earlier holders died or stalled past the ack wait every time.
-		a.fail(ctx, t, m, attempt, events.KindLost,
+		a.fail(ctx, t, m, attempt, nil, events.KindLost,
 			fmt.Errorf("given up after %d deliveries: the agents holding it stopped answering", attempt-1))
 		return
 	}
@@ -491,7 +493,10 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	}
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	stopLost := a.cancelOnLost(held, cancel)
-	value, herr := a.handlers[typ].Handle(hctx, &Task{Task: *t, Attempt: attempt, Agent: a.cfg.ID})
+	task := &Task{Task: *t, Attempt: attempt, Agent: a.cfg.ID}
+	var value any
+	var herr error
+	cpu, measured := measure(func() { value, herr = a.handlers[typ].Handle(hctx, task) })
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	cancel()
 	lost := stopLost()
@@ -506,6 +511,7 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 		if data, herr = encodeValue(value); herr == nil {
 			r := a.result(t, attempt, started, events.StateCompleted)
 			r.Data = data
+			r.Usage = task.usage(cpu, measured)
 			if err := a.publishResult(ctx, r); err != nil {
 				log.Warn("publish result; the task will be redelivered", "err", err)
 				return
@@ -525,13 +531,13 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	if timedOut {
 		herr = fmt.Errorf("timed out after %v: %w", timeout, herr)
 	}
-	a.failed(ctx, log, t, m, attempt, herr, timedOut)
+	a.failed(ctx, log, t, m, attempt, task.usage(cpu, measured), herr, timedOut)
 }
 
 // failed settles a task whose handler returned herr: as the handler asked
 // (RetryAfter), or as retry.After decides from its attempts, permanence
 // and fallback.
-func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m jetstream.Msg, attempt int, herr error, timedOut bool) {
+func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m jetstream.Msg, attempt int, usage *events.TaskUsage, herr error, timedOut bool) {
 	var snooze *RetryAfterError
 	var perm *PermanentError
 	kind := events.KindError
@@ -555,7 +561,7 @@ func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m 
 		settle(log, "nak", m.NakWithDelay(d.Delay))
 		return
 	}
-	a.fail(ctx, t, m, attempt, kind, herr)
+	a.fail(ctx, t, m, attempt, usage, kind, herr)
 }
 
 // cancelled ends a task stopped by a cancel command. It stores a cancelled
@@ -651,13 +657,14 @@ func (a *Agent) result(t *events.Task, attempt int, started time.Time, status st
 		Workflow: t.Workflow, Task: t.ID, Step: t.Step, Index: t.Index, Type: t.Type, Round: t.Round,
 		Status: status, Final: true, Attempts: attempt, Agent: a.cfg.ID,
 		Started: started.UnixNano(), Finished: time.Now().UnixNano(), Gen: t.Gen, Priority: t.Priority, Lease: t.Lease,
+		CapKey: events.CapKey(t.Requires),
 	}
 }
 
 // fail ends a task for good: dead letter first, then the failed result, then
 // Term. A failure with a fallback to go is not final: the planner sends the
 // task to its fallback type.
-func (a *Agent) fail(ctx context.Context, t *events.Task, m jetstream.Msg, attempt int, kind string, cause error) {
+func (a *Agent) fail(ctx context.Context, t *events.Task, m jetstream.Msg, attempt int, usage *events.TaskUsage, kind string, cause error) {
 	a.failures.Add(1)
 	log := a.log.With("workflow", t.Workflow, "task", t.ID)
 	log.Warn("task failed", "kind", kind, "attempts", attempt, "err", cause)
@@ -666,7 +673,7 @@ func (a *Agent) fail(ctx context.Context, t *events.Task, m jetstream.Msg, attem
 		return
 	}
 	r := a.result(t, attempt, time.Now(), events.StateFailed)
-	r.Error, r.ErrorKind = cause.Error(), kind
+	r.Error, r.ErrorKind, r.Usage = cause.Error(), kind, usage
 	r.Final = !retry.HasFallback(t)
 	if err := a.publishResult(ctx, r); err != nil {
 		log.Warn("publish result; the task will be redelivered", "err", err)
@@ -808,7 +815,10 @@ func (a *Agent) Info() events.AgentInfo {
 		status = events.AgentBusy
 	}
 	host, _ := os.Hostname()
+	cpuUsed, memUsed := a.capacity.used()
 	return events.AgentInfo{
+		Routing: a.cfg.Capabilities, CPUMilli: a.capacity.cpu, Memory: a.capacity.mem,
+		CPUMilliUsed: cpuUsed, MemoryUsed: memUsed, Process: a.proc.sample(),
 		ID: a.cfg.ID, Types: a.Types(), Capabilities: append(a.Types(), a.cfg.Capabilities...),
 		Concurrency: a.cfg.Concurrency, Running: len(running), Tasks: running, Status: status,
 		Done: a.done.Load(), Failures: a.failures.Load(), Host: host, PID: os.Getpid(), Version: a.cfg.Version,

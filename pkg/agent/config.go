@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -21,10 +22,17 @@ type Config struct {
 	ID string
 	// Concurrency is how many tasks run at once; default 8.
 	Concurrency int
-	// Capabilities are extra words an operator can match on; the task types
-	// are always listed.
+	// Capabilities are what the agent offers beyond its types (at most
+	// events.MaxCapabilities, e.g. "gpu", "lang:de"): it also serves the
+	// lanes of tasks that require any subset of them, 2^k lanes per type
+	// and priority.
 	Capabilities []string
-	Streams      streams.Config
+	// CPUs and Memory declare the agent's capacity (cores, bytes); 0: none
+	// declared. With one, a task starts only if the CPUs and memory its step
+	// declares fit what the running tasks leave.
+	CPUs    float64
+	Memory  int64
+	Streams streams.Config
 	// Poll is how often an idle agent looks at its lanes without a wake-up
 	// signal (a retry coming due has none); default 250ms.
 	Poll time.Duration
@@ -81,5 +89,17 @@ func (c Config) Validate() error {
 	if c.Concurrency < 0 {
 		return fmt.Errorf("%w: concurrency %d is negative", ErrConfig, c.Concurrency)
 	}
+	if err := events.CheckCapabilities("capabilities", c.Capabilities); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.CPUs < 0 || c.CPUs > events.MaxCPUs || math.IsNaN(c.CPUs) || (c.CPUs > 0 && c.CPUMilli() == 0) {
+		return fmt.Errorf("%w: cpus %v: want 0 (none declared) or 0.001 to %d", ErrConfig, c.CPUs, events.MaxCPUs)
+	}
+	if c.Memory < 0 || c.Memory > events.MaxMemory {
+		return fmt.Errorf("%w: memory %d: want 0 (none declared) to 1PiB", ErrConfig, c.Memory)
+	}
 	return nil
 }
+
+// CPUMilli is CPUs in thousandths of a core.
+func (c Config) CPUMilli() int64 { return events.Resources{CPUs: c.CPUs}.CPUMilli() }

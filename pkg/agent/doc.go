@@ -25,4 +25,11 @@
 // with a cap set by `baton limit`) starts only once it holds its permits
 // (package permit); while it waits it holds no slot and costs no attempt,
 // and after PermitWaitMax on one agent it is handed back to its lane.
+// Capabilities (Config.Capabilities) make the agent also serve the lanes of
+// tasks whose step requires any subset of them; a declared capacity
+// (Config.CPUs, Config.Memory) makes it start only the tasks whose needs fit
+// what its running tasks leave (capacity.go). Completed results carry the
+// handler goroutine's CPU time and what the handler reported of its child
+// processes (Task.ReportChild); the registry entry carries the process's
+// CPU and RSS (usage.go).
 package agent

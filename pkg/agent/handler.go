@@ -15,6 +15,7 @@ type Task struct {
 	events.Task
 	Attempt int    // 1 on the first delivery
 	Agent   string // the id of the agent running it
+	child   childUsage
 }
 
 // Bind decodes the task's JSON input into v.

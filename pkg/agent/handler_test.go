@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -365,6 +366,15 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "id with a dot", cfg: agent.Config{ID: "a.b"}, wantErr: true},
 		{name: "id with a wildcard", cfg: agent.Config{ID: "a*"}, wantErr: true},
 		{name: "negative concurrency", cfg: agent.Config{Concurrency: -1}, wantErr: true},
+		{name: "capacity", cfg: agent.Config{Capabilities: []string{"gpu", "lang:de", "ssd", "x.y"}, CPUs: 0.5, Memory: 1 << 30}},
+		{name: "five capabilities", cfg: agent.Config{Capabilities: []string{"a", "b", "c", "d", "e"}}, wantErr: true},
+		{name: "capability twice", cfg: agent.Config{Capabilities: []string{"gpu", "gpu"}}, wantErr: true},
+		{name: "capability with a space", cfg: agent.Config{Capabilities: []string{"g pu"}}, wantErr: true},
+		{name: "empty capability", cfg: agent.Config{Capabilities: []string{""}}, wantErr: true},
+		{name: "negative cpus", cfg: agent.Config{CPUs: -1}, wantErr: true},
+		{name: "cpus not a number", cfg: agent.Config{CPUs: math.NaN()}, wantErr: true},
+		{name: "cpus below a millicore", cfg: agent.Config{CPUs: 0.0001}, wantErr: true},
+		{name: "negative memory", cfg: agent.Config{Memory: -1}, wantErr: true},
 		{name: "bad prefix", cfg: agent.Config{Streams: streams.Config{Prefix: "a.b"}}, wantErr: true, wantStream: true},
 		{name: "ack wait too short", cfg: agent.Config{Streams: streams.Config{AckWait: time.Millisecond}}, wantErr: true, wantStream: true},
 	} {

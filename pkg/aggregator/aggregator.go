@@ -100,6 +100,7 @@ type state struct {
 	keep     bool
 	agents   map[string]bool
 	busy     time.Duration
+	usage    events.ResourceTotals // of the counted results, each task once
 	attempts int
 	last     int64 // latest Finished of any result
 	fresh    []events.TaskOutput
@@ -417,6 +418,7 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 			return
 		}
 		s.attempts -= prev.Attempts
+		s.usage.Remove(prev.Usage)
 	}
 	_, collected := s.collect[r.Step]
 	if r.Agent != "" {
@@ -426,6 +428,7 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	if r.Started > 0 && r.Finished > r.Started {
 		s.busy += time.Duration(r.Finished - r.Started)
 	}
+	s.usage.Add(r.Usage)
 	s.last = max(s.last, r.Finished)
 	kept := *r
 	out := events.TaskOutput{Task: r.Task, Step: r.Step, Status: r.Status, Agent: r.Agent}
@@ -613,7 +616,7 @@ func (a *Aggregator) final(s *state, preview bool) (*events.Output, error) {
 			ElapsedMS: float64(finished.Sub(s.rec.Submitted).Microseconds()) / 1000,
 			Agents:    agents, AgentsUsed: len(agents), SuccessRate: rate, Threshold: s.rec.SuccessThreshold,
 			Tasks: c, BusyMS: float64(s.busy.Microseconds()) / 1000, Attempts: s.attempts,
-			Recovered: recovered, Recovery: recovery(c, recovered),
+			Recovered: recovered, Recovery: recovery(c, recovered), Resources: s.usage.Round(),
 			Interpolation: s.rec.Aggregate.Interpolation(), Interpolated: syn.interpolated,
 		},
 	}, nil

@@ -23,7 +23,9 @@ const ExitPermanent = 65
 // interpolated) once per task with the task's input JSON on stdin and
 // BATON_WORKFLOW, BATON_TASK, BATON_STEP, BATON_ATTEMPT in the environment.
 // Stdout becomes the result: as JSON if it is JSON, else as a string. A
-// non-zero exit is an error that is retried; exit 65 fails at once.
+// non-zero exit is an error that is retried; exit 65 fails at once. The
+// command's CPU time and peak resident size (its rusage) go into the
+// result's usage.
 func Exec(command []string) agent.Handler {
 	return agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
 		cmd := exec.CommandContext(ctx, command[0], command[1:]...)
@@ -38,6 +40,11 @@ func Exec(command []string) agent.Handler {
 		// that the task's timeout bounds the attempt.
 		cmd.WaitDelay = time.Second
 		err := cmd.Run()
+		if cmd.ProcessState != nil {
+			if cpu, rss, ok := agent.ChildUsage(cmd.ProcessState.SysUsage()); ok {
+				t.ReportChild(cpu, rss)
+			}
+		}
 		if err != nil {
 			msg := fmt.Errorf("%s: %w: %s", command[0], err, tail(stderr.String(), 512))
 			var exit *exec.ExitError

@@ -194,9 +194,12 @@ type ReprioritizeReply struct {
 
 // LaneState is one lane as status and lane pause/resume report it.
 type LaneState struct {
-	Lane        string     `json:"lane"` // "<type>.<priority>"
-	Type        string     `json:"type"`
-	Priority    int        `json:"priority"`
+	Lane     string `json:"lane"` // "<type>.<priority>", "<type>.<priority>-c<key>" for a capability lane
+	Type     string `json:"type"`
+	Priority int    `json:"priority"`
+	// Requires are a capability lane's capabilities (as its consumer's
+	// metadata says; at most MaxCapabilities are shown).
+	Requires    []string   `json:"requires,omitempty"`
 	Consumer    string     `json:"consumer"`
 	Backlog     uint64     `json:"backlog"`
 	InFlight    int        `json:"in_flight"`

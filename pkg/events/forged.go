@@ -33,7 +33,10 @@ func (s Subjects) CheckTaskMsg(subject, laneType string, t *Task) error {
 	if t.Type != laneType {
 		return fmt.Errorf("%w: task %s/%s of type %q on the lane of %q", ErrForged, t.Workflow, t.ID, Short(t.Type), laneType)
 	}
-	if want := s.Task(t.Type, t.Priority, t.Workflow, t.ID); subject != want {
+	if len(t.Requires) > MaxCapabilities {
+		return fmt.Errorf("%w: task %s/%s requires %d capabilities, more than any lane serves", ErrForged, t.Workflow, t.ID, len(t.Requires))
+	}
+	if want := s.TaskOf(t); subject != want {
 		return fmt.Errorf("%w: task %s/%s on subject %q", ErrForged, t.Workflow, t.ID, Short(subject))
 	}
 	return nil

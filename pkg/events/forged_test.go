@@ -54,6 +54,24 @@ func TestSubjects_CheckTaskMsg(t *testing.T) {
 			}
 		})
 	}
+	gpu := &events.Task{Workflow: "wf", ID: "t", Type: "x", Priority: 2, Requires: []string{"gpu"}}
+	gpuLane := "baton.tasks.x.2-" + events.CapKey([]string{"gpu"}) + ".wf.t"
+	for _, tc := range []struct {
+		name    string
+		subject string
+		task    *events.Task
+		forged  bool
+	}{
+		{"on its capability lane", gpuLane, gpu, false},
+		{"requiring gpu on the plain lane", "baton.tasks.x.2.wf.t", gpu, true},
+		{"plain on the gpu lane", gpuLane, task, true},
+		{"requiring another set on the gpu lane", gpuLane, &events.Task{Workflow: "wf", ID: "t", Type: "x", Priority: 2, Requires: []string{"tpu"}}, true},
+		{"requiring too many", gpuLane, &events.Task{Workflow: "wf", ID: "t", Type: "x", Priority: 2, Requires: make([]string, 100_000)}, true},
+	} {
+		if err := s.CheckTaskMsg(tc.subject, "x", tc.task); errors.Is(err, events.ErrForged) != tc.forged {
+			t.Errorf("%s: %v, forged %v", tc.name, err, tc.forged)
+		}
+	}
 }
 
 func TestRefusals_ReportsAFewTimes(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,8 @@ func FuzzParseJob(f *testing.F) {
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x","concurrency":{"key":"{input.0.a}{input}","limit":0},"rate":"1/h","burst":2}]}`))
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"collect":"hybrid","stop_when":{"completed":1},"on_threshold_missed":{"retry_failed":2,"escalate":{"webhook":"https://h.example/x"}}}`))
 	f.Add([]byte(`{"steps":[{"id":"a","type":"x"}],"stop_when":null,"on_threshold_missed":{"escalate":{"webhook":"http://[::1"}}}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x","requires":["gpu","lang:de"],"resources":{"cpus":0.5,"memory":"512MiB"}}]}`))
+	f.Add([]byte(`{"steps":[{"id":"a","type":"x","requires":["gpu","gpu"],"resources":{"cpus":-1,"memory":"1e3GB","x":1}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		job, err := events.ParseJob(data, events.Limits{})
 		if err == nil {
@@ -388,6 +391,30 @@ func FuzzCheckRate(f *testing.F) {
 		}
 		if r.N < 1 || r.Per <= 0 || r.PerSecond() > events.MaxRatePerSecond || burst < 0 || burst > events.MaxBurst {
 			t.Fatalf("accepted %q burst %d as %+v", rate, burst, r)
+		}
+	})
+}
+
+// FuzzParseByteSize: any text is a size in range or an error, and a size
+// written back as bytes reads the same.
+func FuzzParseByteSize(f *testing.F) {
+	for _, s := range []string{"512MiB", "1.5GB", "64k", "0", "1048576", " 2 g ", "1e3", "-1", "2048TiB", "1..2M", "NaN", "Inf"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := events.ParseByteSize(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "size") {
+				t.Fatalf("error %q does not say what it read", err)
+			}
+			return
+		}
+		if b < 0 || b > events.MaxMemory {
+			t.Fatalf("%q read as %d, out of range", s, b)
+		}
+		var back events.ByteSize
+		if err := json.Unmarshal([]byte(strconv.FormatInt(int64(b), 10)), &back); err != nil || back != b {
+			t.Fatalf("%d written back reads as %d, %v", b, back, err)
 		}
 	})
 }

@@ -75,6 +75,12 @@ type Step struct {
 	Rate string `json:"rate,omitempty"`
 	// Burst is how many tasks may start at once after an idle spell; default 1.
 	Burst int `json:"burst,omitempty"`
+	// Requires lists capabilities an agent must advertise to run the
+	// step's tasks (at most MaxCapabilities).
+	Requires []string `json:"requires,omitempty"`
+	// Resources is what one task of the step needs of an agent's declared
+	// capacity.
+	Resources *Resources `json:"resources,omitempty"`
 }
 
 // Aggregation strategies.
@@ -259,7 +265,14 @@ func strictJSON(data []byte, v any) error {
 func jsonError(field string, err error) *ValidationError {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var inner *ValidationError
 	switch {
+	case errors.As(err, &inner): // from a field's own decoder (Resources)
+		f := inner.Field
+		if field != "" {
+			f = field + "." + f
+		}
+		return &ValidationError{Field: f, Reason: inner.Reason}
 	case errors.As(err, &syn):
 		return invalid(field, "malformed JSON at byte %d: %v", syn.Offset, syn)
 	case errors.As(err, &typ):
@@ -347,6 +360,14 @@ func (j *Job) Validate() error {
 		}
 		if err := s.validateSync(f); err != nil {
 			return err
+		}
+		if err := CheckCapabilities(f+".requires", s.Requires); err != nil {
+			return err
+		}
+		if s.Resources != nil {
+			if err := s.Resources.validate(f + ".resources"); err != nil {
+				return err
+			}
 		}
 		if s.Split > 0 {
 			switch firstByte(s.Input) {

@@ -172,6 +172,27 @@ func TestParseJob_Rejects(t *testing.T) {
 		{name: "split no input", doc: job(`{"id":"a","type":"x","split":3}`), field: "steps[0].split", says: "list or a text"},
 		{name: "duplicate step ids", doc: job(step, `{"id":"b","type":"y"}`, step), field: "steps[2].id", says: `"a" is used by another step`},
 
+		// Capabilities and resources.
+		{name: "requires not a list", doc: job(`{"id":"a","type":"x","requires":"gpu"}`), field: "steps[0].requires", says: "want []string"},
+		{name: "requires an empty name", doc: job(`{"id":"a","type":"x","requires":[""]}`), field: "steps[0].requires[0]", says: `"": use 1-64 letters`},
+		{name: "requires a wildcard", doc: job(`{"id":"a","type":"x","requires":["gpu",">"]}`), field: "steps[0].requires[1]", says: `">": use 1-64`},
+		{name: "requires a space", doc: job(`{"id":"a","type":"x","requires":["g pu"]}`), field: "steps[0].requires[0]", says: `"g pu"`},
+		{name: "requires a long name", doc: job(`{"id":"a","type":"x","requires":["` + strings.Repeat("g", 65) + `"]}`), field: "steps[0].requires[0]", says: "use 1-64"},
+		{name: "requires twice", doc: job(`{"id":"a","type":"x","requires":["gpu","ssd","gpu"]}`), field: "steps[0].requires[2]", says: `"gpu" is listed twice`},
+		{name: "requires too many", doc: job(`{"id":"a","type":"x","requires":["a","b","c","d","e"]}`), field: "steps[0].requires", says: "5 capabilities, more than the limit of 4"},
+		{name: "requires a megabyte", doc: job(`{"id":"a","type":"x","requires":["` + strings.Repeat("g", 900_000) + `"]}`), field: "steps[0].requires[0]", says: "use 1-64"},
+		{name: "resources not an object", doc: job(`{"id":"a","type":"x","resources":2}`), field: "steps[0].resources", says: "want a JSON object"},
+		{name: "resources unknown field", doc: job(`{"id":"a","type":"x","resources":{"gpus":1}}`), field: "steps[0].resources.gpus", says: `unknown field "gpus"`},
+		{name: "negative cpus", doc: job(`{"id":"a","type":"x","resources":{"cpus":-1}}`), field: "steps[0].resources.cpus", says: "-1 is out of range 0..4096"},
+		{name: "too many cpus", doc: job(`{"id":"a","type":"x","resources":{"cpus":1e9}}`), field: "steps[0].resources.cpus", says: "out of range"},
+		{name: "cpus below a millicore", doc: job(`{"id":"a","type":"x","resources":{"cpus":0.0001}}`), field: "steps[0].resources.cpus", says: "below the smallest unit"},
+		{name: "cpus a string", doc: job(`{"id":"a","type":"x","resources":{"cpus":"2"}}`), field: "steps[0].resources.cpus", says: "want float64"},
+		{name: "memory a bad unit", doc: job(`{"id":"a","type":"x","resources":{"memory":"2 parsecs"}}`), field: "steps[0].resources", says: `size "2 parsecs"`},
+		{name: "memory empty", doc: job(`{"id":"a","type":"x","resources":{"memory":""}}`), field: "steps[0].resources", says: `size ""`},
+		{name: "memory negative", doc: job(`{"id":"a","type":"x","resources":{"memory":-1}}`), field: "steps[0].resources", says: "out of range 0..1PiB"},
+		{name: "memory over a pebibyte", doc: job(`{"id":"a","type":"x","resources":{"memory":"2048TiB"}}`), field: "steps[0].resources", says: "more than 1PiB"},
+		{name: "memory a boolean", doc: job(`{"id":"a","type":"x","resources":{"memory":true}}`), field: "steps[0].resources", says: "want a number of bytes"},
+
 		// Dependencies.
 		{name: "dangling dependency", doc: job(step, `{"id":"b","type":"x","after":["a","ghost"]}`), field: "steps[1].after[1]", says: `no step is called "ghost"`},
 		{name: "waits for itself", doc: job(`{"id":"a","type":"x","after":["a"]}`), field: "steps[0].after[0]", says: `step "a" waits for itself`},

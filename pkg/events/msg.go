@@ -35,7 +35,7 @@ func (s Subjects) TaskMsg(t *Task) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	msg := nats.NewMsg(s.Task(t.Type, t.Priority, t.Workflow, t.ID))
+	msg := nats.NewMsg(s.TaskOf(t))
 	msg.Data = body
 	msg.Header.Set(HeaderWorkflow, t.Workflow)
 	msg.Header.Set(HeaderTask, t.ID)

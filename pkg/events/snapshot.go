@@ -164,6 +164,9 @@ type WorkflowView struct {
 	// Running lists at most MaxListedTasks of the running tasks; Active
 	// counts them all.
 	Running []string `json:"running,omitempty"`
+	// Warnings name what an open workflow needs that no live agent offers
+	// now (capabilities, resources; at most MaxWarnings).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Bottleneck names the lane whose backlog takes longest to drain.

@@ -62,12 +62,29 @@ func (s Subjects) Jobs() string { return s.p() + ".jobs.>" }
 // "baton.tasks.research.1.<wf>.<task>". The workflow and task tokens let a
 // queued task, or all of a workflow's, be withdrawn by subject.
 func (s Subjects) Task(taskType string, priority int, workflow, task string) string {
-	return s.p() + ".tasks." + taskType + "." + strconv.Itoa(priority) + "." + workflow + "." + task
+	return s.TaskOn(taskType, strconv.Itoa(priority), workflow, task)
+}
+
+// TaskOn is the subject of one task on the lane whose priority token is
+// laneTok (LaneToken: "1", or "1-c<key>" for a capability lane).
+func (s Subjects) TaskOn(taskType, laneTok, workflow, task string) string {
+	return s.p() + ".tasks." + taskType + "." + laneTok + "." + workflow + "." + task
+}
+
+// TaskOf is the subject of t: on the lane of its type, priority and the
+// capabilities it requires.
+func (s Subjects) TaskOf(t *Task) string {
+	return s.TaskOn(t.Type, LaneToken(t.Priority, t.Requires), t.Workflow, t.ID)
 }
 
 // Lane is the subject filter of one lane: "baton.tasks.research.1.>".
 func (s Subjects) Lane(taskType string, priority int) string {
-	return s.p() + ".tasks." + taskType + "." + strconv.Itoa(priority) + ".>"
+	return s.LaneOn(taskType, strconv.Itoa(priority))
+}
+
+// LaneOn is the subject filter of the lane whose priority token is laneTok.
+func (s Subjects) LaneOn(taskType, laneTok string) string {
+	return s.p() + ".tasks." + taskType + "." + laneTok + ".>"
 }
 
 // QueuedTasks filters the queued tasks of a workflow ("*" for every
@@ -147,7 +164,12 @@ func (s Subjects) DeadLetters() string { return s.p() + ".dead.>" }
 // queued tasks on a lane, so that agents look at that lane at once instead
 // of at their next poll.
 func (s Subjects) Wake(taskType string, priority int) string {
-	return s.p() + ".wake." + taskType + "." + strconv.Itoa(priority)
+	return s.WakeOn(taskType, strconv.Itoa(priority))
+}
+
+// WakeOn is the wake-up subject of the lane whose priority token is laneTok.
+func (s Subjects) WakeOn(taskType, laneTok string) string {
+	return s.p() + ".wake." + taskType + "." + laneTok
 }
 
 // WakeAll is the filter an agent subscribes to for every lane of a type.

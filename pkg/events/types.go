@@ -69,6 +69,13 @@ type Task struct {
 	Limit int    `msgpack:"limit,omitempty" json:"limit,omitempty"`
 	Rate  string `msgpack:"rate,omitempty" json:"rate,omitempty"`
 	Burst int    `msgpack:"burst,omitempty" json:"burst,omitempty"`
+	// Requires are the capabilities its agent must have; they pick the
+	// lane (LaneToken).
+	Requires []string `msgpack:"req,omitempty" json:"requires,omitempty"`
+	// CPUMilli and Memory are what it needs of an agent's declared
+	// capacity: thousandths of a core, bytes.
+	CPUMilli int64 `msgpack:"cpu_m,omitempty" json:"cpu_milli,omitempty"`
+	Memory   int64 `msgpack:"mem,omitempty" json:"memory,omitempty"`
 }
 
 // DepResult is the outcome of a dependency, handed to the task that waited for
@@ -103,6 +110,12 @@ type Result struct {
 	Gen       int             `msgpack:"gen,omitempty" json:"gen,omitempty"`           // the task's Gen
 	Priority  int             `msgpack:"prio,omitempty" json:"priority,omitempty"`     // the lane it ran on
 	Lease     string          `msgpack:"lease,omitempty" json:"lease,omitempty"`       // the task's Lease, echoed
+	// Usage is the CPU the attempt used (see TaskUsage); nil when the
+	// agent measured none.
+	Usage *TaskUsage `msgpack:"usage,omitempty" json:"usage,omitempty"`
+	// CapKey is the capability key of the lane it ran on (events.CapKey
+	// of the task's Requires); empty on a plain lane.
+	CapKey string `msgpack:"ckey,omitempty" json:"cap_key,omitempty"`
 }
 
 // Event is one line of a workflow's audit trail, JSON on baton.events.<wf>.<kind>.
@@ -207,7 +220,11 @@ type Workflow struct {
 	// Retry maps a task to the generation from which it runs again: a
 	// failed result of an older generation no longer counts.
 	Retry map[string]int `json:"retry,omitempty"`
-	// Lanes the workflow's tasks use, "<type>.<priority>".
+	// Needs lists the distinct demands (type, capabilities, resources)
+	// of tasks that require capabilities or resources, at most one per step.
+	Needs []Need `json:"needs,omitempty"`
+	// Lanes the workflow's tasks use, "<type>.<priority>" (with
+	// "-c<key>" for capability lanes).
 	Lanes []string `json:"lanes,omitempty"`
 	// CriticalPathTotal is the number of steps on the longest dependency
 	// chain; CriticalPath how many of them are not finished yet.
@@ -322,6 +339,9 @@ type Metadata struct {
 	// output is a stand-in it computed; they are also listed in Missing.
 	Interpolation string   `json:"interpolation,omitempty"`
 	Interpolated  []string `json:"interpolated,omitempty"`
+	// Resources totals the measured usage of the tasks' counted results
+	// (each task once).
+	Resources ResourceTotals `json:"resources"`
 }
 
 // Recovery states.
@@ -352,6 +372,9 @@ type SubmitReply struct {
 	Tasks    int              `json:"tasks,omitempty"`
 	Lanes    []string         `json:"lanes,omitempty"`
 	Error    *ValidationError `json:"error,omitempty"`
+	// Warnings say what the job needs that no live agent offers now (a
+	// type, capabilities, resources): it is accepted, and its tasks wait.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Agent statuses in the agents bucket.
@@ -379,4 +402,16 @@ type AgentInfo struct {
 	Version      string    `json:"version,omitempty"`
 	Started      time.Time `json:"started"`
 	Heartbeat    time.Time `json:"heartbeat"`
+	// Routing lists the capabilities whose lanes the agent serves (at
+	// most MaxCapabilities of Capabilities).
+	Routing []string `json:"routing,omitempty"`
+	// CPUMilli and Memory are the agent's declared capacity (0: none
+	// declared); CPUMilliUsed and MemoryUsed what its running tasks hold
+	// of it.
+	CPUMilli     int64 `json:"cpu_milli,omitempty"`
+	Memory       int64 `json:"memory,omitempty"`
+	CPUMilliUsed int64 `json:"cpu_milli_used,omitempty"`
+	MemoryUsed   int64 `json:"memory_used,omitempty"`
+	// Process is the agent process's own use of the machine.
+	Process *ProcessUsage `json:"process,omitempty"`
 }

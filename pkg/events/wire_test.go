@@ -90,6 +90,7 @@ func sampleTask() *events.Task {
 		MaxAttempts: 3, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second, Timeout: 5 * time.Minute,
 		Fallback: "backup", Critical: true, Gen: 2, Lease: "3q2-7wAAAAAAAAAAAAAAAA",
 		Key: "customer-acme", Limit: 3, Rate: "20/s", Burst: 5,
+		Requires: []string{"gpu", "lang:de"}, CPUMilli: 500, Memory: 512 << 20,
 	}
 }
 
@@ -98,7 +99,8 @@ func sampleResult() *events.Result {
 		Workflow: "wf-1", Task: "research-3", Step: "research", Index: 3, Type: "research", Round: 1,
 		Status: events.StateFailed, Final: true, Data: json.RawMessage(`[1,2]`), Error: "timed out", ErrorKind: events.KindTimeout,
 		Attempts: 3, Agent: "agent-1", Started: 1700000000000000000, Finished: 1700000001000000000, Gen: 2, Priority: 4,
-		Lease: "3q2-7wAAAAAAAAAAAAAAAA",
+		Lease: "3q2-7wAAAAAAAAAAAAAAAA", Usage: &events.TaskUsage{CPUMS: 12.5, ExecCPUMS: 40.25, ExecMaxRSS: 8 << 20},
+		CapKey: "c0123456789ab",
 	}
 }
 
@@ -127,6 +129,7 @@ func sampleJob() *events.Job {
 				Priority: 2, Retries: ptr(4), Backoff: events.Duration(250 * time.Millisecond),
 				MaxBackoff: events.Duration(10 * time.Second), Fallback: "analysis-slow", Timeout: events.Duration(90 * time.Second),
 				Critical: true, Concurrency: &events.Concurrency{Key: "customer-{input.customer}", Limit: 3}, Rate: "20/s", Burst: 5,
+				Requires: []string{"gpu"}, Resources: &events.Resources{CPUs: 0.5, Memory: 512 << 20},
 			},
 			{ID: "summary", Type: "writing", Decompose: "by-section", After: []string{"research"}, Input: json.RawMessage(`{"title":"Q4"}`)},
 		},
@@ -152,6 +155,7 @@ func sampleWorkflow() *events.Workflow {
 		Mode:       events.CollectHybrid, StopWhen: &events.StopWhen{Completed: 2, Threshold: true}, // both, to pin both
 		OnThresholdMissed: &events.ThresholdPolicy{RetryFailed: 1, Escalate: &events.Escalate{Webhook: "http://hooks.example:8080/x"}}, Rounds: 1, Escalated: t1,
 		Resolution: events.ResolveAccept, Reopened: 1, Ready: t1,
+		Needs: []events.Need{{Type: "research", Requires: []string{"gpu"}, CPUMilli: 500, Memory: 512 << 20}},
 	}
 }
 
@@ -166,7 +170,9 @@ func sampleAgentInfo() events.AgentInfo {
 	return events.AgentInfo{
 		ID: "agent-1", Types: []string{"analysis", "writing"}, Capabilities: []string{"gpu"}, Concurrency: 4, Running: 1,
 		Tasks: []string{"wf-1/research-3"}, Status: events.AgentBusy, Done: 120, Failures: 3, Host: "node-7", PID: 4242,
-		Version: "v1.2.3", Started: t0, Heartbeat: t1,
+		Version: "v1.2.3", Started: t0, Heartbeat: t1, Routing: []string{"gpu"}, CPUMilli: 2000, Memory: 4 << 30,
+		CPUMilliUsed: 500, MemoryUsed: 512 << 20,
+		Process: &events.ProcessUsage{CPUSeconds: 12.5, CPUPercent: 37.5, RSS: 48 << 20, MaxRSS: 64 << 20},
 	}
 }
 
@@ -177,7 +183,8 @@ func sampleOutput() *events.Output {
 		Results: []events.TaskOutput{{Task: "t-1", Step: "t", Status: events.StateCompleted, Agent: "agent-1", Data: json.RawMessage(`1`)}},
 		Metadata: &events.Metadata{Started: t0, Finished: t1, ElapsedMS: 1500, Agents: []string{"agent-1"}, AgentsUsed: 1,
 			SuccessRate: 0.5, Threshold: 0.5, Tasks: sampleCounts(), BusyMS: 1250.5, Attempts: 4, Recovered: 1, Recovery: events.RecoveryIncomplete,
-			Interpolation: events.InterpolateMean, Interpolated: []string{"t-2"}},
+			Interpolation: events.InterpolateMean, Interpolated: []string{"t-2"},
+			Resources: events.ResourceTotals{Measured: 2, CPUMS: 25, ExecCPUMS: 80.5, ExecMaxRSS: 8 << 20}},
 		Errors: []events.TaskError{{Task: "t-2", Step: "t", Type: "x", Status: events.StateFailed, Kind: events.KindError,
 			Message: "boom", Attempts: 3, Critical: true, Remediation: "fix it", RetryRecommended: true}},
 		Missing: []string{"t-2"},
@@ -194,7 +201,7 @@ func sampleControl() *events.ControlRequest {
 
 func sampleLane() events.LaneState {
 	return events.LaneState{Lane: "analysis.2", Type: "analysis", Priority: 2, Consumer: "lane-analysis-2", Backlog: 17,
-		InFlight: 3, Redelivered: 1, Paused: true, PausedUntil: ptr(t1)}
+		InFlight: 3, Redelivered: 1, Paused: true, PausedUntil: ptr(t1), Requires: []string{"gpu"}}
 }
 
 func sampleBottleneck() *events.Bottleneck {
@@ -213,6 +220,7 @@ func sampleSnapshot() *events.Snapshot {
 			Active: 2, Completed: 15, Ready: true, Submitted: t0, Rate: 0.5, ETASeconds: ptr(12.0), ETA: "12s", Bottleneck: sampleBottleneck(),
 			CriticalPath: events.CriticalPathStatus{Total: 2, Remaining: 1, Seconds: ptr(1.0), OnSchedule: true, Why: "one step left"},
 			Running:      []string{"research-3"},
+			Warnings:     []string{`no live agent of type "research" has capabilities gpu: its tasks wait on their lane until one starts`},
 		}},
 		Lanes:      []events.LaneState{sampleLane()},
 		Bottleneck: sampleBottleneck(),
@@ -286,7 +294,7 @@ func wireCases() []wireCase {
 		jsonCase("output.json.golden", sampleOutput()),
 		jsonCase("workflow.json.golden", sampleWorkflow()),
 		jsonCase("submit_reply.json.golden", &events.SubmitReply{Workflow: "wf-1", Tasks: 12, Lanes: []string{"analysis.2"},
-			Error: &events.ValidationError{Field: "steps[0].type", Reason: "missing"}}),
+			Error: &events.ValidationError{Field: "steps[0].type", Reason: "missing"}, Warnings: []string{"no live agent serves type \"x\""}}),
 		jsonCase("agent_info.json.golden", ptr(sampleAgentInfo())),
 		jsonCase("control_error.json.golden", &events.ControlError{Code: 409, Message: "workflow wf-1 is completed"}),
 		jsonCase("checkpoint.json.golden", &events.Checkpoint{Workflow: "wf-1", Status: events.WorkflowPaused, Gen: 2,

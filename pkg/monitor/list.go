@@ -197,6 +197,7 @@ func clipAgent(a events.AgentInfo) events.AgentInfo {
 	a.Tasks = clipList(a.Tasks, events.MaxListedTasks)
 	a.Types = clipList(a.Types, events.MaxAgentNames)
 	a.Capabilities = clipList(a.Capabilities, events.MaxAgentNames)
+	a.Routing = clipList(a.Routing, events.MaxCapabilities)
 	a.Status = events.Clip(a.Status, events.MaxAgentText)
 	a.Host = events.Clip(a.Host, events.MaxAgentText)
 	a.Version = events.Clip(a.Version, events.MaxAgentText)

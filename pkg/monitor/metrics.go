@@ -84,12 +84,24 @@ var (
 	dLaneUntil    = desc("baton_lane_paused_until_timestamp_seconds", "When a lane pause ends.", "lane")
 	dBottleneck   = desc("baton_bottleneck", "1 on the lane whose backlog takes longest to drain.", "lane")
 	dScrapeErrors = desc("baton_monitor_up", "1 when the snapshot could be computed.")
+
+	// Per agent, for the agents a status lists (at most MaxStatusAgents).
+	dAgentRunning = desc("baton_agent_running_tasks", "Tasks an agent runs now.", "agent")
+	dAgentSlotUse = desc("baton_agent_slot_utilization_ratio", "An agent's running tasks ÷ its slots.", "agent")
+	dAgentCPU     = desc("baton_agent_process_cpu_percent", "An agent process's CPU use over its last heartbeat interval (100 = one core).", "agent")
+	dAgentCPUSecs = desc("baton_agent_process_cpu_seconds", "An agent process's CPU time since it started (user + system).", "agent")
+	dAgentRSS     = desc("baton_agent_process_resident_bytes", "An agent process's resident set size.", "agent")
+	dAgentCapCPU  = desc("baton_agent_cpu_capacity_cores", "An agent's declared CPU capacity (only agents that declare one).", "agent")
+	dAgentUsedCPU = desc("baton_agent_cpu_reserved_cores", "CPUs its running tasks hold of an agent's declared capacity.", "agent")
+	dAgentCapMem  = desc("baton_agent_memory_capacity_bytes", "An agent's declared memory capacity (only agents that declare one).", "agent")
+	dAgentUsedMem = desc("baton_agent_memory_reserved_bytes", "Memory its running tasks hold of an agent's declared capacity.", "agent")
 )
 
 func (snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dTasks, dThroughput, dErrorRatio, dQuantile, dAgents, dSlots, dBusySlots,
 		dUtilization, dAgentFailure, dWorkflows, dWfProgress, dWfTasks, dWfETA, dWfCritical, dWfOnSched, dLaneBacklog, dLaneFlight,
-		dLaneRedeliv, dLanePaused, dLaneUntil, dBottleneck, dScrapeErrors} {
+		dLaneRedeliv, dLanePaused, dLaneUntil, dBottleneck, dScrapeErrors,
+		dAgentRunning, dAgentSlotUse, dAgentCPU, dAgentCPUSecs, dAgentRSS, dAgentCapCPU, dAgentUsedCPU, dAgentCapMem, dAgentUsedMem} {
 		ch <- d
 	}
 }
@@ -154,6 +166,30 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s.Bottleneck != nil {
 		g(dBottleneck, 1, s.Bottleneck.Lane)
+	}
+	for _, ag := range s.Agents.List {
+		agentGauges(g, ag)
+	}
+}
+
+// agentGauges writes one agent's series, labelled by its id (a token).
+func agentGauges(g func(*prometheus.Desc, float64, ...string), a events.AgentInfo) {
+	g(dAgentRunning, float64(a.Running), a.ID)
+	if a.Concurrency > 0 {
+		g(dAgentSlotUse, float64(a.Running)/float64(a.Concurrency), a.ID)
+	}
+	if p := a.Process; p != nil {
+		g(dAgentCPU, p.CPUPercent, a.ID)
+		g(dAgentCPUSecs, p.CPUSeconds, a.ID)
+		g(dAgentRSS, float64(p.RSS), a.ID)
+	}
+	if a.CPUMilli > 0 {
+		g(dAgentCapCPU, float64(a.CPUMilli)/1000, a.ID)
+		g(dAgentUsedCPU, float64(a.CPUMilliUsed)/1000, a.ID)
+	}
+	if a.Memory > 0 {
+		g(dAgentCapMem, float64(a.Memory), a.ID)
+		g(dAgentUsedMem, float64(a.MemoryUsed), a.ID)
 	}
 }
 

@@ -262,6 +262,7 @@ func decodeRecord(id string, b []byte) *events.Workflow {
 		CriticalPathTotal: rec.CriticalPathTotal, CriticalPath: rec.CriticalPath, Ready: rec.Ready}
 	if events.WorkflowOpen(rec.Status) {
 		shown.Steps = rec.Steps // the plan: a started task outside it does not count as running
+		shown.Needs = events.ValidNeeds(rec.Needs)
 	}
 	return &shown
 }
@@ -305,6 +306,9 @@ func (m *Monitor) onResultMsg(msg jetstream.Msg) {
 		o := obs{at: at, wf: r.Workflow, status: r.Status, dur: dur}
 		if r.Priority > 0 {
 			o.lane = fmt.Sprintf("%s.%d", r.Type, r.Priority)
+			if p, key, ok := events.ParseLaneToken(fmt.Sprintf("%d-%s", r.Priority, r.CapKey)); ok && p == r.Priority && key != "" {
+				o.lane += "-" + key // a capability lane's
+			}
 		}
 		// Results arrive about in time order; keep the slice sorted.
 		i := len(m.recent)
@@ -506,7 +510,7 @@ func (m *Monitor) Snapshot(ctx context.Context, q Query) (*events.Snapshot, erro
 	defer m.mu.Unlock()
 	snap.Tasks = m.taskStats(now)
 	recent := m.byWorkflow(now)
-	bottlenecks := bottlenecks(lanes, m.laneRates(now), registry.ServedTypes(agents))
+	bottlenecks := bottlenecks(lanes, m.laneRates(now), agents)
 	if len(bottlenecks) > 0 {
 		snap.Bottleneck = &bottlenecks[0]
 	}
@@ -531,8 +535,13 @@ func (m *Monitor) Snapshot(ctx context.Context, q Query) (*events.Snapshot, erro
 	if t := snap.Tasks; t.Total > 0 {
 		snap.Progress = round1(100 * float64(t.Completed+t.Failed+t.Cancelled) / float64(t.Total))
 	}
+	offers := events.NewOffers(agents)
 	view := func(rec *events.Workflow) events.WorkflowView {
-		return m.view(rec, now, bottlenecks, snap.Tasks.P50Seconds, recent[rec.ID])
+		v := m.view(rec, now, bottlenecks, snap.Tasks.P50Seconds, recent[rec.ID])
+		if events.WorkflowOpen(rec.Status) {
+			v.Warnings = offers.Unmet(rec.Needs)
+		}
+		return v
 	}
 	fit(snap, list, view, lanes, agents, offset, limit, m.budget())
 	if one != nil && len(snap.Workflows) == 1 {
@@ -758,7 +767,9 @@ func (m *Monitor) laneRates(now time.Time) map[string]float64 {
 	return out
 }
 
-func bottlenecks(lanes []events.LaneState, rate map[string]float64, served map[string]bool) []events.Bottleneck {
+func bottlenecks(lanes []events.LaneState, rate map[string]float64, agents []events.AgentInfo) []events.Bottleneck {
+	served := registry.ServedTypes(agents)
+	offers := events.NewOffers(agents)
 	var out []events.Bottleneck
 	for _, l := range lanes {
 		work := l.Backlog + uint64(l.InFlight)
@@ -774,6 +785,8 @@ func bottlenecks(lanes []events.LaneState, rate map[string]float64, served map[s
 			}
 		case !served[l.Type]:
 			b.Why = fmt.Sprintf("no live agent serves type %q", l.Type)
+		case len(l.Requires) > 0 && !offers.Meets(events.Need{Type: l.Type, Requires: l.Requires}):
+			b.Why = fmt.Sprintf("no live agent of type %q has the capabilities %s", l.Type, strings.Join(l.Requires, ", "))
 		case b.Rate == 0:
 			b.Why = fmt.Sprintf("%d tasks and none finished in the last moments: the tasks are long, or the agents are stuck", work)
 		default:

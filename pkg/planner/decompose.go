@@ -56,6 +56,11 @@ type PlannedTask struct {
 	Timeout     time.Duration
 	Fallback    string
 	Critical    bool
+	// Requires, CPUMilli and Memory are the step's capabilities and
+	// resources; a fallback round keeps them.
+	Requires []string
+	CPUMilli int64
+	Memory   int64
 	// Depth is the number of steps from this task to the end of the longest
 	// path through the DAG, itself included: the critical path goes first.
 	Depth int
@@ -79,13 +84,40 @@ func (p *Plan) Lanes() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, t := range p.Tasks {
-		k := fmt.Sprintf("%s.%d", t.Type, t.Priority)
+		k := t.Type + "." + events.LaneToken(t.Priority, t.Requires)
 		if !seen[k] {
 			seen[k] = true
 			out = append(out, k)
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// Needs lists the distinct demands of the plan's tasks that require
+// capabilities or resources (their type and their fallback type), in
+// plan order, at most events.MaxNeeds (the workflow record must stay
+// small): what submit and status check against the live agents.
+func (p *Plan) Needs() []events.Need {
+	var out []events.Need
+	seen := map[string]bool{}
+	for _, t := range p.Tasks {
+		if len(t.Requires) == 0 && t.CPUMilli == 0 && t.Memory == 0 {
+			continue
+		}
+		for _, typ := range []string{t.Type, t.Fallback} {
+			n := events.Need{Type: typ, Requires: t.Requires, CPUMilli: t.CPUMilli, Memory: t.Memory}
+			k := fmt.Sprint(n)
+			if typ == "" || seen[k] {
+				continue
+			}
+			seen[k] = true
+			out = append(out, n)
+			if len(out) == events.MaxNeeds {
+				return out
+			}
+		}
+	}
 	return out
 }
 
@@ -153,6 +185,14 @@ func Decompose(ctx context.Context, job *events.Job, decomposers map[string]Deco
 				return nil, &events.ValidationError{Field: f + ".concurrency.key", Reason: err.Error()}
 			}
 		}
+		var requires []string
+		if len(s.Requires) > 0 {
+			requires = slices.Sorted(slices.Values(s.Requires))
+		}
+		var res events.Resources
+		if s.Resources != nil {
+			res = *s.Resources
+		}
 		for k, in := range inputs {
 			id := s.ID
 			if len(inputs) > 1 || s.Split > 0 || s.Decompose != "" {
@@ -174,6 +214,7 @@ func Decompose(ctx context.Context, job *events.Job, decomposers map[string]Deco
 				Timeout:     orDefault(s.Timeout.D(), events.DefaultTimeout),
 				Fallback:    fallback, Critical: s.Critical, Depth: depth[i],
 				Rate: s.Rate, Burst: s.Burst,
+				Requires: requires, CPUMilli: res.CPUMilli(), Memory: int64(res.Memory),
 			})
 			if keyT != nil {
 				pt := &p.Tasks[len(p.Tasks)-1]

@@ -46,6 +46,7 @@ func (f *flow) task(i int) events.Task {
 		MaxAttempts: t.MaxAttempts, Backoff: t.Backoff, MaxBackoff: t.MaxBackoff, Timeout: t.Timeout,
 		Fallback: t.Fallback, Critical: t.Critical, Gen: f.rec.Gen,
 		Key: t.Key, Limit: t.Limit, Rate: t.Rate, Burst: t.Burst,
+		Requires: t.Requires, CPUMilli: t.CPUMilli, Memory: t.Memory,
 	}
 	if s.round > 0 {
 		task.Type, task.Fallback = t.Fallback, ""
@@ -84,7 +85,7 @@ func (p *Planner) publishTask(f *flow, i int) {
 		return
 	}
 	p.publish(msg)
-	p.wake[p.subj.Wake(task.Type, task.Priority)] = true
+	p.wake[p.subj.WakeOn(task.Type, events.LaneToken(task.Priority, task.Requires))] = true
 }
 
 // publishCancel stores the cancellation of task i that the replay found

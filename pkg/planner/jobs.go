@@ -86,12 +86,12 @@ func (p *Planner) onJob(ctx context.Context, m jetstream.Msg) error {
 	if err := p.flush(ctx); err != nil {
 		return err
 	}
-	p.warnUnserved(ctx, f)
+	warnings := p.warnUnserved(ctx, f)
 	lanes := plan.Lanes()
 	p.log.Info("workflow created", "workflow", id, "name", job.Name, "tasks", len(plan.Tasks), "lanes", lanes)
 	detail, _ := json.Marshal(map[string]any{"name": job.Name, "tasks": len(plan.Tasks), "lanes": lanes})
 	p.event(events.Event{Workflow: id, Kind: events.EventCreated, Detail: detail})
-	p.reply(replyTo, events.SubmitReply{Workflow: id, Tasks: len(plan.Tasks), Lanes: lanes})
+	p.reply(replyTo, events.SubmitReply{Workflow: id, Tasks: len(plan.Tasks), Lanes: lanes, Warnings: warnings})
 	return p.ack(m)
 }
 
@@ -100,7 +100,7 @@ func newRecord(id string, job *events.Job, plan *Plan, resultsFrom uint64) event
 	rec := events.Workflow{
 		ID: id, Name: job.Name, Status: events.WorkflowRunning, Submitted: time.Now().UTC(),
 		Collect: plan.Collect, SuccessThreshold: job.Threshold(), Aggregate: job.Aggregate,
-		ResultsFrom: resultsFrom, Lanes: plan.Lanes(), Leased: true,
+		ResultsFrom: resultsFrom, Lanes: plan.Lanes(), Leased: true, Needs: plan.Needs(),
 		StopWhen: job.StopWhen, OnThresholdMissed: job.OnThresholdMissed,
 	}
 	if job.Collect != events.CollectStream {
@@ -142,14 +142,22 @@ func (p *Planner) ack(m jetstream.Msg) error {
 }
 
 // warnUnserved raises a warning event for each task type of a new workflow
-// that no live agent serves.
-func (p *Planner) warnUnserved(ctx context.Context, f *flow) {
+// that no live agent serves, and for each of its needs (capabilities,
+// resources) that no live agent of the type meets; it returns the
+// warnings, at most events.MaxWarnings, for the submit reply.
+func (p *Planner) warnUnserved(ctx context.Context, f *flow) []string {
 	agents, err := p.reg.List(ctx)
 	if err != nil {
-		return
+		return nil
 	}
+	var out []string
 	for _, t := range f.plan.Unserved(agents) {
-		p.event(events.Event{Workflow: f.rec.ID, Kind: events.EventWarning,
-			Message: "no live agent serves type \"" + t + "\": its tasks wait on their lanes until one starts"})
+		out = append(out, "no live agent serves type \""+t+"\": its tasks wait on their lanes until one starts")
 	}
+	out = append(out, events.NewOffers(agents).Unmet(f.rec.Needs)...)
+	out = out[:min(len(out), events.MaxWarnings)]
+	for _, w := range out {
+		p.event(events.Event{Workflow: f.rec.ID, Kind: events.EventWarning, Message: w})
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	streams "github.com/baton-dev/baton/jetstream"
@@ -202,11 +203,27 @@ func (p *Planner) lanePause(ctx context.Context, pause bool, req *events.Control
 	if req.Until > 0 {
 		until = time.Now().Add(req.Until.D())
 	}
+	// The plain lanes, made if need be, and every capability lane of the
+	// type that exists (one an agent makes later copies its plain lane's
+	// pause: streams.EnsureLaneFor).
+	var names []string
 	for _, prio := range prios {
 		if _, err := streams.EnsureLane(ctx, p.js, p.cfg.Streams, req.Type, prio); err != nil {
 			return nil, err
 		}
-		name := streams.LaneConsumer(req.Type, prio)
+		names = append(names, streams.LaneConsumer(req.Type, prio))
+	}
+	have, err := streams.LaneStates(ctx, p.js, p.cfg.Streams)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range have {
+		if l.Type == req.Type && len(l.Requires) > 0 && slices.Contains(prios, l.Priority) {
+			names = append(names, l.Consumer)
+		}
+	}
+	for _, name := range names {
+		_, prio, _, _ := streams.ParseLane(name)
 		var err error
 		if pause {
 			_, err = p.js.PauseConsumer(ctx, p.cfg.Streams.TasksStream(), name, until)
@@ -220,7 +237,7 @@ func (p *Planner) lanePause(ctx context.Context, pause bool, req *events.Control
 		if pause {
 			kind = events.EventLanePaused
 		}
-		p.event(events.Event{Workflow: "_", Kind: kind, Message: fmt.Sprintf("lane %s.%d", req.Type, prio)})
+		p.event(events.Event{Workflow: "_", Kind: kind, Message: fmt.Sprintf("lane %s.%d (%s)", req.Type, prio, name)})
 	}
 	lanes, err := streams.LaneStates(ctx, p.js, p.cfg.Streams)
 	if err != nil {
