@@ -196,24 +196,33 @@ func (c *conn) common() service.Common {
 	return service.Common{ConnFlags: c.flags, Streams: streams.Config{Prefix: c.prefix}}
 }
 
-// client connects to the server; done closes the connection. A context
-// that cannot be used is a usage error, as a bad flag is.
-func (c *conn) client() (cl *client.Client, done func(), err error) {
+// dial connects to the server as the CLI. A context that cannot be used is
+// a usage error, as a bad flag is; a permission the server refuses ends
+// the command at once (c.refused).
+func (c *conn) dial() (*nats.Conn, error) {
 	sc := c.common()
 	nc, err := sc.Connect("baton-cli", nil)
 	if errors.Is(err, service.ErrContext) {
-		return nil, nil, usageError{err}
+		return nil, usageError{err}
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		if errors.Is(err, nats.ErrPermissionViolation) && c.refused != nil {
 			c.refused(err)
 		}
 	})
-	cl, err = client.New(nc, sc.Streams)
+	return nc, nil
+}
+
+// client connects to the server; done closes the connection.
+func (c *conn) client() (cl *client.Client, done func(), err error) {
+	nc, err := c.dial()
 	if err != nil {
+		return nil, nil, err
+	}
+	if cl, err = client.New(nc, c.common().Streams); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}

@@ -1,15 +1,12 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 
-	"github.com/baton-dev/baton/internal/service"
 	"github.com/baton-dev/baton/pkg/permit"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 )
@@ -22,19 +19,10 @@ type typeLimit struct {
 
 // jetStream connects for a command that reads or writes a bucket itself.
 func (c *conn) jetStream() (js jetstream.JetStream, done func(), err error) {
-	sc := c.common()
-	nc, err := sc.Connect("baton-cli", nil)
-	if errors.Is(err, service.ErrContext) {
-		return nil, nil, usageError{err}
-	}
+	nc, err := c.dial()
 	if err != nil {
 		return nil, nil, err
 	}
-	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		if errors.Is(err, nats.ErrPermissionViolation) && c.refused != nil {
-			c.refused(err)
-		}
-	})
 	if js, err = jetstream.New(nc); err != nil {
 		nc.Close()
 		return nil, nil, err
