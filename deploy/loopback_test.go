@@ -297,6 +297,25 @@ include "auth/auth.conf"
 		l.waitFor(time.Minute, "half done", at(tasks/2))
 		l.start(node)
 	})
+	// The node leading the planner's JOBS consumer dies between two jobs:
+	// the next job, one request, is answered once the consumer has a new
+	// leader and the planner has pulled again (streams.Liveness).
+	{
+		ci, err := l.js.Consumer(t.Context(), cfg.JobsStream(), cfg.Planner().Durable)
+		if err != nil || ci.CachedInfo().Cluster == nil {
+			t.Fatalf("JOBS consumer info: %v", err)
+		}
+		node := l.procs[ci.CachedInfo().Cluster.Leader]
+		l.kill(node)
+		began := time.Now()
+		l.takesJobsAtOnce()
+		took := time.Since(began)
+		t.Logf("a job right after the JOBS consumer's leader node died: answered and finished in %v", took.Round(10*time.Millisecond))
+		if took > 20*time.Second {
+			t.Errorf("the job took %v after the JOBS consumer's node died, want under 20 s", took)
+		}
+		l.start(node)
+	}
 	for _, key := range []string{"planner", "aggregator"} {
 		l.scenario("leading "+key+" SIGKILLed", func(wf string, at func(int) func() bool) {
 			l.waitFor(time.Minute, "a quarter done", at(tasks/4))

@@ -43,6 +43,16 @@ type Follower struct {
 	delivered atomic.Uint64 // stream sequence of the last message put on C
 }
 
+// Liveness are the pull options of every long-lived consume: each pull
+// expires after 5 s and the server sends a heartbeat every second, so a
+// consume whose pull was lost (its consumer's leader node died, a
+// partition) notices within 2 s and pulls again. nats.go's defaults (30 s
+// pulls, 15 s heartbeats) left a planner deaf to new jobs for 30 s after
+// such a loss.
+func Liveness() []jetstream.PullConsumeOpt {
+	return []jetstream.PullConsumeOpt{jetstream.PullExpiry(5 * time.Second), jetstream.PullHeartbeat(time.Second)}
+}
+
 // ErrDrainTimeout is returned by Drain when the stream's messages did not
 // all arrive in time.
 var ErrDrainTimeout = errors.New("follow: drain timed out")
@@ -82,7 +92,7 @@ func Follow(ctx context.Context, js jetstream.JetStream, fc FollowConfig) (*Foll
 			}
 		case <-f.done:
 		}
-	}, jetstream.PullMaxMessages(min(fc.Buffer, 2048)))
+	}, append(Liveness(), jetstream.PullMaxMessages(min(fc.Buffer, 2048)))...)
 	if err != nil {
 		return nil, fmt.Errorf("follow %s: %w", fc.Stream, err)
 	}

@@ -236,7 +236,7 @@ func (in *intake) start(ctx context.Context) error {
 		case in.jobs <- m:
 		case <-in.done:
 		}
-	}, jetstream.PullMaxMessages(16))
+	}, append(streams.Liveness(), jetstream.PullMaxMessages(16))...)
 	if err != nil {
 		return fmt.Errorf("planner: jobs consumer: %w", err)
 	}
