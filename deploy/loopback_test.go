@@ -249,13 +249,20 @@ include "auth/auth.conf"
 			args: append(args, "--nkey", filepath.Join(authDir, auth.SeedFile(role)), "--inbox-prefix", auth.InboxPrefix(role)),
 			env:  []string{"NATS_URL=" + l.urls}}
 	}
+	// In the order a rolling upgrade takes them (README, Deploy): planners,
+	// then aggregators, then agents. Decoders are strict, so a service
+	// must be upgraded before anything writes it a new field: a new agent
+	// adds fields to results (usage), which an older planner refuses.
 	var services []*process
 	for i := 1; i <= 2; i++ {
-		services = append(services,
-			service(fmt.Sprintf("planner-%d", i), filepath.Join(previous, "planner"), auth.Planner, "--replicas", "3"),
-			service(fmt.Sprintf("aggregator-%d", i), filepath.Join(previous, "aggregator"), auth.Aggregator, "--replicas", "3"),
-			service(fmt.Sprintf("agent-%d", i), filepath.Join(previous, "agent"), auth.AgentRole+"-data",
-				"--types", "data,sleep,noop", "--concurrency", "4", "--id", fmt.Sprintf("agent-%d", i)))
+		services = append(services, service(fmt.Sprintf("planner-%d", i), filepath.Join(previous, "planner"), auth.Planner, "--replicas", "3"))
+	}
+	for i := 1; i <= 2; i++ {
+		services = append(services, service(fmt.Sprintf("aggregator-%d", i), filepath.Join(previous, "aggregator"), auth.Aggregator, "--replicas", "3"))
+	}
+	for i := 1; i <= 2; i++ {
+		services = append(services, service(fmt.Sprintf("agent-%d", i), filepath.Join(previous, "agent"), auth.AgentRole+"-data",
+			"--types", "data,sleep,noop", "--concurrency", "4", "--id", fmt.Sprintf("agent-%d", i)))
 	}
 	for _, p := range services {
 		l.start(p)

@@ -27,7 +27,8 @@ type FollowConfig struct {
 // Follower replays a stream from a start and then follows it live, with an
 // ordered consumer (no server-side state, recreated by the library after a
 // reconnect or a gap). It is how the planner, the aggregator and the
-// monitor rebuild their state after a restart and then carry on.
+// monitor rebuild their state after a restart and then carry on. A
+// watchdog recreates the consumer itself should it stall (see watch).
 type Follower struct {
 	// C delivers the messages in stream order. It is never closed: select on
 	// it beside your own stop signal.
@@ -36,11 +37,19 @@ type Follower struct {
 	// nothing to replay and the follower is caught up at once.
 	Backlog uint64
 
+	js        jetstream.JetStream
+	stream    string
+	occ       jetstream.OrderedConsumerConfig
+	ch        chan jetstream.Msg
+	opts      []jetstream.PullConsumeOpt
+	mu        sync.Mutex // guards cons and cc (the watchdog replaces them)
 	cons      jetstream.Consumer
 	cc        jetstream.ConsumeContext
 	done      chan struct{}
 	stop      func()
+	watching  sync.WaitGroup
 	delivered atomic.Uint64 // stream sequence of the last message put on C
+	restarts  atomic.Int64
 }
 
 // Liveness are the pull options of every long-lived consume: each pull
@@ -52,6 +61,11 @@ type Follower struct {
 func Liveness() []jetstream.PullConsumeOpt {
 	return []jetstream.PullConsumeOpt{jetstream.PullExpiry(5 * time.Second), jetstream.PullHeartbeat(time.Second)}
 }
+
+// StallCheck is how often a follower's watchdog compares what it delivered
+// with what the stream holds; two checks in a row with messages waiting
+// and none delivered make it recreate its consumer.
+const StallCheck = 5 * time.Second
 
 // ErrDrainTimeout is returned by Drain when the stream's messages did not
 // all arrive in time.
@@ -70,6 +84,12 @@ func Follow(ctx context.Context, js jetstream.JetStream, fc FollowConfig) (*Foll
 		from := fc.FromTime
 		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
 	}
+	if fc.Buffer <= 0 {
+		fc.Buffer = 4096
+	}
+	ch := make(chan jetstream.Msg, fc.Buffer)
+	f := &Follower{C: ch, ch: ch, js: js, stream: fc.Stream, occ: occ, done: make(chan struct{}),
+		opts: append(Liveness(), jetstream.PullMaxMessages(min(fc.Buffer, 2048)))}
 	cons, err := js.OrderedConsumer(ctx, fc.Stream, occ)
 	if err != nil {
 		return nil, fmt.Errorf("follow %s: %w", fc.Stream, err)
@@ -78,30 +98,107 @@ func Follow(ctx context.Context, js jetstream.JetStream, fc FollowConfig) (*Foll
 	if err != nil {
 		return nil, fmt.Errorf("follow %s: %w", fc.Stream, err)
 	}
-	if fc.Buffer <= 0 {
-		fc.Buffer = 4096
-	}
-	ch := make(chan jetstream.Msg, fc.Buffer)
-	f := &Follower{C: ch, Backlog: info.NumPending, cons: cons, done: make(chan struct{})}
+	f.Backlog = info.NumPending
 	f.delivered.Store(info.Delivered.Stream) // where the consumer starts
-	f.cc, err = cons.Consume(func(m jetstream.Msg) {
-		select {
-		case ch <- m:
-			if meta, err := m.Metadata(); err == nil {
-				f.delivered.Store(meta.Sequence.Stream)
-			}
-		case <-f.done:
-		}
-	}, append(Liveness(), jetstream.PullMaxMessages(min(fc.Buffer, 2048)))...)
-	if err != nil {
+	if err := f.consume(cons); err != nil {
 		return nil, fmt.Errorf("follow %s: %w", fc.Stream, err)
 	}
 	f.stop = sync.OnceFunc(func() {
 		close(f.done)
+		f.watching.Wait()
+		f.mu.Lock()
+		defer f.mu.Unlock()
 		f.cc.Stop()
 		<-f.cc.Closed()
 	})
+	f.watching.Go(f.watch)
 	return f, nil
+}
+
+// consume starts delivering cons's messages onto C, skipping any already
+// delivered (a recreated consumer may repeat the last one).
+func (f *Follower) consume(cons jetstream.Consumer) error {
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		meta, err := m.Metadata()
+		if err == nil && meta.Sequence.Stream <= f.delivered.Load() && f.restarts.Load() > 0 {
+			return // delivered by the consumer this one replaced
+		}
+		select {
+		case f.ch <- m:
+			if err == nil {
+				f.delivered.Store(meta.Sequence.Stream)
+			}
+		case <-f.done:
+		}
+	}, f.opts...)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.cons, f.cc = cons, cc
+	f.mu.Unlock()
+	return nil
+}
+
+// watch is the follower's watchdog. nats.go recreates an ordered consumer
+// whose node went away, but after a node loss one was seen to stay silent
+// for good, leaving an aggregator deaf. Every StallCheck, watch compares
+// the last sequence delivered with the stream's last sequence; when
+// messages are waiting, C is empty (so its reader is not the holdup) and
+// nothing was delivered since the previous check, it recreates the
+// consumer from the next sequence. A filter that skips the stream's last
+// messages makes it recreate needlessly, which costs a consumer creation,
+// nothing more.
+func (f *Follower) watch() {
+	t := time.NewTicker(StallCheck)
+	defer t.Stop()
+	var last uint64
+	stalled := false
+	for {
+		select {
+		case <-f.done:
+			return
+		case <-t.C:
+		}
+		d := f.delivered.Load()
+		ctx, cancel := context.WithTimeout(context.Background(), StallCheck)
+		info, err := f.js.Stream(ctx, f.stream)
+		cancel()
+		waiting := err == nil && info.CachedInfo().State.LastSeq > d && len(f.ch) == 0
+		if !waiting || d != last {
+			last, stalled = d, false
+			continue
+		}
+		if !stalled {
+			stalled = true // once more, to be sure
+			continue
+		}
+		f.restart(d)
+		last, stalled = f.delivered.Load(), false
+	}
+}
+
+// restart replaces the consumer with one that starts after seq.
+func (f *Follower) restart(seq uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), StallCheck)
+	defer cancel()
+	occ := f.occ
+	occ.DeliverPolicy, occ.OptStartSeq, occ.OptStartTime = jetstream.DeliverByStartSequencePolicy, seq+1, nil
+	cons, err := f.js.OrderedConsumer(ctx, f.stream, occ)
+	if err != nil {
+		return // tried again at the next check
+	}
+	f.mu.Lock()
+	old := f.cc
+	f.mu.Unlock()
+	old.Stop()
+	select {
+	case <-old.Closed():
+	case <-f.done:
+		return
+	}
+	f.restarts.Add(1)
+	_ = f.consume(cons)
 }
 
 // Stop ends the follow and waits until no more messages are delivered. It
@@ -126,7 +223,10 @@ func (f *Follower) Drain(ctx context.Context, timeout time.Duration, handle func
 		}
 		// Nothing waiting on C: done if the server has sent every matching
 		// message and the last one it sent is on C or handled.
-		info, err := f.cons.Info(ctx)
+		f.mu.Lock()
+		cons := f.cons
+		f.mu.Unlock()
+		info, err := cons.Info(ctx)
 		if err == nil && info.NumPending == 0 && f.delivered.Load() >= info.Delivered.Stream {
 			break
 		}

@@ -137,3 +137,70 @@ func TestWorkContext_OutlivesItsParentByTheGrace(t *testing.T) {
 	_, cancel2 := streams.WorkContext(t.Context(), time.Hour)
 	cancel2() // ends at once, and stops waiting for the parent
 }
+
+// TestFollower_RecreatesAStalledConsumer silences the follower's consumer
+// on the server (paused for an hour: it sends nothing, and nats.go sees
+// nothing wrong), as a consumer left behind by a node loss was seen to do.
+// The watchdog notices the stream holding messages it does not deliver and
+// recreates the consumer: the rest arrive, in order, each once.
+func TestFollower_RecreatesAStalledConsumer(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Connect(t, natstest.Start(t))
+	ctx := t.Context()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "STALL", Subjects: []string{"stall.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(from, to int) {
+		for i := from; i <= to; i++ {
+			if _, err := js.Publish(ctx, "stall.x", []byte{byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(1, 3)
+	f, err := streams.Follow(ctx, js, streams.FollowConfig{Stream: "STALL", FromSeq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	next := func(want uint64, within time.Duration) {
+		t.Helper()
+		select {
+		case m := <-f.C:
+			meta, _ := m.Metadata()
+			if meta.Sequence.Stream != want {
+				t.Fatalf("got sequence %d, want %d", meta.Sequence.Stream, want)
+			}
+		case <-time.After(within):
+			t.Fatalf("no message %d within %v", want, within)
+		}
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		next(seq, 10*time.Second)
+	}
+	st, err := js.Stream(ctx, "STALL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := st.ListConsumers(ctx)
+	paused := 0
+	for c := range names.Info() {
+		if _, err := js.PauseConsumer(ctx, "STALL", c.Name, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		paused++
+	}
+	if paused != 1 {
+		t.Fatalf("paused %d consumers, want the follower's one", paused)
+	}
+	publish(4, 6)
+	for seq := uint64(4); seq <= 6; seq++ {
+		next(seq, 4*streams.StallCheck)
+	}
+	select {
+	case m := <-f.C:
+		meta, _ := m.Metadata()
+		t.Fatalf("an extra message, sequence %d", meta.Sequence.Stream)
+	case <-time.After(streams.StallCheck):
+	}
+}
