@@ -82,7 +82,10 @@ func (p *Planner) serveSubmit(ctx context.Context, body []byte) (any, error) {
 	if _, _, err := p.plan(ctx, body); err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, ctlWait)
+	// Not cut short when this replica's term ends mid-request (its lead
+	// lost with a NATS node): storing the job needs no lead, and whichever
+	// planner leads next plans it and answers.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ctlWait)
 	defer cancel()
 	reply, err := client.SubmitAndWait(wctx, p.nc, p.js, p.subj, body)
 	if err != nil {
