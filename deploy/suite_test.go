@@ -179,6 +179,24 @@ func (s *suite) takesJobsAtOnce() {
 	}
 }
 
+// submitOnce submits one small job as a user does, with the client (its
+// publish retried while a stream has no leader), once, and checks it
+// completes; it returns how long the job took.
+func (s *suite) submitOnce(name string) time.Duration {
+	s.t.Helper()
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(s.t.Context(), time.Minute)
+	defer cancel()
+	r, err := s.cl.Submit(ctx, []byte(`{"steps": [{"id": "n", "type": "noop", "split": 1, "input": [1, 2, 3]}]}`))
+	if err != nil {
+		s.t.Fatalf("%s: submit: %v", name, err)
+	}
+	if out := s.final(name, r.Workflow); out.Status != events.OutcomeSuccess {
+		s.t.Fatalf("%s: %s", name, out.Status)
+	}
+	return time.Since(began)
+}
+
 // scenario runs one workflow with a disturbance and checks its outcome.
 func (s *suite) scenario(name string, disturb func(wf string, progress func(int) func() bool)) {
 	s.t.Helper()
