@@ -187,7 +187,8 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 	// service at a time while a workflow runs.
 	s.run("deploy/build", "baton:next")
 	s.scenario("rolling upgrade, service by service", func(wf string, at func(int) func() bool) {
-		for i, svc := range []string{"agent-data", "agent-research", "aggregator", "planner", "dashboard"} {
+		// The README's order: planners, aggregators, then agents.
+		for i, svc := range []string{"planner", "dashboard", "aggregator", "agent-research", "agent-data"} {
 			s.waitFor(time.Minute, "more progress", at(tasks*(i+1)/7))
 			s.withEnv("BATON_TAG=next").compose("up", "-d", "--no-deps", "--force-recreate", svc)
 		}
