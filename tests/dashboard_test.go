@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/events"
-	"github.com/baton-dev/baton/pkg/monitor"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -108,17 +106,7 @@ func TestDashboard_Chromium(t *testing.T) {
 			return nil, agent.Permanent(errors.New("broken input"))
 		}),
 	})
-	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Dashboard: true, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.goService("monitor", mon.Run)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close) // after the browser, which holds the event stream open, stops
+	_, hs := e.webServer(nil, web.Config{Dashboard: true})
 	e.waitReady()
 
 	ctx := openBrowser(t, browser)
@@ -277,18 +265,8 @@ func TestDashboard_ChromiumBasicAuth(t *testing.T) {
 			}
 		}),
 	})
-	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const user, password = "ops", "s3cret:with colon"
-	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Dashboard: true, Auth: user + ":" + password, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.goService("monitor", mon.Run)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close) // after the browser, which holds the event stream open, stops
+	_, hs := e.webServer(nil, web.Config{Dashboard: true, Auth: user + ":" + password})
 	e.waitReady()
 	ctx := openBrowser(t, browser)
 	authorize := func(user, password string) chromedp.Action[chromedp.Void] {

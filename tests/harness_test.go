@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/baton-dev/baton/internal/natstest"
+	"github.com/baton-dev/baton/internal/web"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/aggregator"
@@ -168,6 +170,30 @@ func (e *env) aggregator() func() {
 		e.t.Fatal(err)
 	}
 	return e.goService("aggregator", a.Run)
+}
+
+// webServer serves wc (its Streams and Logger filled in: the dashboard and
+// its API, /metrics, /healthz, /readyz) with a monitor of its own on nc
+// (nil: the env's connection), on a test HTTP server closed when the test
+// ends, after what the test opened on it.
+func (e *env) webServer(nc *nats.Conn, wc web.Config) (*monitor.Monitor, *httptest.Server) {
+	e.t.Helper()
+	if nc == nil {
+		nc = e.nc
+	}
+	mon, err := monitor.New(nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	wc.Streams, wc.Logger = e.cfg, e.logger()
+	srv, err := web.New(nc, mon, wc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.goService("monitor", mon.Run)
+	hs := httptest.NewServer(srv.Handler())
+	e.t.Cleanup(hs.Close)
+	return mon, hs
 }
 
 // agent runs an in-process agent with the given handlers.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -21,7 +20,6 @@ import (
 	"github.com/baton-dev/baton/internal/web"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
-	"github.com/baton-dev/baton/pkg/monitor"
 	"github.com/baton-dev/baton/pkg/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/common/expfmt"
@@ -128,17 +126,7 @@ func TestStatus_ManyAndLargeWorkflows(t *testing.T) {
 	// A nats-server's default max payload, 1 MiB, not the embedded one's.
 	e := newEnvOn(t, natstest.StartWithMaxPayload(t, 1<<20), streams.Config{AgentTTL: time.Minute, Memory: true})
 	e.planner()
-	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Dashboard: true, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.goService("monitor", mon.Run)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close) // after the streams the test opens are closed
+	_, hs := e.webServer(nil, web.Config{Dashboard: true})
 	e.waitReady()
 
 	// 1,000 small workflows with names at the limit (no agent serves their
@@ -400,17 +388,7 @@ func (s *sse) next(t testing.TB, kind, want string) []byte {
 func TestDashboard_FeedClipsWhatItRelays(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, streams.Config{Memory: true})
-	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Dashboard: true, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.goService("monitor", mon.Run)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close) // after the streams the test opens are closed
+	_, hs := e.webServer(nil, web.Config{Dashboard: true})
 	stream := e.openStream(hs.URL)
 	stream.next(t, "snapshot", "")
 	huge := strings.Repeat("é", 200_000)

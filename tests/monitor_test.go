@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -162,17 +161,7 @@ func TestMetrics_PrometheusFormat(t *testing.T) {
 	e.planner()
 	e.aggregator()
 	worker(e, "worker", 4)
-	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.goService("monitor", mon.Run)
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	mon, hs := e.webServer(nil, web.Config{})
 	<-mon.Ready()
 	e.final(e.submit(map[string]any{"steps": []map[string]any{{"id": "w", "type": "work", "split": 1, "input": []int{1, 2, 7, 3}}}}), time.Minute)
 
@@ -300,16 +289,7 @@ func TestWeb_RefusesCrossSite(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, streams.Config{})
 	e.planner()
-	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Dashboard: true, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	_, hs := e.webServer(nil, web.Config{Dashboard: true})
 	e.waitReady()
 	post := func(path, contentType, site string) int {
 		req, _ := http.NewRequest("POST", hs.URL+path, strings.NewReader(`{"workflow":"x","all":true}`))
@@ -347,17 +327,7 @@ func TestWeb_RefusesCrossSite(t *testing.T) {
 func TestWeb_RefusesUnknownHosts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, streams.Config{})
-	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.goService("monitor", mon.Run)
-	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Dashboard: true, Hosts: []string{"Baton.Example.org"}, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	_, hs := e.webServer(nil, web.Config{Dashboard: true, Hosts: []string{"Baton.Example.org"}})
 	for _, tc := range []struct {
 		path, host string
 		want       int
@@ -391,17 +361,7 @@ func TestWeb_RefusesUnknownHosts(t *testing.T) {
 func TestWeb_BasicAuth(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, streams.Config{})
-	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.goService("monitor", mon.Run)
-	srv, err := web.New(e.nc, mon, web.Config{Streams: e.cfg, Dashboard: true, Auth: "ops:s3cret", Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	_, hs := e.webServer(nil, web.Config{Dashboard: true, Auth: "ops:s3cret"})
 	for _, tc := range []struct {
 		method, path, user, pass string
 		want                     int
@@ -440,16 +400,7 @@ func TestHealth_FollowsTheConnection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, streams.Config{})
 	nc, _ := natstest.Connect(t, e.srv)
-	mon, err := monitor.New(nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := web.New(nc, mon, web.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	_, hs := e.webServer(nc, web.Config{})
 	health := func() int {
 		cmd := exec.Command(filepath.Join(bin, "baton"), "health", hs.URL+"/healthz")
 		out, err := cmd.CombinedOutput()
@@ -529,10 +480,6 @@ func TestReady_OnceTheServicesWork(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, streams.Config{})
 	nc, _ := natstest.Connect(t, e.srv)
-	mon, err := monitor.New(nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	checks := map[string]func(context.Context) error{
 		"planner":    service.LeaderReady(nc, e.cfg, service.LeadPlanner),
 		"aggregator": service.LeaderReady(nc, e.cfg, service.LeadAggregator),
@@ -540,12 +487,7 @@ func TestReady_OnceTheServicesWork(t *testing.T) {
 	}
 	urls := map[string]string{}
 	for name, check := range checks {
-		srv, err := web.New(nc, mon, web.Config{Streams: e.cfg, Ready: check, Logger: e.logger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := httptest.NewServer(srv.Handler())
-		t.Cleanup(hs.Close)
+		_, hs := e.webServer(nc, web.Config{Ready: check})
 		urls[name] = hs.URL + "/readyz"
 	}
 	ready := func(name string) (int, string) {
