@@ -18,6 +18,7 @@ import (
 
 	"github.com/baton-dev/baton/internal/web"
 	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/retry"
 	"github.com/nats-io/nats.go"
 	"github.com/oklog/run"
 )
@@ -226,22 +227,18 @@ var ErrStopped = errors.New("stopped before NATS could be reached")
 func (c *Common) ConnectWait(ctx context.Context, name string, log *slog.Logger) (*nats.Conn, error) {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, sigterm)
 	defer stop()
-	wait := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		nc, err := c.Connect(name, log)
-		if err == nil || !errors.Is(err, nats.ErrNoServers) {
-			return nc, err
+	var nc *nats.Conn
+	err := retry.Do(ctx, log.With("conn", name), "waiting for NATS: no server reachable yet", 0, func() (err error) {
+		nc, err = c.Connect(name, log)
+		if err != nil && !errors.Is(err, nats.ErrNoServers) {
+			return retry.Stop(err)
 		}
-		log.Warn("waiting for NATS: no server reachable yet", "conn", name, "attempt", attempt, "retry_in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ErrStopped
-		case <-t.C:
-		}
-		wait = min(2*wait, 2*time.Second)
+		return err
+	})
+	if err != nil && ctx.Err() != nil {
+		return nil, ErrStopped
 	}
+	return nc, err
 }
 
 // Exit ends a service's main: silently for nil, for -h (flag.ErrHelp,

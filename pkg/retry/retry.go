@@ -2,6 +2,7 @@ package retry
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -90,16 +91,30 @@ const (
 	maxDelay   = 2 * time.Second
 )
 
+// stopError marks an error that waiting will not mend (see Stop).
+type stopError struct{ err error }
+
+func (e stopError) Error() string { return e.err.Error() }
+func (e stopError) Unwrap() error { return e.err }
+
+// Stop wraps err so that Do returns it at once instead of trying again:
+// for failures that waiting will not mend (refused credentials, say).
+func Stop(err error) error { return stopError{err} }
+
 // Do calls fn until it returns nil, waiting between calls (100ms doubling
 // to 2s) and logging each failure as what. It gives up with fn's last error
-// after attempts calls (attempts ≤ 0: never), and with ctx's error when ctx
-// ends first.
+// after attempts calls (attempts ≤ 0: never), at once with the error fn
+// wrapped in Stop, and with ctx's error when ctx ends first.
 func Do(ctx context.Context, log *slog.Logger, what string, attempts int, fn func() error) error {
 	delay := firstDelay
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
 			return nil
+		}
+		var stop stopError
+		if errors.As(err, &stop) {
+			return stop.err
 		}
 		if attempts > 0 && attempt >= attempts {
 			return err

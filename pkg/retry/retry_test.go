@@ -153,6 +153,14 @@ func TestDo(t *testing.T) {
 			t.Fatalf("err %v after %d calls; want boom after 2", err, calls)
 		}
 	})
+	t.Run("stops at once on Stop", func(t *testing.T) {
+		t.Parallel()
+		calls := 0
+		err := retry.Do(t.Context(), log, "x", 0, func() error { calls++; return retry.Stop(boom) })
+		if err != boom || calls != 1 {
+			t.Fatalf("err %v after %d calls; want boom itself after 1", err, calls)
+		}
+	})
 	t.Run("stops with its context", func(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithCancel(t.Context())
