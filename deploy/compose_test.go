@@ -115,6 +115,7 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 	root, _ := filepath.Abs("..")
 	s := &stack{suite: &suite{t: t, cfg: streams.Config{}.WithDefaults()}, root: root,
 		env: []string{"BATON_NATS_1=24222", "BATON_NATS_2=24223", "BATON_NATS_3=24224", "BATON_DASHBOARD=28080"}}
+	s.recapOnFailure()
 	s.run("deploy/build")
 	s.compose("down", "-v", "--remove-orphans")
 	t.Cleanup(func() {

@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,6 +27,26 @@ type suite struct {
 	js  jetstream.JetStream
 	cl  *client.Client
 	cfg streams.Config
+
+	// For the recap a failed run ends with (recapOnFailure): the scenario
+	// running, what was waited for, the results it had stored, and the
+	// lines of the scenarios that passed.
+	scene, waiting string
+	stored         int
+	passed         []string
+}
+
+// recapOnFailure makes a failed run's output end with where it failed.
+// The services' logs printed on a failure are long, and a CI summary shows
+// the end of the output. Call it before any other Cleanup: it runs last.
+func (s *suite) recapOnFailure() {
+	s.t.Cleanup(func() {
+		if !s.t.Failed() {
+			return
+		}
+		s.t.Logf("RECAP: failed in scenario %q, waiting for %q, with %d of its %d results stored; passed before:\n%s",
+			s.scene, s.waiting, s.stored, tasks, strings.Join(s.passed, "\n"))
+	})
 }
 
 // connect connects to the cluster at urls as the admin role, whose seed is
@@ -69,6 +90,7 @@ func (s *suite) leader(key string) string {
 
 func (s *suite) waitFor(within time.Duration, what string, cond func() bool) time.Duration {
 	s.t.Helper()
+	s.waiting = what
 	began := time.Now()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -164,6 +186,7 @@ func (s *suite) final(name, wf string) events.Output {
 // completes.
 func (s *suite) takesJobsAtOnce() {
 	s.t.Helper()
+	s.scene = "the first job"
 	began := time.Now()
 	reply, err := s.nc.Request(s.cfg.Subjects().Control("submit"), []byte(`{"steps": [{"id": "n", "type": "noop", "split": 1, "input": [1, 2, 3]}]}`), time.Minute)
 	if err != nil {
@@ -184,6 +207,7 @@ func (s *suite) takesJobsAtOnce() {
 // completes; it returns how long the job took.
 func (s *suite) submitOnce(name string) time.Duration {
 	s.t.Helper()
+	s.scene, s.waiting = name, "the job stored and answered"
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(s.t.Context(), time.Minute)
 	defer cancel()
@@ -200,10 +224,15 @@ func (s *suite) submitOnce(name string) time.Duration {
 // scenario runs one workflow with a disturbance and checks its outcome.
 func (s *suite) scenario(name string, disturb func(wf string, progress func(int) func() bool)) {
 	s.t.Helper()
+	s.scene, s.stored = name, 0
 	began := time.Now()
 	wf, want := s.workflow()
 	progress := func(n int) func() bool {
-		return func() bool { f, _ := s.results(wf); return len(f) >= n }
+		return func() bool {
+			f, _ := s.results(wf)
+			s.stored = max(s.stored, len(f))
+			return len(f) >= n
+		}
 	}
 	disturb(wf, progress)
 	out := s.final(name, wf)
@@ -241,6 +270,8 @@ func (s *suite) scenario(name string, disturb func(wf string, progress func(int)
 	// Attempts are deliveries that counted (a redelivery after an agent
 	// died, a retry), summed over the final results: the handler runs, or
 	// a few more when an agent died between a delivery and its start.
-	s.t.Logf("%-34s %d tasks, %d attempts (re-runs ≤ %d), %d results stored, elapsed %v",
+	line := fmt.Sprintf("%-34s %d tasks, %d attempts (re-runs ≤ %d), %d results stored, elapsed %v",
 		name, tasks, out.Metadata.Attempts, out.Metadata.Attempts-tasks, total, elapsed.Round(100*time.Millisecond))
+	s.t.Log(line)
+	s.passed = append(s.passed, line)
 }

@@ -25,7 +25,13 @@ type Config struct {
 	AckWait time.Duration
 	// MaxAckPending bounds the tasks in flight per lane; default 20,000.
 	MaxAckPending int
-	// DuplicateWindow is how long Nats-Msg-Id de-duplicates; default 20m.
+	// DuplicateWindow is how long Nats-Msg-Id de-duplicates; default 2m.
+	// The server keeps every message id for this long: its memory for
+	// them is about the messages stored per second × the window × 100
+	// bytes (two messages per task), so a long window costs gigabytes at
+	// a sustained ten thousand tasks a second. Two minutes cover a lost
+	// acknowledgement's republish, a failover's re-queue and a result
+	// re-run after the ack wait (30 s).
 	DuplicateWindow time.Duration
 	// MaxAge is how long results, outputs and events are kept; default 7 days.
 	MaxAge time.Duration
@@ -50,7 +56,7 @@ type Config struct {
 const (
 	DefaultAckWait         = 30 * time.Second
 	DefaultMaxAckPending   = 20_000
-	DefaultDuplicateWindow = 20 * time.Minute
+	DefaultDuplicateWindow = 2 * time.Minute
 	DefaultMaxAge          = 7 * 24 * time.Hour
 	DefaultAgentTTL        = 10 * time.Second
 	DefaultMaxBytes        = 8 << 30

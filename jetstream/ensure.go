@@ -23,18 +23,39 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	return ensure(ctx, js, c, 0)
+}
+
+// ensure is Ensure with, if each > 0, a deadline of each per stream and
+// bucket.
+func ensure(ctx context.Context, js jetstream.JetStream, c Config, each time.Duration) error {
+	within := func(ensure func(context.Context) error) error {
+		if each <= 0 {
+			return ensure(ctx)
+		}
+		ctx, cancel := context.WithTimeout(ctx, each)
+		defer cancel()
+		return ensure(ctx)
+	}
 	for _, sc := range c.Streams() {
-		if err := ensureStream(ctx, js, sc); err != nil {
+		if err := within(func(ctx context.Context) error { return ensureStream(ctx, js, sc) }); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
 	for _, kc := range c.Buckets() {
-		if err := ensureBucket(ctx, js, kc); err != nil {
+		if err := within(func(ctx context.Context) error { return ensureBucket(ctx, js, kc) }); err != nil {
 			return fmt.Errorf("ensure bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	return nil
 }
+
+// startWait is how long a request of a starting service waits for its
+// answer before it is sent again. A request to a stream without a leader
+// (a cluster electing after a node loss) goes unanswered: waiting 10 s
+// for it held a planner taking over that long after the stream had a
+// leader again.
+const startWait = 3 * time.Second
 
 // EnsureWait is Ensure for a service starting: until JetStream can serve
 // it (a cluster still electing its leaders, a server not up yet) it tries
@@ -45,9 +66,7 @@ func EnsureWait(ctx context.Context, js jetstream.JetStream, c Config, log *slog
 		return err
 	}
 	return retry.Do(ctx, log, "ensure streams and buckets: waiting for JetStream", 0, func() error {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		return Ensure(ctx, js, c)
+		return ensure(ctx, js, c, startWait)
 	})
 }
 
@@ -169,7 +188,7 @@ func Wait(ctx context.Context, js jetstream.JetStream, c Config, log *slog.Logge
 	}
 	return retry.Do(ctx, log, "waiting for JetStream and for the planner to create the streams", 0, func() error {
 		for _, name := range names {
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, startWait)
 			_, err := js.Stream(ctx, name)
 			cancel()
 			if err != nil {

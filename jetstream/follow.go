@@ -39,6 +39,7 @@ type Follower struct {
 
 	js        jetstream.JetStream
 	stream    string
+	st        jetstream.Stream // looked up by the watchdog's first check
 	occ       jetstream.OrderedConsumerConfig
 	ch        chan jetstream.Msg
 	opts      []jetstream.PullConsumeOpt
@@ -63,9 +64,11 @@ func Liveness() []jetstream.PullConsumeOpt {
 }
 
 // StallCheck is how often a follower's watchdog compares what it delivered
-// with what the stream holds; two checks in a row with messages waiting
-// and none delivered make it recreate its consumer.
-const StallCheck = 5 * time.Second
+// with what the stream holds for its filter; two checks in a row with
+// messages waiting and none delivered make it recreate its consumer. At
+// 5 s, a planner whose results consumer went silent with a node heard of
+// a 3-task job's results 17 s late.
+const StallCheck = 2 * time.Second
 
 // ErrDrainTimeout is returned by Drain when the stream's messages did not
 // all arrive in time.
@@ -123,6 +126,9 @@ func (f *Follower) consume(cons jetstream.Consumer) error {
 		if err == nil && meta.Sequence.Stream <= f.delivered.Load() && f.restarts.Load() > 0 {
 			return // delivered by the consumer this one replaced
 		}
+		if err == nil {
+			m = parsed{Msg: m, meta: meta} // read once, not again by each reader
+		}
 		select {
 		case f.ch <- m:
 			if err == nil {
@@ -143,12 +149,10 @@ func (f *Follower) consume(cons jetstream.Consumer) error {
 // watch is the follower's watchdog. nats.go recreates an ordered consumer
 // whose node went away, but after a node loss one was seen to stay silent
 // for good, leaving an aggregator deaf. Every StallCheck, watch compares
-// the last sequence delivered with the stream's last sequence; when
-// messages are waiting, C is empty (so its reader is not the holdup) and
-// nothing was delivered since the previous check, it recreates the
-// consumer from the next sequence. A filter that skips the stream's last
-// messages makes it recreate needlessly, which costs a consumer creation,
-// nothing more.
+// the last sequence delivered with the last one stored that matches the
+// filter; when messages are waiting, C is empty (so its reader is not the
+// holdup) and nothing was delivered since the previous check, it
+// recreates the consumer from the next sequence.
 func (f *Follower) watch() {
 	t := time.NewTicker(StallCheck)
 	defer t.Stop()
@@ -161,10 +165,8 @@ func (f *Follower) watch() {
 		case <-t.C:
 		}
 		d := f.delivered.Load()
-		ctx, cancel := context.WithTimeout(context.Background(), StallCheck)
-		info, err := f.js.Stream(ctx, f.stream)
-		cancel()
-		waiting := err == nil && info.CachedInfo().State.LastSeq > d && len(f.ch) == 0
+		stored, err := f.lastStored()
+		waiting := err == nil && stored > d && len(f.ch) == 0
 		if !waiting || d != last {
 			last, stalled = d, false
 			continue
@@ -177,6 +179,39 @@ func (f *Follower) watch() {
 		last, stalled = f.delivered.Load(), false
 	}
 }
+
+// lastStored returns the sequence of the last message stored that the
+// follower's filter matches (the stream's last one without a filter; 0 if
+// none matches).
+func (f *Follower) lastStored() (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), StallCheck)
+	defer cancel()
+	if f.st == nil {
+		st, err := f.js.Stream(ctx, f.stream)
+		if err != nil {
+			return 0, err
+		}
+		f.st = st
+	}
+	if len(f.occ.FilterSubjects) == 0 {
+		info, err := f.st.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return info.State.LastSeq, nil
+	}
+	m, err := f.st.GetLastMsgForSubject(ctx, f.occ.FilterSubjects[0])
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
+}
+
+// Restarts is how often the watchdog has recreated the consumer.
+func (f *Follower) Restarts() int64 { return f.restarts.Load() }
 
 // restart replaces the consumer with one that starts after seq.
 func (f *Follower) restart(seq uint64) {
@@ -200,6 +235,11 @@ func (f *Follower) restart(seq uint64) {
 	f.restarts.Add(1)
 	_ = f.consume(cons)
 }
+
+// Delivered is the stream sequence of the last message put on C (or, before
+// any, the one before where the follower started): every message at or
+// below it is stored, so a message stored from now on has a higher one.
+func (f *Follower) Delivered() uint64 { return f.delivered.Load() }
 
 // Stop ends the follow and waits until no more messages are delivered. It
 // is safe to call twice.
@@ -276,3 +316,12 @@ func StopWatch(w jetstream.KeyWatcher) {
 	for range w.Updates() {
 	}
 }
+
+// parsed is a message whose metadata (parsed from its reply subject) is
+// read already.
+type parsed struct {
+	jetstream.Msg
+	meta *jetstream.MsgMetadata
+}
+
+func (m parsed) Metadata() (*jetstream.MsgMetadata, error) { return m.meta, nil }

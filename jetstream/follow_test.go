@@ -203,4 +203,66 @@ func TestFollower_RecreatesAStalledConsumer(t *testing.T) {
 		t.Fatalf("an extra message, sequence %d", meta.Sequence.Stream)
 	case <-time.After(streams.StallCheck):
 	}
+	if n := f.Restarts(); n != 1 {
+		t.Errorf("%d restarts, want 1", n)
+	}
+}
+
+// TestFollower_FilteredWatchdogHeedsItsFilter: a follower of one subject
+// is not taken as stalled while only other subjects of the stream grow (a
+// client following one workflow's outputs); when its own consumer goes
+// silent with a message of its subject waiting, it is recreated.
+func TestFollower_FilteredWatchdogHeedsItsFilter(t *testing.T) {
+	t.Parallel()
+	_, js := natstest.Connect(t, natstest.Start(t))
+	ctx := t.Context()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "QUIET", Subjects: []string{"quiet.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := streams.Follow(ctx, js, streams.FollowConfig{Stream: "QUIET", Filter: "quiet.mine.>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	publish := func(subject string) {
+		if _, err := js.Publish(ctx, subject, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Others' messages for three watchdog periods: never a restart.
+	tick := time.NewTicker(streams.StallCheck / 4)
+	defer tick.Stop()
+	for end := time.Now().Add(3*streams.StallCheck + streams.StallCheck/2); time.Now().Before(end); <-tick.C {
+		publish("quiet.other")
+	}
+	if n := f.Restarts(); n != 0 {
+		t.Fatalf("%d restarts while only other subjects grew, want 0", n)
+	}
+	select {
+	case m := <-f.C:
+		t.Fatalf("delivered %s, which the filter excludes", m.Subject())
+	default:
+	}
+
+	st, err := js.Stream(ctx, "QUIET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c := range st.ListConsumers(ctx).Info() {
+		if _, err := js.PauseConsumer(ctx, "QUIET", c.Name, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("quiet.mine.a")
+	select {
+	case m := <-f.C:
+		if m.Subject() != "quiet.mine.a" {
+			t.Fatalf("got %s", m.Subject())
+		}
+	case <-time.After(4 * streams.StallCheck):
+		t.Fatalf("quiet.mine.a not delivered within %v of its consumer going silent", 4*streams.StallCheck)
+	}
+	if n := f.Restarts(); n != 1 {
+		t.Errorf("%d restarts, want 1", n)
+	}
 }

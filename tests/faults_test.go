@@ -13,6 +13,8 @@ import (
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/builtin"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/planner"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestSeed_ParallelFasterThanSequential is the seed's check: ten tasks of
@@ -247,5 +249,107 @@ func TestRestart_PlannerAndAggregator(t *testing.T) {
 		if n != 1 || finals[task] != 1 {
 			t.Errorf("task %s ran %d times with %d final results; want 1 and 1", task, n, finals[task])
 		}
+	}
+}
+
+// TestFaults_FinishedRecordWrittenAgain: when the write of a finished
+// workflow's record fails (the workflows bucket unreachable, as while its
+// stream elects a leader), the planner writes it again at its next
+// checkpoints until it is stored: the record does not stay "running".
+func TestFaults_FinishedRecordWrittenAgain(t *testing.T) {
+	t.Parallel()
+	cfg := streams.Config{}
+	e := newEnv(t, cfg)
+	e.plannerWith(planner.Config{Checkpoint: 100 * time.Millisecond})
+	e.aggregator()
+	release := e.nowAndHeld()
+	e.waitReady()
+	wf := e.submit([]byte(`{"steps": [{"id": "a", "type": "now"}, {"id": "b", "type": "held"}]}`))
+	// The aggregator has the workflow open once a partial output is stored.
+	waitFor(t, 30*time.Second, "a partial output", func() bool {
+		return len(e.stored(e.cfg.OutputsStream(), e.cfg.Subjects().Output(wf, events.OutputPartial))) > 0
+	})
+	ctx := t.Context()
+	bucket := "KV_" + e.cfg.WithDefaults().WorkflowsBucket()
+	if err := e.js.DeleteStream(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	waitFor(t, 30*time.Second, "the final output", func() bool {
+		return len(e.stored(e.cfg.OutputsStream(), e.cfg.Subjects().Output(wf, events.OutputFinal))) > 0
+	})
+	// The planner has closed the workflow, its record write refused; the
+	// bucket comes back (empty, as a bucket restored elsewhere would).
+	waitFor(t, 30*time.Second, "the planner to close the workflow", func() bool {
+		return len(e.events(wf, events.EventCompleted)) > 0
+	})
+	if err := streams.Ensure(ctx, e.js, e.cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the finished record to be written again", func() bool {
+		rec, err := e.cl.Workflow(ctx, wf)
+		return err == nil && rec.Status == events.WorkflowCompleted && rec.Outcome == events.OutcomeSuccess
+	})
+}
+
+// TestFaults_StoppingPlannerHandsBackJobs: jobs a planner had taken from
+// JOBS and not planned when it stopped (its lead lost, or a shutdown) are
+// handed back, and the next planner plans them at once, not after the
+// consumer's ack wait (here 5 minutes). Each is planned once.
+func TestFaults_StoppingPlannerHandsBackJobs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{AckWait: 5 * time.Minute})
+	// The JOBS consumer's state; nil until the planner creates it.
+	state := func() *jetstream.ConsumerInfo {
+		jobs, err := e.js.Consumer(e.ctl(), e.cfg.JobsStream(), e.cfg.Planner().Durable)
+		if err != nil {
+			return nil
+		}
+		info, err := jobs.Info(e.ctl())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+	stop := e.planner()
+	waitFor(t, 30*time.Second, "the planner to pull jobs", func() bool { s := state(); return s != nil && s.NumWaiting > 0 })
+
+	// More jobs than one planner plans in the moment it is given: some
+	// are in its consumer's buffer or its loop's when it stops.
+	const n = 2000
+	for range n {
+		if _, err := e.js.PublishAsync(e.cfg.Subjects().Submit(), []byte(`{"steps": [{"id": "n", "type": "noop"}]}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-e.js.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		t.Fatal("jobs not stored within 30 s")
+	}
+	stop()
+	if got := state(); got.NumAckPending == 0 {
+		t.Fatalf("the planner had taken no job it did not plan when it stopped (%d not taken): nothing to hand back, the test shows nothing", got.NumPending)
+	}
+
+	e.planner()
+	waitFor(t, time.Minute, "every job planned, well within the 5 minute ack wait", func() bool {
+		got := state()
+		return got.NumPending == 0 && got.NumAckPending == 0
+	})
+	kv, err := e.js.KeyValue(e.ctl(), e.cfg.WorkflowsBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeysFiltered(e.ctl(), "*") // records; not the specs (<id>.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned := 0
+	for range keys.Keys() {
+		planned++
+	}
+	if planned != n {
+		t.Errorf("%d workflows for %d jobs, want one each", planned, n)
 	}
 }

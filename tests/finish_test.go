@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,7 +292,13 @@ func TestStopWhen_EndsEarly(t *testing.T) {
 				}
 				return true
 			})
-			rec := must(e.cl.Workflow(e.ctl(), wf))(t)
+			// The planner closes the record once it has applied every
+			// result, the aggregator's final output may come first.
+			var rec *events.Workflow
+			waitFor(t, 10*time.Second, "the record to be closed", func() bool {
+				rec = must(e.cl.Workflow(e.ctl(), wf))(t)
+				return rec.Status != events.WorkflowRunning
+			})
 			if rec.Status != events.WorkflowCompleted || rec.Outcome != tc.status {
 				t.Errorf("record %s %s", rec.Status, rec.Outcome)
 			}
@@ -685,5 +692,77 @@ func TestThresholdMissed_RoundSurvivesPlannerRestart(t *testing.T) {
 	}
 	if n := len(e.events(wf, events.EventRetryRound)); n != 1 {
 		t.Errorf("%d retry rounds, want 1", n)
+	}
+}
+
+// TestFollow_FinalAloneMakesNoConsumer: Follow without a callback (what
+// Run and `baton run` use) waits for the final output on its subject and
+// reads OUTPUTS for one stored before, creating no consumer: it returns
+// the final of a job that finished before the call and of one that
+// finishes during it. Messages stored on the subject after the final
+// output that are not the workflow's final (forged: another workflow's, a
+// partial, not JSON) are passed over: Follow reads the subject in order
+// then, and returns the real final.
+func TestFollow_FinalAloneMakesNoConsumer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	release := e.nowAndHeld()
+	e.waitReady()
+	var creates atomic.Int32
+	sub, err := e.nc.Subscribe("$JS.API.CONSUMER.CREATE."+e.cfg.WithDefaults().OutputsStream()+".>", func(*nats.Msg) { creates.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	// Nor a lookup of the workflows bucket per call (a stream-info request).
+	var lookups atomic.Int32
+	lsub, err := e.nc.Subscribe("$JS.API.STREAM.INFO."+streams.BucketStream(e.cfg.WithDefaults().WorkflowsBucket()), func(*nats.Msg) { lookups.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lsub.Unsubscribe()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	follow := func(wf string) { // Errorf: it runs on a goroutine of its own too
+		t.Helper()
+		out, err := e.cl.Follow(ctx, wf, nil)
+		if err != nil || out.Workflow != wf || out.Kind != events.OutputFinal || out.Status != events.OutcomeSuccess {
+			t.Errorf("follow of %s: %+v, %v", wf, out, err)
+		}
+	}
+
+	done := e.submit([]byte(`{"steps": [{"id": "s", "type": "now"}]}`))
+	e.final(done, 30*time.Second)
+	follow(done)
+
+	held := e.submit([]byte(`{"steps": [{"id": "s", "type": "held"}]}`))
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		follow(held)
+	}()
+	close(release)
+	select {
+	case <-followed:
+	case <-ctx.Done():
+		t.Fatal("Follow did not return the final output")
+	}
+	if n := lookups.Load(); n > 1 {
+		t.Errorf("%d lookups of the workflows bucket for two follows, want one at most", n)
+	}
+	if n := creates.Load(); n != 0 {
+		t.Errorf("%d consumers created on OUTPUTS to wait for final outputs", n)
+	}
+
+	// Stored after the final, on its subject: none of them is it.
+	subject := e.cfg.Subjects().Output(held, events.OutputFinal)
+	for _, body := range []string{`{"workflow":"` + done + `","kind":"final","status":"success"}`,
+		`{"workflow":"` + held + `","kind":"partial","status":"running"}`, `not json`, `null`} {
+		if _, err := e.js.Publish(ctx, subject, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		follow(held)
 	}
 }

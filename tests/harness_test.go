@@ -411,3 +411,22 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 	t.Helper()
 	natstest.Eventually(t, within, what, cond)
 }
+
+// nowAndHeld starts an agent "a" of two types: "now" answers 1 at once,
+// "held" answers 2 once the returned channel is closed.
+func (e *env) nowAndHeld() (release chan struct{}) {
+	e.t.Helper()
+	release = make(chan struct{})
+	e.agent("a", 2, map[string]agent.Handler{
+		"now": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return 1, nil }),
+		"held": agent.HandlerFunc(func(ctx context.Context, _ *agent.Task) (any, error) {
+			select {
+			case <-release:
+				return 2, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}),
+	})
+	return release
+}

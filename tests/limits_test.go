@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,7 +20,9 @@ import (
 	"github.com/baton-dev/baton/internal/natstest"
 	"github.com/baton-dev/baton/internal/web"
 	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/planner"
 	"github.com/baton-dev/baton/pkg/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/common/expfmt"
@@ -51,7 +54,7 @@ func limitJobs(t *testing.T) map[string][]byte {
 	}
 	jobs["limit-steps"] = map[string]any{"id": "limit-steps", "steps": steps}
 	jobs["limit-tasks"] = map[string]any{"id": "limit-tasks", "max_parallel": 1,
-		"steps": []map[string]any{{"id": "t", "type": "idle", "split": 1, "input": make([]int, events.DefaultMaxTasks)}}}
+		"steps": []map[string]any{{"id": "t", "type": "idle", "split": 1, "split_by": events.SplitRange, "input": map[string]int{"count": events.DefaultMaxTasks}}}}
 	typed := make([]map[string]any, crowdLanes)
 	for i := range typed {
 		typed[i] = map[string]any{"id": fmt.Sprintf("s%d", i), "type": laneType(i)}
@@ -406,5 +409,36 @@ func TestDashboard_FeedClipsWhatItRelays(t *testing.T) {
 	}
 	if it := feed.Items[0]; len(it.Message) > web.MaxFeedMessage || len(it.Task) > events.MaxEcho || len(it.Kind) > events.MaxEcho {
 		t.Errorf("feed item not clipped: message %d bytes, task %d, kind %d", len(it.Message), len(it.Task), len(it.Kind))
+	}
+}
+
+// TestLimits_MaxTasksIsTheDeployments: a planner's per-job task limit is
+// its configuration's (the planner program's --max-tasks): a job over it
+// is refused with the field and the limit, one at it runs; a limit beyond
+// events.MaxTasksCeiling is refused at start.
+func TestLimits_MaxTasksIsTheDeployments(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{-1, events.MaxTasksCeiling + 1} {
+		if _, err := planner.New(nil, planner.Config{Limits: events.Limits{MaxTasks: n}}); !errors.Is(err, planner.ErrConfig) {
+			t.Errorf("a limit of %d tasks: %v, want a configuration error", n, err)
+		}
+	}
+	e := newEnv(t, streams.Config{})
+	e.plannerWith(planner.Config{Limits: events.Limits{MaxTasks: 10}})
+	e.aggregator()
+	e.agent("a", 4, map[string]agent.Handler{"x": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return 1, nil })})
+	e.waitReady()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := e.cl.Submit(ctx, []byte(`{"steps": [{"id": "s", "type": "x", "split": 1, "split_by": "range", "input": {"count": 11}}]}`)); err == nil ||
+		!strings.Contains(err.Error(), "steps[0].input") || !strings.Contains(err.Error(), "11 tasks") {
+		t.Fatalf("a job of 11 tasks under a limit of 10: %v, want it refused", err)
+	}
+	r := e.submitReply(`{"steps": [{"id": "s", "type": "x", "split": 1, "split_by": "range", "input": {"count": 10}}]}`)
+	if r.Error != nil || r.Tasks != 10 {
+		t.Fatalf("a job of 10 tasks under a limit of 10: reply %+v", r)
+	}
+	if out := e.final(r.Workflow, 30*time.Second); out.Status != events.OutcomeSuccess {
+		t.Fatalf("the job of 10 tasks: %s", out.Status)
 	}
 }

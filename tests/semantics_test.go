@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -331,6 +332,50 @@ func TestDeadline_CancelsWhatIsLeft(t *testing.T) {
 	})
 	if rec.Deadline.IsZero() || !strings.Contains(rec.Error, "deadline") {
 		t.Errorf("record %+v: want its deadline and why it ended", rec)
+	}
+}
+
+// TestSubmit_NoRegistryReadPerJob: the planner checks a job's types
+// against its view of the registry, not with a read of the agents bucket
+// per job (a consumer created, read and deleted: a millisecond on every
+// submit). The reaper's and other readers' key listings (headers only)
+// are not counted.
+func TestSubmit_NoRegistryReadPerJob(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	e.agent("one", 1, map[string]agent.Handler{"served": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return 1, nil })})
+	e.waitReady()
+	e.waitAgents("one")
+	var reads atomic.Int32
+	sub, err := e.nc.Subscribe("$JS.API.CONSUMER.CREATE.KV_"+e.cfg.WithDefaults().AgentsBucket()+".>", func(m *nats.Msg) {
+		if !bytes.Contains(m.Data, []byte(`"headers_only":true`)) {
+			reads.Add(1)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	submit := func() int32 {
+		before := reads.Load()
+		r := e.submitReply(`{"steps": [{"id": "a", "type": "served"}]}`)
+		if len(r.Warnings) != 0 {
+			t.Fatalf("warnings %q for a served type", r.Warnings)
+		}
+		_ = e.nc.Flush()
+		return reads.Load() - before
+	}
+	// The view is read once the planner has followed the bucket to its end.
+	waitFor(t, 10*time.Second, "a job submitted without a registry read", func() bool { return submit() == 0 })
+	for range 3 {
+		if n := submit(); n != 0 {
+			t.Fatalf("a job of a served type read the registry %d times", n)
+		}
 	}
 }
 

@@ -5,10 +5,12 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 
 	"github.com/baton-dev/baton/internal/service"
+	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/planner"
 	"github.com/oklog/run"
 )
@@ -23,6 +25,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var c service.Common
 	c.Register(fs)
 	webhook := fs.String("webhook", os.Getenv("BATON_WEBHOOK"), "http(s) URL escalations are POSTed to (env BATON_WEBHOOK)")
+	maxTasks := fs.Int("max-tasks", events.DefaultMaxTasks, fmt.Sprintf("most tasks one job may split into (up to %d; each open task costs the planner about 50 bytes)", events.MaxTasksCeiling))
 	allow := fs.String("webhook-allow", os.Getenv("BATON_WEBHOOK_ALLOW"), "hosts (host or host:port), comma separated, a job's own escalation webhook may name; default none (env BATON_WEBHOOK_ALLOW)")
 	if err := service.ParseFlags(fs, args, stderr); err != nil {
 		return err
@@ -34,7 +37,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer nc.Close()
 	cfg := planner.Config{Streams: c.Streams, Logger: log, Version: service.Version,
-		Webhook: *webhook, WebhookHosts: service.SplitList(*allow)}
+		Webhook: *webhook, WebhookHosts: service.SplitList(*allow), Limits: events.Limits{MaxTasks: *maxTasks}}
 	if err := cfg.Validate(); err != nil { // now, not at the first lead
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,7 +98,11 @@ func startExternal(ctx context.Context, f *upFlags, bin string) (_ *externalRun,
 	}
 	common := []string{"--server", r.url, "--prefix", f.Streams.WithDefaults().Prefix, "--log-level", f.LogLevel}
 	for _, name := range []string{"planner", "aggregator"} {
-		c, err := startChild(name, filepath.Join(bin, name), common...)
+		args := common
+		if name == "planner" && f.limits.MaxTasks > 0 {
+			args = append(slices.Clone(common), "--max-tasks", strconv.Itoa(f.limits.MaxTasks))
+		}
+		c, err := startChild(name, filepath.Join(bin, name), args...)
 		if err != nil {
 			return nil, err
 		}

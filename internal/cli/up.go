@@ -30,7 +30,7 @@ type upFlags struct {
 	url         string
 	auth        bool
 	tls         bool
-	limits      events.Limits // the planner's; not a flag (bench --large sets it)
+	limits      events.Limits // the planner's (--max-tasks; bench --large sets it)
 	// webhook and webhookHosts configure the planner's escalation webhook.
 	webhook      string
 	webhookHosts listFlag
@@ -121,6 +121,7 @@ the embedded one, on --listen.`,
 	fs := cmd.Flags()
 	f.registerServer(fs, "baton-data", "127.0.0.1:4222")
 	f.registerAgents(fs, 4)
+	fs.IntVar(&f.limits.MaxTasks, "max-tasks", events.DefaultMaxTasks, fmt.Sprintf("most tasks one job may split into (up to %d; each open task costs the planner about 50 bytes)", events.MaxTasksCeiling))
 	fs.StringVar(&f.exec, "exec", "", "command for the exec type (program and arguments, no shell); enables exec")
 	fs.StringVar(&f.url, "url", "", "URL for the http type; enables http")
 	fs.StringVar(&f.webhook, "webhook", envOr("BATON_WEBHOOK", ""), "http(s) URL the planner POSTs escalations to (env BATON_WEBHOOK)")

@@ -199,6 +199,9 @@ func RoleSubmitter(c streams.Config) Role {
 	p := newPerms(c, Submitter)
 	p.pub = append(p.pub, p.s.Submit(), p.s.Control("submit"), p.s.Control("status"), p.s.Control("agents"))
 	p.read(p.c.OutputsStream(), p.c.JobsStream())
+	// A final output as it is published (client.Follow of the final
+	// alone): nothing OUTPUTS would not give it anyway.
+	p.sub = append(p.sub, p.s.Outputs())
 	p.bucket(p.c.WorkflowsBucket(), false)
 	return p.role(Submitter)
 }
@@ -214,7 +217,7 @@ func RoleViewer(c streams.Config) Role {
 func (p *perms) viewer() {
 	p.pub = append(p.pub, p.s.Control("status"), p.s.Control("agents"), "$SRV.>")
 	p.read(p.c.OutputsStream(), p.c.EventsStream())
-	p.sub = append(p.sub, p.s.Lives())
+	p.sub = append(p.sub, p.s.Lives(), p.s.Outputs())
 	p.bucket(p.c.WorkflowsBucket(), false)
 	p.bucket(p.c.AgentsBucket(), false)
 	p.bucket(p.c.LimitsBucket(), false) // baton limit get, ls

@@ -50,18 +50,25 @@ type Agent struct {
 	failures atomic.Int64
 	freed    chan struct{} // a slot came free
 	changed  atomic.Bool   // running tasks changed since the registry entry was written
-	// fetching and beating say once that fetches or heartbeats fail (the
-	// server is unreachable), then once that they work again.
-	fetching, beating, gating outage
-	refused                   events.Refusals // task messages refused as forged
+	// These say once that heartbeats, permit requests or result stores
+	// fail (the server is unreachable), then once that they work again;
+	// each lane has its own for fetches.
+	beating, gating, storing outage
+	refused                  events.Refusals // task messages refused as forged
 	// A crash drill sets dead, closes crashed and ends the fetch loop
 	// through stopLoop (set by Run).
 	dead      atomic.Bool
 	crashed   chan struct{}
 	crashOnce sync.Once
 	stopLoop  context.CancelFunc
-	capacity  capacity    // declared resources and what running tasks hold
-	proc      procSampler // the process's CPU and RSS, for the registry
+	capacity  capacity          // declared resources and what running tasks hold
+	proc      procSampler       // the process's CPU and RSS, for the registry
+	workers   *pool             // the goroutines tasks run on (set by Run)
+	confirms  *streams.Confirms // results waiting for their acknowledgements (set by Run)
+	results   string            // the results stream's name (set by Run)
+	// unconfirmed counts results published and not yet stored or given
+	// up on (storeResult).
+	unconfirmed atomic.Int32
 }
 
 // outage logs a run of failures once, at its start, and once at its end,
@@ -78,9 +85,9 @@ func (o *outage) fail(log *slog.Logger, what string, err error, args ...any) {
 	}
 }
 
-func (o *outage) ok(log *slog.Logger, what string) {
+func (o *outage) ok(log *slog.Logger, what string, args ...any) {
 	if o.down.CompareAndSwap(true, false) {
-		log.Info(what+" works again", "failures", o.failures.Swap(0))
+		log.Info(what+" works again", append(args, "failures", o.failures.Swap(0))...)
 	}
 }
 
@@ -110,6 +117,10 @@ type lane struct {
 	// came back short and no wake-up or poll tick has come since. It spares
 	// a round trip to every empty lane each time a slot frees.
 	maybe atomic.Bool
+	// fetching logs this lane's fetch failures (an outage per lane: a
+	// lane without a leader while others work logged a failure and a
+	// recovery every poll when the agent shared one).
+	fetching outage
 }
 
 // New returns an agent that will use nc. It does no I/O.
@@ -216,6 +227,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	// Stopped last: while draining, the planner can still ask what runs.
 	defer func() { _ = svc.Stop() }()
+
+	a.results = c.ResultsStream()
+	if a.confirms, err = streams.OpenConfirms(a.nc); err != nil {
+		return fmt.Errorf("agent: results: %w", err)
+	}
+	defer a.confirms.Close()
+	a.workers = newPool()
+	defer a.workers.stop() // once every task is settled (drain, abandon)
 
 	// Handlers run under work, not ctx: a shutdown lets them finish.
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -325,7 +344,11 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, wake <-chan 
 	defer poll.Stop()
 	turn := 0
 	for ctx.Err() == nil {
-		free := min(a.cfg.Concurrency-a.runningCount(), a.waitRoom())
+		// Results waiting to be stored hold no slot, but at most
+		// Concurrency of them wait (storeResult): a results stream without
+		// a leader stalls the agent instead of running tasks whose results
+		// go nowhere.
+		free := min(a.cfg.Concurrency-a.runningCount(), a.waitRoom(), a.cfg.Concurrency-int(a.unconfirmed.Load()))
 		if free <= 0 {
 			select {
 			case <-a.freed:
@@ -375,7 +398,7 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 	batch, err := l.cons.FetchNoWait(n)
 	if err != nil {
 		l.maybe.Store(true)
-		a.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
+		l.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
 		return 0
 	}
 	got := 0
@@ -410,16 +433,20 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 			continue
 		}
 		tasks.Add(1)
-		go func() {
-			defer tasks.Done()
-			defer a.release(j)
-			a.process(jctx, l.typ, j)
-		}()
+		a.workers.run(func() {
+			// A result waiting for its acknowledgement holds no slot: the
+			// task is done when it is settled (tasks.Done, then or now).
+			async := a.process(jctx, l.typ, j, tasks.Done)
+			a.release(j)
+			if !async {
+				tasks.Done()
+			}
+		})
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-		a.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
+		l.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
 	} else {
-		a.fetching.ok(a.log, "fetching tasks")
+		l.fetching.ok(a.log, "fetching tasks", "lane", streams.LaneConsumerOn(l.typ, l.tok))
 	}
 	if got == n {
 		l.maybe.Store(true) // full batch: there may be more
@@ -438,6 +465,12 @@ func (a *Agent) release(j *job) {
 	a.mu.Unlock()
 	a.capacity.give(j.need)
 	a.changed.Store(true)
+	a.slotFreed()
+}
+
+// slotFreed wakes the fetch loop: a slot, capacity or room for a result
+// came free.
+func (a *Agent) slotFreed() {
 	select {
 	case a.freed <- struct{}{}:
 	default:
@@ -452,34 +485,38 @@ func (a *Agent) runningCount() int {
 	return len(a.running) - a.waiting
 }
 
-// process runs one task and settles its message.
-func (a *Agent) process(ctx context.Context, typ string, j *job) {
+// process runs one task and settles its message. A completed plain task's
+// result is published without waiting: process returns true, and settled
+// is called once the result is stored and the message acknowledged (or
+// left to its ack wait).
+func (a *Agent) process(ctx context.Context, typ string, j *job, settled func()) (async bool) {
 	if a.dead.Load() {
-		return // crashed (a drill) since the fetch
+		return false // crashed (a drill) since the fetch
 	}
 	m := j.msg
 	attempt := attemptOf(m)
 	t, err := events.DecodeTask(m.Data())
 	if err != nil {
 		a.undecodable(ctx, j, err)
-		return
+		return false
 	}
 	if err := cmp.Or(a.subj.CheckTaskMsg(m.Subject(), typ, t), a.checkRequires(t)); err != nil {
 		a.forged(ctx, j, err)
-		return
+		return false
 	}
-	log := a.log.With("workflow", t.Workflow, "task", t.ID, "attempt", attempt)
+	// Built only when something is logged: most tasks log nothing.
+	log := func() *slog.Logger { return a.log.With("workflow", t.Workflow, "task", t.ID, "attempt", attempt) }
 	if attempt > t.MaxAttempts {
 		// Earlier holders died or stalled past the ack wait every time.
 		a.fail(ctx, t, m, attempt, nil, events.KindLost,
 			fmt.Errorf("given up after %d deliveries: the agents holding it stopped answering", attempt-1))
-		return
+		return false
 	}
 	var held *permit.Held
 	if a.gate.Needs(t) { // no I/O: a plain task goes straight on
 		var ok bool
-		if held, ok = a.acquire(ctx, log, j, t, attempt); !ok {
-			return
+		if held, ok = a.acquire(ctx, log(), j, t, attempt); !ok {
+			return false
 		}
 		// Given back once the task is settled, so that the next holder
 		// starts after this one's result is stored.
@@ -501,10 +538,10 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 	cancel()
 	lost := stopLost()
 	if a.dead.Load() {
-		return // crashed (a drill): a dead agent settles nothing
+		return false // crashed (a drill): a dead agent settles nothing
 	}
 	if a.settleInterrupted(ctx, log, j, t, attempt, started) {
-		return
+		return false
 	}
 	if herr == nil {
 		var data json.RawMessage
@@ -512,26 +549,49 @@ func (a *Agent) process(ctx context.Context, typ string, j *job) {
 			r := a.result(t, attempt, started, events.StateCompleted)
 			r.Data = data
 			r.Usage = task.usage(cpu, measured)
-			if err := a.publishResult(ctx, r); err != nil {
-				log.Warn("publish result; the task will be redelivered", "err", err)
-				return
+			acked := func(stored bool, err error) {
+				switch {
+				case !stored:
+					log().Warn("publish result; the task will be redelivered", "err", err)
+				case a.dead.Load():
+					// crashed (a drill): a dead agent settles nothing
+				default:
+					a.done.Add(1)
+					if err := m.Ack(); err != nil {
+						log().Warn("ack", "err", err)
+					}
+				}
 			}
-			a.done.Add(1)
-			settle(log, "ack", m.Ack())
-			return
+			if held != nil {
+				// The permit is given back after the result is stored.
+				err := a.publishResultClaimed(ctx, m, r)
+				acked(err == nil, err)
+				return false
+			}
+			msg, err := a.subj.ResultMsg(r, events.ResultByAgent(r))
+			if err != nil {
+				log().Warn("encode result; the task will be redelivered", "err", err)
+				return false
+			}
+			a.storeResult(m, msg, func(stored bool, err error) {
+				acked(stored, err)
+				settled()
+			})
+			return true
 		}
 		herr = Permanent(herr)
 	}
 	if (ctx.Err() != nil || lost) && !timedOut {
 		// Shutdown gave up waiting, or the task's permit was lost (another
 		// holder may run now): hand the task back, at no cost.
-		a.handBack(ctx, log, m, attempt)
-		return
+		a.handBack(ctx, log(), m, attempt)
+		return false
 	}
 	if timedOut {
 		herr = fmt.Errorf("timed out after %v: %w", timeout, herr)
 	}
-	a.failed(ctx, log, t, m, attempt, task.usage(cpu, measured), herr, timedOut)
+	a.failed(ctx, log(), t, m, attempt, task.usage(cpu, measured), herr, timedOut)
+	return false
 }
 
 // failed settles a task whose handler returned herr: as the handler asked
@@ -675,7 +735,7 @@ func (a *Agent) fail(ctx context.Context, t *events.Task, m jetstream.Msg, attem
 	r := a.result(t, attempt, time.Now(), events.StateFailed)
 	r.Error, r.ErrorKind, r.Usage = cause.Error(), kind, usage
 	r.Final = !retry.HasFallback(t)
-	if err := a.publishResult(ctx, r); err != nil {
+	if err := a.publishResultClaimed(ctx, m, r); err != nil {
 		log.Warn("publish result; the task will be redelivered", "err", err)
 		return
 	}
@@ -739,7 +799,7 @@ func (a *Agent) publishResult(ctx context.Context, r *events.Result) error {
 	if err != nil {
 		return err
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), streams.ConfirmWait)
 	defer cancel()
 	_, err = a.js.PublishMsg(pctx, msg)
 	return err
@@ -769,7 +829,10 @@ func (a *Agent) progress(ctx context.Context) {
 		}
 		a.mu.Unlock()
 		for _, m := range msgs {
-			settle(a.log, "in progress", m.InProgress())
+			// A task settled since the snapshot needs no sign of life.
+			if err := m.InProgress(); !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+				settle(a.log, "in progress", err)
+			}
 		}
 	}
 }

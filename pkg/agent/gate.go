@@ -46,10 +46,7 @@ func (a *Agent) setWaiting(j *job) {
 	}
 	a.mu.Unlock()
 	a.changed.Store(true)
-	select {
-	case a.freed <- struct{}{}:
-	default:
-	}
+	a.slotFreed()
 }
 
 // claimSlot takes a slot for j again, if one is free.
@@ -119,7 +116,7 @@ func (a *Agent) acquire(ctx context.Context, log *slog.Logger, j *job, t *events
 			timer.Stop()
 		}
 		if ctx.Err() != nil {
-			if !a.settleInterrupted(ctx, log, j, t, attempt, time.Now()) {
+			if !a.settleInterrupted(ctx, func() *slog.Logger { return log }, j, t, attempt, time.Now()) {
 				a.handBack(ctx, log, j.msg, attempt) // the drain gave up on it
 			}
 			return nil, false
@@ -130,17 +127,17 @@ func (a *Agent) acquire(ctx context.Context, log *slog.Logger, j *job, t *events
 // settleInterrupted ends a task a control command stopped: cancelled (with
 // a cancelled result) or handed back by a pause with --now. It reports
 // whether it did.
-func (a *Agent) settleInterrupted(ctx context.Context, log *slog.Logger, j *job, t *events.Task, attempt int, started time.Time) bool {
+func (a *Agent) settleInterrupted(ctx context.Context, log func() *slog.Logger, j *job, t *events.Task, attempt int, started time.Time) bool {
 	a.mu.Lock()
 	cancelled, handback, why, kind := j.cancelled, j.handback, j.why, j.kind
 	a.mu.Unlock()
 	switch {
 	case cancelled:
-		a.cancelled(ctx, log, t, j.msg, attempt, started, why, kind)
+		a.cancelled(ctx, log(), t, j.msg, attempt, started, why, kind)
 		return true
 	case handback:
-		log.Info("task handed back: its workflow was paused")
-		settle(log, "nak", j.msg.Nak())
+		log().Info("task handed back: its workflow was paused")
+		settle(log(), "nak", j.msg.Nak())
 		return true
 	}
 	return false

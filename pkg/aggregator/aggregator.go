@@ -10,10 +10,12 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/lead"
 	"github.com/baton-dev/baton/pkg/lease"
 	"github.com/baton-dev/baton/pkg/retry"
 	"github.com/nats-io/nats.go"
@@ -76,8 +78,10 @@ type Aggregator struct {
 	kv   jetstream.KeyValue
 	key  *lease.Key // checks results' lease tokens
 	outs jetstream.Stream
-	subj events.Subjects
-	log  *slog.Logger
+	// confirms stores the partial outputs without waiting for each (set by Run).
+	confirms *streams.Confirms
+	subj     events.Subjects
+	log      *slog.Logger
 
 	refused   events.Refusals // results refused (undecodable or forged)
 	wfs       map[string]*state
@@ -91,7 +95,7 @@ type state struct {
 	rec      events.Workflow
 	collect  map[string]int // step → position in the output
 	critical map[string]bool
-	final    map[string]*events.Result // first final result per task; Data kept only where collected
+	final    *finals // first final result per task; Data kept only where collected
 	reducer  *Reducer
 	// fields fold the reduce fields of an output of named fields, for
 	// partial outputs; keep says the final output needs the data of every
@@ -128,7 +132,12 @@ func New(nc *nats.Conn, cfg Config) (*Aggregator, error) {
 
 // Run aggregates until ctx is cancelled (then it returns nil) or JetStream
 // fails in a way it cannot ride out. It may be called once.
-func (a *Aggregator) Run(ctx context.Context) error {
+func (a *Aggregator) Run(ctx context.Context) (err error) {
+	defer func() {
+		if ctx.Err() != nil {
+			err = nil // stopped: what failed meanwhile was cut short by it
+		}
+	}()
 	c := a.cfg.Streams // the planner creates them; the aggregator waits
 	if err := streams.Wait(ctx, a.js, c, a.log, c.ResultsStream(), c.OutputsStream(),
 		streams.BucketStream(c.WorkflowsBucket()), streams.BucketStream(c.KeysBucket())); err != nil {
@@ -142,12 +151,20 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		return fmt.Errorf("aggregator: workflows bucket: %w", err)
 	}
 	a.kv = kv
-	if a.key, err = lease.Open(ctx, a.js, a.cfg.Streams.KeysBucket()); err != nil {
+	// The planner writes the key; the aggregator's role may only read it.
+	if a.key, err = lease.Await(ctx, a.js, a.cfg.Streams.KeysBucket()); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the planner
+		}
 		return err
 	}
 	if a.outs, err = a.js.Stream(ctx, a.cfg.Streams.OutputsStream()); err != nil {
 		return fmt.Errorf("aggregator: outputs stream: %w", err)
 	}
+	if a.confirms, err = streams.OpenConfirms(a.nc); err != nil {
+		return fmt.Errorf("aggregator: %w", err)
+	}
+	defer a.confirms.Close()
 	from, err := a.loadOpen(ctx)
 	if err != nil {
 		return err
@@ -197,8 +214,14 @@ func (a *Aggregator) Run(ctx context.Context) error {
 
 // stop takes what was stored before the stop (the last results of draining
 // agents, first m if not nil), so that the next start need not replay it,
-// and publishes the last partial outputs.
+// and publishes the last partial outputs. An aggregator whose lead was lost
+// does none of that: another replica may lead already (package lead), and
+// it replays what this one had not published.
 func (a *Aggregator) stop(ctx context.Context, results *streams.Follower, m jetstream.Msg) {
+	if lead.Lost(ctx) {
+		a.log.Warn("lead lost: stopping without aggregating or publishing more; the next aggregator replays it")
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopWait)
 	defer cancel()
 	if m != nil {
@@ -249,11 +272,12 @@ func (a *Aggregator) open(ctx context.Context, id string, backfill bool) (*state
 	if _, ok := a.finalized[id]; ok {
 		return nil, nil
 	}
-	last, err := a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputFinal))
+	l := a.lookup(ctx, id)
+	last, err := l.final, l.finalErr
 	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("aggregator: look for final output of %s: %w", id, err)
 	}
-	rec, rerr := streams.GetWorkflow(ctx, a.kv, id)
+	rec, rerr := l.rec, l.recErr
 	if rerr != nil {
 		return nil, rerr
 	}
@@ -276,7 +300,7 @@ func (a *Aggregator) open(ctx context.Context, id string, backfill bool) (*state
 	s := newState(*rec)
 	// Partials already stored cover the results through their header's
 	// sequence; one stored before the header existed covers all.
-	last, err = a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputPartial))
+	last, err = l.partial, l.partialErr
 	switch {
 	case err == nil:
 		s.covered = math.MaxUint64
@@ -286,7 +310,7 @@ func (a *Aggregator) open(ctx context.Context, id string, backfill bool) (*state
 	case !errors.Is(err, jetstream.ErrMsgNotFound):
 		return nil, fmt.Errorf("aggregator: look for partial outputs of %s: %w", id, err)
 	}
-	if err := a.openFinish(ctx, s); err != nil {
+	if err := openFinish(s, l.readyErr); err != nil {
 		return nil, err
 	}
 	a.wfs[id] = s
@@ -299,10 +323,34 @@ func (a *Aggregator) open(ctx context.Context, id string, backfill bool) (*state
 	return s, nil
 }
 
+// lookup is what open reads of a workflow: its record and the last of its
+// final, partial and ready outputs.
+type lookup struct {
+	rec                                    *events.Workflow
+	final, partial                         *jetstream.RawStreamMsg
+	recErr, finalErr, partialErr, readyErr error
+}
+
+// lookup reads a workflow's record and outputs at once: one after the
+// other, the four round trips took as long as the rest of a one-task job
+// after its result was stored.
+func (a *Aggregator) lookup(ctx context.Context, id string) *lookup {
+	l := &lookup{}
+	var reads sync.WaitGroup
+	reads.Go(func() { l.final, l.finalErr = a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputFinal)) })
+	reads.Go(func() {
+		l.partial, l.partialErr = a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputPartial))
+	})
+	reads.Go(func() { _, l.readyErr = a.outs.GetLastMsgForSubject(ctx, a.subj.Output(id, events.OutputReady)) })
+	l.rec, l.recErr = streams.GetWorkflow(ctx, a.kv, id)
+	reads.Wait()
+	return l
+}
+
 // newState is the empty aggregation state of a workflow.
 func newState(rec events.Workflow) *state {
 	s := &state{rec: rec, collect: map[string]int{}, critical: map[string]bool{},
-		final: map[string]*events.Result{}, agents: map[string]bool{}, keep: rec.Aggregate.NeedsItems()}
+		final: newFinals(&rec), agents: map[string]bool{}, keep: rec.Aggregate.NeedsItems()}
 	for i, step := range rec.Collect {
 		s.collect[step] = i
 	}
@@ -411,7 +459,7 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	if index >= 0 { // the plan, not the body, says where its data goes
 		r.Step, r.Index = step, index
 	}
-	if prev := s.final[r.Task]; prev != nil {
+	if prev := s.final.get(r.Task, r.Step, r.Index); prev != nil {
 		// A task that ran twice counts once, unless its failure was
 		// superseded by a run of a later generation (restart --retry-failed).
 		if prev.Status == events.StateCompleted || r.Gen <= prev.Gen {
@@ -430,7 +478,14 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	}
 	s.usage.Add(r.Usage)
 	s.last = max(s.last, r.Finished)
-	kept := *r
+	// Kept until the final output: only what it reads (a job of 100k
+	// tasks keeps 100k of these).
+	kept := events.Result{Workflow: s.rec.ID, Task: r.Task, Step: r.Step, Index: r.Index, Round: r.Round,
+		Status: r.Status, Final: true, Attempts: r.Attempts, Gen: r.Gen}
+	if r.Status != events.StateCompleted {
+		// A failure may yet be superseded (Usage) and is listed (the rest).
+		kept.Type, kept.Error, kept.ErrorKind, kept.Usage = r.Type, r.Error, r.ErrorKind, r.Usage
+	}
 	out := events.TaskOutput{Task: r.Task, Step: r.Step, Status: r.Status, Agent: r.Agent}
 	if collected && r.Status == events.StateCompleted {
 		kept.Data = s.fold(r.Data)
@@ -448,8 +503,8 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 		s.fresh = append(s.fresh, out)
 		s.freshSeq = append(s.freshSeq, seq)
 	}
-	s.final[r.Task] = &kept
-	if len(s.final) >= s.rec.Counts.Total {
+	s.final.put(&kept)
+	if s.final.len() >= s.rec.Counts.Total {
 		a.conclude(ctx, s)
 		return
 	}
@@ -457,23 +512,13 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 }
 
 func (s *state) counts() events.Counts {
-	c := events.Counts{Total: s.rec.Counts.Total}
-	for _, r := range s.final {
-		switch r.Status {
-		case events.StateCompleted:
-			c.Completed++
-		case events.StateFailed:
-			c.Failed++
-		default:
-			c.Cancelled++
-		}
-	}
-	c.Pending = c.Total - len(s.final)
+	c := events.Counts{Total: s.rec.Counts.Total, Completed: s.final.completed, Failed: s.final.failed, Cancelled: s.final.cancelled}
+	c.Pending = c.Total - s.final.len()
 	return c
 }
 
 func (s *state) progress() events.Progress {
-	p := events.Progress{Done: len(s.final), Total: s.rec.Counts.Total}
+	p := events.Progress{Done: s.final.len(), Total: s.rec.Counts.Total}
 	if p.Total > 0 {
 		p.Percent = float64(int(1000*float64(p.Done)/float64(p.Total))) / 10
 	}
@@ -482,40 +527,102 @@ func (s *state) progress() events.Progress {
 
 // partials publishes, for every workflow with fresh results, what arrived
 // since the last partial output.
-func (a *Aggregator) partials(ctx context.Context) {
+func (a *Aggregator) partials(ctx context.Context) { a.sendPartials(ctx)() }
+
+// sendPartials sends the partial outputs without waiting for their
+// acknowledgements, and returns what waits for them and keeps, of each
+// workflow, what was not stored for the next time. finish sends its final
+// output in between: the two are stored in one round trip.
+func (a *Aggregator) sendPartials(ctx context.Context) (wait func()) {
+	type sent struct {
+		s       *state
+		id      string
+		n       int
+		through uint64
+		stored  chan error // nil once stored
+	}
+	var all []sent
 	for id, s := range a.wfs {
-		for len(s.fresh) > 0 {
-			n := min(len(s.fresh), a.cfg.PartialMax)
+		for off := 0; off < len(s.fresh); {
+			n := min(len(s.fresh)-off, a.cfg.PartialMax)
 			out := events.Output{Workflow: id, Kind: events.OutputPartial, Status: events.OutcomeRunning,
-				Progress: s.progress(), Results: s.fresh[:n], Errors: []events.TaskError{}}
+				Progress: s.progress(), Results: s.fresh[off : off+n], Errors: []events.TaskError{}}
 			out.Data = s.partialData()
-			through := s.freshSeq[n-1]
-			if err := a.publish(ctx, out, events.MsgID(id, "partial", through), through, 0); err != nil {
+			through := s.freshSeq[off+n-1]
+			msg, err := a.outputMsg(out, events.MsgID(id, "partial", through), through, 0)
+			if err != nil {
 				a.log.Warn("publish partial output; trying again at the next one", "workflow", id, "err", err)
 				break // kept: the next tick publishes it
 			}
-			s.covered = through
-			s.fresh, s.freshSeq = s.fresh[n:], s.freshSeq[n:]
+			p := sent{s: s, id: id, n: n, through: through, stored: make(chan error, 1)}
+			a.confirms.Publish(msg, a.cfg.Streams.OutputsStream(), func(stored bool, err error) {
+				if stored {
+					err = nil
+				}
+				p.stored <- err
+			})
+			all = append(all, p)
+			off += n
 		}
-		if len(s.fresh) == 0 {
-			s.fresh, s.freshSeq = nil, nil
+	}
+	return func() {
+		failed := map[*state]bool{}
+		stored := map[*state]int{}
+		for _, p := range all {
+			var err error
+			select {
+			case err = <-p.stored: // within ConfirmWait
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+			if failed[p.s] || err != nil {
+				if !failed[p.s] {
+					a.log.Warn("publish partial output; trying again at the next one", "workflow", p.id, "err", err)
+				}
+				failed[p.s] = true // kept from here: the next tick publishes it
+				continue
+			}
+			p.s.covered = p.through
+			stored[p.s] += p.n
+		}
+		for s, n := range stored {
+			s.dropFresh(n)
 		}
 	}
 }
 
+// dropFresh forgets the first n fresh results (stored in a partial
+// output), keeping the slices' room for the next ones unless a burst made
+// it large.
+func (s *state) dropFresh(n int) {
+	k := copy(s.fresh, s.fresh[n:])
+	copy(s.freshSeq, s.freshSeq[n:])
+	clear(s.fresh[k:]) // their data is not held
+	s.fresh, s.freshSeq = s.fresh[:k], s.freshSeq[:k]
+	if k == 0 && cap(s.fresh) > freshRoom {
+		s.fresh, s.freshSeq = nil, nil
+	}
+}
+
+// freshRoom is the room for fresh results a workflow keeps between
+// partial outputs.
+const freshRoom = 4096
+
 // finish builds and publishes the final output of a workflow.
 func (a *Aggregator) finish(ctx context.Context, s *state) {
 	id := s.rec.ID
-	a.partials(ctx)
+	waitPartials := a.sendPartials(ctx)
 	out, err := a.final(s, false)
 	if err != nil {
 		a.log.Error("build final output", "workflow", id, "err", err)
 		out = &events.Output{Workflow: id, Kind: events.OutputFinal, Status: events.OutcomeFailed,
 			Errors: []events.TaskError{{Message: err.Error(), Kind: events.KindPermanent}}}
 	}
-	if err := retry.Do(ctx, a.log, "publish final output of "+id, 0, func() error {
+	err = retry.Do(ctx, a.log, "publish final output of "+id, 0, func() error {
 		return a.publish(ctx, *out, finalID(s), 0, s.rec.Reopened)
-	}); err != nil {
+	})
+	waitPartials()
+	if err != nil {
 		return // stopping: left open, the replay after a restart finishes it
 	}
 	delete(a.wfs, id)
@@ -533,15 +640,19 @@ func (a *Aggregator) final(s *state, preview bool) (*events.Output, error) {
 	var missing []string
 	var ordered []*events.Result
 	recovered := 0
-	for _, r := range s.final {
-		if _, ok := s.collect[r.Step]; ok {
+	// Completed results are made up from their slots only where their
+	// data is read: by a synthesis or a combine, not by a reducer, which
+	// holds all it needs (a million of them would be made for nothing).
+	byReducer := s.reducer != nil && !s.keep
+	s.final.each(func(r *events.Result) {
+		if _, ok := s.collect[r.Step]; ok && (!byReducer || r.Status != events.StateCompleted) {
 			ordered = append(ordered, r)
 		}
 		if r.Status == events.StateCompleted {
 			if r.Attempts > 1 || r.Round > 0 {
 				recovered++
 			}
-			continue
+			return
 		}
 		crit := s.critical[r.Task]
 		criticalFailed = criticalFailed || crit
@@ -552,7 +663,7 @@ func (a *Aggregator) final(s *state, preview bool) (*events.Output, error) {
 		}
 		errs = append(errs, events.TaskError{Task: r.Task, Step: r.Step, Type: r.Type, Status: r.Status, Kind: r.ErrorKind,
 			Message: msg, Attempts: r.Attempts, Critical: crit, Remediation: remedy, RetryRecommended: retry})
-	}
+	})
 	slices.SortFunc(errs, func(x, y events.TaskError) int { return cmp.Compare(x.Task, y.Task) })
 	slices.SortFunc(ordered, func(x, y *events.Result) int {
 		if c := cmp.Compare(s.collect[x.Step], s.collect[y.Step]); c != 0 {
@@ -635,9 +746,21 @@ func recovery(c events.Counts, recovered int) string {
 // publish stores an output; through (partials) and reopened (finals) go
 // into their headers when not 0.
 func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID string, through uint64, reopened int) error {
-	b, err := json.Marshal(out)
+	msg, err := a.outputMsg(out, msgID, through, reopened)
 	if err != nil {
 		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, streams.ConfirmWait)
+	defer cancel()
+	_, err = a.js.PublishMsg(ctx, msg)
+	return err
+}
+
+// outputMsg is the message that stores out.
+func (a *Aggregator) outputMsg(out events.Output, msgID string, through uint64, reopened int) (*nats.Msg, error) {
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
 	}
 	msg := nats.NewMsg(a.subj.Output(out.Workflow, out.Kind))
 	msg.Data = b
@@ -650,8 +773,5 @@ func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID strin
 		msg.Header.Set(events.HeaderReopened, strconv.Itoa(reopened))
 	}
 	msg.Header.Set(events.HeaderMsgID, msgID)
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, err = a.js.PublishMsg(ctx, msg)
-	return err
+	return msg, nil
 }

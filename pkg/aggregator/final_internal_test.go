@@ -15,7 +15,7 @@ import (
 func newTestState(tb testing.TB, rec events.Workflow, results ...events.Result) *state {
 	tb.Helper()
 	s := &state{rec: rec, collect: map[string]int{}, critical: map[string]bool{},
-		final: map[string]*events.Result{}, agents: map[string]bool{}}
+		final: newFinals(&rec), agents: map[string]bool{}}
 	for i, step := range rec.Collect {
 		s.collect[step] = i
 	}
@@ -27,7 +27,7 @@ func newTestState(tb testing.TB, rec events.Workflow, results ...events.Result) 
 	}
 	for i := range results {
 		r := results[i]
-		if _, dup := s.final[r.Task]; dup {
+		if s.final.get(r.Task, r.Step, r.Index) != nil {
 			tb.Fatalf("result for %s given twice", r.Task)
 		}
 		if _, collected := s.collect[r.Step]; collected && r.Status == events.StateCompleted && s.reducer != nil {
@@ -39,10 +39,10 @@ func newTestState(tb testing.TB, rec events.Workflow, results ...events.Result) 
 		}
 		s.attempts += r.Attempts
 		s.last = max(s.last, r.Finished)
-		s.final[r.Task] = &r
+		s.final.put(&r)
 	}
-	if len(s.final) != rec.Counts.Total {
-		tb.Fatalf("%d results for %d tasks", len(s.final), rec.Counts.Total)
+	if s.final.len() != rec.Counts.Total {
+		tb.Fatalf("%d results for %d tasks", s.final.len(), rec.Counts.Total)
 	}
 	return s
 }

@@ -38,13 +38,12 @@ const (
 	waitPollMax = 64
 )
 
-// openFinish loads what of s is already stored: whether its ready output
-// was published.
-func (a *Aggregator) openFinish(ctx context.Context, s *state) error {
+// openFinish sets what of s is already stored: whether its ready output
+// was published (err is that of reading the last one).
+func openFinish(s *state, err error) error {
 	if s.rec.CollectMode() != events.CollectHybrid {
 		return nil
 	}
-	_, err := a.outs.GetLastMsgForSubject(ctx, a.subj.Output(s.rec.ID, events.OutputReady))
 	switch {
 	case err == nil:
 		s.ready = true
@@ -104,18 +103,20 @@ func (a *Aggregator) conclude(ctx context.Context, s *state) {
 			return
 		}
 		s.rec = *rec
-		for task, r := range s.final {
-			if r.Status != events.StateCompleted && r.Gen < s.rec.Retry[task] {
-				s.waiting = true // retried: its new result is to come
-				return
-			}
+		retried := false
+		s.final.unfinished(func(r *events.Result) {
+			retried = retried || r.Gen < s.rec.Retry[r.Task]
+		})
+		if retried {
+			s.waiting = true // retried: its new result is to come
+			return
 		}
 	}
 	c := s.counts()
 	crit := false
-	for _, r := range s.final {
-		crit = crit || r.Status != events.StateCompleted && s.critical[r.Task]
-	}
+	s.final.unfinished(func(r *events.Result) {
+		crit = crit || s.critical[r.Task]
+	})
 	out, _ := s.rec.Verdict(c, crit)
 	if !s.rec.AwaitsDecision(out, crit) {
 		s.waiting, s.verdict = false, ""
@@ -172,7 +173,7 @@ func (a *Aggregator) backfill(ctx context.Context, s *state) error {
 	if err != nil {
 		return fmt.Errorf("aggregator: read back the results of reopened workflow %s: %w", s.rec.ID, err)
 	}
-	a.log.Info("reopened workflow read back", "workflow", s.rec.ID, "results", len(s.final))
+	a.log.Info("reopened workflow read back", "workflow", s.rec.ID, "results", s.final.len())
 	return nil
 }
 

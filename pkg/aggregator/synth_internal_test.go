@@ -23,7 +23,7 @@ func synthState(tb testing.TB, agg events.Aggregate, results ...events.Result) *
 		if _, collected := s.collect[r.Step]; collected && r.Status == events.StateCompleted {
 			r.Data = s.fold(r.Data)
 		}
-		s.final[r.Task] = &r
+		s.final.put(&r)
 	}
 	return s
 }
@@ -241,11 +241,11 @@ func TestSynthesis_Partials(t *testing.T) {
 	s := synthState(t, parseAggregate(t, briefAggregate),
 		completedResult("s-0", "s", 0, `{"text":"a","score":1}`), completedResult("s-1", "s", 1, `{"text":"b","score":0}`))
 	requireJSON(t, "partial data", s.partialData(), `{"confidence":0.5}`)
-	if d := s.final["s-1"].Data; string(d) != `{"text":"b","score":0}` {
+	if d := s.final.get("s-1", "s", 1).Data; string(d) != `{"text":"b","score":0}` {
 		t.Errorf("kept data %s, want the result's data", d)
 	}
 	plain := synthState(t, parseAggregate(t, `{"strategy":"reduce","op":"sum","field":"."}`), completedResult("s-0", "s", 0, `1`))
-	if plain.final["s-0"].Data != nil {
+	if plain.final.get("s-0", "s", 0).Data != nil {
 		t.Error("a reduce without interpolation keeps the data: it should fold it and drop it")
 	}
 	if d := synthState(t, parseAggregate(t, `{"fields":{"t":{"field":"text"}}}`)).partialData(); d != nil {

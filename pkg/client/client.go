@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	streams "github.com/baton-dev/baton/jetstream"
@@ -20,6 +21,10 @@ type Client struct {
 	js   jetstream.JetStream
 	cfg  streams.Config
 	subj events.Subjects
+
+	mu        sync.Mutex
+	outputs   jetstream.Stream   // OUTPUTS, once looked up (outputsStream)
+	workflows jetstream.KeyValue // the workflows bucket, once looked up (workflowsBucket)
 }
 
 // New returns a client using nc. The caller keeps ownership of nc.
@@ -74,10 +79,24 @@ func SubmitAndWait(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, s
 	msg.Data = job
 	msg.Header.Set(events.HeaderReplyTo, inbox)
 	msg.Header.Set(events.HeaderContentType, events.ContentJSON)
-	// No responders means nothing was stored (a stream leader being
-	// elected after a node loss): try again for up to 10 s.
-	if _, err := js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(40), jetstream.WithRetryWait(250*time.Millisecond)); err != nil {
-		return nil, fmt.Errorf("store job: %w", err)
+	// The inbox names this submission: published again, the job is
+	// stored once.
+	msg.Header.Set(jetstream.MsgIDHeader, inbox)
+	for {
+		// No responders means nothing was stored (a stream leader being
+		// elected after a node loss): try again for up to 10 s. No answer
+		// at all (the leader died with the message) is waited for
+		// ConfirmWait, then the job is published again, until ctx ends:
+		// one publish waiting on ctx alone took a whole minute.
+		pctx, cancel := context.WithTimeout(ctx, streams.ConfirmWait)
+		_, err := js.PublishMsg(pctx, msg, jetstream.WithRetryAttempts(40), jetstream.WithRetryWait(250*time.Millisecond))
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("store job: %w", err)
+		}
 	}
 	m, err := sub.NextMsgWithContext(ctx)
 	if err != nil {
@@ -96,7 +115,7 @@ func (c *Client) Workflow(ctx context.Context, workflow string) (*events.Workflo
 	// not wait an hour on it.
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	kv, err := c.js.KeyValue(ctx, c.cfg.WorkflowsBucket())
+	kv, err := c.workflowsBucket(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -135,7 +154,7 @@ func (c *Client) Final(ctx context.Context, workflow string) (*events.Output, er
 	if err != nil {
 		return nil, err
 	}
-	s, err := c.js.Stream(ctx, c.cfg.OutputsStream())
+	s, err := c.outputsStream(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}

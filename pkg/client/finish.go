@@ -3,11 +3,14 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -47,6 +50,15 @@ func (c *Client) FollowWith(ctx context.Context, workflow string, opts FollowOpt
 	if err != nil {
 		return nil, err
 	}
+	if fn == nil && !opts.UntilReady && opts.Collect == "" {
+		out, err := c.awaitFinal(ctx, workflow, rec.Reopened)
+		if !errors.Is(err, errNotFinal) {
+			return out, err
+		}
+		// Last on the subject is what is not the workflow's final output
+		// (a forged message): read every message in order, as below.
+		opts.Collect = events.CollectBatch
+	}
 	mode := opts.Collect
 	if mode == "" {
 		mode = rec.CollectMode()
@@ -83,9 +95,13 @@ func (c *Client) FollowWith(ctx context.Context, workflow string, opts FollowOpt
 			}
 			return nil, fmt.Errorf("client: follow: %w", err)
 		}
+		// A message that is not one of this workflow's outputs, of the
+		// kind its subject names, is not the aggregator's (a publisher
+		// forged it): it is passed over, and cannot end or break the
+		// following.
 		var out events.Output
-		if err := json.Unmarshal(m.Data(), &out); err != nil {
-			return nil, fmt.Errorf("client: output: %w", err)
+		if json.Unmarshal(m.Data(), &out) != nil || out.Workflow != workflow || m.Subject() != c.subj.Output(workflow, out.Kind) {
+			continue
 		}
 		if fn != nil {
 			if err := fn(&out); err != nil {
@@ -101,4 +117,101 @@ func (c *Client) FollowWith(ctx context.Context, workflow string, opts FollowOpt
 			return &out, nil
 		}
 	}
+}
+
+// errNotFinal says that the last message on a workflow's final output
+// subject is not its final output.
+var errNotFinal = errors.New("not the workflow's final output")
+
+// awaitFinal returns a workflow's final output (of its reopening-th
+// reopening or later) to a caller that wants nothing else: it subscribes
+// to the final output's subject, then reads what OUTPUTS holds, so that a
+// final stored before the subscription is found too. No consumer is made
+// (creating one is most of a one-task job's wait). OUTPUTS is read again
+// after a pause that doubles from 2 ms to 5 s: a final published just
+// before the subscription, and read before the stream stored it, is found
+// at once, and one published while the connection was down (a core
+// subscription misses it) within 5 s.
+func (c *Client) awaitFinal(ctx context.Context, workflow string, reopened int) (*events.Output, error) {
+	subject := c.subj.Output(workflow, events.OutputFinal)
+	finals := make(chan *nats.Msg, 4)
+	sub, err := c.nc.ChanSubscribe(subject, finals)
+	if err != nil {
+		return nil, fmt.Errorf("client: follow: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	st, err := c.outputsStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("client: follow: %w", err)
+	}
+	// final reads one final output: ok is false for an earlier
+	// reopening's, err errNotFinal for what is not the workflow's final.
+	final := func(hdr nats.Header, data []byte) (*events.Output, bool, error) {
+		var out events.Output
+		if json.Unmarshal(data, &out) != nil || out.Kind != events.OutputFinal || out.Workflow != workflow {
+			return nil, false, errNotFinal
+		}
+		if n, _ := strconv.Atoi(hdr.Get(events.HeaderReopened)); n < reopened {
+			return nil, false, nil
+		}
+		return &out, true, nil
+	}
+	wait := 2 * time.Millisecond
+	for {
+		m, err := st.GetLastMsgForSubject(ctx, subject)
+		switch {
+		case err == nil:
+			if out, ok, err := final(m.Header, m.Data); ok || err != nil {
+				return out, err
+			}
+		case !errors.Is(err, jetstream.ErrMsgNotFound):
+			return nil, fmt.Errorf("client: follow: %w", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case msg := <-finals:
+			t.Stop()
+			// What is not the final is passed over here (OUTPUTS, read
+			// next, says what to make of it).
+			if out, ok, _ := final(msg.Header, msg.Data); ok {
+				return out, nil
+			}
+		case <-t.C:
+			wait = min(2*wait, 5*time.Second)
+		}
+	}
+}
+
+// outputsStream is OUTPUTS, looked up once (its configuration says
+// whether reads go to any replica).
+func (c *Client) outputsStream(ctx context.Context) (jetstream.Stream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.outputs == nil {
+		st, err := c.js.Stream(ctx, c.cfg.OutputsStream())
+		if err != nil {
+			return nil, err
+		}
+		c.outputs = st
+	}
+	return c.outputs, nil
+}
+
+// workflowsBucket is the workflows bucket, looked up once: a lookup is a
+// stream-info request, which every Follow and Run paid before reading the
+// record.
+func (c *Client) workflowsBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.workflows == nil {
+		kv, err := c.js.KeyValue(ctx, c.cfg.WorkflowsBucket())
+		if err != nil {
+			return nil, err
+		}
+		c.workflows = kv
+	}
+	return c.workflows, nil
 }

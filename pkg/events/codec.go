@@ -1,16 +1,21 @@
 package events
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
-	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
-// Encode writes an internal message (Task or Result) as msgpack.
+// Encode writes an internal message as msgpack: a Task or Result by hand
+// (wire.go), anything else with msgpack/v5.
 func Encode(v any) ([]byte, error) {
+	switch m := v.(type) {
+	case *Task:
+		return m.appendMsgpack(make([]byte, 0, m.sizeHint())), nil
+	case *Result:
+		return m.appendMsgpack(make([]byte, 0, m.sizeHint())), nil
+	}
 	b, err := msgpack.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("events: encode %T: %w", v, err)
@@ -21,7 +26,7 @@ func Encode(v any) ([]byte, error) {
 // DecodeTask reads a msgpack Task and checks the fields every consumer relies on.
 func DecodeTask(data []byte) (*Task, error) {
 	var t Task
-	if err := unmarshalMsgpack(data, &t); err != nil {
+	if err := decodeWire(data, "*events.Task", t.readMsgpack); err != nil {
 		return nil, err
 	}
 	if err := t.check(); err != nil {
@@ -38,71 +43,13 @@ func DecodeResult(contentType string, data []byte) (*Result, error) {
 		if err := strictJSON(data, &r); err != nil {
 			return nil, fmt.Errorf("%w: result: %v", ErrDecode, err)
 		}
-	} else if err := unmarshalMsgpack(data, &r); err != nil {
+	} else if err := decodeWire(data, "*events.Result", r.readMsgpack); err != nil {
 		return nil, err
 	}
 	if err := r.check(); err != nil {
 		return nil, err
 	}
 	return &r, nil
-}
-
-func unmarshalMsgpack(data []byte, v any) error {
-	// msgpack/v5 (v5.4.1) sizes a slice by the length an array claims, with
-	// no limit (its allocation limit check is inverted), so a few bytes that
-	// claim four billion dependencies exhaust memory. Walking the message
-	// first proves every claimed element is there, which bounds the
-	// allocation by the message's size.
-	probe := bytes.NewReader(data)
-	if err := walkMsgpack(msgpack.NewDecoder(probe), 0); err != nil {
-		return fmt.Errorf("%w: %T: %v", ErrDecode, v, err)
-	}
-	if probe.Len() > 0 {
-		return fmt.Errorf("%w: %T: %d bytes after the message", ErrDecode, v, probe.Len())
-	}
-	d := msgpack.NewDecoder(bytes.NewReader(data))
-	d.DisallowUnknownFields(true)
-	if err := d.Decode(v); err != nil {
-		return fmt.Errorf("%w: %T: %v", ErrDecode, v, err)
-	}
-	return nil
-}
-
-// maxMsgpackDepth bounds how deeply arrays and maps nest in a message. Ours
-// nest three deep (task, deps, dependency); msgpack/v5 recurses once per
-// level, even in Skip, so a few megabytes of nested array headers would
-// overflow the goroutine stack, a fatal error that recover cannot catch.
-const maxMsgpackDepth = 32
-
-// walkMsgpack reads one msgpack value, checking that every element an array
-// or map claims is there and that nesting stays within maxMsgpackDepth.
-func walkMsgpack(d *msgpack.Decoder, depth int) error {
-	c, err := d.PeekCode()
-	if err != nil {
-		return err
-	}
-	var n int
-	switch {
-	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
-		n, err = d.DecodeArrayLen()
-	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
-		n, err = d.DecodeMapLen()
-		n *= 2 // a key and a value each
-	default:
-		return d.Skip()
-	}
-	if err != nil {
-		return err
-	}
-	if n > 0 && depth >= maxMsgpackDepth {
-		return fmt.Errorf("arrays and maps nested more than %d deep", maxMsgpackDepth)
-	}
-	for i := 0; i < n; i++ {
-		if err := walkMsgpack(d, depth+1); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (t *Task) check() error {

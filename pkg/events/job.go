@@ -51,6 +51,9 @@ type Step struct {
 	Input json.RawMessage `json:"input,omitempty"`
 	// Split cuts a list input into lists of Split items, or a text input into
 	// pieces of Split words (or lines, with SplitBy "lines"): one task each.
+	// With SplitBy "range" the input is {"from": A, "count": N} (from
+	// defaults to 0): the list of integers A..A+N-1, written in a few
+	// bytes, so a job of a million tasks fits a small document.
 	Split   int    `json:"split,omitempty"`
 	SplitBy string `json:"split_by,omitempty"`
 	// Decompose names a decomposer registered in the planner by a Go
@@ -156,10 +159,13 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// SplitRange is the split_by of an input that is a range of integers.
+const SplitRange = "range"
+
 // Limits bound what a job may ask for. The zero value means the defaults.
 type Limits struct {
 	MaxBytes int // size of the job document; default 1 MiB
-	MaxTasks int // tasks after splitting; checked by the planner; default 100,000
+	MaxTasks int // tasks after splitting; checked by the planner; default 1,000,000
 }
 
 // Defaults for Limits and for steps.
@@ -167,8 +173,11 @@ const (
 	DefaultMaxJobBytes = 1 << 20
 	// MaxNameBytes bounds a job's name: it is shown in every status reply
 	// and on the dashboard, so it must stay small.
-	MaxNameBytes      = 256
-	DefaultMaxTasks   = 100_000
+	MaxNameBytes    = 256
+	DefaultMaxTasks = 1_000_000
+	// MaxTasksCeiling bounds what a deployment may raise MaxTasks to: a
+	// planner keeps about 50 bytes per task of an open job, an aggregator 12.
+	MaxTasksCeiling   = 10_000_000
 	DefaultRetries    = 2
 	DefaultBackoff    = 200 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
@@ -288,7 +297,10 @@ func jsonError(field string, err error) *ValidationError {
 		}
 		return invalid(f, "want %s, got JSON %s", want, typ.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		// The name is someone's input: echoed bounded (Short), however
+		// long, and whatever its bytes (the decoder writes each invalid
+		// one as three).
+		name := Short(strings.TrimPrefix(err.Error(), "json: unknown field "))
 		f := strings.Trim(name, `"`)
 		if field != "" {
 			f = field + "." + f
@@ -353,8 +365,10 @@ func (j *Job) Validate() error {
 			return invalid(f+".decompose", "%q: use 1-64 letters, digits, '-' or '_'", s.Decompose)
 		case s.Split < 0:
 			return invalid(f+".split", "must not be negative")
-		case s.SplitBy != "" && s.SplitBy != "words" && s.SplitBy != "lines":
-			return invalid(f+".split_by", "%q: want \"words\" or \"lines\"", s.SplitBy)
+		case s.SplitBy != "" && s.SplitBy != "words" && s.SplitBy != "lines" && s.SplitBy != SplitRange:
+			return invalid(f+".split_by", "%q: want \"words\", \"lines\" or \"range\"", s.SplitBy)
+		case s.SplitBy == SplitRange && s.Split == 0:
+			return invalid(f+".split", "split_by \"range\" needs a chunk size")
 		case len(s.Input) > 0 && !json.Valid(s.Input):
 			return invalid(f+".input", "not valid JSON")
 		}
@@ -369,7 +383,12 @@ func (j *Job) Validate() error {
 				return err
 			}
 		}
-		if s.Split > 0 {
+		switch {
+		case s.Split > 0 && s.SplitBy == SplitRange:
+			if firstByte(s.Input) != '{' {
+				return invalid(f+".input", "split_by \"range\" splits {\"from\": A, \"count\": N}")
+			}
+		case s.Split > 0:
 			switch firstByte(s.Input) {
 			case '[', '"':
 			default:

@@ -35,12 +35,7 @@ func (s Subjects) TaskMsg(t *Task) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	msg := nats.NewMsg(s.TaskOf(t))
-	msg.Data = body
-	msg.Header.Set(HeaderWorkflow, t.Workflow)
-	msg.Header.Set(HeaderTask, t.ID)
-	msg.Header.Set(HeaderMsgID, MsgID(t.Workflow, t.ID, t.Round, t.Gen))
-	return msg, nil
+	return &nats.Msg{Subject: s.TaskOf(t), Data: body, Header: idHeader(t.Workflow, t.ID, MsgID(t.Workflow, t.ID, t.Round, t.Gen))}, nil
 }
 
 // ResultMsg builds the message that stores r on RESULTS. Whoever writes a
@@ -51,12 +46,17 @@ func (s Subjects) ResultMsg(r *Result, origin string) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	msg := nats.NewMsg(s.Result(r.Workflow, r.Task))
-	msg.Data = body
-	msg.Header.Set(HeaderWorkflow, r.Workflow)
-	msg.Header.Set(HeaderTask, r.Task)
-	msg.Header.Set(HeaderMsgID, MsgID(r.Workflow, r.Task, origin))
-	return msg, nil
+	// Only the id: the subject names the workflow and the task, and every
+	// header is parsed by the server and by each of the result's readers.
+	return &nats.Msg{Subject: s.Result(r.Workflow, r.Task), Data: body, Header: nats.Header{HeaderMsgID: {MsgID(r.Workflow, r.Task, origin)}}}, nil
+}
+
+// idHeader is the header of a task message, made in two allocations: one
+// goes out per task. Each value is a slice of its own capacity, so an Add
+// to one copies it.
+func idHeader(workflow, task, msgID string) nats.Header {
+	v := &[3]string{workflow, task, msgID}
+	return nats.Header{HeaderWorkflow: v[0:1:1], HeaderTask: v[1:2:2], HeaderMsgID: v[2:3:3]}
 }
 
 // ResultByAgent is the origin of a result an agent ran: its round,
@@ -80,7 +80,7 @@ func (s Subjects) EventMsg(e Event) (*nats.Msg, error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	b, err := json.Marshal(e)
+	b, err := e.encode()
 	if err != nil {
 		return nil, fmt.Errorf("events: encode event: %w", err)
 	}
@@ -103,4 +103,52 @@ func (s Subjects) PublishEvent(nc *nats.Conn, e Event) error {
 		return err
 	}
 	return nc.PublishMsg(msg)
+}
+
+// encode is json.Marshal(e), written out by hand for the common event
+// (plain strings, no detail): one goes out per task started, and
+// reflection cost more than the rest of its publish.
+func (e Event) encode() ([]byte, error) {
+	if len(e.Detail) > 0 || !plainJSON(e.Workflow) || !plainJSON(e.Kind) || !plainJSON(e.Task) ||
+		!plainJSON(e.Agent) || !plainJSON(e.Message) || e.Time.Year() < 0 || e.Time.Year() > 9999 {
+		return json.Marshal(e)
+	}
+	b := make([]byte, 0, 96+len(e.Workflow)+len(e.Task)+len(e.Agent)+len(e.Message))
+	b = append(b, `{"workflow":"`...)
+	b = append(b, e.Workflow...)
+	b = append(b, `","kind":"`...)
+	b = append(b, e.Kind...)
+	b = append(b, '"')
+	if e.Task != "" {
+		b = append(b, `,"task":"`...)
+		b = append(b, e.Task...)
+		b = append(b, '"')
+	}
+	if e.Agent != "" {
+		b = append(b, `,"agent":"`...)
+		b = append(b, e.Agent...)
+		b = append(b, '"')
+	}
+	b = append(b, `,"time":"`...)
+	b = e.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if e.Message != "" {
+		b = append(b, `,"message":"`...)
+		b = append(b, e.Message...)
+		b = append(b, '"')
+	}
+	return append(b, '}'), nil
+}
+
+// plainJSON reports whether encoding/json writes s as it is between quotes:
+// printable ASCII that is not escaped (it escapes '"', '\\' and, for HTML,
+// '<', '>' and '&').
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }

@@ -205,12 +205,21 @@ const (
 
 // MsgID builds a Nats-Msg-Id from parts, so every writer spells ids alike.
 func MsgID(parts ...any) string {
-	out := ""
+	b := make([]byte, 0, 64)
 	for i, p := range parts {
 		if i > 0 {
-			out += "."
+			b = append(b, '.')
 		}
-		out += fmt.Sprint(p)
+		switch v := p.(type) { // one per task and result: no fmt for the usual parts
+		case string:
+			b = append(b, v...)
+		case int:
+			b = strconv.AppendInt(b, int64(v), 10)
+		case uint64:
+			b = strconv.AppendUint(b, v, 10)
+		default:
+			b = fmt.Append(b, v)
+		}
 	}
-	return out
+	return string(b)
 }

@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -204,4 +205,22 @@ func TestPriorities(t *testing.T) {
 	if events.PriorityDefault < events.PriorityHighest || events.PriorityDefault > events.PriorityLowest {
 		t.Errorf("PriorityDefault %d out of range", events.PriorityDefault)
 	}
+}
+
+// FuzzMsgID: ids are what fmt.Sprint of each part, joined by dots, gives.
+func FuzzMsgID(f *testing.F) {
+	f.Add("wf", 3, uint64(7), 1.5)
+	f.Fuzz(func(t *testing.T, s string, i int, u uint64, x float64) {
+		parts := []any{s, i, u, x, time.Duration(i)}
+		want := ""
+		for k, p := range parts {
+			if k > 0 {
+				want += "."
+			}
+			want += fmt.Sprint(p)
+		}
+		if got := events.MsgID(parts...); got != want {
+			t.Fatalf("MsgID(%v) = %q, want %q", parts, got, want)
+		}
+	})
 }

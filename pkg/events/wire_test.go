@@ -507,18 +507,23 @@ func TestDecodeTask_Rejects(t *testing.T) {
 		data []byte
 		says string
 	}{
-		{"empty", nil, "EOF"},
+		{"empty", nil, "end of message"},
 		{"JSON instead of msgpack", []byte(`{"wf":"w"}`), "Task"},
 		{"array instead of map", []byte{0x93, 1, 2, 3}, "Task"},
 		{"nil", []byte{0xc0}, "workflow id"},
-		{"truncated", good[:len(good)-3], "EOF"},
+		{"truncated", good[:len(good)-3], "end of message"},
 		{"trailing bytes", append(append([]byte{}, good...), 0xc0), "1 bytes after the message"},
 		{"two messages", append(append([]byte{}, good...), good...), "bytes after the message"},
-		{"array claims four billion elements", []byte{0x81, 0xa4, 'd', 'e', 'p', 's', 0xdd, 0xff, 0xff, 0xff, 0xff}, "EOF"},
-		{"map claims four billion entries", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}, "EOF"},
+		{"array claims four billion elements", []byte{0x81, 0xa4, 'd', 'e', 'p', 's', 0xdd, 0xff, 0xff, 0xff, 0xff}, "end of message"},
+		{"map claims four billion entries", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}, "end of message"},
+		{"string claims four gigabytes", []byte{0x81, 0xa2, 'w', 'f', 0xdb, 0xff, 0xff, 0xff, 0xff, 'x'}, "end of message"},
+		{"integer overflows int64", []byte{0x81, 0xa3, 'i', 'd', 'x', 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "overflows"},
+		{"float for an integer", []byte{0x81, 0xa3, 'i', 'd', 'x', 0xcb, 0, 0, 0, 0, 0, 0, 0, 0}, "want an integer"},
 		// msgpack/v5 recurses once per level: 8 MiB of array headers used to
-		// overflow the goroutine stack, a fatal error.
-		{"nested eight million deep", bytes.Repeat([]byte{0x91}, 8<<20), "nested more than"},
+		// overflow the goroutine stack, a fatal error. Every field has its
+		// shape now: nesting stops at the first level that is not it.
+		{"nested eight million deep", bytes.Repeat([]byte{0x91}, 8<<20), "want a map"},
+		{"deps nested eight million deep", append([]byte{0x81, 0xa4, 'd', 'e', 'p', 's'}, bytes.Repeat([]byte{0x91}, 8<<20)...), "want a map"},
 		{"unknown field", mustMsgpack(t, map[string]any{"wf": "w", "id": "i", "nope": 1}), "nope"},
 		{"wrong field type", mustMsgpack(t, map[string]any{"wf": 1}), "Task"},
 		{"bad workflow", mutateTask(t, func(x *events.Task) { x.Workflow = "a.b" }), "workflow id"},
@@ -601,7 +606,7 @@ func TestDecodeResult_Rejects(t *testing.T) {
 		{"msgpack by default", "", []byte(`{"workflow":"w","task":"t","status":"completed"}`), "Result"},
 		{"msgpack unknown field", events.ContentMsgpack, mustMsgpack(t, map[string]any{"wf": "w", "colour": 1}), "colour"},
 		{"msgpack trailing bytes", events.ContentMsgpack, append(mutateResult(t, func(*events.Result) {}), 0x01), "after the message"},
-		{"msgpack nested too deep", events.ContentMsgpack, bytes.Repeat([]byte{0x91}, 1<<16), "nested more than"},
+		{"msgpack nested too deep", events.ContentMsgpack, bytes.Repeat([]byte{0x91}, 1<<16), "want a map"},
 		{"msgpack bad status", events.ContentMsgpack, mutateResult(t, func(x *events.Result) { x.Status = events.StatePending }), `status "pending"`},
 		{"msgpack bad task", events.ContentMsgpack, mutateResult(t, func(x *events.Result) { x.Task = "" }), "task id"},
 		{"JSON type not a token", events.ContentJSON, []byte(`{"workflow":"w","task":"t","type":"a name, with words","status":"completed"}`), `type "a name`},

@@ -38,6 +38,11 @@ type Config struct {
 // lost: taken over, or not renewed in time.
 var ErrLost = errors.New("lead lost")
 
+// Lost reports whether ctx, a term's context or one made from it, ended
+// because the lead was lost: a service then stops acting at once, doing
+// none of the work of a graceful stop (another replica may lead already).
+func Lost(ctx context.Context) bool { return errors.Is(context.Cause(ctx), ErrLost) }
+
 // Run calls fn each time this replica takes the lead, with a context that
 // ends when the lead is lost, until ctx ends (then it resigns, so that a
 // standby takes over at once, and returns nil) or fn returns an error

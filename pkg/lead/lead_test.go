@@ -3,7 +3,9 @@ package lead_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +26,7 @@ type replica struct {
 	closeC func()
 	done   chan struct{} // closed when Run returns, err set
 	err    error
-	terms  chan string // "start" or "end: <cause>"
+	terms  chan string // "start" or "end, lost <lead.Lost>: <cause>"
 }
 
 func start(t *testing.T, srv *natstest.Server, cfg streams.Config, id string) *replica {
@@ -42,7 +44,7 @@ func start(t *testing.T, srv *natstest.Server, cfg streams.Config, id string) *r
 		r.err = lead.Run(ctx, lead.Config{KV: kv, Key: "planner", ID: id, TTL: ttl, Log: log}, func(ctx context.Context) error {
 			r.terms <- "start"
 			<-ctx.Done()
-			r.terms <- "end: " + context.Cause(ctx).Error()
+			r.terms <- fmt.Sprintf("end, lost %v: %v", lead.Lost(ctx), context.Cause(ctx))
 			return nil
 		})
 	}()
@@ -86,6 +88,9 @@ func TestRun_OneLeaderAndTakeovers(t *testing.T) {
 	if <-a.done; a.err != nil {
 		t.Fatal(a.err)
 	}
+	if s, _ := next(t, a.terms, time.Second); !strings.HasPrefix(s, "end, lost false") {
+		t.Fatalf("a stopped: %s; want its term ended, not lost", s)
+	}
 	s, took := next(t, b.terms, 5*time.Second)
 	if s != "start" || took > ttl/2 {
 		t.Fatalf("b: %s after %v; want start within %v of a's resignation", s, took, ttl/2)
@@ -99,8 +104,8 @@ func TestRun_OneLeaderAndTakeovers(t *testing.T) {
 	if s != "start" || took > ttl+ttl/8+300*time.Millisecond {
 		t.Fatalf("c: %s after %v; want start within TTL + TTL/8 (%v)", s, took, ttl+ttl/8)
 	}
-	if s, _ := next(t, b.terms, 5*time.Second); s == "start" {
-		t.Fatal("b's term did not end")
+	if s, _ := next(t, b.terms, 5*time.Second); !strings.HasPrefix(s, "end, lost true") {
+		t.Fatalf("b: %s; want its term ended as lost", s)
 	}
 
 	// Someone overwrites the key: c loses at its next renewal (fencing).
@@ -112,7 +117,7 @@ func TestRun_OneLeaderAndTakeovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, took = next(t, c.terms, 5*time.Second)
-	if s == "start" || took > ttl/3+300*time.Millisecond {
+	if !strings.HasPrefix(s, "end, lost true") || took > ttl/3+300*time.Millisecond {
 		t.Fatalf("c: %s after %v; want its term ended at its next renewal", s, took)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"hash"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,7 +38,15 @@ const (
 
 // Key signs and checks lease tokens. Safe for concurrent use.
 type Key struct {
-	pool sync.Pool // of hash.Hash, keyed with the secret
+	pool sync.Pool // of *mac, keyed with the secret
+}
+
+// mac is a keyed hash with room for its input and sum, so that a token
+// costs no allocation but its string.
+type mac struct {
+	h   hash.Hash
+	buf [128]byte
+	sum [sha256.Size]byte
 }
 
 // NewKey returns a Key for secret, which must be 32 bytes.
@@ -47,7 +56,7 @@ func NewKey(secret []byte) (*Key, error) {
 	}
 	s := append([]byte(nil), secret...)
 	k := &Key{}
-	k.pool.New = func() any { return hmac.New(sha256.New, s) }
+	k.pool.New = func() any { return &mac{h: hmac.New(sha256.New, s)} }
 	return k, nil
 }
 
@@ -62,38 +71,34 @@ func Random() (*Key, []byte) {
 
 // Token returns the token of one round and generation of a task.
 func (k *Key) Token(workflow, task string, round, gen int) string {
-	h := k.pool.Get().(hash.Hash)
-	defer k.pool.Put(h)
-	h.Reset()
-	var buf [128]byte
-	b := append(buf[:0], workflow...)
+	m := k.pool.Get().(*mac)
+	defer k.pool.Put(m)
+	m.h.Reset()
+	b := append(m.buf[:0], workflow...)
 	b = append(b, 0)
 	b = append(b, task...)
 	b = append(b, 0)
 	b = strconv.AppendInt(b, int64(round), 10)
 	b = append(b, 0)
 	b = strconv.AppendInt(b, int64(gen), 10)
-	_, _ = h.Write(b)
-	var sum [sha256.Size]byte
-	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:tokenBytes])
+	_, _ = m.h.Write(b)
+	return base64.RawURLEncoding.EncodeToString(m.h.Sum(m.sum[:0])[:tokenBytes])
 }
 
 // Checkpoint returns the MAC of a workflow's checkpoint seq, which a
 // resume token carries (events.CheckpointToken). Its input has one field
 // fewer than a task token's, so neither can stand for the other.
 func (k *Key) Checkpoint(workflow string, seq int) string {
-	h := k.pool.Get().(hash.Hash)
-	defer k.pool.Put(h)
-	h.Reset()
-	var buf [96]byte
-	b := append(buf[:0], "checkpoint"...)
+	m := k.pool.Get().(*mac)
+	defer k.pool.Put(m)
+	m.h.Reset()
+	b := append(m.buf[:0], "checkpoint"...)
 	b = append(b, 0)
 	b = append(b, workflow...)
 	b = append(b, 0)
 	b = strconv.AppendInt(b, int64(seq), 10)
-	_, _ = h.Write(b)
-	var sum [sha256.Size]byte
-	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:tokenBytes])
+	_, _ = m.h.Write(b)
+	return base64.RawURLEncoding.EncodeToString(m.h.Sum(m.sum[:0])[:tokenBytes])
 }
 
 // CheckCheckpoint reports, in constant time, whether mac is the MAC of
@@ -142,6 +147,36 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Key, err
 		return nil, fmt.Errorf("lease: keys bucket: %w", err)
 	}
 	return Load(ctx, kv)
+}
+
+// Await reads the deployment's lease key from the named bucket, waiting
+// until a planner has created it: for a service whose role may read the
+// key but not write it (the aggregator), which may start first. It
+// returns ctx's error if ctx ends before the key exists.
+func Await(ctx context.Context, js jetstream.JetStream, bucket string) (*Key, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("lease: keys bucket: %w", err)
+	}
+	wait := 20 * time.Millisecond
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timer.C:
+		}
+		e, err := kv.Get(ctx, KeyName)
+		switch {
+		case err == nil:
+			return NewKey(e.Value())
+		case !errors.Is(err, jetstream.ErrKeyNotFound) && ctx.Err() == nil:
+			return nil, fmt.Errorf("lease: read key: %w", err)
+		}
+		timer.Reset(wait)
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // Load reads the deployment's lease key from the keys bucket, creating it

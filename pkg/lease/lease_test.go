@@ -2,6 +2,7 @@ package lease_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -127,5 +128,37 @@ func TestKey_Checkpoint(t *testing.T) {
 		if ok {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestAwait_UntilThePlannerCreatesIt: a reader that starts first waits for
+// the key and gets the one created after it started.
+func TestAwait_UntilThePlannerCreatesIt(t *testing.T) {
+	srv := natstest.Start(t)
+	cfg := streams.Config{Memory: true}
+	_, js := natstest.Ensure(t, srv, cfg)
+	got := make(chan *lease.Key, 1)
+	go func() {
+		k, err := lease.Await(t.Context(), js, cfg.KeysBucket())
+		if err != nil {
+			t.Error(err)
+		}
+		got <- k
+	}()
+	created, err := lease.Open(t.Context(), js, cfg.KeysBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := <-got
+	if k == nil {
+		t.Fatal("no key")
+	}
+	if err := k.Check(signed(created)); err != nil {
+		t.Fatalf("awaited key differs from the created one: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := lease.Await(ctx, js, "no-such-bucket"); err == nil {
+		t.Fatal("a missing bucket gave no error")
 	}
 }

@@ -83,17 +83,17 @@ func (s *selector) picks(f *flow, i int, run map[string]string) bool {
 	if st.round > 0 {
 		typ = t.Fallback
 	}
-	return req.All || slices.Contains(req.Tasks, t.ID) || req.Type != "" && typ == req.Type ||
-		s.lo != 0 && t.Priority >= s.lo && t.Priority <= s.hi || req.Agent != "" && run[f.rec.ID+"/"+t.ID] == req.Agent
+	return req.All || slices.Contains(req.Tasks, t.ID()) || req.Type != "" && typ == req.Type ||
+		s.lo != 0 && t.Priority >= s.lo && t.Priority <= s.hi || req.Agent != "" && run[f.rec.ID+"/"+t.ID()] == req.Agent
 }
 
 // name is how the reply names task i of f: its id when the request named
 // the workflow, else "<workflow>/<task>".
 func (s *selector) name(f *flow, i int) string {
 	if s.req.Workflow != "" {
-		return f.plan.Tasks[i].ID
+		return f.plan.Tasks[i].ID()
 	}
-	return f.rec.ID + "/" + f.plan.Tasks[i].ID
+	return f.rec.ID + "/" + f.plan.Tasks[i].ID()
 }
 
 // cancelScope is the workflows a cancel looks at: the one it names (whose
@@ -111,7 +111,7 @@ func (p *Planner) cancelScope(ctx context.Context, req *events.ControlRequest) (
 		return nil, err
 	}
 	for _, id := range req.Tasks {
-		if _, ok := f.plan.ByID[id]; !ok {
+		if _, ok := f.plan.Index(id); !ok {
 			return nil, control.Errorf(404, "workflow %s has no task %s", req.Workflow, id)
 		}
 	}
@@ -138,12 +138,12 @@ func (p *Planner) cancelIn(ctx context.Context, f *flow, sel *selector, run map[
 			return err
 		}
 	}
-	isRunning := func(i int) bool { return run[f.rec.ID+"/"+f.plan.Tasks[i].ID] != "" }
+	isRunning := func(i int) bool { return run[f.rec.ID+"/"+f.plan.Tasks[i].ID()] != "" }
 	// Stop the running ones on their agents.
 	var stop []string
 	for _, i := range targets {
 		if isRunning(i) {
-			stop = append(stop, f.plan.Tasks[i].ID)
+			stop = append(stop, f.plan.Tasks[i].ID())
 		}
 	}
 	why, kind := sel.why, sel.kind
@@ -162,7 +162,7 @@ func (p *Planner) cancelIn(ctx context.Context, f *flow, sel *selector, run map[
 	var queued []string
 	for _, i := range append(slices.Clone(targets), deps...) {
 		if f.st[i].state == dispatched && !isRunning(i) {
-			queued = append(queued, f.plan.Tasks[i].ID)
+			queued = append(queued, f.plan.Tasks[i].ID())
 		}
 	}
 	for _, i := range targets {
@@ -192,7 +192,7 @@ func (p *Planner) cancelIn(ctx context.Context, f *flow, sel *selector, run map[
 	}
 	if sel.req.ReleaseDependents {
 		for _, i := range targets {
-			for _, d := range f.plan.Tasks[i].Dependents {
+			for _, d := range f.plan.Dependents(i) {
 				if !isTarget[d] && f.st[d].state != done {
 					reply.Released = append(reply.Released, sel.name(f, d))
 				}
@@ -215,7 +215,7 @@ func (f *flow) dependentsOf(targets []int, isTarget map[int]bool) []int {
 	for len(stack) > 0 {
 		i := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for _, d := range f.plan.Tasks[i].Dependents {
+		for _, d := range f.plan.Dependents(i) {
 			if !seen[d] && !isTarget[d] && f.st[d].state != done {
 				seen[d] = true
 				stack = append(stack, d)
@@ -234,7 +234,7 @@ func (p *Planner) cancelTask(f *flow, i int, why, kind string) {
 	}
 	p.finishTask(f, i, events.StateCancelled, false)
 	p.publishResult(&events.Result{
-		Workflow: f.rec.ID, Task: t.ID, Step: t.Step, Index: t.Index, Type: t.Type,
+		Workflow: f.rec.ID, Task: t.ID(), Step: t.Step, Index: t.Index, Type: t.Type,
 		Status: events.StateCancelled, Final: true, ErrorKind: kind, Error: why, Gen: f.rec.Gen,
 	}, "cancel")
 	f.release(i)
@@ -253,12 +253,12 @@ func (p *Planner) reprioritize(ctx context.Context, req *events.ControlRequest) 
 	only := func(int) bool { return true }
 	key := "*"
 	if req.Task != "" {
-		ti, ok := f.plan.ByID[req.Task]
+		ti, ok := f.plan.Index(req.Task)
 		if !ok {
 			return nil, control.Errorf(404, "workflow %s has no task %s", f.rec.ID, req.Task)
 		}
 		if f.st[ti].state == done {
-			return nil, control.Errorf(409, "task %s has finished (%s)", req.Task, f.st[ti].status)
+			return nil, control.Errorf(409, "task %s has finished (%s)", req.Task, f.st[ti].status.String())
 		}
 		only = func(i int) bool { return i == ti }
 		key = req.Task
@@ -286,11 +286,11 @@ func (p *Planner) reprioritize(ctx context.Context, req *events.ControlRequest) 
 	// Withdraw each queued task on its own: a purge of the whole workflow
 	// would take the messages of running tasks too.
 	queued := func(i int) bool {
-		return only(i) && f.st[i].state == dispatched && run[f.rec.ID+"/"+f.plan.Tasks[i].ID] == ""
+		return only(i) && f.st[i].state == dispatched && run[f.rec.ID+"/"+f.plan.Tasks[i].ID()] == ""
 	}
 	for i := range f.st {
 		if queued(i) {
-			if err := p.withdraw(ctx, p.subj.QueuedTasks(f.rec.ID, f.plan.Tasks[i].ID)); err != nil {
+			if err := p.withdraw(ctx, p.subj.QueuedTasks(f.rec.ID, f.plan.Tasks[i].ID())); err != nil {
 				return nil, err
 			}
 		}
@@ -300,9 +300,9 @@ func (p *Planner) reprioritize(ctx context.Context, req *events.ControlRequest) 
 		reply.Moved = []string{}
 	}
 	for i := range f.st {
-		if f.st[i].state != done && only(i) && run[f.rec.ID+"/"+f.plan.Tasks[i].ID] == "" {
+		if f.st[i].state != done && only(i) && run[f.rec.ID+"/"+f.plan.Tasks[i].ID()] == "" {
 			f.plan.Tasks[i].Priority = req.To
-			reply.Updated = append(reply.Updated, f.plan.Tasks[i].ID)
+			reply.Updated = append(reply.Updated, f.plan.Tasks[i].ID())
 		}
 	}
 	heap.Init(&f.ready)
@@ -321,7 +321,7 @@ func applyPriorities(plan *Plan, over map[string]int) {
 		}
 	}
 	for id, p := range over {
-		if i, ok := plan.ByID[id]; ok {
+		if i, ok := plan.Index(id); ok {
 			plan.Tasks[i].Priority = p
 		}
 	}

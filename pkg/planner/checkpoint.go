@@ -30,10 +30,10 @@ func (f *flow) newCheckpoint(cp *events.Checkpoint, replies []events.AgentReply,
 		switch {
 		case s.state == done:
 			state = "done"
-		case running[f.plan.Tasks[i].ID]:
+		case running[f.plan.Tasks[i].ID()]:
 			state = "running"
 		}
-		fmt.Fprintf(h, "%s %s\n", f.plan.Tasks[i].ID, state)
+		fmt.Fprintf(h, "%s %s\n", f.plan.Tasks[i].ID(), state)
 	}
 	rec := &events.CheckpointRecord{
 		Seq: seq, Status: f.rec.Status, Gen: f.rec.Gen, Taken: time.Now().UTC(), Now: now,

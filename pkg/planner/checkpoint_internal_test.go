@@ -16,16 +16,17 @@ import (
 func TestCheckpoint_Bounded(t *testing.T) {
 	t.Parallel()
 	const n = 100_000
-	plan := &Plan{ByID: map[string]int{}}
 	pad := strings.Repeat("x", 56)
+	// Task ids of up to 64 characters, the longest there are.
+	stepID := strings.Repeat("s", 58)
+	step := &StepPlan{Step: stepID, Chunks: n, Type: "t"}
+	plan := &Plan{Steps: map[string]*StepPlan{stepID: step}}
 	for i := range n {
-		id := fmt.Sprintf("%s-%07d", pad, i)
-		plan.Tasks = append(plan.Tasks, PlannedTask{ID: id, Type: "t", Priority: 3})
-		plan.ByID[id] = i
+		plan.Tasks = append(plan.Tasks, PlannedTask{StepPlan: step, Index: i, Priority: 3})
 	}
 	f := newFlow(events.Workflow{ID: strings.Repeat("w", 64), Status: events.WorkflowPaused}, &events.Job{}, plan)
 	for i := range n / 2 {
-		f.st[i] = taskState{state: done, status: events.StateCompleted}
+		f.st[i] = taskState{state: done, status: completed}
 	}
 	run := map[string]string{}
 	// An idle agent, first by id, comes after those running the workflow.
@@ -34,7 +35,7 @@ func TestCheckpoint_Bounded(t *testing.T) {
 		r := events.AgentReply{Agent: fmt.Sprintf("%s-%04d", pad, a)}
 		for k := range 100 {
 			if i := n/2 + a*50 + k%50; k < 50 {
-				id := plan.Tasks[i].ID
+				id := plan.Tasks[i].ID()
 				run[f.rec.ID+"/"+id] = r.Agent
 				r.Running = append(r.Running, f.rec.ID+"/"+id)
 			} else {
@@ -58,7 +59,7 @@ func TestCheckpoint_Bounded(t *testing.T) {
 		t.Errorf("checkpoint %+v", rec)
 	}
 	// One task more done: another digest, the next number.
-	f.st[n-1] = taskState{state: done, status: events.StateCompleted}
+	f.st[n-1] = taskState{state: done, status: completed}
 	cp = f.checkpoint(run)
 	if again := f.newCheckpoint(&cp, replies, false); again.Digest == rec.Digest || again.Seq != 2 {
 		t.Errorf("after a change: digest %s (was %s), seq %d", again.Digest, rec.Digest, again.Seq)

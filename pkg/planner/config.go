@@ -71,6 +71,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: webhook: %w", ErrConfig, err)
 		}
 	}
+	if c.Limits.MaxTasks < 0 || c.Limits.MaxTasks > events.MaxTasksCeiling || c.Limits.MaxBytes < 0 {
+		return fmt.Errorf("%w: a job's tasks may be limited to 1..%d (0: %d), its size to a positive number of bytes",
+			ErrConfig, events.MaxTasksCeiling, events.DefaultMaxTasks)
+	}
 	for name := range c.Decomposers {
 		if !events.ValidToken(name) {
 			return fmt.Errorf("%w: decomposer name %q is not a valid token", ErrConfig, name)

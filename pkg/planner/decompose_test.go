@@ -59,7 +59,7 @@ func wantValidationError(tb testing.TB, err error, field string, reason ...strin
 func ids(p *planner.Plan) []string {
 	out := make([]string, len(p.Tasks))
 	for i, t := range p.Tasks {
-		out[i] = t.ID
+		out[i] = t.ID()
 	}
 	return out
 }
@@ -67,7 +67,7 @@ func ids(p *planner.Plan) []string {
 func inputs(p *planner.Plan) []string {
 	out := make([]string, len(p.Tasks))
 	for i, t := range p.Tasks {
-		out[i] = string(t.Input)
+		out[i] = string(t.Input())
 	}
 	return out
 }
@@ -189,37 +189,41 @@ func TestDecompose_Routes(t *testing.T) {
 	}
 }
 
+// taskView is what a planned task says of itself.
+type taskView struct {
+	Step     planner.StepPlan
+	ID       string
+	Priority int
+	Input    string
+	Key      string
+}
+
 func TestDecompose_Defaults(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		step string
-		want planner.PlannedTask
+		want taskView
 	}{
 		{
 			name: "defaults",
 			step: `{"id":"s","type":"x"}`,
-			want: planner.PlannedTask{ID: "s", Step: "s", Chunks: 1, Type: "x", Priority: 3, Input: json.RawMessage(`null`),
-				MaxAttempts: 3, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second, Timeout: 5 * time.Minute, Depth: 1},
+			want: taskView{Step: planner.StepPlan{Step: "s", Chunks: 1, Type: "x", MaxAttempts: 3, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second, Timeout: 5 * time.Minute, Depth: 1, Whole: true}, ID: "s", Priority: 3, Input: `null`},
 		},
 		{
 			name: "everything set",
 			step: `{"id":"s","type":"x","input":{"k":1},"priority":1,"retries":0,"backoff":"1s","max_backoff":"4s","timeout":2500,"fallback":"y","critical":true}`,
-			want: planner.PlannedTask{ID: "s", Step: "s", Chunks: 1, Type: "x", Priority: 1, Input: json.RawMessage(`{"k":1}`),
-				MaxAttempts: 1, Backoff: time.Second, MaxBackoff: 4 * time.Second, Timeout: 2500 * time.Millisecond, Fallback: "y", Critical: true, Depth: 1},
+			want: taskView{Step: planner.StepPlan{Step: "s", Chunks: 1, Type: "x", MaxAttempts: 1, Backoff: time.Second, MaxBackoff: 4 * time.Second, Timeout: 2500 * time.Millisecond, Fallback: "y", Critical: true, Depth: 1, Whole: true}, ID: "s", Priority: 1, Input: `{"k":1}`},
 		},
 		{
 			name: "concurrency key from the input, rate",
 			step: `{"id":"s","type":"x","input":{"customer":"acme"},"concurrency":{"key":"c-{input.customer}","limit":2},"rate":"5/s","burst":3}`,
-			want: planner.PlannedTask{ID: "s", Step: "s", Chunks: 1, Type: "x", Priority: 3, Input: json.RawMessage(`{"customer":"acme"}`),
-				MaxAttempts: 3, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second, Timeout: 5 * time.Minute, Depth: 1,
-				Key: "c-acme", Limit: 2, Rate: "5/s", Burst: 3},
+			want: taskView{Step: planner.StepPlan{Step: "s", Chunks: 1, Type: "x", MaxAttempts: 3, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second, Timeout: 5 * time.Minute, Depth: 1, Limit: 2, Rate: "5/s", Burst: 3, Whole: true}, ID: "s", Priority: 3, Input: `{"customer":"acme"}`, Key: "c-acme"},
 		},
 		{
 			name: "many retries",
 			step: `{"id":"s","type":"x","input":"t","retries":7,"priority":5}`,
-			want: planner.PlannedTask{ID: "s", Step: "s", Chunks: 1, Type: "x", Priority: 5, Input: json.RawMessage(`"t"`),
-				MaxAttempts: 8, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second, Timeout: 5 * time.Minute, Depth: 1},
+			want: taskView{Step: planner.StepPlan{Step: "s", Chunks: 1, Type: "x", MaxAttempts: 8, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second, Timeout: 5 * time.Minute, Depth: 1, Whole: true}, ID: "s", Priority: 5, Input: `"t"`},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,11 +232,13 @@ func TestDecompose_Defaults(t *testing.T) {
 			if len(plan.Tasks) != 1 {
 				t.Fatalf("%d tasks, want 1", len(plan.Tasks))
 			}
-			if got := plan.Tasks[0]; !reflect.DeepEqual(got, tc.want) {
+			pt := plan.Tasks[0]
+			got := taskView{Step: pt.StepPlan.Exported(), ID: pt.ID(), Priority: pt.Priority, Input: string(pt.Input()), Key: pt.Key()}
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("task\n%+v\nwant\n%+v", got, tc.want)
 			}
-			if i, ok := plan.ByID[tc.want.ID]; !ok || i != 0 {
-				t.Errorf("ByID[%q] = %d, %v; want 0, true", tc.want.ID, i, ok)
+			if i, ok := plan.Index(tc.want.ID); !ok || i != 0 {
+				t.Errorf("Index(%q) = %d, %v; want 0, true", tc.want.ID, i, ok)
 			}
 		})
 	}
@@ -291,8 +297,8 @@ func TestDecompose_SplitChunks(t *testing.T) {
 				if task.Index != k || task.Chunks != len(tc.wantIDs) || task.Step != tc.wantStep {
 					t.Errorf("task %d: index %d, chunks %d, step %q", k, task.Index, task.Chunks, task.Step)
 				}
-				if plan.ByID[task.ID] != k {
-					t.Errorf("ByID[%q] = %d, want %d", task.ID, plan.ByID[task.ID], k)
+				if i, ok := plan.Index(task.ID()); !ok || i != k {
+					t.Errorf("Index(%q) = %d, %v; want %d", task.ID(), i, ok, k)
 				}
 			}
 		})
@@ -352,15 +358,15 @@ func TestDecompose_DAG(t *testing.T) {
 	names := func(idx []int) []string {
 		var out []string
 		for _, i := range idx {
-			out = append(out, plan.Tasks[i].ID)
+			out = append(out, plan.Tasks[i].ID())
 		}
 		slices.Sort(out)
 		return out
 	}
-	for _, task := range plan.Tasks {
-		got := view{Depth: task.Depth, Deps: names(task.Deps), Dependents: names(task.Dependents)}
-		if w, ok := want[task.ID]; !ok || !reflect.DeepEqual(got, w) {
-			t.Errorf("%s: %+v, want %+v", task.ID, got, w)
+	for i, task := range plan.Tasks {
+		got := view{Depth: task.Depth, Deps: names(plan.Deps(i)), Dependents: names(plan.Dependents(i))}
+		if w, ok := want[task.ID()]; !ok || !reflect.DeepEqual(got, w) {
+			t.Errorf("%s: %+v, want %+v", task.ID(), got, w)
 		}
 	}
 	if got, want := plan.Collect, []string{"e", "f", "g"}; !slices.Equal(got, want) {
@@ -376,14 +382,14 @@ func TestDecompose_SplitDependencies(t *testing.T) {
 		{"id":"out","type":"x","split":1,"input":[1,2,3],"after":["in"]}
 	]}`)
 	want := map[string][]int{"in-0": nil, "in-1": nil, "out-0": {0, 1}, "out-1": {0, 1}, "out-2": {0, 1}}
-	for _, task := range plan.Tasks {
-		if !slices.Equal(task.Deps, want[task.ID]) {
-			t.Errorf("%s deps %v, want %v", task.ID, task.Deps, want[task.ID])
+	for i, task := range plan.Tasks {
+		if !slices.Equal(plan.Deps(i), want[task.ID()]) {
+			t.Errorf("%s deps %v, want %v", task.ID(), plan.Deps(i), want[task.ID()])
 		}
 	}
 	for _, i := range []int{0, 1} {
-		if got := plan.Tasks[i].Dependents; !slices.Equal(got, []int{2, 3, 4}) {
-			t.Errorf("%s dependents %v, want [2 3 4]", plan.Tasks[i].ID, got)
+		if got := plan.Dependents(i); !slices.Equal(got, []int{2, 3, 4}) {
+			t.Errorf("%s dependents %v, want [2 3 4]", plan.Tasks[i].ID(), got)
 		}
 	}
 	if d := []int{plan.Tasks[0].Depth, plan.Tasks[2].Depth}; !slices.Equal(d, []int{2, 1}) {
@@ -396,10 +402,10 @@ func TestDecompose_DuplicateAfter(t *testing.T) {
 	// A step listed twice in "after" is one dependency: the dependent gets
 	// its result once.
 	plan := decompose(t, `{"steps":[{"id":"a","type":"x"},{"id":"b","type":"x","after":["a","a"]}]}`)
-	if got := plan.Tasks[1].Deps; !slices.Equal(got, []int{0}) {
+	if got := plan.Deps(1); !slices.Equal(got, []int{0}) {
 		t.Errorf("deps %v, want [0]", got)
 	}
-	if got := plan.Tasks[0].Dependents; !slices.Equal(got, []int{1}) {
+	if got := plan.Dependents(0); !slices.Equal(got, []int{1}) {
 		t.Errorf("dependents %v, want [1]", got)
 	}
 }
@@ -463,14 +469,17 @@ func TestDecompose_MaxTasks(t *testing.T) {
 
 func TestDecompose_DefaultMaxTasks(t *testing.T) {
 	t.Parallel()
-	over := make([]int, events.DefaultMaxTasks+1)
+	over := make([]int, 2)
 	in, err := json.Marshal(over)
 	if err != nil {
 		t.Fatal(err)
 	}
-	job := &events.Job{Steps: []events.Step{{ID: "big", Type: "x", Split: 1, Input: in}}}
+	// A range of the limit, then one task more.
+	job := &events.Job{Steps: []events.Step{
+		{ID: "big", Type: "x", Split: 1, SplitBy: events.SplitRange, Input: json.RawMessage(fmt.Sprintf(`{"count":%d}`, events.DefaultMaxTasks-1))},
+		{ID: "more", Type: "x", Split: 1, Input: in}}}
 	_, err = planner.Decompose(context.Background(), job, nil, nil, 0)
-	wantValidationError(t, err, "steps[0]", fmt.Sprintf("more than %d tasks", events.DefaultMaxTasks))
+	wantValidationError(t, err, "steps[1]", fmt.Sprintf("more than %d tasks", events.DefaultMaxTasks))
 }
 
 func TestDecompose_TaskIDs(t *testing.T) {
@@ -508,8 +517,8 @@ func TestDecompose_TaskIDs(t *testing.T) {
 	}
 	// 62 letters + "-0" fits.
 	ok := strings.Repeat("s", 62)
-	if plan := decompose(t, `{"steps":[{"id":"`+ok+`","type":"x","split":1,"input":[1]}]}`); plan.Tasks[0].ID != ok+"-0" {
-		t.Errorf("id %q, want %q", plan.Tasks[0].ID, ok+"-0")
+	if plan := decompose(t, `{"steps":[{"id":"`+ok+`","type":"x","split":1,"input":[1]}]}`); plan.Tasks[0].ID() != ok+"-0" {
+		t.Errorf("id %q, want %q", plan.Tasks[0].ID(), ok+"-0")
 	}
 }
 
@@ -547,10 +556,10 @@ func TestDecompose_CustomDecomposer(t *testing.T) {
 	}
 	for k, task := range plan.Tasks[:3] {
 		if task.Type != "research" || task.Priority != 2 || task.Index != k || task.Chunks != 3 || task.Depth != 2 {
-			t.Errorf("%s: %+v", task.ID, task)
+			t.Errorf("%s: %+v", task.ID(), task)
 		}
 	}
-	if got := plan.Tasks[3].Deps; !slices.Equal(got, []int{0, 1, 2}) {
+	if got := plan.Deps(3); !slices.Equal(got, []int{0, 1, 2}) {
 		t.Errorf("sum deps %v, want [0 1 2]", got)
 	}
 }
@@ -679,9 +688,9 @@ func TestDecompose_ConcurrencyKeyPerTask(t *testing.T) {
 		"input":[{"customer":"acme"},{"customer":"zeta"},{"customer":"acme"}]}]}`)
 	var keys []string
 	for _, pt := range plan.Tasks {
-		keys = append(keys, pt.Key)
+		keys = append(keys, pt.Key())
 		if pt.Limit != 1 {
-			t.Errorf("task %s limit %d, want 1", pt.ID, pt.Limit)
+			t.Errorf("task %s limit %d, want 1", pt.ID(), pt.Limit)
 		}
 	}
 	if fmt.Sprint(keys) != "[cust-acme cust-zeta cust-acme]" {
@@ -690,4 +699,117 @@ func TestDecompose_ConcurrencyKeyPerTask(t *testing.T) {
 	_, err := planner.Decompose(context.Background(), parseJob(t, `{"steps":[{"id":"s","type":"x","split":1,
 		"concurrency":{"key":"cust-{input.0.customer}","limit":1},"input":[{"customer":"a"},{"name":"b"}]}]}`), nil, nil, 0)
 	wantValidationError(t, err, "steps[0].concurrency.key", "task s-1", `no field "customer"`)
+}
+
+// TestSplitRange: a range splits as the list of its integers would.
+func TestSplitRange(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		input string
+		size  int
+		want  []string
+	}{
+		{`{"count":5}`, 2, []string{`[0,1]`, `[2,3]`, `[4]`}},
+		{`{"from":-2,"count":3}`, 1, []string{`[-2]`, `[-1]`, `[0]`}},
+		{`{"from":1099511627776,"count":1}`, 7, []string{`[1099511627776]`}},
+	} {
+		got, err := planner.SplitRange(json.RawMessage(tc.input), tc.size, 100)
+		if err != nil {
+			t.Fatalf("%s by %d: %v", tc.input, tc.size, err)
+		}
+		if g := raws(got); !slices.Equal(g, tc.want) {
+			t.Errorf("%s by %d: chunks %q, want %q", tc.input, tc.size, g, tc.want)
+		}
+	}
+	plan := decompose(t, `{"steps":[{"id":"s","type":"x","split":1,"split_by":"range","input":{"count":3}}]}`)
+	if len(plan.Tasks) != 3 || plan.Tasks[2].ID() != "s-2" || string(plan.Tasks[2].Input()) != `[2]` {
+		t.Fatalf("plan of a range: %+v", plan.Tasks)
+	}
+}
+
+// TestSplitRange_Rejects: each refusal, before anything is made.
+func TestSplitRange_Rejects(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		input      string
+		size, room int
+		says       string
+	}{
+		{`{"count":0}`, 1, 10, "count from 1"},
+		{`{"count":-1}`, 1, 10, "count from 1"},
+		{`{"from":3}`, 1, 10, "count from 1"},
+		{`{"count":10000001}`, 10000001, 10, "count from 1"},
+		{`{"count":5,"from":1099511627777}`, 1, 10, "starts between"},
+		{`{"count":11}`, 1, 10, "makes 11 tasks"},
+		{`{"count":3000000}`, 1, 1_000_000, "makes 3000000 tasks"},
+		{`{"count":5,"to":9}`, 1, 10, "unknown field"},
+		{`{"count":5} {}`, 1, 10, "data after it"},
+		{`{"count":5}}`, 1, 10, "data after it"},      // found by FuzzSplitRange
+		{"{\"count\":5}\n\f", 1, 10, "data after it"}, // found by FuzzSplitRange
+		{"{\"count\":5}\u00a0", 1, 10, "data after it"},
+		{`[1,2]`, 1, 10, "a range is"},
+		{`{"count":1.5}`, 1, 10, "a range is"},
+		{`{"count":5}`, 0, 10, "size must be at least 1"},
+	} {
+		_, err := planner.SplitRange(json.RawMessage(tc.input), tc.size, tc.room)
+		if err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s by %d in room %d: error %v, want one saying %q", tc.input, tc.size, tc.room, err, tc.says)
+		}
+	}
+	_, err := planner.Decompose(context.Background(), parseJob(t, `{"steps":[{"id":"s","type":"x","split":1,"split_by":"range","input":{"count":11}}]}`), nil, nil, 10)
+	wantValidationError(t, err, "steps[0].input", "makes 11 tasks")
+}
+
+// FuzzSplitRange: whatever a range gives, it is what splitting the list of
+// its integers gives.
+func FuzzSplitRange(f *testing.F) {
+	f.Add(`{"count":5}`, 2)
+	f.Add(`{"from":-7,"count":3}`, 1)
+	f.Fuzz(func(t *testing.T, input string, size int) {
+		got, err := planner.SplitRange(json.RawMessage(input), size, 1000)
+		if err != nil {
+			return
+		}
+		var r struct{ From, Count int64 }
+		if err := json.Unmarshal([]byte(input), &r); err != nil {
+			t.Fatalf("accepted %s, which is not a range: %v", input, err)
+		}
+		list := make([]int64, r.Count)
+		for i := range list {
+			list[i] = r.From + int64(i)
+		}
+		whole, _ := json.Marshal(list)
+		want, err := planner.Split(whole, size, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(raws(got), raws(want)) {
+			t.Fatalf("%s by %d: %q, the list's split %q", input, size, raws(got), raws(want))
+		}
+	})
+}
+
+// FuzzPlanIndex: an id, forged or not, locates a task only if that task's
+// id is exactly it (a result names its task by id, and anyone can publish
+// one).
+func FuzzPlanIndex(f *testing.F) {
+	plan := decompose(f, `{"steps":[{"id":"a","type":"x"},{"id":"s","type":"x","split":1,"input":[1,2,3,4,5,6,7,8,9,10,11,12]},
+		{"id":"s-1x","type":"x"},{"id":"r","type":"x","split":1,"split_by":"range","input":{"count":100}}]}`)
+	for _, id := range []string{"a", "s-0", "s-11", "s-12", "s-01", "s-+1", "s--1", "s-1x", "r-99", "r-100", "a-0", "", "-", "s-", "r-9223372036854775808"} {
+		f.Add(id)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		i, ok := plan.Index(id)
+		if !ok {
+			for k := range plan.Tasks {
+				if plan.Tasks[k].ID() == id {
+					t.Fatalf("Index(%q) found nothing; task %d has that id", id, k)
+				}
+			}
+			return
+		}
+		if got := plan.Tasks[i].ID(); got != id {
+			t.Fatalf("Index(%q) = %d, whose id is %q", id, i, got)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
@@ -17,13 +18,34 @@ import (
 // acknowledgement failed before the planner gives up (and Run returns).
 const republishAttempts = 20
 
+// dispatchWindow bounds how many messages the planner publishes before it
+// waits for their acknowledgements (flush): a large job goes out window by
+// window, between which the loop takes results, jobs and control requests,
+// and agents start on the first window while the rest is being sent.
+const dispatchWindow = 2048
+
+// maxInflight bounds a workflow's tasks queued or running at once (as
+// max_parallel does, for every job): the rest wait in the planner, which
+// queues one as each result comes. A million-task job then holds at most
+// this many messages on TASKS and in the agents' lanes, so the server's
+// memory does not grow with the job.
+const maxInflight = 1 << 16
+
 // dispatchReady queues ready tasks, most urgent first, up to the
-// workflow's max_parallel. During the replay it only marks them.
+// workflow's max_parallel. During the replay it only marks them. Once the
+// window is full, the flow waits in the backlog for the next one.
 func (p *Planner) dispatchReady(f *flow) {
 	if f.rec.Status != events.WorkflowRunning {
 		return // paused or stopped: ready tasks wait
 	}
-	for f.ready.Len() > 0 && (f.job.MaxParallel == 0 || f.inflight < f.job.MaxParallel) {
+	for f.ready.Len() > 0 && f.inflight < maxInflight && (f.job.MaxParallel == 0 || f.inflight < f.job.MaxParallel) {
+		if !p.replaying && p.sent >= dispatchWindow {
+			if !f.backlogged {
+				f.backlogged = true
+				p.backlog = append(p.backlog, f)
+			}
+			return
+		}
 		i := heap.Pop(&f.ready).(int)
 		if f.st[i].state != ready {
 			continue // finished while it waited (a result came back, or a cancel)
@@ -41,22 +63,22 @@ func (p *Planner) dispatchReady(f *flow) {
 func (f *flow) task(i int) events.Task {
 	t, s := &f.plan.Tasks[i], &f.st[i]
 	task := events.Task{
-		Workflow: f.rec.ID, ID: t.ID, Step: t.Step, Index: t.Index, Chunks: t.Chunks,
-		Type: t.Type, Priority: t.Priority, Round: int(s.round), Input: t.Input,
+		Workflow: f.rec.ID, ID: t.ID(), Step: t.Step, Index: t.Index, Chunks: t.Chunks,
+		Type: t.Type, Priority: t.Priority, Round: int(s.round), Input: t.Input(),
 		MaxAttempts: t.MaxAttempts, Backoff: t.Backoff, MaxBackoff: t.MaxBackoff, Timeout: t.Timeout,
 		Fallback: t.Fallback, Critical: t.Critical, Gen: f.rec.Gen,
-		Key: t.Key, Limit: t.Limit, Rate: t.Rate, Burst: t.Burst,
+		Key: t.Key(), Limit: t.Limit, Rate: t.Rate, Burst: t.Burst,
 		Requires: t.Requires, CPUMilli: t.CPUMilli, Memory: t.Memory,
 	}
 	if s.round > 0 {
 		task.Type, task.Fallback = t.Fallback, ""
 	}
-	for _, d := range t.Deps {
+	for _, d := range f.plan.Deps(i) {
 		if dr := f.depData[d]; dr != nil {
 			task.Deps = append(task.Deps, *dr)
 		} else {
 			dt := &f.plan.Tasks[d]
-			task.Deps = append(task.Deps, events.DepResult{Task: dt.ID, Step: dt.Step, Status: f.st[d].status, Error: "no result: the task was cancelled"})
+			task.Deps = append(task.Deps, events.DepResult{Task: dt.ID(), Step: dt.Step, Status: f.st[d].status.String(), Error: "no result: the task was cancelled"})
 		}
 		if f.needed[d]--; f.needed[d] == 0 {
 			delete(f.depData, d)
@@ -79,12 +101,12 @@ func (p *Planner) publishTask(f *flow, i int) {
 	if err != nil {
 		t := &f.plan.Tasks[i]
 		p.publishResult(&events.Result{
-			Workflow: f.rec.ID, Task: t.ID, Step: t.Step, Index: t.Index, Type: task.Type, Round: task.Round,
+			Workflow: f.rec.ID, Task: t.ID(), Step: t.Step, Index: t.Index, Type: task.Type, Round: task.Round,
 			Status: events.StateFailed, Final: true, Error: err.Error(), ErrorKind: events.KindPermanent,
 		}, "toolarge")
 		return
 	}
-	p.publish(msg)
+	p.publish(msg, p.cfg.Streams.TasksStream())
 	p.wake[p.subj.WakeOn(task.Type, events.LaneToken(task.Priority, task.Requires))] = true
 }
 
@@ -93,7 +115,7 @@ func (p *Planner) publishTask(f *flow, i int) {
 func (p *Planner) publishCancel(f *flow, i int) {
 	t := &f.plan.Tasks[i]
 	p.publishResult(&events.Result{
-		Workflow: f.rec.ID, Task: t.ID, Step: t.Step, Index: t.Index, Type: t.Type,
+		Workflow: f.rec.ID, Task: t.ID(), Step: t.Step, Index: t.Index, Type: t.Type,
 		Status: events.StateCancelled, Final: true, ErrorKind: events.KindDependency, Error: f.rec.Error,
 	}, "cancel")
 }
@@ -107,41 +129,31 @@ func (p *Planner) publishResult(r *events.Result, origin string) {
 		p.log.Error("encode result", "err", err)
 		return
 	}
-	p.publish(msg)
+	p.publish(msg, p.cfg.Streams.ResultsStream())
 }
 
-// publish stores msg asynchronously; flush waits for it. A message the
-// library refuses (too many unacknowledged) waits for flush to store it.
-func (p *Planner) publish(msg *nats.Msg) {
-	fut, err := p.js.PublishMsgAsync(msg)
-	if err != nil {
-		p.unsent = append(p.unsent, msg)
-		return
-	}
-	p.pending = append(p.pending, fut)
+// publish stores msg, which stream stores, asynchronously; flush waits
+// for it.
+func (p *Planner) publish(msg *nats.Msg, stream string) {
+	p.sent++
+	p.out.add()
+	p.confirms.Publish(msg, stream, func(stored bool, err error) { p.out.settle(msg, stored, err) })
 }
 
-// flush waits for every pending publish, storing again those that failed
-// and those never sent, then rings the wake bell of each lane that got
-// work. It returns an error only when a message could not be stored after
-// republishAttempts tries.
+// flush waits for every pending publish, storing again those that failed,
+// then rings the wake bell of each lane that got work. It returns an error
+// only when a message could not be stored after republishAttempts tries.
 func (p *Planner) flush(ctx context.Context) error {
-	// Each future is dropped once settled: its channels yield one value.
-	for len(p.pending) > 0 {
-		fut := p.pending[0]
-		select {
-		case <-fut.Ok():
-		case cause := <-fut.Err():
-			p.log.Warn("publish failed; publishing again", "subject", fut.Msg().Subject, "err", cause)
-			p.unsent = append(p.unsent, fut.Msg())
-		case <-ctx.Done():
-			return nil
-		}
-		p.pending = p.pending[1:]
+	if !p.out.wait(ctx) {
+		return nil
 	}
-	p.pending = nil
+	if failed, first := p.out.takeFailed(); len(failed) > 0 {
+		p.log.Warn("publish failed; publishing again", "messages", len(failed), "subject", failed[0].Subject, "err", first)
+		p.unsent = append(p.unsent, failed...)
+	}
 	for len(p.unsent) > 0 {
 		msg := p.unsent[0]
+		msg.Reply = "" // the request below answers on an inbox of its own
 		// A full stream (TASKS or RESULTS at its size bound) is waited
 		// out for as long as it takes: agents taking tasks make room.
 		// Any other failure is tried republishAttempts times.
@@ -166,6 +178,7 @@ func (p *Planner) flush(ctx context.Context) error {
 		}
 	}
 	p.unsent = nil
+	p.sent = 0
 	for subject := range p.wake {
 		_ = p.nc.Publish(subject, nil)
 		delete(p.wake, subject)
@@ -210,4 +223,78 @@ func (p *Planner) replyAllowed(subject string) bool {
 		}
 	}
 	return false
+}
+
+// dispatchBacklog sends the next window of the flows that filled the last.
+func (p *Planner) dispatchBacklog() {
+	backlog := p.backlog
+	p.backlog = nil
+	for _, f := range backlog {
+		f.backlogged = false
+		if p.flows[f.rec.ID] == f { // still open
+			p.dispatchReady(f)
+		}
+	}
+}
+
+// outbox counts the planner's publishes that wait for their
+// acknowledgements (their settle functions run on the acknowledgement
+// subscription's goroutine) and keeps those not stored, for flush.
+type outbox struct {
+	mu      sync.Mutex
+	waiting int
+	failed  []*nats.Msg
+	first   error         // why the first of failed was not stored
+	settled chan struct{} // a signal when waiting drops to 0
+}
+
+func (o *outbox) add() {
+	o.mu.Lock()
+	o.waiting++
+	o.mu.Unlock()
+}
+
+func (o *outbox) settle(msg *nats.Msg, stored bool, err error) {
+	o.mu.Lock()
+	if !stored {
+		if len(o.failed) == 0 {
+			o.first = err
+		}
+		o.failed = append(o.failed, msg)
+	}
+	o.waiting--
+	done := o.waiting == 0
+	o.mu.Unlock()
+	if done {
+		select {
+		case o.settled <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// wait returns true once nothing waits, false if ctx ends first.
+func (o *outbox) wait(ctx context.Context) bool {
+	for {
+		o.mu.Lock()
+		n := o.waiting
+		o.mu.Unlock()
+		if n == 0 {
+			return true
+		}
+		select {
+		case <-o.settled:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// takeFailed returns the messages not stored and why the first was not.
+func (o *outbox) takeFailed() ([]*nats.Msg, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	failed, first := o.failed, o.first
+	o.failed, o.first = nil, nil
+	return failed, first
 }

@@ -41,8 +41,8 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	for _, t := range plan.Tasks {
-		fmt.Println(t.ID, t.Type, t.Priority, t.Depth, string(t.Input), t.Deps)
+	for i, t := range plan.Tasks {
+		fmt.Println(t.ID(), t.Type, t.Priority, t.Depth, string(t.Input()), plan.Deps(i))
 	}
 	fmt.Println("lanes:", plan.Lanes())
 	// Output:

@@ -74,11 +74,11 @@ func (p *Planner) maybeFinish(ctx context.Context, f *flow) {
 func (f *flow) retryFailed() int {
 	n := 0
 	for i := range f.st {
-		if s := &f.st[i]; s.state == done && s.status == events.StateFailed {
+		if s := &f.st[i]; s.state == done && s.status == failed {
 			if f.rec.Retry == nil {
 				f.rec.Retry = map[string]int{}
 			}
-			f.rec.Retry[f.plan.Tasks[i].ID] = f.rec.Gen
+			f.rec.Retry[f.plan.Tasks[i].ID()] = f.rec.Gen
 			*s = taskState{state: ready}
 			f.finals--
 			heap.Push(&f.ready, i)
@@ -116,9 +116,9 @@ func (p *Planner) escalate(ctx context.Context, f *flow) {
 	esc := events.Escalation{Workflow: f.rec.ID, Name: f.rec.Name, Status: f.rec.Status, Escalated: f.rec.Escalated,
 		Rounds: f.rec.Rounds, Counts: f.rec.Counts, Threshold: f.rec.SuccessThreshold, Error: f.rec.Error, Failed: []string{}}
 	for i, s := range f.st {
-		if s.status == events.StateFailed {
+		if s.status == failed {
 			if len(esc.Failed) < events.MaxEscalationTasks {
-				esc.Failed = append(esc.Failed, f.plan.Tasks[i].ID)
+				esc.Failed = append(esc.Failed, f.plan.Tasks[i].ID())
 			} else {
 				esc.FailedOmitted++
 			}

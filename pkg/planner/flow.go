@@ -14,10 +14,45 @@ const (
 	done              // a final result exists (or the planner decided one)
 )
 
+// outcome is a finished task's status in a byte (events.State*).
+type outcome uint8
+
+const (
+	unfinished outcome = iota
+	completed
+	failed
+	cancelled
+)
+
+func outcomeOf(status string) outcome {
+	switch status {
+	case events.StateCompleted:
+		return completed
+	case events.StateFailed:
+		return failed
+	case events.StateCancelled:
+		return cancelled
+	}
+	return unfinished
+}
+
+// String is the events.State* the outcome is.
+func (o outcome) String() string {
+	switch o {
+	case completed:
+		return events.StateCompleted
+	case failed:
+		return events.StateFailed
+	case cancelled:
+		return events.StateCancelled
+	}
+	return ""
+}
+
 type taskState struct {
 	state  uint8
 	round  uint8
-	status string // final status once done
+	status outcome // final status once done
 	// confirmed is set when the final result was read back from RESULTS;
 	// a result the planner decided (a cancellation) is unconfirmed until then.
 	confirmed bool
@@ -29,8 +64,8 @@ type flow struct {
 	job      *events.Job
 	plan     *Plan
 	st       []taskState
-	waitFor  []int                     // unfinished dependencies per task
-	needed   []int                     // undispatched dependents per task
+	waitFor  []int32                   // unfinished dependencies per task
+	needed   []int32                   // undispatched dependents per task
 	depData  map[int]*events.DepResult // results still needed by dependents
 	ready    readyQueue
 	inflight int
@@ -45,23 +80,25 @@ type flow struct {
 	// reopening: a finished workflow's results are being read back
 	// (reopen); it does not finish meanwhile.
 	reopening bool
+	// backlogged: in Planner.backlog, ready tasks waiting for a window.
+	backlogged bool
 }
 
 func newFlow(rec events.Workflow, job *events.Job, plan *Plan) *flow {
 	n := len(plan.Tasks)
 	f := &flow{
 		rec: rec, job: job, plan: plan,
-		st: make([]taskState, n), waitFor: make([]int, n), needed: make([]int, n),
+		st: make([]taskState, n), waitFor: make([]int32, n), needed: make([]int32, n),
 		depData: map[int]*events.DepResult{},
 	}
 	f.ready.tasks = plan.Tasks
 	for i, t := range plan.Tasks {
-		f.waitFor[i] = len(t.Deps)
-		f.needed[i] = len(t.Dependents)
+		f.waitFor[i] = int32(len(plan.Deps(i)))
+		f.needed[i] = int32(len(plan.Dependents(i)))
 		if t.Critical {
 			f.critical++
 		}
-		if len(t.Deps) == 0 {
+		if f.waitFor[i] == 0 {
 			f.st[i].state = ready
 			f.ready.idx = append(f.ready.idx, i)
 		}
@@ -89,9 +126,9 @@ func (f *flow) counts() events.Counts {
 		switch {
 		case s.state != done:
 			c.Pending++
-		case s.status == events.StateCompleted:
+		case s.status == completed:
 			c.Completed++
-		case s.status == events.StateFailed:
+		case s.status == failed:
 			c.Failed++
 		default:
 			c.Cancelled++

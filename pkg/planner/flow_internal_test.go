@@ -76,7 +76,7 @@ func TestReadyQueue_Order(t *testing.T) {
 			f := newFlow(events.Workflow{ID: "wf"}, job, plan)
 			var got []string
 			for f.ready.Len() > 0 {
-				got = append(got, plan.Tasks[heap.Pop(&f.ready).(int)].ID)
+				got = append(got, plan.Tasks[heap.Pop(&f.ready).(int)].ID())
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("dispatch order %q, want %q", got, tc.want)
@@ -116,7 +116,8 @@ func TestFlow_Refresh(t *testing.T) {
 		{finish: "c", wantPath: 0, wantPending: 0, wantComplete: 4},
 	} {
 		if step.finish != "" {
-			f.st[plan.ByID[step.finish]] = taskState{state: done, status: events.StateCompleted}
+			i, _ := plan.Index(step.finish)
+			f.st[i] = taskState{state: done, status: completed}
 		}
 		f.refresh()
 		if f.rec.CriticalPath != step.wantPath || f.rec.Counts.Pending != step.wantPending || f.rec.Counts.Completed != step.wantComplete {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/baton-dev/baton/pkg/events"
@@ -69,16 +71,18 @@ func (p *Planner) onJob(ctx context.Context, m jetstream.Msg) error {
 		p.reply(replyTo, events.SubmitReply{Workflow: id, Tasks: existing.Counts.Total, Lanes: plan.Lanes()})
 		return p.ack(m)
 	}
-	info, err := p.js.Stream(ctx, p.cfg.Streams.ResultsStream())
-	if err != nil {
-		return p.retryJob(m, err)
-	}
-	f := newFlow(newRecord(id, job, plan, info.CachedInfo().State.LastSeq+1), job, plan)
+	// Its results come after every result followed so far: where its
+	// replay would start, without asking the server.
+	f := newFlow(newRecord(id, job, plan, max(p.results.Delivered(), p.lastSeq)+1), job, plan)
 	f.refresh()
-	if _, err := p.kv.Put(ctx, id+".spec", m.Data()); err != nil {
-		return p.retryJob(m, err)
-	}
-	if err := p.putRecord(ctx, &f.rec); err != nil {
+	// The spec and the record are written at once (one round trip, not
+	// two), and both before any task is queued.
+	var specErr error
+	var wrote sync.WaitGroup
+	wrote.Go(func() { _, specErr = p.kv.Put(ctx, id+".spec", m.Data()) })
+	recErr := p.putRecord(ctx, &f.rec)
+	wrote.Wait()
+	if err := errors.Join(specErr, recErr); err != nil {
 		return p.retryJob(m, err)
 	}
 	p.flows[id] = f
@@ -111,13 +115,13 @@ func newRecord(id string, job *events.Job, plan *Plan, resultsFrom uint64) event
 	}
 	rec.Steps = map[string]int{}
 	for _, t := range plan.Tasks {
-		if t.ID == t.Step {
+		if t.ID() == t.Step {
 			rec.Steps[t.Step] = 0
 		} else {
 			rec.Steps[t.Step] = t.Chunks
 		}
 		if t.Critical {
-			rec.Critical = append(rec.Critical, t.ID)
+			rec.Critical = append(rec.Critical, t.ID())
 		}
 		rec.CriticalPathTotal = max(rec.CriticalPathTotal, t.Depth)
 	}
@@ -134,6 +138,14 @@ func (p *Planner) retryJob(m jetstream.Msg, cause error) error {
 	return nil
 }
 
+// handBack returns a job a stopping planner took from JOBS and did not
+// plan: the planner that leads next takes it at once.
+func handBack(log *slog.Logger, m jetstream.Msg) {
+	if err := m.Nak(); err != nil {
+		log.Warn("hand back job", "err", err)
+	}
+}
+
 func (p *Planner) ack(m jetstream.Msg) error {
 	if err := m.Ack(); err != nil {
 		p.log.Warn("ack job", "err", err)
@@ -145,19 +157,33 @@ func (p *Planner) ack(m jetstream.Msg) error {
 // that no live agent serves, and for each of its needs (capabilities,
 // resources) that no live agent of the type meets; it returns the
 // warnings, at most events.MaxWarnings, for the submit reply.
+//
+// The agents come from the planner's view of the registry, with no
+// request; only when that finds something unserved, or is not synced, is
+// the registry read, so that an agent registered a moment ago counts.
 func (p *Planner) warnUnserved(ctx context.Context, f *flow) []string {
-	agents, err := p.reg.List(ctx)
-	if err != nil {
-		return nil
+	agents, ok := p.agents.List()
+	out := unserved(f, agents)
+	if !ok || len(out) > 0 {
+		var err error
+		if agents, err = p.reg.List(ctx); err != nil {
+			return nil
+		}
+		out = unserved(f, agents)
 	}
+	for _, w := range out {
+		p.event(events.Event{Workflow: f.rec.ID, Kind: events.EventWarning, Message: w})
+	}
+	return out
+}
+
+// unserved is the warnings of f's types and needs that no agent of agents
+// serves or meets, at most events.MaxWarnings.
+func unserved(f *flow, agents []events.AgentInfo) []string {
 	var out []string
 	for _, t := range f.plan.Unserved(agents) {
 		out = append(out, "no live agent serves type \""+t+"\": its tasks wait on their lanes until one starts")
 	}
 	out = append(out, events.NewOffers(agents).Unmet(f.rec.Needs)...)
-	out = out[:min(len(out), events.MaxWarnings)]
-	for _, w := range out {
-		p.event(events.Event{Workflow: f.rec.ID, Kind: events.EventWarning, Message: w})
-	}
-	return out
+	return out[:min(len(out), events.MaxWarnings)]
 }

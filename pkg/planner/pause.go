@@ -31,13 +31,13 @@ func (p *Planner) withdraw(ctx context.Context, subject string) error {
 func (f *flow) hold(run map[string]string, only func(int) bool) []string {
 	var held []string
 	for i := range f.st {
-		if f.st[i].state != dispatched || run[f.rec.ID+"/"+f.plan.Tasks[i].ID] != "" || only != nil && !only(i) {
+		if f.st[i].state != dispatched || run[f.rec.ID+"/"+f.plan.Tasks[i].ID()] != "" || only != nil && !only(i) {
 			continue
 		}
 		f.st[i].state = ready
 		f.inflight--
 		heap.Push(&f.ready, i)
-		held = append(held, f.plan.Tasks[i].ID)
+		held = append(held, f.plan.Tasks[i].ID())
 	}
 	return held
 }
@@ -99,7 +99,7 @@ func (p *Planner) pause(ctx context.Context, f *flow, status string, now bool) (
 func (f *flow) checkpoint(run map[string]string) events.Checkpoint {
 	cp := events.Checkpoint{Workflow: f.rec.ID, Status: f.rec.Status, Gen: f.rec.Gen, Done: []string{}, Running: []string{}, Pending: []string{}}
 	for i, s := range f.st {
-		id := f.plan.Tasks[i].ID
+		id := f.plan.Tasks[i].ID()
 		switch {
 		case s.state == done:
 			cp.Done = append(cp.Done, id)
@@ -157,7 +157,7 @@ func (p *Planner) resume(ctx context.Context, f *flow, retryFailed bool, token, 
 	// Tasks still running keep running: they are dispatched, not queued.
 	kept := f.ready.idx[:0]
 	for _, i := range f.ready.idx {
-		if id := f.plan.Tasks[i].ID; run[f.rec.ID+"/"+id] != "" {
+		if id := f.plan.Tasks[i].ID(); run[f.rec.ID+"/"+id] != "" {
 			f.st[i].state = dispatched
 			f.inflight++
 			reply.Running = append(reply.Running, id)
@@ -171,7 +171,7 @@ func (p *Planner) resume(ctx context.Context, f *flow, retryFailed bool, token, 
 	p.dispatchReady(f)
 	for i := range f.st {
 		if f.st[i].state == dispatched && !before[i] {
-			reply.Queued = append(reply.Queued, f.plan.Tasks[i].ID)
+			reply.Queued = append(reply.Queued, f.plan.Tasks[i].ID())
 		}
 	}
 	p.log.Info("workflow resumed", "workflow", f.rec.ID, "gen", f.rec.Gen, "queued", len(reply.Queued), "running", len(reply.Running))

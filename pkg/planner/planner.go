@@ -9,6 +9,7 @@ import (
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/lead"
 	"github.com/baton-dev/baton/pkg/lease"
 	"github.com/baton-dev/baton/pkg/registry"
 	"github.com/baton-dev/baton/pkg/webhook"
@@ -31,17 +32,24 @@ type Planner struct {
 	subj events.Subjects
 	log  *slog.Logger
 
-	reg   *registry.Registry
-	asker *registry.Asker
+	reg    *registry.Registry
+	agents *registry.View // the registry, followed: what new jobs are checked against
+	asker  *registry.Asker
 
 	flows     map[string]*flow
 	replaying bool
-	pending   []jetstream.PubAckFuture // published, acknowledgement awaited by flush
-	unsent    []*nats.Msg              // to be stored by flush
-	wake      map[string]bool          // wake subjects of lanes that got tasks
-	ctl       chan *ctlCall            // control requests for the loop
-	refused   events.Refusals          // results refused, by kind and source
-	hooks     *webhook.Sender          // escalation webhooks; Run owns it
+	confirms  *streams.Confirms          // tasks and results published, acknowledgements awaited (set by Run)
+	out       outbox                     // what flush waits to see stored
+	unsent    []*nats.Msg                // to be stored by flush
+	wake      map[string]bool            // wake subjects of lanes that got tasks
+	sent      int                        // messages published since the last flush
+	results   *streams.Follower          // RESULTS, as the loop follows it (set by Run)
+	lastSeq   uint64                     // RESULTS' last sequence when the replay started
+	backlog   []*flow                    // flows with ready tasks past the window (dispatchWindow)
+	ctl       chan *ctlCall              // control requests for the loop
+	unwritten map[string]events.Workflow // finished workflows' records not stored yet (checkpoint writes them)
+	refused   events.Refusals            // results refused, by kind and source
+	hooks     *webhook.Sender            // escalation webhooks; Run owns it
 }
 
 // New checks cfg and returns a planner that will use nc. It does no I/O.
@@ -50,15 +58,13 @@ func New(nc *nats.Conn, cfg Config) (*Planner, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	// A lost acknowledgement must not hang flush: futures time out and the
-	// message is published again (its Nats-Msg-Id makes that safe).
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192), jetstream.WithPublishAsyncTimeout(10*time.Second))
+	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("planner: %w", err)
 	}
 	return &Planner{
 		cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(), log: cfg.Logger.With("service", "planner"),
-		flows: map[string]*flow{}, wake: map[string]bool{}, ctl: make(chan *ctlCall),
+		flows: map[string]*flow{}, wake: map[string]bool{}, ctl: make(chan *ctlCall), unwritten: map[string]events.Workflow{},
 	}, nil
 }
 
@@ -68,15 +74,23 @@ func New(nc *nats.Conn, cfg Config) (*Planner, error) {
 // It replays the results of every unfinished workflow first; jobs and
 // control requests are taken only once the replay has caught up, so that
 // nothing is decided on half-rebuilt state.
-func (p *Planner) Run(ctx context.Context) error {
+func (p *Planner) Run(ctx context.Context) (err error) {
+	defer func() {
+		if ctx.Err() != nil {
+			err = nil // stopped: what failed meanwhile was cut short by it
+		}
+	}()
 	if err := p.open(ctx); err != nil || ctx.Err() != nil {
 		return err // nil if stopped while waiting for JetStream
 	}
+	defer p.confirms.Close()
 	// The reaper marks agents whose heartbeat stopped as failed; it lives
 	// as long as Run.
 	reapCtx, stopReaper := context.WithCancel(ctx)
 	var reaper sync.WaitGroup
 	reaper.Go(func() { _ = registry.NewReaper(p.reg, p.nc, p.cfg.Streams, p.log).Run(reapCtx) })
+	// So does the view of the registry that new jobs are checked against.
+	reaper.Go(func() { p.agents.Run(reapCtx) })
 	defer reaper.Wait()
 	defer stopReaper()
 
@@ -100,6 +114,7 @@ func (p *Planner) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	p.results = results
 	return p.loop(ctx, results, in)
 }
 
@@ -123,6 +138,11 @@ func (p *Planner) open(ctx context.Context) error {
 		return err
 	}
 	p.asker = registry.NewAsker(p.reg, p.nc, p.subj, 0, p.log)
+	p.agents = registry.NewView(p.reg, p.cfg.Streams.WithDefaults().AgentTTL)
+	if p.confirms, err = streams.OpenConfirms(p.nc); err != nil {
+		return fmt.Errorf("planner: %w", err)
+	}
+	p.out.settled = make(chan struct{}, 1)
 	return nil
 }
 
@@ -134,10 +154,19 @@ func (p *Planner) loop(ctx context.Context, results *streams.Follower, in *intak
 	tick := time.NewTicker(p.cfg.Checkpoint)
 	defer tick.Stop()
 	for {
+		var more <-chan struct{} // ready while flows wait for a window
+		if len(p.backlog) > 0 {
+			more = always
+		}
 		select {
 		case <-ctx.Done():
 			p.stop(ctx, results, nil)
 			return nil
+		case <-more:
+			p.dispatchBacklog()
+			if err := p.flush(work); err != nil {
+				return err
+			}
 		case m := <-results.C:
 			if ctx.Err() != nil { // stopping: the select chose the message
 				p.stop(ctx, results, m)
@@ -145,7 +174,7 @@ func (p *Planner) loop(ctx context.Context, results *streams.Follower, in *intak
 			}
 			caughtUp := p.onResult(work, m)
 			// Take what else has arrived before flushing, in one batch.
-			for more := true; more && len(p.pending) < 4096; {
+			for more := true; more && p.sent < 4096; {
 				select {
 				case m := <-results.C:
 					caughtUp = p.onResult(work, m)
@@ -186,6 +215,9 @@ func (p *Planner) loop(ctx context.Context, results *streams.Follower, in *intak
 	}
 }
 
+// always is a closed channel: a select case on it is always ready.
+var always = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // stopWait bounds how long a stopping planner takes the results stored
 // before it stopped.
 const stopWait = 5 * time.Second
@@ -193,7 +225,15 @@ const stopWait = 5 * time.Second
 // stop applies the results stored until now (the last ones of draining
 // agents, first m if not nil), stores what follows from them, and writes
 // every record: the next planner has less to replay.
+//
+// A planner whose lead was lost does none of that: another replica may lead
+// already, and this one stops acting at once (package lead), as if it had
+// died; the next replays what it had not recorded.
 func (p *Planner) stop(ctx context.Context, results *streams.Follower, m jetstream.Msg) {
+	if lead.Lost(ctx) {
+		p.log.Warn("lead lost: stopping without applying or recording more; the next planner replays it")
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopWait)
 	defer cancel()
 	if m != nil {
@@ -235,6 +275,7 @@ func (in *intake) start(ctx context.Context) error {
 		select {
 		case in.jobs <- m:
 		case <-in.done:
+			handBack(p.log, m) // stopping
 		}
 	}, append(streams.Liveness(), jetstream.PullMaxMessages(16))...)
 	if err != nil {
@@ -243,30 +284,65 @@ func (in *intake) start(ctx context.Context) error {
 	return nil
 }
 
-// stop stops the service, then the consumer; jobs it had fetched and not
-// handed over are redelivered to the next planner.
+// stop stops the service, then the consumer. Jobs it had fetched and the
+// loop had not taken are handed back (a nak), so the next planner takes
+// them at once: left to the consumer's ack wait, a job delivered to a
+// planner that lost its lead waited 30 s to be planned.
 func (in *intake) stop() {
 	if in.svc != nil {
 		_ = in.svc.Stop()
 	}
-	if in.jc != nil {
-		close(in.done)
+	if in.jc == nil {
+		return
+	}
+	close(in.done)
+	// Drain hands the consumer's buffered jobs to the callback, which
+	// naks them now; a drain that cannot finish (the connection lost)
+	// is cut short, and what it held waits for its ack wait.
+	in.jc.Drain()
+	select {
+	case <-in.jc.Closed():
+	case <-time.After(intakeDrain):
 		in.jc.Stop()
-		<-in.jc.Closed()
+	}
+	for {
+		select {
+		case m := <-in.jobs:
+			handBack(in.p.log, m)
+		default:
+			return
+		}
 	}
 }
 
+// intakeDrain bounds how long a stopping planner hands back the jobs its
+// consumer had buffered.
+const intakeDrain = 2 * time.Second
+
 // checkpoint writes the counters of workflows that changed (all: every one).
+// Records of finished workflows whose last write failed are written again,
+// unless the workflow is open again (its flow's record is the newer).
 func (p *Planner) checkpoint(ctx context.Context, all bool) {
 	for _, f := range p.flows {
 		if !f.dirty && !all {
 			continue
 		}
-		f.dirty = false
 		f.refresh()
 		if err := p.putRecord(ctx, &f.rec); err != nil {
 			p.log.Warn("checkpoint", "workflow", f.rec.ID, "err", err)
+			continue // still dirty
 		}
+		f.dirty = false
+	}
+	for id, rec := range p.unwritten {
+		if p.flows[id] == nil {
+			if err := p.putRecord(ctx, &rec); err != nil {
+				p.log.Warn("checkpoint", "workflow", id, "err", err)
+				continue
+			}
+			p.log.Info("finished workflow recorded", "workflow", id, "status", rec.Status)
+		}
+		delete(p.unwritten, id)
 	}
 }
 

@@ -24,6 +24,7 @@ func (p *Planner) startReplay(ctx context.Context) (*streams.Follower, error) {
 		return nil, fmt.Errorf("planner: results stream: %w", err)
 	}
 	st := info.CachedInfo().State
+	p.lastSeq = st.LastSeq
 	from := st.LastSeq + 1
 	for _, f := range p.flows {
 		from = min(from, f.rec.ResultsFrom)

@@ -27,7 +27,7 @@ func (p *Planner) onResult(ctx context.Context, m jetstream.Msg) bool {
 	if f == nil {
 		return caughtUp // finished, or not ours
 	}
-	i, ok := f.plan.ByID[r.Task]
+	i, ok := f.plan.Index(r.Task)
 	if !ok {
 		p.refuse(m.Subject(), fmt.Errorf("%w: result for %s/%s, a task not in the plan", events.ErrForged, r.Workflow, events.Short(r.Task)))
 		return caughtUp
@@ -52,11 +52,11 @@ func (p *Planner) refuse(subject string, err error) {
 
 func (p *Planner) apply(ctx context.Context, f *flow, i int, r *events.Result) {
 	t, s := &f.plan.Tasks[i], &f.st[i]
-	if r.Status != events.StateCompleted && r.Gen < f.rec.Retry[t.ID] {
+	if r.Status != events.StateCompleted && r.Gen < f.rec.Retry[t.ID()] {
 		return // a failure from before a restart with --retry-failed
 	}
 	if s.state == done {
-		if r.Final && r.Status == s.status {
+		if r.Final && outcomeOf(r.Status) == s.status {
 			s.confirmed = true
 		}
 		return
@@ -66,11 +66,11 @@ func (p *Planner) apply(ctx context.Context, f *flow, i int, r *events.Result) {
 		return
 	}
 	p.finishTask(f, i, r.Status, true)
-	if len(t.Dependents) > 0 && r.Status != events.StateCancelled {
-		f.depData[i] = &events.DepResult{Task: t.ID, Step: t.Step, Status: r.Status, Data: r.Data, Error: r.Error}
+	if len(f.plan.Dependents(i)) > 0 && r.Status != events.StateCancelled {
+		f.depData[i] = &events.DepResult{Task: t.ID(), Step: t.Step, Status: r.Status, Data: r.Data, Error: r.Error}
 	}
 	if r.Status != events.StateCompleted && t.Critical {
-		p.cancelRest(f, fmt.Sprintf("critical task %s %s: %s", t.ID, r.Status, r.Error))
+		p.cancelRest(f, fmt.Sprintf("critical task %s %s: %s", t.ID(), r.Status, r.Error))
 	} else {
 		f.release(i)
 		p.dispatchReady(f)
@@ -91,8 +91,8 @@ func (p *Planner) startFallback(f *flow, i int, r *events.Result) {
 		s.state = dispatched
 		f.inflight++
 	}
-	p.log.Info("fallback", "workflow", f.rec.ID, "task", t.ID, "from", t.Type, "to", t.Fallback, "err", r.Error)
-	p.event(events.Event{Workflow: f.rec.ID, Kind: events.EventFallback, Task: t.ID,
+	p.log.Info("fallback", "workflow", f.rec.ID, "task", t.ID(), "from", t.Type, "to", t.Fallback, "err", r.Error)
+	p.event(events.Event{Workflow: f.rec.ID, Kind: events.EventFallback, Task: t.ID(),
 		Message: fmt.Sprintf("%s failed after %d attempts (%s); %s takes over", t.Type, r.Attempts, r.Error, t.Fallback)})
 	p.publishTask(f, i)
 }
@@ -100,7 +100,7 @@ func (p *Planner) startFallback(f *flow, i int, r *events.Result) {
 // release counts task i as done for its dependents: those with nothing left
 // to wait for become ready.
 func (f *flow) release(i int) {
-	for _, d := range f.plan.Tasks[i].Dependents {
+	for _, d := range f.plan.Dependents(i) {
 		f.waitFor[d]--
 		if f.waitFor[d] == 0 && f.st[d].state == waiting {
 			f.st[d].state = ready
@@ -114,7 +114,7 @@ func (p *Planner) finishTask(f *flow, i int, status string, confirmed bool) {
 	if s.state == dispatched {
 		f.inflight--
 	}
-	s.state, s.status, s.confirmed = done, status, confirmed
+	s.state, s.status, s.confirmed = done, outcomeOf(status), confirmed
 	f.finals++
 	if status == events.StateCompleted {
 		f.completed++
@@ -158,8 +158,10 @@ func (p *Planner) close(ctx context.Context, f *flow, outcome string) {
 		}
 	}
 	if err := p.putRecord(context.WithoutCancel(ctx), &f.rec); err != nil {
-		// The replay after a restart writes it again.
-		p.log.Error("record finished workflow", "workflow", f.rec.ID, "err", err)
+		// Written again at each checkpoint until it is stored (and by
+		// the replay after a restart).
+		p.log.Warn("record finished workflow; writing it again at the next checkpoint", "workflow", f.rec.ID, "err", err)
+		p.unwritten[f.rec.ID] = f.rec
 	}
 	delete(p.flows, f.rec.ID)
 	p.log.Info("workflow finished", "workflow", f.rec.ID, "status", f.rec.Status, "outcome", f.rec.Outcome,
@@ -172,7 +174,7 @@ func (p *Planner) close(ctx context.Context, f *flow, outcome string) {
 // completed.
 func (f *flow) criticalFailed() bool {
 	for i, t := range f.plan.Tasks {
-		if t.Critical && f.st[i].state == done && f.st[i].status != events.StateCompleted {
+		if t.Critical && f.st[i].state == done && f.st[i].status != completed {
 			return true
 		}
 	}

@@ -1,9 +1,12 @@
 package registry_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/registry"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -123,4 +127,72 @@ func TestAsker_Ask(t *testing.T) {
 	if run["wf/a1"] != "a1" || run["wf/a2"] != "a2" {
 		t.Fatalf("running %v", run)
 	}
+}
+
+// TestView_FollowsTheRegistry: a view lists what Registry.List lists,
+// from memory: puts, the reaper's failed marks and deletes as they happen,
+// and not an entry older than the TTL (which the server drops without a
+// delete a watch would see). Forged entries are left out, as List does.
+func TestView_FollowsTheRegistry(t *testing.T) {
+	t.Parallel()
+	nc, reg := open(t, streams.Config{Memory: true})
+	ctx, cancel := context.WithCancel(t.Context())
+	const ttl = 2 * time.Second
+	v := registry.NewView(reg, ttl)
+	if _, ok := v.List(); ok {
+		t.Fatal("a view that has read nothing says it is synced")
+	}
+	if err := reg.Put(ctx, events.AgentInfo{ID: "a", Types: []string{"x"}}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { v.Run(ctx) })
+	defer wg.Wait()
+	defer cancel()
+	ids := func() string {
+		list, ok := v.List()
+		if !ok {
+			return "not synced"
+		}
+		var s []string
+		for _, a := range list {
+			s = append(s, a.ID+":"+a.Status)
+		}
+		return strings.Join(s, " ")
+	}
+	wait := func(want string) {
+		t.Helper()
+		natstest.Eventually(t, 10*time.Second, "the view to list "+want, func() bool { return ids() == want })
+	}
+	wait("a:") // stored before the view started
+	if err := reg.Put(ctx, events.AgentInfo{ID: "b", Types: []string{"y"}, Status: events.AgentIdle}); err != nil {
+		t.Fatal(err)
+	}
+	// Not an agent record, or one under another agent's key: left out.
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(ctx, streams.Config{}.WithDefaults().AgentsBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "c", []byte(`{"id":"a","types":["z"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "d", []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	wait("a: b:idle")
+	if err := reg.Put(ctx, events.AgentInfo{ID: "b", Types: []string{"y"}, Status: events.AgentFailed}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	wait("b:failed")
+	list, err := reg.List(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != "b" {
+		t.Fatalf("Registry.List %+v, %v: the view should agree with it", list, err)
+	}
+	// b's entry, written once more, is still in the bucket (its TTL there is
+	// longer); the view drops it ttl after that write.
+	wait("")
 }
