@@ -82,6 +82,9 @@ type Aggregator struct {
 	confirms *streams.Confirms
 	subj     events.Subjects
 	log      *slog.Logger
+	// listed, when set (by tests), runs once the workflows open at start
+	// are listed.
+	listed func()
 
 	refused   events.Refusals // results refused (undecodable or forged)
 	wfs       map[string]*state
@@ -165,19 +168,10 @@ func (a *Aggregator) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("aggregator: %w", err)
 	}
 	defer a.confirms.Close()
-	from, err := a.loadOpen(ctx)
+	from, err := a.replayFrom(ctx)
 	if err != nil {
 		return err
 	}
-	info, err := a.js.Stream(ctx, a.cfg.Streams.ResultsStream())
-	if err != nil {
-		return fmt.Errorf("aggregator: results stream: %w", err)
-	}
-	st := info.CachedInfo().State
-	if from == 0 {
-		from = st.LastSeq + 1
-	}
-	from = max(from, st.FirstSeq, 1)
 	results, err := streams.Follow(ctx, a.js, streams.FollowConfig{
 		Stream: a.cfg.Streams.ResultsStream(), Filter: a.subj.Results(), FromSeq: from,
 	})
@@ -236,9 +230,23 @@ func (a *Aggregator) stop(ctx context.Context, results *streams.Follower, m jets
 	a.partials(ctx)
 }
 
-// loadOpen finds the workflows without a final output and returns the
-// RESULTS sequence to replay from (0: nothing to replay).
-func (a *Aggregator) loadOpen(ctx context.Context) (uint64, error) {
+// replayFrom loads the workflows without a final output and returns the
+// RESULTS sequence to follow from: the first of theirs, or the first
+// result not stored yet.
+//
+// The stream's last sequence is read before the workflows are listed. A
+// workflow the listing misses was created after it began (a planner writes
+// the record before queueing any task), so its results come after that
+// sequence. Read the other way round, a workflow created between the two
+// reads, with its results stored before the second, was skipped: its final
+// output never came.
+func (a *Aggregator) replayFrom(ctx context.Context) (uint64, error) {
+	info, err := a.js.Stream(ctx, a.cfg.Streams.ResultsStream())
+	if err != nil {
+		return 0, fmt.Errorf("aggregator: results stream: %w", err)
+	}
+	st := info.CachedInfo().State
+	from := st.LastSeq + 1
 	lister, err := a.kv.ListKeysFiltered(ctx, "*")
 	if err != nil {
 		return 0, fmt.Errorf("aggregator: list workflows: %w", err)
@@ -247,17 +255,19 @@ func (a *Aggregator) loadOpen(ctx context.Context) (uint64, error) {
 	for k := range lister.Keys() {
 		ids = append(ids, k)
 	}
-	var from uint64
+	if a.listed != nil {
+		a.listed()
+	}
 	for _, id := range ids {
 		s, err := a.open(ctx, id, false)
 		if err != nil {
 			return 0, err
 		}
-		if s != nil && (from == 0 || s.rec.ResultsFrom < from) {
-			from = s.rec.ResultsFrom
+		if s != nil {
+			from = min(from, s.rec.ResultsFrom)
 		}
 	}
-	return from, nil
+	return max(from, st.FirstSeq, 1), nil
 }
 
 // open returns the state of a workflow that has no final output yet (or
