@@ -5,18 +5,32 @@ import (
 	"time"
 
 	"github.com/baton-dev/baton/pkg/events"
+	"github.com/baton-dev/baton/pkg/retry"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // resultRetry is the first pause before a result RESULTS did not take is
-// published again; it doubles up to resultRetryMax. Neither pause is longer
-// than a third of the ack wait, so the renewed claim outlasts it.
+// published again; it doubles up to resultRetryMax (retry.Backoff).
 const (
 	resultRetry    = 250 * time.Millisecond
 	resultRetryMax = 2 * time.Second
 )
+
+// storeFailed handles a failed try to store the result of the task message
+// m: it reports whether to try again, after how long. Once the agent is
+// stopping or crashed it is not tried again; otherwise the outage is
+// logged and m's claim renewed, so that the task does not run elsewhere
+// meanwhile: no pause is longer than a third of the ack wait.
+func (a *Agent) storeFailed(m jetstream.Msg, err error, tries int) (time.Duration, bool) {
+	if a.dead.Load() || a.isStopping() {
+		return 0, false
+	}
+	a.storing.fail(a.log, "storing results", err)
+	_ = m.InProgress()
+	return retry.Backoff(resultRetry, min(resultRetryMax, a.cfg.Streams.AckWait/3), tries), true
+}
 
 // storeResult publishes msg, the result of the task message m, without
 // waiting, and calls done once RESULTS has stored it or storing it is
@@ -36,24 +50,22 @@ func (a *Agent) storeResult(m jetstream.Msg, msg *nats.Msg, done func(stored boo
 		done(stored, err)
 		a.slotFreed()
 	}
-	most := min(resultRetryMax, a.cfg.Streams.AckWait/3)
-	wait := min(resultRetry, most)
+	tries := 0
 	var try func()
 	try = func() {
 		a.confirms.Publish(msg, a.results, func(stored bool, err error) {
-			switch {
-			case stored:
+			if stored {
 				a.storing.ok(a.log, "storing results")
 				finish(true, nil)
-			case a.dead.Load() || a.isStopping():
-				finish(false, err)
-			default:
-				a.storing.fail(a.log, "storing results", err)
-				_ = m.InProgress() // the claim outlasts the pause
-				pause := wait
-				wait = min(2*wait, most)
-				time.AfterFunc(pause, try)
+				return
 			}
+			tries++
+			pause, again := a.storeFailed(m, err, tries)
+			if !again {
+				finish(false, err)
+				return
+			}
+			time.AfterFunc(pause, try)
 		})
 	}
 	try()
@@ -66,19 +78,16 @@ func (a *Agent) storeResult(m jetstream.Msg, msg *nats.Msg, done func(stored boo
 // failure settled). It returns the last error once the agent is stopping
 // or crashed: the task is then left to its ack wait.
 func (a *Agent) publishResultClaimed(ctx context.Context, m jetstream.Msg, r *events.Result) error {
-	most := min(resultRetryMax, a.cfg.Streams.AckWait/3)
-	wait := min(resultRetry, most)
-	for {
+	for tries := 1; ; tries++ {
 		err := a.publishResult(ctx, r)
-		switch {
-		case err == nil:
+		if err == nil {
 			a.storing.ok(a.log, "storing results")
 			return nil
-		case a.dead.Load() || a.isStopping():
+		}
+		wait, again := a.storeFailed(m, err, tries)
+		if !again {
 			return err
 		}
-		a.storing.fail(a.log, "storing results", err)
-		_ = m.InProgress() // the claim outlasts the pause
 		pause := time.NewTimer(wait)
 		select {
 		case <-pause.C:
@@ -86,7 +95,6 @@ func (a *Agent) publishResultClaimed(ctx context.Context, m jetstream.Msg, r *ev
 			pause.Stop()
 			return err
 		}
-		wait = min(2*wait, most)
 	}
 }
 

@@ -188,30 +188,27 @@ func (c *Client) awaitFinal(ctx context.Context, workflow string, reopened int) 
 // outputsStream is OUTPUTS, looked up once (its configuration says
 // whether reads go to any replica).
 func (c *Client) outputsStream(ctx context.Context) (jetstream.Stream, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.outputs == nil {
-		st, err := c.js.Stream(ctx, c.cfg.OutputsStream())
-		if err != nil {
-			return nil, err
-		}
-		c.outputs = st
-	}
-	return c.outputs, nil
+	return lookUpOnce(c, &c.outputs, func() (jetstream.Stream, error) { return c.js.Stream(ctx, c.cfg.OutputsStream()) })
 }
 
 // workflowsBucket is the workflows bucket, looked up once: a lookup is a
 // stream-info request, which every Follow and Run paid before reading the
 // record.
 func (c *Client) workflowsBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	return lookUpOnce(c, &c.workflows, func() (jetstream.KeyValue, error) { return c.js.KeyValue(ctx, c.cfg.WorkflowsBucket()) })
+}
+
+// lookUpOnce returns *v, set by look the first time it succeeds.
+func lookUpOnce[T comparable](c *Client, v *T, look func() (T, error)) (T, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.workflows == nil {
-		kv, err := c.js.KeyValue(ctx, c.cfg.WorkflowsBucket())
+	var zero T
+	if *v == zero {
+		found, err := look()
 		if err != nil {
-			return nil, err
+			return zero, err
 		}
-		c.workflows = kv
+		*v = found
 	}
-	return c.workflows, nil
+	return *v, nil
 }
