@@ -29,11 +29,22 @@ func GetWorkflow(ctx context.Context, kv jetstream.KeyValue, id string) (*events
 
 // PutWorkflow writes a workflow's record to the workflows bucket.
 func PutWorkflow(ctx context.Context, kv jetstream.KeyValue, rec *events.Workflow) error {
+	return writeWorkflow(rec, func(b []byte) (uint64, error) { return kv.Put(ctx, rec.ID, b) })
+}
+
+// CreateWorkflow writes a new workflow's record to the workflows bucket,
+// in one round trip, unless the bucket holds one of that id already: then
+// it changes nothing and the error is jetstream.ErrKeyExists.
+func CreateWorkflow(ctx context.Context, kv jetstream.KeyValue, rec *events.Workflow) error {
+	return writeWorkflow(rec, func(b []byte) (uint64, error) { return kv.Create(ctx, rec.ID, b) })
+}
+
+func writeWorkflow(rec *events.Workflow, write func([]byte) (uint64, error)) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode workflow %s: %w", rec.ID, err)
 	}
-	if _, err := kv.Put(ctx, rec.ID, b); err != nil {
+	if _, err := write(b); err != nil {
 		return fmt.Errorf("write workflow %s: %w", rec.ID, err)
 	}
 	return nil

@@ -249,6 +249,19 @@ func (e *env) final(wf string, within time.Duration) *events.Output {
 		if err != nil {
 			e.t.Fatalf("final output of %s: %v", wf, err)
 		}
+		// Follow may return the final output as it is published, a moment
+		// before OUTPUTS stores it; the tests read OUTPUTS next.
+		for {
+			_, err := e.cl.Final(ctx, wf)
+			if !errors.Is(err, client.ErrNoFinal) {
+				break
+			}
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				e.t.Fatalf("final output of %s not stored within %v", wf, within)
+			}
+		}
 		return out
 	}
 }

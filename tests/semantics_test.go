@@ -406,3 +406,94 @@ func TestSubmit_WarnsOfUnservedTypes(t *testing.T) {
 		t.Fatalf("stderr %q: want a warning for nobody only", got)
 	}
 }
+
+// TestSubmit_SameIDRunsOnce: a job submitted again with the id of an
+// earlier workflow runs nothing and changes nothing of it (its job stays
+// the first one); a new id costs the planner no read of the workflows
+// bucket; a job whose earlier try stored only its spec runs with its own.
+func TestSubmit_SameIDRunsOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner() // the aggregator after the first check: its start reads every record
+	var ran counter
+	e.agent("one", 2, map[string]agent.Handler{"echo": ran.wrap(agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) {
+		return t.ID, nil
+	}))})
+	bucket := e.cfg.WithDefaults().WorkflowsBucket()
+	kv, err := e.js.KeyValue(context.Background(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reads of a record: direct gets, or message gets naming its key.
+	var mu sync.Mutex
+	reads := map[string]int{}
+	count := func(m *nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, key := range []string{"once", "unserved"} {
+			if strings.HasSuffix(m.Subject, "$KV."+bucket+"."+key) || bytes.Contains(m.Data, []byte("$KV."+bucket+"."+key+`"`)) {
+				reads[key]++
+			}
+		}
+	}
+	for _, subject := range []string{"$JS.API.DIRECT.GET.KV_" + bucket + ".>", "$JS.API.STREAM.MSG.GET.KV_" + bucket} {
+		sub, err := e.nc.Subscribe(subject, count)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+	}
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new id, of a type no agent serves (so no result, and no reader of
+	// the record but the planner): no read.
+	if r := e.submitReply(`{"id": "unserved", "steps": [{"id": "a", "type": "nobody"}]}`); r.Workflow != "unserved" || r.Tasks != 1 {
+		t.Fatalf("reply %+v", r)
+	}
+	_ = e.nc.Flush()
+	mu.Lock()
+	if n := reads["unserved"]; n != 0 {
+		t.Errorf("the planner read the record of a new workflow %d times", n)
+	}
+	mu.Unlock()
+
+	e.aggregator()
+	first := `{"id": "once", "steps": [{"id": "a", "type": "echo"}]}`
+	if wf := e.submit([]byte(first)); wf != "once" {
+		t.Fatalf("workflow %s, want once", wf)
+	}
+	if out := e.final("once", 30*time.Second); out.Status != events.OutcomeSuccess {
+		t.Fatalf("final %s", out.Status)
+	}
+	r := e.submitReply(`{"id": "once", "steps": [{"id": "b", "type": "echo", "split": 1, "input": [1, 2, 3]}]}`)
+	if r.Workflow != "once" || r.Tasks != 1 || r.Error != nil {
+		t.Fatalf("second submit of id once: reply %+v, want the first workflow's (1 task)", r)
+	}
+	spec, err := kv.Get(context.Background(), "once.spec")
+	if err != nil || string(spec.Value()) != first {
+		t.Fatalf("job of workflow once: %v %s, want the first one", err, spec.Value())
+	}
+	rec := must(e.cl.Workflow(context.Background(), "once"))(t)
+	if rec.Counts.Total != 1 || rec.Status != events.WorkflowCompleted {
+		t.Fatalf("record %+v changed by the second submit", rec.Counts)
+	}
+
+	// An earlier try stored this job's spec, not its record: the job runs,
+	// with its spec.
+	half := `{"id": "half", "steps": [{"id": "c", "type": "echo"}]}`
+	if _, err := kv.Put(context.Background(), "half.spec", []byte(`{"stale": true}`)); err != nil {
+		t.Fatal(err)
+	}
+	e.submit([]byte(half))
+	if out := e.final("half", 30*time.Second); out.Status != events.OutcomeSuccess {
+		t.Fatalf("final of half %s", out.Status)
+	}
+	if spec, err := kv.Get(context.Background(), "half.spec"); err != nil || string(spec.Value()) != half {
+		t.Fatalf("job of workflow half: %v %s, want the submitted one", err, spec.Value())
+	}
+	if got := ran.counts(); len(got) != 2 || got["a"] != 1 || got["c"] != 1 {
+		t.Fatalf("tasks run %v, want a and c once each", got)
+	}
+}

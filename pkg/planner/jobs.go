@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
+	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -63,27 +65,24 @@ func (p *Planner) onJob(ctx context.Context, m jetstream.Msg) error {
 		p.reply(replyTo, events.SubmitReply{Workflow: id, Tasks: len(f.plan.Tasks), Lanes: f.plan.Lanes()})
 		return p.ack(m)
 	}
-	existing, err := p.getRecord(ctx, id)
-	if err != nil {
-		return p.retryJob(m, err)
-	}
-	if existing != nil { // finished earlier: submitting the same id runs it once
-		p.reply(replyTo, events.SubmitReply{Workflow: id, Tasks: existing.Counts.Total, Lanes: plan.Lanes()})
-		return p.ack(m)
-	}
 	// Its results come after every result followed so far: where its
 	// replay would start, without asking the server.
 	f := newFlow(newRecord(id, job, plan, max(p.results.Delivered(), p.lastSeq)+1), job, plan)
 	f.refresh()
-	// The spec and the record are written at once (one round trip, not
-	// two), and both before any task is queued.
-	var specErr error
-	var wrote sync.WaitGroup
-	wrote.Go(func() { _, specErr = p.kv.Put(ctx, id+".spec", m.Data()) })
-	recErr := p.putRecord(ctx, &f.rec)
-	wrote.Wait()
-	if err := errors.Join(specErr, recErr); err != nil {
+	created, err := p.create(ctx, id, m.Data(), &f.rec)
+	if err != nil {
 		return p.retryJob(m, err)
+	}
+	if !created { // finished earlier: submitting the same id runs it once
+		existing, err := p.getRecord(ctx, id)
+		if err == nil && existing == nil {
+			err = fmt.Errorf("planner: the record of %s was deleted while read", id)
+		}
+		if err != nil {
+			return p.retryJob(m, err)
+		}
+		p.reply(replyTo, events.SubmitReply{Workflow: id, Tasks: existing.Counts.Total, Lanes: plan.Lanes()})
+		return p.ack(m)
 	}
 	p.flows[id] = f
 	p.dispatchReady(f)
@@ -97,6 +96,40 @@ func (p *Planner) onJob(ctx context.Context, m jetstream.Msg) error {
 	p.event(events.Event{Workflow: id, Kind: events.EventCreated, Detail: detail})
 	p.reply(replyTo, events.SubmitReply{Workflow: id, Tasks: len(plan.Tasks), Lanes: lanes, Warnings: warnings})
 	return p.ack(m)
+}
+
+// create writes a new workflow's job (its spec) and record at once, one
+// round trip and both before any task is queued, and reports whether the
+// workflow is new. Each is created only if absent: a job submitted again
+// with the id of an earlier workflow changes nothing of it, and costs no
+// read when the id is new (the usual case).
+func (p *Planner) create(ctx context.Context, id string, spec []byte, rec *events.Workflow) (bool, error) {
+	var specErr error
+	var wrote sync.WaitGroup
+	wrote.Go(func() { _, specErr = p.kv.Create(ctx, id+".spec", spec) })
+	recErr := streams.CreateWorkflow(ctx, p.kv, rec)
+	wrote.Wait()
+	switch {
+	case errors.Is(recErr, jetstream.ErrKeyExists):
+		return false, nil
+	case recErr != nil:
+		return false, fmt.Errorf("planner: %w", recErr)
+	case errors.Is(specErr, jetstream.ErrKeyExists):
+		// The record is new and the spec is not: an earlier try of this
+		// job stored the spec and failed before the record, or the
+		// record of an id used before was deleted. This job's spec goes
+		// with this record.
+		_, specErr = p.kv.Put(ctx, id+".spec", spec)
+	}
+	if specErr != nil {
+		// A record without its job cannot be re-planned: remove it, so
+		// that the retry creates both.
+		if err := p.kv.Delete(ctx, id); err != nil {
+			p.log.Warn("remove the record of a workflow whose job was not stored", "workflow", id, "err", err)
+		}
+		return false, fmt.Errorf("planner: store job of %s: %w", id, specErr)
+	}
+	return true, nil
 }
 
 // newRecord is a new workflow's record; its results start at resultsFrom.
