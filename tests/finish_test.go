@@ -153,12 +153,32 @@ func TestCollect_Modes(t *testing.T) {
 	t.Run("stream", func(t *testing.T) {
 		wf := e.submit(map[string]any{"id": "stream", "steps": steps})
 		var seen []string
+		tasks := map[string]string{} // task → its step, as Follow gives it
 		out, err := e.cl.FollowWith(e.ctl(), wf, client.FollowOptions{Collect: events.CollectStream}, func(o *events.Output) error {
 			seen = append(seen, o.Kind)
+			for _, r := range o.Results {
+				tasks[r.Task] = r.Step
+			}
 			return nil
 		})
 		if err != nil || out.Status != events.OutcomeSuccess {
 			t.Fatalf("follow: %v %+v", err, out)
+		}
+		if len(tasks) != 6 || tasks["n-0"] != "n" || tasks["n-5"] != "n" {
+			t.Errorf("partials gave tasks and steps %v, want n-0…n-5 of step n", tasks)
+		}
+		// Stored, a task's entry is its id and status alone (and data
+		// where collected): the record gives its step.
+		for _, m := range e.stored(e.cfg.OutputsStream(), e.cfg.Subjects().Output(wf, events.OutputPartial)) {
+			var raw struct{ Results []map[string]json.RawMessage }
+			if err := json.Unmarshal(m.Data(), &raw); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range raw.Results {
+				if _, ok := r["step"]; ok || len(r) > 3 {
+					t.Errorf("stored partial entry %v: want task, status and data alone", r)
+				}
+			}
 		}
 		if !slices.Contains(seen, events.OutputPartial) || slices.Contains(seen, events.OutputReady) || seen[len(seen)-1] != events.OutputFinal {
 			t.Errorf("outputs %v: want partials, then the final one", seen)

@@ -496,7 +496,7 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 		// A failure may yet be superseded (Usage) and is listed (the rest).
 		kept.Type, kept.Error, kept.ErrorKind, kept.Usage = r.Type, r.Error, r.ErrorKind, r.Usage
 	}
-	out := events.TaskOutput{Task: r.Task, Step: r.Step, Status: r.Status, Agent: r.Agent}
+	out := events.TaskOutput{Task: r.Task, Status: r.Status}
 	if collected && r.Status == events.StateCompleted {
 		kept.Data = s.fold(r.Data)
 		out.Data = r.Data

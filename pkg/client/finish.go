@@ -103,6 +103,9 @@ func (c *Client) FollowWith(ctx context.Context, workflow string, opts FollowOpt
 		if json.Unmarshal(m.Data(), &out) != nil || out.Workflow != workflow || m.Subject() != c.subj.Output(workflow, out.Kind) {
 			continue
 		}
+		for i := range out.Results {
+			out.Results[i].Step, _, _ = rec.PlanTask(out.Results[i].Task)
+		}
 		if fn != nil {
 			if err := fn(&out); err != nil {
 				return nil, err

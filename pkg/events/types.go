@@ -306,12 +306,16 @@ type Progress struct {
 	Percent float64 `json:"percent"`
 }
 
-// TaskOutput is one task's result as users see it.
+// TaskOutput is one task's result in a partial output: its id, status and,
+// where its step is collected, its data. It is kept small, as a job's
+// partial outputs hold every task once: the step is not stored (the
+// workflow's record gives it, Workflow.PlanTask; client.Follow fills it
+// in) nor the agent and timing (the stored result has them: baton
+// results).
 type TaskOutput struct {
 	Task   string          `json:"task"`
-	Step   string          `json:"step"`
+	Step   string          `json:"step,omitempty"`
 	Status string          `json:"status"`
-	Agent  string          `json:"agent,omitempty"`
 	Data   json.RawMessage `json:"data,omitempty"`
 }
 
