@@ -120,6 +120,21 @@ func (e *env) outputKinds(wf string) []string {
 	return kinds
 }
 
+// storedEntries is the task entries of a workflow's stored partial outputs,
+// as stored.
+func (e *env) storedEntries(wf string) []map[string]json.RawMessage {
+	e.t.Helper()
+	var entries []map[string]json.RawMessage
+	for _, m := range e.stored(e.cfg.OutputsStream(), e.cfg.Subjects().Output(wf, events.OutputPartial)) {
+		var raw struct{ Results []map[string]json.RawMessage }
+		if err := json.Unmarshal(m.Data(), &raw); err != nil {
+			e.t.Fatal(err)
+		}
+		entries = append(entries, raw.Results...)
+	}
+	return entries
+}
+
 // TestCollect_Modes: batch publishes no partial output, only the final
 // one; hybrid publishes a ready output once the critical task is done while
 // a straggler still runs, then the final one; Follow and FollowWith show
@@ -167,17 +182,11 @@ func TestCollect_Modes(t *testing.T) {
 		if len(tasks) != 6 || tasks["n-0"] != "n" || tasks["n-5"] != "n" {
 			t.Errorf("partials gave tasks and steps %v, want n-0…n-5 of step n", tasks)
 		}
-		// Stored, a task's entry is its id and status alone (and data
-		// where collected): the record gives its step.
-		for _, m := range e.stored(e.cfg.OutputsStream(), e.cfg.Subjects().Output(wf, events.OutputPartial)) {
-			var raw struct{ Results []map[string]json.RawMessage }
-			if err := json.Unmarshal(m.Data(), &raw); err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range raw.Results {
-				if _, ok := r["step"]; ok || len(r) > 3 {
-					t.Errorf("stored partial entry %v: want task, status and data alone", r)
-				}
+		// Stored, a task's entry is its id, status and data alone: the
+		// record gives its step.
+		for _, r := range e.storedEntries(wf) {
+			if len(r) != 3 || r["task"] == nil || r["status"] == nil || r["data"] == nil {
+				t.Errorf("stored partial entry %s: want task, status and data alone", r)
 			}
 		}
 		if !slices.Contains(seen, events.OutputPartial) || slices.Contains(seen, events.OutputReady) || seen[len(seen)-1] != events.OutputFinal {
@@ -190,6 +199,24 @@ func TestCollect_Modes(t *testing.T) {
 			return nil
 		}); err != nil || !slices.Equal(seen, []string{events.OutputFinal}) {
 			t.Errorf("batch follow: %v %v", err, seen)
+		}
+	})
+
+	t.Run("reduce", func(t *testing.T) {
+		// The partials of a reduce carry the reduction so far, not each
+		// task's data.
+		wf := e.submit(map[string]any{"id": "reduce", "steps": steps, "aggregate": map[string]any{"strategy": "reduce", "op": "count", "field": "."}})
+		if out := e.final(wf, 30*time.Second); out.Status != events.OutcomeSuccess || !strings.Contains(string(out.Data), `"value":6`) {
+			t.Fatalf("final %s %s", out.Status, out.Data)
+		}
+		entries := e.storedEntries(wf)
+		for _, r := range entries {
+			if len(r) != 2 || r["task"] == nil || r["status"] == nil {
+				t.Errorf("stored partial entry %s of a reduce: want task and status alone", r)
+			}
+		}
+		if len(entries) != 6 {
+			t.Errorf("%d entries in partial outputs, want 6", len(entries))
 		}
 	})
 

@@ -499,7 +499,12 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	out := events.TaskOutput{Task: r.Task, Status: r.Status}
 	if collected && r.Status == events.StateCompleted {
 		kept.Data = s.fold(r.Data)
-		out.Data = r.Data
+		// The task's data where the final output takes it (a reduce's
+		// partial outputs carry the reduction so far instead); a null is
+		// no data.
+		if kept.Data != nil && string(kept.Data) != "null" {
+			out.Data = kept.Data
+		}
 	} else {
 		kept.Data = nil
 	}

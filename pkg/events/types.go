@@ -307,7 +307,8 @@ type Progress struct {
 }
 
 // TaskOutput is one task's result in a partial output: its id, status and,
-// where its step is collected, its data. It is kept small, as a job's
+// where the final output takes it, its data (none for a null; a reduce's
+// partial outputs carry the reduction so far in their Data instead). It is kept small, as a job's
 // partial outputs hold every task once: the step is not stored (the
 // workflow's record gives it, Workflow.PlanTask; client.Follow fills it
 // in) nor the agent and timing (the stored result has them: baton
