@@ -442,3 +442,62 @@ func TestLimits_MaxTasksIsTheDeployments(t *testing.T) {
 		t.Fatalf("the job of 10 tasks: %s", out.Status)
 	}
 }
+
+// TestOutputs_LargerThanAMessage: on a server whose messages hold 256 KiB,
+// a workflow whose results add up to more still finishes: its partial
+// outputs split into messages that fit and hold every task once, a task
+// whose data alone does not fit in one is listed without it, and the final
+// output comes without the data, its first error of kind too_large. Before,
+// the aggregator retried the final output forever.
+func TestOutputs_LargerThanAMessage(t *testing.T) {
+	t.Parallel()
+	const maxPayload = 256 << 10
+	e := newEnvOn(t, natstest.StartWithMaxPayload(t, maxPayload), streams.Config{})
+	e.planner()
+	e.aggregator()
+	// Task "big-0" returns a string that fits in its result but, with a
+	// partial output's envelope, not in an output; the others 16 KiB.
+	const alone = maxPayload - 800
+	e.agent("one", 4, map[string]agent.Handler{"big": agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) {
+		if t.ID == "big-0" {
+			return strings.Repeat("a", alone), nil
+		}
+		return strings.Repeat("x", 16<<10), nil
+	})})
+	wf := e.submit(map[string]any{"steps": []map[string]any{{"id": "big", "type": "big", "split": 1, "input": make([]int, 40)}}})
+	out := e.final(wf, time.Minute)
+	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != 40 {
+		t.Fatalf("final %s %+v", out.Status, out.Metadata.Tasks)
+	}
+	if string(out.Data) != "null" || len(out.Errors) != 1 || out.Errors[0].Kind != events.KindTooLarge {
+		t.Fatalf("final data %.40s, errors %+v: want no data and one too_large error", out.Data, out.Errors)
+	}
+	seen := map[string]int{}
+	for _, m := range e.stored(e.cfg.OutputsStream(), e.cfg.Subjects().Output(wf, events.OutputPartial)) {
+		if len(m.Data()) > maxPayload {
+			t.Errorf("a partial output of %d bytes", len(m.Data()))
+		}
+		var o events.Output
+		if err := json.Unmarshal(m.Data(), &o); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range o.Results {
+			seen[r.Task]++
+			if tooLarge := r.Task == "big-0"; r.DataTooLarge != tooLarge || (len(r.Data) == 0) != tooLarge {
+				t.Errorf("task %s listed with %d bytes of data, data_too_large %v", r.Task, len(r.Data), r.DataTooLarge)
+			}
+		}
+	}
+	if len(seen) != 40 {
+		t.Errorf("partial outputs list %d tasks, want 40", len(seen))
+	}
+	for task, n := range seen {
+		if n != 1 {
+			t.Errorf("task %s in %d partial outputs", task, n)
+		}
+	}
+	// Each task's data is in its stored result.
+	if finals, _ := e.results(wf); len(finals) != 40 {
+		t.Errorf("%d tasks with a stored result, want 40", len(finals))
+	}
+}

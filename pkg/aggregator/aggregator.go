@@ -558,13 +558,23 @@ func (a *Aggregator) sendPartials(ctx context.Context) (wait func()) {
 	}
 	var all []sent
 	for id, s := range a.wfs {
-		for off := 0; off < len(s.fresh); {
-			n := min(len(s.fresh)-off, a.cfg.PartialMax)
+		for off, most := 0, a.cfg.PartialMax; off < len(s.fresh); {
+			n := min(len(s.fresh)-off, most)
 			out := events.Output{Workflow: id, Kind: events.OutputPartial, Status: events.OutcomeRunning,
 				Progress: s.progress(), Results: s.fresh[off : off+n], Errors: []events.TaskError{}}
 			out.Data = s.partialData()
 			through := s.freshSeq[off+n-1]
 			msg, err := a.outputMsg(out, events.MsgID(id, "partial", through), through, 0)
+			if errors.Is(err, errPartialTooLarge) {
+				if n > 1 {
+					most = n / 2 // fewer results in each message
+					continue
+				}
+				// One task's data alone is too large: the final output
+				// and its stored result have it.
+				s.fresh[off].Data, s.fresh[off].DataTooLarge = nil, true
+				continue
+			}
 			if err != nil {
 				a.log.Warn("publish partial output; trying again at the next one", "workflow", id, "err", err)
 				break // kept: the next tick publishes it
@@ -773,7 +783,7 @@ func (a *Aggregator) publish(ctx context.Context, out events.Output, msgID strin
 
 // outputMsg is the message that stores out.
 func (a *Aggregator) outputMsg(out events.Output, msgID string, through uint64, reopened int) (*nats.Msg, error) {
-	b, err := json.Marshal(out)
+	b, err := encodeOutput(out, a.maxOutput())
 	if err != nil {
 		return nil, err
 	}

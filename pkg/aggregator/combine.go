@@ -244,6 +244,8 @@ func Remedy(kind, status string) (string, bool) {
 		return "an expression of the job's aggregate failed on this value, which is null in the output: fix the expression; the task itself needs no retry", false
 	case events.KindStopWhen:
 		return "not needed: the job's stop_when held before it finished; drop stop_when if every task is wanted", false
+	case events.KindTooLarge:
+		return "the output was more than a message may take: read each task's result (baton results); have tasks return references to large data", false
 	case events.KindUnknown:
 		return "the task message could not be decoded: check the producer's wire protocol version", false
 	}

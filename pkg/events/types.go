@@ -29,6 +29,9 @@ const (
 	KindCancelled  = "cancelled"  // cancelled by request (or its dependency was)
 	KindDeadline   = "deadline"   // cancelled because the workflow's deadline passed
 	KindForged     = "forged"     // refused unrun: its subject or lane did not match its body
+	// KindTooLarge, in an output's errors, says the output was more than a
+	// message may take, and what of it was left out.
+	KindTooLarge = "too_large"
 	// KindExpression marks an error of the output, not of a task: an
 	// expression of the job's aggregate failed (or ran out of time).
 	KindExpression = "expression"
@@ -318,6 +321,9 @@ type TaskOutput struct {
 	Step   string          `json:"step,omitempty"`
 	Status string          `json:"status"`
 	Data   json.RawMessage `json:"data,omitempty"`
+	// DataTooLarge says the task's data was left out: with the rest of
+	// the partial output it was more than a message may take.
+	DataTooLarge bool `json:"data_too_large,omitempty"`
 }
 
 // Metadata describes how a workflow ran.

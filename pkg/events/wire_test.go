@@ -180,7 +180,7 @@ func sampleOutput() *events.Output {
 	return &events.Output{
 		Workflow: "wf-1", Kind: events.OutputFinal, Status: events.OutcomePartial,
 		Progress: events.Progress{Done: 2, Total: 2, Percent: 100}, Data: json.RawMessage(`[1]`),
-		Results: []events.TaskOutput{{Task: "t-1", Step: "t", Status: events.StateCompleted, Data: json.RawMessage(`1`)}},
+		Results: []events.TaskOutput{{Task: "t-1", Step: "t", Status: events.StateCompleted, Data: json.RawMessage(`1`), DataTooLarge: true}},
 		Metadata: &events.Metadata{Started: t0, Finished: t1, ElapsedMS: 1500, Agents: []string{"agent-1"}, AgentsUsed: 1,
 			SuccessRate: 0.5, Threshold: 0.5, Tasks: sampleCounts(), BusyMS: 1250.5, Attempts: 4, Recovered: 1, Recovery: events.RecoveryIncomplete,
 			Interpolation: events.InterpolateMean, Interpolated: []string{"t-2"},
