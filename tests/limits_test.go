@@ -445,23 +445,16 @@ func TestLimits_MaxTasksIsTheDeployments(t *testing.T) {
 
 // TestOutputs_LargerThanAMessage: on a server whose messages hold 256 KiB,
 // a workflow whose results add up to more still finishes: its partial
-// outputs split into messages that fit and hold every task once, a task
-// whose data alone does not fit in one is listed without it, and the final
-// output comes without the data, its first error of kind too_large. Before,
-// the aggregator retried the final output forever.
+// outputs split into messages that fit and hold every task once, and the
+// final output comes without the data, its first error of kind too_large.
+// Before, the aggregator retried the final output forever.
 func TestOutputs_LargerThanAMessage(t *testing.T) {
 	t.Parallel()
 	const maxPayload = 256 << 10
 	e := newEnvOn(t, natstest.StartWithMaxPayload(t, maxPayload), streams.Config{})
 	e.planner()
 	e.aggregator()
-	// Task "big-0" returns a string that fits in its result but, with a
-	// partial output's envelope, not in an output; the others 16 KiB.
-	const alone = maxPayload - 800
 	e.agent("one", 4, map[string]agent.Handler{"big": agent.HandlerFunc(func(_ context.Context, t *agent.Task) (any, error) {
-		if t.ID == "big-0" {
-			return strings.Repeat("a", alone), nil
-		}
 		return strings.Repeat("x", 16<<10), nil
 	})})
 	wf := e.submit(map[string]any{"steps": []map[string]any{{"id": "big", "type": "big", "split": 1, "input": make([]int, 40)}}})
@@ -473,7 +466,8 @@ func TestOutputs_LargerThanAMessage(t *testing.T) {
 		t.Fatalf("final data %.40s, errors %+v: want no data and one too_large error", out.Data, out.Errors)
 	}
 	seen := map[string]int{}
-	for _, m := range e.stored(e.cfg.OutputsStream(), e.cfg.Subjects().Output(wf, events.OutputPartial)) {
+	partials := e.stored(e.cfg.OutputsStream(), e.cfg.Subjects().Output(wf, events.OutputPartial))
+	for _, m := range partials {
 		if len(m.Data()) > maxPayload {
 			t.Errorf("a partial output of %d bytes", len(m.Data()))
 		}
@@ -483,13 +477,13 @@ func TestOutputs_LargerThanAMessage(t *testing.T) {
 		}
 		for _, r := range o.Results {
 			seen[r.Task]++
-			if tooLarge := r.Task == "big-0"; r.DataTooLarge != tooLarge || (len(r.Data) == 0) != tooLarge {
+			if len(r.Data) < 16<<10 || r.DataTooLarge {
 				t.Errorf("task %s listed with %d bytes of data, data_too_large %v", r.Task, len(r.Data), r.DataTooLarge)
 			}
 		}
 	}
-	if len(seen) != 40 {
-		t.Errorf("partial outputs list %d tasks, want 40", len(seen))
+	if len(seen) != 40 || len(partials) < 3 {
+		t.Errorf("%d partial outputs list %d tasks, want 40 in 3 or more", len(partials), len(seen))
 	}
 	for task, n := range seen {
 		if n != 1 {
@@ -499,5 +493,44 @@ func TestOutputs_LargerThanAMessage(t *testing.T) {
 	// Each task's data is in its stored result.
 	if finals, _ := e.results(wf); len(finals) != 40 {
 		t.Errorf("%d tasks with a stored result, want 40", len(finals))
+	}
+}
+
+// TestResults_LargerThanAMessage: a task whose data is more than a result
+// may hold fails at once (kind too_large, not retried), and one whose error
+// is of any length fails with its start: the workflow finishes. Before,
+// the agent published such a result again for ever, the task claimed.
+func TestResults_LargerThanAMessage(t *testing.T) {
+	t.Parallel()
+	const maxPayload = 256 << 10
+	e := newEnvOn(t, natstest.StartWithMaxPayload(t, maxPayload), streams.Config{})
+	e.planner()
+	e.aggregator()
+	e.agent("one", 2, map[string]agent.Handler{
+		"huge": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return strings.Repeat("h", maxPayload), nil }),
+		"loud": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) {
+			return nil, errors.New(strings.Repeat("l", maxPayload))
+		}),
+	})
+	wf := e.submit(map[string]any{"success_threshold": 0, "steps": []map[string]any{
+		{"id": "huge", "type": "huge", "retries": 2, "backoff": "10ms"},
+		{"id": "loud", "type": "loud", "retries": 1, "backoff": "10ms"},
+	}})
+	out := e.final(wf, time.Minute)
+	if out.Metadata.Tasks.Failed != 2 || len(out.Errors) != 2 {
+		t.Fatalf("final %s %+v errors %+v: want both failed", out.Status, out.Metadata.Tasks, out.Errors)
+	}
+	for _, te := range out.Errors {
+		switch te.Task {
+		case "huge":
+			if te.Kind != events.KindTooLarge || te.Attempts != 1 || te.RetryRecommended || !strings.Contains(te.Message, "reference") {
+				t.Errorf("huge: %+v, want too_large after 1 attempt", te)
+			}
+		case "loud":
+			if te.Kind != events.KindError || te.Attempts != 2 || len(te.Message) > agent.MaxErrorText {
+				t.Errorf("loud: kind %s after %d attempts, %d bytes of message; want error after 2, at most %d bytes",
+					te.Kind, te.Attempts, len(te.Message), agent.MaxErrorText)
+			}
+		}
 	}
 }

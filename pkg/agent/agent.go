@@ -545,7 +545,11 @@ func (a *Agent) process(ctx context.Context, typ string, j *job, settled func())
 	}
 	if herr == nil {
 		var data json.RawMessage
-		if data, herr = encodeValue(value); herr == nil {
+		if data, herr = encodeValue(value); herr == nil && len(data) > a.maxData() {
+			herr = fmt.Errorf("%w: its data is %d bytes, more than the %d a result may hold here: return a reference to large data, not the data",
+				errResultTooLarge, len(data), a.maxData())
+		}
+		if herr == nil {
 			r := a.result(t, attempt, started, events.StateCompleted)
 			r.Data = data
 			r.Usage = task.usage(cpu, measured)
@@ -604,6 +608,9 @@ func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m 
 	switch {
 	case errors.As(herr, &perm):
 		kind = events.KindPermanent
+		if errors.Is(herr, errResultTooLarge) {
+			kind = events.KindTooLarge
+		}
 	case errors.As(herr, &snooze):
 		log.Info("retry requested", "after", snooze.Delay, "err", herr)
 		settle(log, "nak", m.NakWithDelay(snooze.Delay))
@@ -617,7 +624,7 @@ func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m 
 	if d.Action == retry.Again {
 		log.Info("task failed; will retry", "in", d.Delay, "err", herr)
 		a.event(events.Event{Workflow: t.Workflow, Kind: events.EventRetry, Task: t.ID, Agent: a.cfg.ID,
-			Message: fmt.Sprintf("attempt %d of %d failed (%v); retrying in %v", attempt, t.MaxAttempts, herr, d.Delay.Round(time.Millisecond))})
+			Message: fmt.Sprintf("attempt %d of %d failed (%s); retrying in %v", attempt, t.MaxAttempts, events.Clip(herr.Error(), MaxErrorText), d.Delay.Round(time.Millisecond))})
 		settle(log, "nak", m.NakWithDelay(d.Delay))
 		return
 	}
@@ -698,6 +705,21 @@ func settle(log *slog.Logger, what string, err error) {
 	}
 }
 
+// MaxErrorText is how much of a handler's error a failed task's result
+// keeps.
+const MaxErrorText = 4096
+
+// resultRoom is what a result's fields other than its data, and its
+// message's subject and headers, may take of the server's max payload.
+const resultRoom = 8 << 10
+
+// errResultTooLarge fails a task whose data cannot be stored as a result:
+// retrying would make the same.
+var errResultTooLarge = errors.New("result too large")
+
+// maxData is how many bytes a result's data may take.
+func (a *Agent) maxData() int { return int(a.nc.MaxPayload()) - resultRoom }
+
 func encodeValue(v any) (json.RawMessage, error) {
 	if raw, ok := v.(json.RawMessage); ok {
 		if !json.Valid(raw) {
@@ -727,19 +749,21 @@ func (a *Agent) result(t *events.Task, attempt int, started time.Time, status st
 func (a *Agent) fail(ctx context.Context, t *events.Task, m jetstream.Msg, attempt int, usage *events.TaskUsage, kind string, cause error) {
 	a.failures.Add(1)
 	log := a.log.With("workflow", t.Workflow, "task", t.ID)
-	log.Warn("task failed", "kind", kind, "attempts", attempt, "err", cause)
-	if err := a.deadLetter(ctx, t.Workflow, t.ID, m, kind, cause); err != nil {
+	// A handler's error may be of any length: the result holds its start.
+	why := events.Clip(cause.Error(), MaxErrorText)
+	log.Warn("task failed", "kind", kind, "attempts", attempt, "err", why)
+	if err := a.deadLetter(ctx, t.Workflow, t.ID, m, kind, errors.New(why)); err != nil {
 		log.Warn("dead letter; the task will be redelivered", "err", err)
 		return
 	}
 	r := a.result(t, attempt, time.Now(), events.StateFailed)
-	r.Error, r.ErrorKind, r.Usage = cause.Error(), kind, usage
+	r.Error, r.ErrorKind, r.Usage = why, kind, usage
 	r.Final = !retry.HasFallback(t)
 	if err := a.publishResultClaimed(ctx, m, r); err != nil {
 		log.Warn("publish result; the task will be redelivered", "err", err)
 		return
 	}
-	a.event(events.Event{Workflow: t.Workflow, Kind: events.EventFailed, Task: t.ID, Agent: a.cfg.ID, Message: cause.Error()})
+	a.event(events.Event{Workflow: t.Workflow, Kind: events.EventFailed, Task: t.ID, Agent: a.cfg.ID, Message: why})
 	settle(log, "term", m.Term())
 }
 

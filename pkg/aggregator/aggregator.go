@@ -559,26 +559,19 @@ func (a *Aggregator) sendPartials(ctx context.Context) (wait func()) {
 	var all []sent
 	for id, s := range a.wfs {
 		for off, most := 0, a.cfg.PartialMax; off < len(s.fresh); {
-			n := min(len(s.fresh)-off, most)
 			out := events.Output{Workflow: id, Kind: events.OutputPartial, Status: events.OutcomeRunning,
-				Progress: s.progress(), Results: s.fresh[off : off+n], Errors: []events.TaskError{}}
-			out.Data = s.partialData()
-			through := s.freshSeq[off+n-1]
-			msg, err := a.outputMsg(out, events.MsgID(id, "partial", through), through, 0)
-			if errors.Is(err, errPartialTooLarge) {
-				if n > 1 {
-					most = n / 2 // fewer results in each message
-					continue
-				}
-				// One task's data alone is too large: the final output
-				// and its stored result have it.
-				s.fresh[off].Data, s.fresh[off].DataTooLarge = nil, true
-				continue
-			}
+				Progress: s.progress(), Data: s.partialData(), Errors: []events.TaskError{}}
+			n, b, err := fitPartial(s.fresh[off:], most, func(n int) ([]byte, error) {
+				out.Results = s.fresh[off : off+n]
+				return encodeOutput(out, a.maxOutput())
+			})
 			if err != nil {
 				a.log.Warn("publish partial output; trying again at the next one", "workflow", id, "err", err)
 				break // kept: the next tick publishes it
 			}
+			most = n // the next ones are likely as large
+			through := s.freshSeq[off+n-1]
+			msg := a.newOutputMsg(out, b, events.MsgID(id, "partial", through), through, 0)
 			p := sent{s: s, id: id, n: n, through: through, stored: make(chan error, 1)}
 			a.confirms.Publish(msg, a.cfg.Streams.OutputsStream(), func(stored bool, err error) {
 				if stored {
@@ -787,6 +780,11 @@ func (a *Aggregator) outputMsg(out events.Output, msgID string, through uint64, 
 	if err != nil {
 		return nil, err
 	}
+	return a.newOutputMsg(out, b, msgID, through, reopened), nil
+}
+
+// newOutputMsg is the message that stores out, encoded as b.
+func (a *Aggregator) newOutputMsg(out events.Output, b []byte, msgID string, through uint64, reopened int) *nats.Msg {
 	msg := nats.NewMsg(a.subj.Output(out.Workflow, out.Kind))
 	msg.Data = b
 	msg.Header.Set(events.HeaderWorkflow, out.Workflow)
@@ -798,5 +796,5 @@ func (a *Aggregator) outputMsg(out events.Output, msgID string, through uint64, 
 		msg.Header.Set(events.HeaderReopened, strconv.Itoa(reopened))
 	}
 	msg.Header.Set(events.HeaderMsgID, msgID)
-	return msg, nil
+	return msg
 }

@@ -245,7 +245,7 @@ func Remedy(kind, status string) (string, bool) {
 	case events.KindStopWhen:
 		return "not needed: the job's stop_when held before it finished; drop stop_when if every task is wanted", false
 	case events.KindTooLarge:
-		return "the output was more than a message may take: read each task's result (baton results); have tasks return references to large data", false
+		return "more than a message may take: have the task return a reference to large data, not the data; a retry fails the same way", false
 	case events.KindUnknown:
 		return "the task message could not be decoded: check the producer's wire protocol version", false
 	}

@@ -33,6 +33,28 @@ func encodeOutput(out events.Output, max int) ([]byte, error) {
 	return fitOutput(out, max, len(b))
 }
 
+// fitPartial returns how many of results, from the first, the next partial
+// output holds, and its encoding: at most most, and few enough that
+// encode(n) fits. A result whose data alone is too much loses it
+// (DataTooLarge: the final output and its stored result have it); one too
+// much even so is errPartialTooLarge.
+func fitPartial(results []events.TaskOutput, most int, encode func(n int) ([]byte, error)) (int, []byte, error) {
+	n := min(len(results), most)
+	for {
+		b, err := encode(n)
+		switch {
+		case !errors.Is(err, errPartialTooLarge):
+			return n, b, err
+		case n > 1:
+			n /= 2
+		case results[0].Data != nil:
+			results[0].Data, results[0].DataTooLarge = nil, true
+		default:
+			return 0, nil, err
+		}
+	}
+}
+
 // fitOutput makes a final or ready output of size bytes fit in max: a
 // workflow whose results add up to more than one message may hold still
 // gets its final output, rather than one retried forever. The data goes

@@ -78,3 +78,35 @@ func TestEncodeOutput_Fits(t *testing.T) {
 		t.Errorf("a partial output too large: %v, want errPartialTooLarge", err)
 	}
 }
+
+// TestFitPartial: a partial output too large holds fewer results, halving
+// until it fits; a result whose data alone is too much is listed without
+// it; one too much even so is refused, not tried for ever.
+func TestFitPartial(t *testing.T) {
+	t.Parallel()
+	entry := func(task string, size int) events.TaskOutput {
+		return events.TaskOutput{Task: task, Status: events.StateCompleted, Data: json.RawMessage(`"` + strings.Repeat("x", size) + `"`)}
+	}
+	encode := func(results []events.TaskOutput, max int) func(n int) ([]byte, error) {
+		return func(n int) ([]byte, error) {
+			return encodeOutput(events.Output{Workflow: "wf", Kind: events.OutputPartial, Results: results[:n]}, max)
+		}
+	}
+	var many []events.TaskOutput
+	for i := range 10 {
+		many = append(many, entry(fmt.Sprintf("t-%d", i), 1000))
+	}
+	n, b, err := fitPartial(many, 8, encode(many, 2500))
+	if err != nil || n != 2 || len(b) > 2500 {
+		t.Errorf("10 results of 1000 bytes in 2500: %d of them in %d bytes (%v), want 2", n, len(b), err)
+	}
+	one := []events.TaskOutput{entry("big", 5000), entry("t-1", 10)}
+	n, b, err = fitPartial(one, 8, encode(one, 2500))
+	if err != nil || n != 1 || !one[0].DataTooLarge || one[0].Data != nil || !strings.Contains(string(b), `"data_too_large":true`) {
+		t.Errorf("a result of 5000 bytes in 2500: %d results, %s (%v), want it listed without data", n, b, err)
+	}
+	long := []events.TaskOutput{{Task: strings.Repeat("t", 3000), Status: events.StateCompleted}}
+	if _, _, err := fitPartial(long, 8, encode(long, 2500)); err != errPartialTooLarge {
+		t.Errorf("a result too large without data: %v, want errPartialTooLarge", err)
+	}
+}

@@ -29,8 +29,9 @@ const (
 	KindCancelled  = "cancelled"  // cancelled by request (or its dependency was)
 	KindDeadline   = "deadline"   // cancelled because the workflow's deadline passed
 	KindForged     = "forged"     // refused unrun: its subject or lane did not match its body
-	// KindTooLarge, in an output's errors, says the output was more than a
-	// message may take, and what of it was left out.
+	// KindTooLarge: the task's data was more than a result may hold; in an
+	// output's errors, the output was more than a message may take, and
+	// the error says what of it was left out.
 	KindTooLarge = "too_large"
 	// KindExpression marks an error of the output, not of a task: an
 	// expression of the job's aggregate failed (or ran out of time).
