@@ -641,7 +641,7 @@ func (a *Agent) cancelled(ctx context.Context, log *slog.Logger, t *events.Task,
 	r.ErrorKind, r.Error = kind, why
 	msg, err := a.subj.ResultMsg(r, "cancel")
 	if err == nil {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), streams.ConfirmWait)
 		_, err = a.js.PublishMsg(pctx, msg)
 		cancel()
 	}
