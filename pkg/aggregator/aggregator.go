@@ -144,10 +144,7 @@ func (a *Aggregator) Run(ctx context.Context) (err error) {
 	c := a.cfg.Streams // the planner creates them; the aggregator waits
 	if err := streams.Wait(ctx, a.js, c, a.log, c.ResultsStream(), c.OutputsStream(),
 		streams.BucketStream(c.WorkflowsBucket()), streams.BucketStream(c.KeysBucket())); err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped while waiting for JetStream
-		}
-		return err
+		return err // nil if stopped while waiting (above)
 	}
 	kv, err := a.js.KeyValue(ctx, a.cfg.Streams.WorkflowsBucket())
 	if err != nil {
@@ -156,10 +153,7 @@ func (a *Aggregator) Run(ctx context.Context) (err error) {
 	a.kv = kv
 	// The planner writes the key; the aggregator's role may only read it.
 	if a.key, err = lease.Await(ctx, a.js, a.cfg.Streams.KeysBucket()); err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped while waiting for the planner
-		}
-		return err
+		return err // nil if stopped while waiting for the planner (above)
 	}
 	if a.outs, err = a.js.Stream(ctx, a.cfg.Streams.OutputsStream()); err != nil {
 		return fmt.Errorf("aggregator: outputs stream: %w", err)
