@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,10 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baton-dev/baton/internal/natstest"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
-	"github.com/baton-dev/baton/pkg/aggregator"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/planner"
@@ -814,84 +811,5 @@ func TestFollow_FinalAloneMakesNoConsumer(t *testing.T) {
 			t.Fatal(err)
 		}
 		follow(held)
-	}
-}
-
-// TestAggregator_LooksNewWorkflowsUpEarly: the aggregator reads a new
-// workflow's record and outputs on its created event, while its task runs,
-// and reads nothing between the task's result and the final output. A
-// forged created event for an unknown workflow costs a look-up and nothing
-// more.
-func TestAggregator_LooksNewWorkflowsUpEarly(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, streams.Config{})
-	e.planner()
-	// The aggregator on a connection of its own, whose requests are told
-	// from the monitor's by their reply subjects.
-	anc, _ := natstest.Connect(t, e.srv, nats.CustomInboxPrefix("_AGG"))
-	a, err := aggregator.New(anc, aggregator.Config{Streams: e.cfg, Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.goService("aggregator", a.Run)
-	g := newGate()
-	e.agent("worker", 1, map[string]agent.Handler{"hold": g.handler(), "echo": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return 1, nil })})
-	// The aggregator runs (it lists the open workflows when it starts).
-	e.final(e.submit(map[string]any{"steps": []map[string]any{{"id": "warm", "type": "echo"}}}), 30*time.Second)
-	var mu sync.Mutex
-	reads := map[string]int{} // workflow → the aggregator's gets naming it
-	sub, err := e.nc.Subscribe("$JS.API.>", func(m *nats.Msg) {
-		if !strings.HasPrefix(m.Reply, "_AGG.") || !strings.Contains(m.Subject, "GET") {
-			return
-		}
-		for _, wf := range []string{"early", "ghost"} {
-			if strings.Contains(m.Subject, "."+wf) || bytes.Contains(m.Data, []byte("."+wf)) {
-				mu.Lock()
-				reads[wf]++
-				mu.Unlock()
-			}
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	final := make(chan *nats.Msg, 1)
-	fsub, err := e.nc.ChanSubscribe(e.cfg.Subjects().Output("early", events.OutputFinal), final)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsub.Unsubscribe()
-	if err := e.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	read := func(wf string) int {
-		mu.Lock()
-		defer mu.Unlock()
-		return reads[wf]
-	}
-
-	e.submit(map[string]any{"id": "early", "steps": []map[string]any{{"id": "a", "type": "hold"}}})
-	// The record and the last final, partial and ready outputs.
-	waitFor(t, 10*time.Second, "the early look-up", func() bool { return read("early") >= 4 })
-	before := read("early")
-	g.open()
-	select {
-	case <-final:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no final output")
-	}
-	if n := read("early") - before; n != 0 {
-		t.Errorf("%d reads between the task's start and its final output, want 0", n)
-	}
-
-	// A forged created event: the unknown workflow is looked up, and that
-	// is all (the look-up is dropped when it goes stale).
-	if err := e.nc.Publish(e.cfg.Subjects().Event("ghost", events.EventCreated), []byte(`{"kind":"created"}`)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "the forged workflow's look-up", func() bool { return read("ghost") > 0 })
-	if _, err := e.cl.Final(e.ctl(), "ghost"); !errors.Is(err, client.ErrUnknownWorkflow) {
-		t.Errorf("final of a forged workflow: %v, want ErrUnknownWorkflow", err)
 	}
 }

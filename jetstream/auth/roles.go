@@ -139,8 +139,6 @@ func RoleAggregator(c streams.Config) Role {
 	p.bucket(p.c.KeysBucket(), false)
 	p.bucket(p.c.LeasesBucket(), false)
 	p.pub = append(p.pub, p.s.Outputs(), p.s.Events(), "$KV."+p.c.LeasesBucket()+".aggregator")
-	// The planner's created events: a new workflow is looked up early.
-	p.sub = append(p.sub, p.s.Event("*", events.EventCreated))
 	return p.role(Aggregator)
 }
 

@@ -85,9 +85,6 @@ type Aggregator struct {
 	// listed, when set (by tests), runs once the workflows open at start
 	// are listed.
 	listed func()
-	// pre looks new workflows up on their created events (set by Run; nil
-	// before, or if it could not subscribe).
-	pre *preopener
 
 	refused   events.Refusals // results refused (undecodable or forged)
 	wfs       map[string]*state
@@ -181,20 +178,10 @@ func (a *Aggregator) Run(ctx context.Context) (err error) {
 
 	work, cancel := streams.WorkContext(ctx, stopWait)
 	defer cancel()
-	var created <-chan *nats.Msg
-	var preopened <-chan preopened
-	if a.pre = a.openPreopener(ctx); a.pre != nil {
-		defer a.pre.stop()
-		created, preopened = a.pre.events, a.pre.done
-	}
 	tick := time.NewTicker(a.cfg.PartialEvery)
 	defer tick.Stop()
 	for {
 		select {
-		case m := <-created:
-			a.onCreated(a.pre, m)
-		case d := <-preopened:
-			a.pre.onPreopened(d)
 		case <-ctx.Done():
 			a.stop(ctx, results, nil)
 			return nil
@@ -205,7 +192,6 @@ func (a *Aggregator) Run(ctx context.Context) (err error) {
 			}
 			a.onResult(work, m)
 		case <-tick.C:
-			a.pre.expire()
 			if !a.replaying {
 				a.partials(work)
 				a.pollWaiting(work)
@@ -290,10 +276,7 @@ func (a *Aggregator) open(ctx context.Context, id string, backfill bool) (*state
 	if _, ok := a.finalized[id]; ok {
 		return nil, nil
 	}
-	l := a.pre.take(id)
-	if l == nil {
-		l = a.lookup(ctx, id)
-	}
+	l := a.lookup(ctx, id)
 	last, err := l.final, l.finalErr
 	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("aggregator: look for final output of %s: %w", id, err)
