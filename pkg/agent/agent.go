@@ -641,9 +641,7 @@ func (a *Agent) cancelled(ctx context.Context, log *slog.Logger, t *events.Task,
 	r.ErrorKind, r.Error = kind, why
 	msg, err := a.subj.ResultMsg(r, "cancel")
 	if err == nil {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), streams.ConfirmWait)
-		_, err = a.js.PublishMsg(pctx, msg)
-		cancel()
+		err = a.store(ctx, msg)
 	}
 	if err != nil {
 		log.Warn("cancelled, but its result was not stored; handing it back", "err", err)
@@ -818,14 +816,13 @@ func (a *Agent) deadLetter(ctx context.Context, wf, id string, m jetstream.Msg, 
 	return err
 }
 
-func (a *Agent) publishResult(ctx context.Context, r *events.Result) error {
-	msg, err := a.subj.ResultMsg(r, events.ResultByAgent(r))
-	if err != nil {
-		return err
-	}
+// store publishes msg and waits up to ConfirmWait for its
+// acknowledgement, even once ctx has ended: a stopping agent still
+// settles what it ran.
+func (a *Agent) store(ctx context.Context, msg *nats.Msg) error {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), streams.ConfirmWait)
 	defer cancel()
-	_, err = a.js.PublishMsg(pctx, msg)
+	_, err := a.js.PublishMsg(pctx, msg)
 	return err
 }
 

@@ -78,8 +78,12 @@ func (a *Agent) storeResult(m jetstream.Msg, msg *nats.Msg, done func(stored boo
 // failure settled). It returns the last error once the agent is stopping
 // or crashed: the task is then left to its ack wait.
 func (a *Agent) publishResultClaimed(ctx context.Context, m jetstream.Msg, r *events.Result) error {
+	msg, err := a.subj.ResultMsg(r, events.ResultByAgent(r))
+	if err != nil {
+		return err
+	}
 	for tries := 1; ; tries++ {
-		err := a.publishResult(ctx, r)
+		err := a.store(ctx, msg)
 		if err == nil {
 			a.storing.ok(a.log, "storing results")
 			return nil

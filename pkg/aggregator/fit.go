@@ -73,7 +73,7 @@ func fitOutput(out events.Output, max, size int) ([]byte, error) {
 	}
 	for {
 		what := fmt.Sprintf("the output was %d bytes, more than the %d a message may take here: its data is left out", size, max)
-		if n := cut.errors + cut.missing + cut.interpolated + cut.agents; n > 0 {
+		if cut.errors+cut.missing+cut.interpolated+cut.agents > 0 {
 			what += fmt.Sprintf(", and %d errors, %d missing tasks, %d interpolated tasks and %d agents of its lists", cut.errors, cut.missing, cut.interpolated, cut.agents)
 		}
 		out.Errors = append([]events.TaskError{{Status: out.Status, Kind: events.KindTooLarge, Message: what,
@@ -83,20 +83,24 @@ func fitOutput(out events.Output, max, size int) ([]byte, error) {
 			return b, err
 		}
 		switch {
-		case len(errs) > 0 && len(errs) >= len(out.Missing):
-			cut.errors += len(errs) - len(errs)/2
-			errs = errs[:len(errs)/2]
-		case len(out.Missing) > 0:
-			cut.missing += len(out.Missing) - len(out.Missing)/2
-			out.Missing = out.Missing[:len(out.Missing)/2]
-		case md != nil && len(md.Interpolated) > 0:
-			cut.interpolated += len(md.Interpolated) - len(md.Interpolated)/2
-			md.Interpolated = md.Interpolated[:len(md.Interpolated)/2]
-		case md != nil && len(md.Agents) > 0:
-			cut.agents += len(md.Agents) - len(md.Agents)/2
-			md.Agents = md.Agents[:len(md.Agents)/2]
+		case len(errs) >= len(out.Missing) && halve(&errs, &cut.errors):
+		case halve(&out.Missing, &cut.missing):
+		case md != nil && halve(&md.Interpolated, &cut.interpolated):
+		case md != nil && halve(&md.Agents, &cut.agents):
 		default:
 			return b, nil // nothing left to cut: the server refuses it, and says so
 		}
 	}
+}
+
+// halve cuts the second half off list and counts it into cut; false if
+// list is empty.
+func halve[T any](list *[]T, cut *int) bool {
+	n := len(*list)
+	if n == 0 {
+		return false
+	}
+	*cut += n - n/2
+	*list = (*list)[:n/2]
+	return true
 }
