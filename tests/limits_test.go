@@ -498,7 +498,8 @@ func TestOutputs_LargerThanAMessage(t *testing.T) {
 
 // TestResults_LargerThanAMessage: a task whose data is more than a result
 // may hold fails at once (kind too_large, not retried), and one whose error
-// is of any length fails with its start: the workflow finishes. Before,
+// is of any length fails with its start, its dead letter fitting beside an
+// input near the max payload: the workflow finishes. Before,
 // the agent published such a result again for ever, the task claimed.
 func TestResults_LargerThanAMessage(t *testing.T) {
 	t.Parallel()
@@ -512,19 +513,31 @@ func TestResults_LargerThanAMessage(t *testing.T) {
 			return nil, errors.New(strings.Repeat("l", maxPayload))
 		}),
 	})
+	// "bulky" carries an input near the max payload and fails with a long
+	// error: its dead letter (the task's copy and the error) must fit too.
+	bulky := strings.Repeat("b", maxPayload-2048)
 	wf := e.submit(map[string]any{"success_threshold": 0, "steps": []map[string]any{
 		{"id": "huge", "type": "huge", "retries": 2, "backoff": "10ms"},
 		{"id": "loud", "type": "loud", "retries": 1, "backoff": "10ms"},
+		{"id": "bulky", "type": "loud", "retries": 0, "input": bulky},
 	}})
 	out := e.final(wf, time.Minute)
-	if out.Metadata.Tasks.Failed != 2 || len(out.Errors) != 2 {
-		t.Fatalf("final %s %+v errors %+v: want both failed", out.Status, out.Metadata.Tasks, out.Errors)
+	if out.Metadata.Tasks.Failed != 3 || len(out.Errors) != 3 {
+		t.Fatalf("final %s %+v errors %+v: want all three failed", out.Status, out.Metadata.Tasks, out.Errors)
 	}
 	for _, te := range out.Errors {
 		switch te.Task {
 		case "huge":
 			if te.Kind != events.KindTooLarge || te.Attempts != 1 || te.RetryRecommended || !strings.Contains(te.Message, "reference") {
 				t.Errorf("huge: %+v, want too_large after 1 attempt", te)
+			}
+		case "bulky":
+			if te.Kind != events.KindError || te.Attempts != 1 || !strings.HasPrefix(te.Message, "lll") {
+				t.Errorf("bulky: kind %s after %d attempts, want error after 1", te.Kind, te.Attempts)
+			}
+			dead := e.stored(e.cfg.DeadStream(), e.cfg.Subjects().Dead(wf, "bulky"))
+			if len(dead) != 1 || len(dead[0].Headers().Get(events.HeaderError)) < 64 {
+				t.Errorf("%d dead letters of bulky, want 1 with the start of its error", len(dead))
 			}
 		case "loud":
 			if te.Kind != events.KindError || te.Attempts != 2 || len(te.Message) > agent.MaxErrorText {

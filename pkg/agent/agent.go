@@ -797,6 +797,17 @@ func (a *Agent) forged(ctx context.Context, j *job, cause error) {
 	settle(a.log, "term", j.msg.Term())
 }
 
+// headerSize is how many bytes h takes on the wire.
+func headerSize(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return n
+}
+
 func (a *Agent) deadLetter(ctx context.Context, wf, id string, m jetstream.Msg, kind string, cause error) error {
 	dl := nats.NewMsg(a.subj.Dead(wf, id))
 	dl.Data = m.Data()
@@ -808,10 +819,13 @@ func (a *Agent) deadLetter(ctx context.Context, wf, id string, m jetstream.Msg, 
 		seq = meta.Sequence.Stream
 	}
 	dl.Header.Set(events.HeaderMsgID, events.MsgID("dead", m.Subject(), seq))
-	dl.Header.Set(events.HeaderError, cause.Error())
 	dl.Header.Set(events.HeaderErrorKind, kind)
 	dl.Header.Set(events.HeaderAgent, a.cfg.ID)
 	dl.Header.Set(events.HeaderSubject, m.Subject())
+	// The task fitted in a message; its copy must too, with the error in
+	// what room is left (a task near the max payload keeps less of it).
+	room := int(a.nc.MaxPayload()) - len(dl.Data) - headerSize(dl.Header) - len(events.HeaderError) - 64
+	dl.Header.Set(events.HeaderError, events.Clip(cause.Error(), max(room, 64)))
 	_, err := a.js.PublishMsg(ctx, dl)
 	return err
 }
