@@ -18,6 +18,7 @@ import (
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
+	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go"
 )
@@ -427,9 +428,13 @@ func TestSubmit_SameIDRunsOnce(t *testing.T) {
 	// Reads of a record: direct gets, or message gets naming its key.
 	var mu sync.Mutex
 	reads := map[string]int{}
+	runnerReads := 0 // of any record, by the runner's connection below
 	count := func(m *nats.Msg) {
 		mu.Lock()
 		defer mu.Unlock()
+		if strings.HasPrefix(m.Reply, "_INBOX_runner.") {
+			runnerReads++
+		}
 		for _, key := range []string{"once", "unserved"} {
 			if strings.HasSuffix(m.Subject, "$KV."+bucket+"."+key) || bytes.Contains(m.Data, []byte("$KV."+bucket+"."+key+`"`)) {
 				reads[key]++
@@ -449,7 +454,7 @@ func TestSubmit_SameIDRunsOnce(t *testing.T) {
 
 	// A new id, of a type no agent serves (so no result, and no reader of
 	// the record but the planner): no read.
-	if r := e.submitReply(`{"id": "unserved", "steps": [{"id": "a", "type": "nobody"}]}`); r.Workflow != "unserved" || r.Tasks != 1 {
+	if r := e.submitReply(`{"id": "unserved", "steps": [{"id": "a", "type": "nobody"}]}`); r.Workflow != "unserved" || r.Tasks != 1 || !r.Created {
 		t.Fatalf("reply %+v", r)
 	}
 	_ = e.nc.Flush()
@@ -468,8 +473,8 @@ func TestSubmit_SameIDRunsOnce(t *testing.T) {
 		t.Fatalf("final %s", out.Status)
 	}
 	r := e.submitReply(`{"id": "once", "steps": [{"id": "b", "type": "echo", "split": 1, "input": [1, 2, 3]}]}`)
-	if r.Workflow != "once" || r.Tasks != 1 || r.Error != nil {
-		t.Fatalf("second submit of id once: reply %+v, want the first workflow's (1 task)", r)
+	if r.Workflow != "once" || r.Tasks != 1 || r.Error != nil || r.Created {
+		t.Fatalf("second submit of id once: reply %+v, want the first workflow's (1 task), not created", r)
 	}
 	spec, err := kv.Get(context.Background(), "once.spec")
 	if err != nil || string(spec.Value()) != first {
@@ -496,4 +501,35 @@ func TestSubmit_SameIDRunsOnce(t *testing.T) {
 	if got := ran.counts(); len(got) != 2 || got["a"] != 1 || got["c"] != 1 {
 		t.Fatalf("tasks run %v, want a and c once each", got)
 	}
+
+	// Run of a job that creates its workflow waits for the final output
+	// without reading the record; of an existing id, it reads it (a
+	// reopened workflow's final is a later one).
+	rc := must(nats.Connect(e.url(), nats.CustomInboxPrefix("_INBOX_runner")))(t)
+	defer rc.Close()
+	runner := must(client.New(rc, e.cfg))(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := runner.Run(ctx, []byte(`{"id": "ran", "steps": [{"id": "d", "type": "echo"}]}`), nil)
+	if err != nil || out.Status != events.OutcomeSuccess || out.Workflow != "ran" {
+		t.Fatalf("run of a new workflow: %v %+v", err, out)
+	}
+	_ = rc.Flush()
+	_ = e.nc.Flush()
+	mu.Lock()
+	if runnerReads != 0 {
+		t.Errorf("Run of a workflow its job created read a record %d times", runnerReads)
+	}
+	mu.Unlock()
+	out, err = runner.Run(ctx, []byte(first), nil)
+	if err != nil || out.Status != events.OutcomeSuccess || out.Workflow != "once" {
+		t.Fatalf("run of an existing id: %v %+v", err, out)
+	}
+	_ = rc.Flush()
+	_ = e.nc.Flush()
+	mu.Lock()
+	if runnerReads == 0 {
+		t.Errorf("Run of an existing id read no record")
+	}
+	mu.Unlock()
 }

@@ -70,7 +70,11 @@ func (c *Client) Submit(ctx context.Context, job []byte) (*events.SubmitReply, e
 // use it.
 func SubmitAndWait(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, subj events.Subjects, job []byte) ([]byte, error) {
 	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	// A channel of its own size: a synchronous subscription's is 64k
+	// messages, made and cleared for one reply (a planner may reply
+	// twice to a job stored twice).
+	replies := make(chan *nats.Msg, 2)
+	sub, err := nc.ChanSubscribe(inbox, replies)
 	if err != nil {
 		return nil, err
 	}
@@ -98,11 +102,12 @@ func SubmitAndWait(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, s
 			return nil, fmt.Errorf("store job: %w", err)
 		}
 	}
-	m, err := sub.NextMsgWithContext(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("job stored, %w (%v)", ErrNoPlanner, err)
+	select {
+	case m := <-replies:
+		return m.Data, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("job stored, %w (%v)", ErrNoPlanner, ctx.Err())
 	}
-	return m.Data, nil
 }
 
 // Workflow returns a workflow's record, or ErrUnknownWorkflow.
@@ -143,6 +148,14 @@ func (c *Client) Run(ctx context.Context, job []byte, fn func(*events.Output) er
 	reply, err := c.Submit(ctx, job)
 	if err != nil {
 		return nil, err
+	}
+	if fn == nil && reply.Created {
+		// A workflow this job created has no reopening before its first
+		// final output: that one is awaited without reading the record.
+		out, err := c.awaitFinal(ctx, reply.Workflow, 0)
+		if !errors.Is(err, errNotFinal) {
+			return out, err
+		}
 	}
 	return c.Follow(ctx, reply.Workflow, fn)
 }

@@ -387,6 +387,11 @@ type SubmitReply struct {
 	// Warnings say what the job needs that no live agent offers now (a
 	// type, capabilities, resources): it is accepted, and its tasks wait.
 	Warnings []string `json:"warnings,omitempty"`
+	// Created is true when this job created the workflow: it has not been
+	// reopened, so its first final output is the one (client.Run waits for
+	// it without reading the record). A job whose id names an existing
+	// workflow gets false.
+	Created bool `json:"created,omitempty"`
 }
 
 // Agent statuses in the agents bucket.

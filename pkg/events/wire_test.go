@@ -294,7 +294,7 @@ func wireCases() []wireCase {
 		jsonCase("output.json.golden", sampleOutput()),
 		jsonCase("workflow.json.golden", sampleWorkflow()),
 		jsonCase("submit_reply.json.golden", &events.SubmitReply{Workflow: "wf-1", Tasks: 12, Lanes: []string{"analysis.2"},
-			Error: &events.ValidationError{Field: "steps[0].type", Reason: "missing"}, Warnings: []string{"no live agent serves type \"x\""}}),
+			Error: &events.ValidationError{Field: "steps[0].type", Reason: "missing"}, Warnings: []string{"no live agent serves type \"x\""}, Created: true}),
 		jsonCase("agent_info.json.golden", ptr(sampleAgentInfo())),
 		jsonCase("control_error.json.golden", &events.ControlError{Code: 409, Message: "workflow wf-1 is completed"}),
 		jsonCase("checkpoint.json.golden", &events.Checkpoint{Workflow: "wf-1", Status: events.WorkflowPaused, Gen: 2,

@@ -94,7 +94,7 @@ func (p *Planner) onJob(ctx context.Context, m jetstream.Msg) error {
 	p.log.Info("workflow created", "workflow", id, "name", job.Name, "tasks", len(plan.Tasks), "lanes", lanes)
 	detail, _ := json.Marshal(map[string]any{"name": job.Name, "tasks": len(plan.Tasks), "lanes": lanes})
 	p.event(events.Event{Workflow: id, Kind: events.EventCreated, Detail: detail})
-	p.reply(replyTo, events.SubmitReply{Workflow: id, Tasks: len(plan.Tasks), Lanes: lanes, Warnings: warnings})
+	p.reply(replyTo, events.SubmitReply{Workflow: id, Tasks: len(plan.Tasks), Lanes: lanes, Warnings: warnings, Created: true})
 	return p.ack(m)
 }
 
