@@ -49,6 +49,8 @@ type Agent struct {
 	done     atomic.Int64
 	failures atomic.Int64
 	freed    chan struct{} // a slot came free
+	turn     int           // fetch turns so far (fetchTurn, of the fetch loop)
+	reserved atomic.Int32  // free slots held by standbys (standby.go)
 	changed  atomic.Bool   // running tasks changed since the registry entry was written
 	// These say once that heartbeats, permit requests or result stores
 	// fail (the server is unreachable), then once that they work again;
@@ -117,6 +119,10 @@ type lane struct {
 	// came back short and no wake-up or poll tick has come since. It spares
 	// a round trip to every empty lane each time a slot frees.
 	maybe atomic.Bool
+	// armed is true while the lane has a standby (standby.go); lastTask
+	// is when it last brought a task (Unix ns), to arm busy lanes first.
+	armed    atomic.Bool
+	lastTask atomic.Int64
 	// fetching logs this lane's fetch failures (an outage per lane: a
 	// lane without a leader while others work logged a failure and a
 	// recovery every poll when the agent shared one).
@@ -338,43 +344,36 @@ func (a *Agent) drain(ctx context.Context, reg *registry.Registry, tasks *sync.W
 
 // fetchLoop claims tasks, most urgent lane first, never more than free slots.
 func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, wake <-chan struct{}, tasks *sync.WaitGroup) {
-	// Lanes come priority by priority, width at each (openCapLanes).
-	width := len(lanes) / len(events.Priorities)
 	poll := time.NewTimer(a.cfg.Poll)
 	defer poll.Stop()
-	turn := 0
+	sb := newStandbys()
+	defer sb.stopAll()
 	for ctx.Err() == nil {
 		// Results waiting to be stored hold no slot, but at most
 		// Concurrency of them wait (storeResult): a results stream without
 		// a leader stalls the agent instead of running tasks whose results
-		// go nowhere.
-		free := min(a.cfg.Concurrency-a.runningCount(), a.waitRoom(), a.cfg.Concurrency-int(a.unconfirmed.Load()))
-		if free <= 0 {
+		// go nowhere. Standbys hold theirs.
+		free := min(a.cfg.Concurrency-a.runningCount(), a.waitRoom(), a.cfg.Concurrency-int(a.unconfirmed.Load())) - int(a.reserved.Load())
+		switch {
+		case free <= 0 && a.reserved.Load() == 0:
+			// Every slot is taken: only a freed one matters.
 			select {
 			case <-a.freed:
 				freeLanes(lanes)
 			case <-ctx.Done():
 			}
 			continue
-		}
-		got := 0
-		turn++
-		now := time.Now()
-		for p := 0; p < len(lanes) && got == 0; p += width {
-			// Within a priority, start with a different lane each turn.
-			for k := range width {
-				l := lanes[p+(k+turn)%width]
-				if !l.maybe.Load() || l.hold.held(now) {
-					continue
-				}
-				got += a.fetch(work, l, free-got, tasks)
-				if got >= free {
-					break
-				}
+		case free <= 0:
+			// Standbys hold the free slots: they give them back if work
+			// waits elsewhere (now, or once a wake-up or the poll says so).
+			if workWaits(lanes) {
+				sb.cancelAll()
 			}
-		}
-		if got > 0 {
-			continue
+		default:
+			if a.fetchTurn(work, lanes, free, tasks) > 0 {
+				continue
+			}
+			a.arm(work, lanes, free, tasks, sb)
 		}
 		poll.Reset(a.cfg.Poll)
 		select {
@@ -382,13 +381,40 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, wake <-chan 
 		case <-a.freed:
 			freeLanes(lanes)
 		case <-poll.C:
-			// Retries coming due and redeliveries send no wake-up.
+			// Retries coming due and redeliveries send no wake-up: a lane
+			// with a standby gets them from it.
 			for _, l := range lanes {
-				l.maybe.Store(true)
+				if !l.armed.Load() {
+					l.maybe.Store(true)
+				}
 			}
 		case <-ctx.Done():
 		}
 	}
+}
+
+// fetchTurn fetches up to free tasks, from the most urgent lanes that may
+// hold some and have no standby; it returns how many came.
+func (a *Agent) fetchTurn(work context.Context, lanes []*lane, free int, tasks *sync.WaitGroup) int {
+	// Lanes come priority by priority, width at each (openCapLanes).
+	width := len(lanes) / len(events.Priorities)
+	a.turn++
+	got := 0
+	now := time.Now()
+	for p := 0; p < len(lanes) && got == 0; p += width {
+		// Within a priority, start with a different lane each turn.
+		for k := range width {
+			l := lanes[p+(k+a.turn)%width]
+			if l.armed.Load() || !l.maybe.Load() || l.hold.held(now) {
+				continue
+			}
+			got += a.fetch(work, l, free-got, tasks)
+			if got >= free {
+				break
+			}
+		}
+	}
+	return got
 }
 
 func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGroup) int {
@@ -404,44 +430,7 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 	got := 0
 	for m := range batch.Messages() {
 		got++
-		need, ok := a.admit(work, l, m)
-		if !ok {
-			continue
-		}
-		j := &job{msg: m, wf: m.Headers().Get(events.HeaderWorkflow), id: m.Headers().Get(events.HeaderTask), need: need}
-		var jctx context.Context
-		jctx, j.cancel = context.WithCancel(work)
-		a.mu.Lock()
-		if a.dead.Load() {
-			// Crashed meanwhile: the message is left to its ack wait.
-			a.mu.Unlock()
-			j.cancel()
-			continue
-		}
-		held := time.Now().Before(a.paused[j.wf])
-		if !held {
-			a.running[j] = struct{}{}
-			a.changed.Store(true)
-		}
-		a.mu.Unlock()
-		if held {
-			// Its workflow is being paused: the planner withdraws it from
-			// the lane and queues it again on resume.
-			j.cancel()
-			a.capacity.give(need)
-			settle(a.log, "nak", m.Nak())
-			continue
-		}
-		tasks.Add(1)
-		a.workers.run(func() {
-			// A result waiting for its acknowledgement holds no slot: the
-			// task is done when it is settled (tasks.Done, then or now).
-			async := a.process(jctx, l.typ, j, tasks.Done)
-			a.release(j)
-			if !async {
-				tasks.Done()
-			}
-		})
+		a.take(work, l, m, tasks)
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 		l.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
@@ -452,6 +441,62 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 		l.maybe.Store(true) // full batch: there may be more
 	}
 	return got
+}
+
+// take starts task message m, fetched from l or brought by its standby,
+// on a worker: if it fits the agent's capacity and its workflow is not
+// being paused.
+func (a *Agent) take(work context.Context, l *lane, m jetstream.Msg, tasks *sync.WaitGroup) {
+	l.lastTask.Store(time.Now().UnixNano())
+	need, ok := a.admit(work, l, m)
+	if !ok {
+		return
+	}
+	j := &job{msg: m, wf: m.Headers().Get(events.HeaderWorkflow), id: m.Headers().Get(events.HeaderTask), need: need}
+	var jctx context.Context
+	jctx, j.cancel = context.WithCancel(work)
+	a.mu.Lock()
+	if a.dead.Load() {
+		// Crashed meanwhile: the message is left to its ack wait.
+		a.mu.Unlock()
+		j.cancel()
+		return
+	}
+	held := time.Now().Before(a.paused[j.wf])
+	if !held {
+		a.running[j] = struct{}{}
+		a.changed.Store(true)
+	}
+	a.mu.Unlock()
+	if held {
+		// Its workflow is being paused: the planner withdraws it from
+		// the lane and queues it again on resume.
+		j.cancel()
+		a.capacity.give(need)
+		settle(a.log, "nak", m.Nak())
+		return
+	}
+	tasks.Add(1)
+	a.workers.run(func() {
+		// A result waiting for its acknowledgement holds no slot: the
+		// task is done when it is settled (tasks.Done, then or now).
+		async := a.process(jctx, l.typ, j, tasks.Done)
+		a.release(j)
+		if !async {
+			tasks.Done()
+		}
+	})
+}
+
+// workWaits says whether a lane without a standby may hold tasks.
+func workWaits(lanes []*lane) bool {
+	now := time.Now()
+	for _, l := range lanes {
+		if !l.armed.Load() && l.maybe.Load() && !l.hold.held(now) {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *Agent) release(j *job) {

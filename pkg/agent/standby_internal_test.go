@@ -1,0 +1,191 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-dev/baton/internal/natstest"
+	streams "github.com/baton-dev/baton/jetstream"
+	"github.com/baton-dev/baton/pkg/events"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestAgent_TakesBackWhatStandbysHold: an idle agent of 4 slots has 4
+// pulls waiting on its most urgent lanes; tasks woken up on another lane
+// want those slots, and the agent cancels its pulls to run 4 at once,
+// instead of waiting for them to expire (here never: not a test of that).
+// Not parallel: it lengthens standbyWait for the package.
+func TestAgent_TakesBackWhatStandbysHold(t *testing.T) {
+	wait := standbyWait
+	standbyWait = time.Hour
+	t.Cleanup(func() { standbyWait = wait }) // after the agent's stop below
+	cfg := streams.Config{Memory: true}
+	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
+	subj := cfg.Subjects()
+	results, err := nc.SubscribeSync(subj.Results())
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := make(chan struct{})
+	var mu sync.Mutex
+	running := 0
+	h := HandlerFunc(func(ctx context.Context, _ *Task) (any, error) {
+		mu.Lock()
+		if running++; running == 4 {
+			close(all)
+		}
+		mu.Unlock()
+		select { // each of the first four holds its slot until all four run
+		case <-all:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	})
+	a, _ := runAgent(t, nc, Config{ID: "four", Streams: cfg, Concurrency: 4, Poll: time.Hour}, map[string]Handler{"x": h, "y": h})
+	a.awaitStandbys(t, 4)
+	// The lowest priority, where no pull waits.
+	queueAndWake(t, nc, js, cfg, "a", "b", "c", "d", "e", "f", "g", "h")
+	for i := range 8 {
+		if _, err := results.NextMsg(30 * time.Second); err != nil {
+			t.Fatalf("%d of 8 results (the standbys kept their slots?): %v", i, err)
+		}
+	}
+}
+
+// queueAndWake queues tasks of type x at priority 5 as the planner does:
+// stored, then a wake-up.
+func queueAndWake(t *testing.T, nc *nats.Conn, js jetstream.JetStream, cfg streams.Config, ids ...string) {
+	t.Helper()
+	subj := cfg.Subjects()
+	for _, id := range ids {
+		msg, err := subj.TaskMsg(&events.Task{Workflow: "wf", ID: id, Step: "s", Type: "x", Priority: 5,
+			MaxAttempts: 1, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, Timeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishMsg(t.Context(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Publish(subj.WakeOn("x", events.LaneToken(5, nil)), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runAgent runs an agent until stop or the test's end.
+func runAgent(t *testing.T, nc *nats.Conn, cfg Config, handlers map[string]Handler) (*Agent, func()) {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := New(nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, h := range handlers {
+		a.Handle(typ, h)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.Run(ctx); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	stop := sync.OnceFunc(func() { cancel(); wg.Wait() })
+	t.Cleanup(stop)
+	return a, stop
+}
+
+// awaitStandbys waits until the agent has n standbys.
+func (a *Agent) awaitStandbys(t *testing.T, n int32) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); a.reserved.Load() != n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d standbys, want %d", a.reserved.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the agent's state
+	}
+}
+
+// TestAgent_StandbysStopWithTheAgent: a stopped agent leaves no pull
+// waiting (here none would expire), so a task queued after it stopped
+// waits for the next agent. Not parallel: it lengthens standbyWait.
+func TestAgent_StandbysStopWithTheAgent(t *testing.T) {
+	wait := standbyWait
+	standbyWait = time.Hour
+	t.Cleanup(func() { standbyWait = wait })
+	cfg := streams.Config{Memory: true}
+	srv := natstest.Start(t)
+	nc, js := natstest.Ensure(t, srv, cfg)
+	ran := make(chan string, 4)
+	h := func(id string) map[string]Handler {
+		return map[string]Handler{"x": HandlerFunc(func(context.Context, *Task) (any, error) {
+			ran <- id
+			return nil, nil
+		})}
+	}
+	first, stop := runAgent(t, nc, Config{ID: "first", Streams: cfg}, h("first"))
+	first.awaitStandbys(t, standbyMost)
+	stop()
+	s, err := js.Stream(t.Context(), cfg.WithDefaults().TasksStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := s.ListConsumers(t.Context())
+	for info := range list.Info() {
+		if info.NumWaiting != 0 {
+			t.Errorf("%d pulls wait on %s after the agent stopped", info.NumWaiting, info.Name)
+		}
+	}
+	if err := list.Err(); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cfg.Subjects().TaskMsg(&events.Task{Workflow: "wf", ID: "later", Step: "s", Type: "x", Priority: 3,
+		MaxAttempts: 1, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	nc2, _ := natstest.Connect(t, srv)
+	runAgent(t, nc2, Config{ID: "second", Streams: cfg}, h("second"))
+	select {
+	case id := <-ran:
+		if id != "second" {
+			t.Fatalf("the task ran on %s, want the agent started after it was queued", id)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the task queued after the first agent stopped did not run")
+	}
+}
+
+// TestAgent_StandbysHoldingEverySlotHearWakeUps: an idle agent whose
+// standbys hold all its free slots, woken for another reason meanwhile
+// (here a nudge as a freed slot gives), still hears the planner's wake-up
+// for a lane without one, and cancels them to serve it. Not parallel: it
+// lengthens standbyWait.
+func TestAgent_StandbysHoldingEverySlotHearWakeUps(t *testing.T) {
+	wait := standbyWait
+	standbyWait = time.Hour
+	t.Cleanup(func() { standbyWait = wait })
+	cfg := streams.Config{Memory: true}
+	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
+	subj := cfg.Subjects()
+	results, err := nc.SubscribeSync(subj.Results())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := HandlerFunc(func(context.Context, *Task) (any, error) { return nil, nil })
+	a, _ := runAgent(t, nc, Config{ID: "two", Streams: cfg, Concurrency: 2, Poll: time.Hour}, map[string]Handler{"x": h, "y": h})
+	a.awaitStandbys(t, 2)
+	a.slotFreed() // the loop looks again: no free slot, no work known
+	queueAndWake(t, nc, js, cfg, "t")
+	if _, err := results.NextMsg(30 * time.Second); err != nil {
+		t.Fatalf("no result: the wake-up went unheard: %v", err)
+	}
+}
