@@ -194,6 +194,13 @@ func LaneConsumer(taskType string, priority int) string {
 	return fmt.Sprintf("lane_%s_%d", taskType, priority)
 }
 
+// PullSubject is the JetStream API subject a pull from consumer of stream
+// is requested on (an agent's standby sends its own; its role may publish
+// there).
+func PullSubject(stream, consumer string) string {
+	return "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + consumer
+}
+
 // LaneConsumerOn names the consumer of the lane whose priority token is
 // laneTok (events.LaneToken): "lane_research_1-c0123456789ab" for a
 // capability lane.

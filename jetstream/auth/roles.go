@@ -170,7 +170,7 @@ func RoleAgent(c streams.Config, name string, types []string) Role {
 				lane := streams.LaneConsumerOn(t, events.LaneToken(prio, set))
 				p.pub = append(p.pub,
 					"$JS.API.CONSUMER.CREATE."+tasks+"."+lane+".>", "$JS.API.CONSUMER.INFO."+tasks+"."+lane,
-					"$JS.API.CONSUMER.MSG.NEXT."+tasks+"."+lane, "$JS.ACK."+tasks+"."+lane+".>")
+					streams.PullSubject(tasks, lane), "$JS.ACK."+tasks+"."+lane+".>")
 			}
 		}
 		p.sub = append(p.sub, p.s.WakeAll(t))

@@ -49,7 +49,6 @@ type Agent struct {
 	done     atomic.Int64
 	failures atomic.Int64
 	freed    chan struct{} // a slot came free
-	turn     int           // fetch turns so far (fetchTurn, of the fetch loop)
 	reserved atomic.Int32  // free slots held by standbys (standby.go)
 	changed  atomic.Bool   // running tasks changed since the registry entry was written
 	// These say once that heartbeats, permit requests or result stores
@@ -348,14 +347,16 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, wake <-chan 
 	defer poll.Stop()
 	sb := newStandbys()
 	defer sb.stopAll()
+	turn := 0
 	for ctx.Err() == nil {
 		// Results waiting to be stored hold no slot, but at most
 		// Concurrency of them wait (storeResult): a results stream without
 		// a leader stalls the agent instead of running tasks whose results
 		// go nowhere. Standbys hold theirs.
-		free := min(a.cfg.Concurrency-a.runningCount(), a.waitRoom(), a.cfg.Concurrency-int(a.unconfirmed.Load())) - int(a.reserved.Load())
+		reserved := int(a.reserved.Load())
+		free := min(a.cfg.Concurrency-a.runningCount(), a.waitRoom(), a.cfg.Concurrency-int(a.unconfirmed.Load())) - reserved
 		switch {
-		case free <= 0 && a.reserved.Load() == 0:
+		case free <= 0 && reserved == 0:
 			// Every slot is taken: only a freed one matters.
 			select {
 			case <-a.freed:
@@ -370,7 +371,8 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, wake <-chan 
 				sb.cancelAll()
 			}
 		default:
-			if a.fetchTurn(work, lanes, free, tasks) > 0 {
+			turn++
+			if a.fetchTurn(work, lanes, turn, free, tasks) > 0 {
 				continue
 			}
 			a.arm(work, lanes, free, tasks, sb)
@@ -394,18 +396,18 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, wake <-chan 
 }
 
 // fetchTurn fetches up to free tasks, from the most urgent lanes that may
-// hold some and have no standby; it returns how many came.
-func (a *Agent) fetchTurn(work context.Context, lanes []*lane, free int, tasks *sync.WaitGroup) int {
+// hold some and have no standby (turn, counting the loop's turns, rotates
+// the lanes within a priority); it returns how many came.
+func (a *Agent) fetchTurn(work context.Context, lanes []*lane, turn, free int, tasks *sync.WaitGroup) int {
 	// Lanes come priority by priority, width at each (openCapLanes).
 	width := len(lanes) / len(events.Priorities)
-	a.turn++
 	got := 0
 	now := time.Now()
 	for p := 0; p < len(lanes) && got == 0; p += width {
 		// Within a priority, start with a different lane each turn.
 		for k := range width {
-			l := lanes[p+(k+a.turn)%width]
-			if l.armed.Load() || !l.maybe.Load() || l.hold.held(now) {
+			l := lanes[p+(k+turn)%width]
+			if !l.fetchable(now) {
 				continue
 			}
 			got += a.fetch(work, l, free-got, tasks)
@@ -432,6 +434,9 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 		got++
 		a.take(work, l, m, tasks)
 	}
+	if got > 0 {
+		l.lastTask.Store(time.Now().UnixNano())
+	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 		l.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
 	} else {
@@ -447,7 +452,6 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 // on a worker: if it fits the agent's capacity and its workflow is not
 // being paused.
 func (a *Agent) take(work context.Context, l *lane, m jetstream.Msg, tasks *sync.WaitGroup) {
-	l.lastTask.Store(time.Now().UnixNano())
 	need, ok := a.admit(work, l, m)
 	if !ok {
 		return
@@ -488,11 +492,17 @@ func (a *Agent) take(work context.Context, l *lane, m jetstream.Msg, tasks *sync
 	})
 }
 
-// workWaits says whether a lane without a standby may hold tasks.
+// fetchable says whether the fetch loop asks l for tasks: it may hold
+// some, has no standby (which brings them) and is not held.
+func (l *lane) fetchable(now time.Time) bool {
+	return !l.armed.Load() && l.maybe.Load() && !l.hold.held(now)
+}
+
+// workWaits says whether a lane the fetch loop asks may hold tasks.
 func workWaits(lanes []*lane) bool {
 	now := time.Now()
 	for _, l := range lanes {
-		if !l.armed.Load() && l.maybe.Load() && !l.hold.held(now) {
+		if l.fetchable(now) {
 			return true
 		}
 	}

@@ -80,6 +80,16 @@ func (sb *standbys) cancelAll() {
 	}
 }
 
+// remove forgets s once it has ended, unless its lane was armed again
+// meanwhile: the new standby stays, for cancelAll to find.
+func (sb *standbys) remove(s *standby) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if sb.on[s.l] == s {
+		delete(sb.on, s.l)
+	}
+}
+
 // stopAll cancels every standby and waits for them to end; a task one
 // brought meanwhile has been started.
 func (sb *standbys) stopAll() {
@@ -133,7 +143,7 @@ func (a *Agent) armLane(work context.Context, l *lane, tasks *sync.WaitGroup, sb
 	// Held before the request goes: the task it brings has its slot.
 	a.reserved.Add(1)
 	l.armed.Store(true)
-	if err := a.nc.PublishRequest(a.pullSubject(info.Stream, info.Name), inbox, req); err != nil {
+	if err := a.nc.PublishRequest(streams.PullSubject(info.Stream, info.Name), inbox, req); err != nil {
 		_ = s.sub.Unsubscribe()
 		a.endStandby(s, nil)
 		return err
@@ -145,20 +155,11 @@ func (a *Agent) armLane(work context.Context, l *lane, tasks *sync.WaitGroup, sb
 	return nil
 }
 
-// pullSubject is the JetStream API subject of a pull from a consumer.
-func (a *Agent) pullSubject(stream, consumer string) string {
-	return "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + consumer
-}
-
 // serveStandby waits for what the server sends a standby: its task, which
 // it starts, or the end of the pull; or for its cancellation, after which
 // it takes what the server sent before it saw that.
 func (a *Agent) serveStandby(work context.Context, s *standby, tasks *sync.WaitGroup, sb *standbys) {
-	defer func() {
-		sb.mu.Lock()
-		delete(sb.on, s.l)
-		sb.mu.Unlock()
-	}()
+	defer sb.remove(s)
 	expiry := time.NewTimer(standbyWait + standbyGrace)
 	defer expiry.Stop()
 	cancel := s.cancel
@@ -224,6 +225,7 @@ func (a *Agent) standbyMsg(work context.Context, s *standby, m *nats.Msg, tasks 
 	}
 	a.endStandby(s, func() {
 		s.l.maybe.Store(true) // one came: there may be more
+		s.l.lastTask.Store(time.Now().UnixNano())
 		a.take(work, s.l, pulled{m}, tasks)
 	})
 	return true

@@ -189,3 +189,29 @@ func TestAgent_StandbysHoldingEverySlotHearWakeUps(t *testing.T) {
 		t.Fatalf("no result: the wake-up went unheard: %v", err)
 	}
 }
+
+// TestStandbys_RemoveKeepsALaterOne: a standby that ended while its lane
+// was armed again forgets itself only, so the new one is still cancelled
+// (and waited for) when the fetch loop stops.
+func TestStandbys_RemoveKeepsALaterOne(t *testing.T) {
+	t.Parallel()
+	l := &lane{}
+	sb := newStandbys()
+	old := &standby{l: l, cancel: make(chan struct{})}
+	later := &standby{l: l, cancel: make(chan struct{})}
+	sb.on[l] = later // armed again before old's goroutine returned
+	sb.remove(old)
+	if sb.on[l] != later {
+		t.Fatal("the ended standby removed the one armed after it")
+	}
+	sb.cancelAll()
+	select {
+	case <-later.cancel:
+	default:
+		t.Fatal("the later standby was not cancelled")
+	}
+	sb.remove(later)
+	if len(sb.on) != 0 {
+		t.Fatalf("%d standbys left after the last ended", len(sb.on))
+	}
+}
