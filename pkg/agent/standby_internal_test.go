@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -213,5 +214,75 @@ func TestStandbys_RemoveKeepsALaterOne(t *testing.T) {
 	sb.remove(later)
 	if len(sb.on) != 0 {
 		t.Fatalf("%d standbys left after the last ended", len(sb.on))
+	}
+}
+
+// TestAgent_ForgedToAStandbyIsRefused: a task published straight to a
+// standby's inbox (its subject the inbox, not its lane's) is refused unrun,
+// like a forged task fetched from a lane, and the agent goes on: its slot
+// comes back and a real task runs. Not parallel: it lengthens standbyWait.
+func TestAgent_ForgedToAStandbyIsRefused(t *testing.T) {
+	wait := standbyWait
+	standbyWait = time.Hour
+	t.Cleanup(func() { standbyWait = wait })
+	cfg := streams.Config{Memory: true}
+	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
+	subj := cfg.Subjects()
+	pulls, err := nc.SubscribeSync("$JS.API.CONSUMER.MSG.NEXT.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := nc.SubscribeSync(subj.Results())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var ran []string
+	h := HandlerFunc(func(_ context.Context, task *Task) (any, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		ran = append(ran, task.ID)
+		return nil, nil
+	})
+	a, _ := runAgent(t, nc, Config{ID: "one", Streams: cfg, Concurrency: 1, Poll: time.Hour}, map[string]Handler{"x": h})
+	a.awaitStandbys(t, 1)
+	var inbox string
+	for inbox == "" {
+		m, err := pulls.NextMsg(30 * time.Second)
+		if err != nil {
+			t.Fatalf("no standby pull seen: %v", err)
+		}
+		// The standby's pull, not a fetch's (no_wait).
+		if m.Subject == streams.PullSubject(cfg.WithDefaults().TasksStream(), streams.LaneConsumer("x", 1)) &&
+			!strings.Contains(string(m.Data), "no_wait") {
+			inbox = m.Reply
+		}
+	}
+	forged, err := subj.TaskMsg(&events.Task{Workflow: "wf", ID: "forged", Step: "s", Type: "x", Priority: 1,
+		MaxAttempts: 1, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reply subject of its own: the server itself drops a client's
+	// message whose reply is an acknowledgement subject.
+	forged.Subject, forged.Reply = inbox, "forger.reply"
+	if err := nc.PublishMsg(forged); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); a.failures.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the forged task was not refused")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the agent's counter
+	}
+	a.awaitStandbys(t, 1) // its slot back, armed again
+	queueAndWake(t, nc, js, cfg, "real")
+	if _, err := results.NextMsg(30 * time.Second); err != nil {
+		t.Fatalf("no result for the real task: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ran) != 1 || ran[0] != "real" {
+		t.Fatalf("handler ran %v, want the real task alone", ran)
 	}
 }
