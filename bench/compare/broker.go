@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/baton-dev/baton/internal/benchkit"
 )
 
 // broker is a nats-server or redis-server process of one measurement, on
@@ -29,8 +31,7 @@ type broker struct {
 func startNATS(ctx context.Context, bin string) (*broker, error) {
 	return startBroker(ctx, "nats-server", bin, func(dir string, port int) ([]string, error) {
 		conf := filepath.Join(dir, "nats.conf")
-		body := fmt.Sprintf("listen: 127.0.0.1:%d\nmax_payload: 8MB\njetstream {\n  store_dir: %q\n}\n", port, filepath.Join(dir, "jetstream"))
-		return []string{"-c", conf}, os.WriteFile(conf, []byte(body), 0o644)
+		return []string{"-c", conf}, os.WriteFile(conf, benchkit.NATSConfig(dir, port), 0o644)
 	})
 }
 
@@ -56,7 +57,7 @@ func startBroker(ctx context.Context, name, bin string, args func(dir string, po
 			b.stop()
 		}
 	}()
-	port, err := freePort()
+	port, err := benchkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -136,15 +137,6 @@ func (b *broker) stop() {
 		_ = b.out.Close()
 	}
 	_ = os.RemoveAll(b.dir)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // errCount is returned when a system handled another number of tasks

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/baton-dev/baton/internal/benchkit"
 	"github.com/baton-dev/baton/internal/procstat"
 )
 
@@ -197,11 +198,4 @@ func cpuOf(b *broker) (time.Duration, error) {
 	return self + other, err
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
+var median = benchkit.Median

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/baton-dev/baton/internal/benchkit"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/nats-io/nats.go"
@@ -69,15 +69,14 @@ func startExternal(ctx context.Context, f *upFlags, bin string) (_ *externalRun,
 			r.stop()
 		}
 	}()
-	port, err := freePort()
+	port, err := benchkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	r.url = "nats://127.0.0.1:" + strconv.Itoa(port)
 	conf := filepath.Join(dir, "nats.conf")
 	// As deploy/nats.conf, on one node: baton's payload limit, file storage.
-	body := fmt.Sprintf("listen: 127.0.0.1:%d\nmax_payload: 8MB\njetstream {\n  store_dir: %q\n}\n", port, filepath.Join(dir, "jetstream"))
-	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+	if err := os.WriteFile(conf, benchkit.NATSConfig(dir, port), 0o644); err != nil {
 		return nil, err
 	}
 	if r.server, err = startChild("nats-server", filepath.Join(bin, "nats-server"), "-c", conf); err != nil {
@@ -278,15 +277,6 @@ func (c *child) wait() {
 		_ = c.cmd.Process.Kill()
 		<-c.done
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // tail keeps the last max bytes written to it.
