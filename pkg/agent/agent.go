@@ -430,8 +430,10 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 		return 0
 	}
 	got := 0
+	var last jetstream.Msg
 	for m := range batch.Messages() {
 		got++
+		last = m
 		a.take(work, l, m, tasks)
 	}
 	if got > 0 {
@@ -442,10 +444,19 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 	} else {
 		l.fetching.ok(a.log, "fetching tasks", "lane", streams.LaneConsumerOn(l.typ, l.tok))
 	}
-	if got == n {
+	if got == n && morePending(last) {
 		l.maybe.Store(true) // full batch: there may be more
 	}
 	return got
+}
+
+// morePending says whether the lane of task message m, just delivered,
+// held more tasks then, as the server counted them into m's metadata: if
+// not, fetching again at once would bring nothing (a task queued since
+// comes with its wake-up, or to a standby). Unsure, it says yes.
+func morePending(m jetstream.Msg) bool {
+	md, err := m.Metadata()
+	return err != nil || md.NumPending > 0
 }
 
 // take starts task message m, fetched from l or brought by its standby,

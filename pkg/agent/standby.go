@@ -224,7 +224,9 @@ func (a *Agent) standbyMsg(work context.Context, s *standby, m *nats.Msg, tasks 
 		return true
 	}
 	a.endStandby(s, func() {
-		s.l.maybe.Store(true) // one came: there may be more
+		if morePending(pulled{m}) {
+			s.l.maybe.Store(true)
+		}
 		s.l.lastTask.Store(time.Now().UnixNano())
 		a.take(work, s.l, pulled{m}, tasks)
 	})

@@ -286,3 +286,64 @@ func TestAgent_ForgedToAStandbyIsRefused(t *testing.T) {
 		t.Fatalf("handler ran %v, want the real task alone", ran)
 	}
 }
+
+// TestAgent_AsksAgainOnlyWhenMoreWait: a task a standby brings, its lane's
+// only one, is followed by no fetch (the server counted none pending in
+// its metadata): the agent only arms the lane again. (Where more wait, a
+// full fetch asks again at once: TestAgent_TakesBackWhatStandbysHold.)
+// Not parallel: it lengthens standbyWait, so that no standby expires
+// and re-arms among the requests counted.
+func TestAgent_AsksAgainOnlyWhenMoreWait(t *testing.T) {
+	wait := standbyWait
+	standbyWait = time.Hour
+	t.Cleanup(func() { standbyWait = wait })
+	cfg := streams.Config{Memory: true}
+	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
+	subj := cfg.Subjects()
+	results, err := nc.SubscribeSync(subj.Results())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := runAgent(t, nc, Config{ID: "asks", Streams: cfg, Concurrency: 4, Poll: time.Hour},
+		map[string]Handler{"x": HandlerFunc(func(context.Context, *Task) (any, error) { return nil, nil })})
+	a.awaitStandbys(t, 4) // on priorities 1 to 4
+	lane := streams.LaneConsumerOn("x", events.LaneToken(1, nil))
+	reqs := make(chan *nats.Msg, 256)
+	if _, err := nc.ChanSubscribe("$JS.API.CONSUMER.MSG.NEXT."+cfg.TasksStream()+"."+lane, reqs); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Queued as the planner does, but without a wake-up: the standby
+	// brings it.
+	msg, err := subj.TaskMsg(&events.Task{Workflow: "wf", ID: "only", Step: "s", Type: "x", Priority: 1,
+		MaxAttempts: 1, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := results.NextMsg(30 * time.Second); err != nil {
+		t.Fatalf("no result: %v", err)
+	}
+	// The agent's requests on the lane after its task: a fetch (no_wait)
+	// would come before the standby's pull that arms the lane again.
+	fetches := 0
+	for armed := false; !armed; {
+		select {
+		case m := <-reqs:
+			if strings.Contains(string(m.Data), `"no_wait"`) {
+				fetches++
+			} else {
+				armed = true
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the lane not armed again (%d fetches)", fetches)
+		}
+	}
+	if fetches != 0 {
+		t.Errorf("after the lane's only task: %d fetches, want none: the server said none was pending", fetches)
+	}
+}
