@@ -118,10 +118,11 @@ type lane struct {
 	// came back short and no wake-up or poll tick has come since. It spares
 	// a round trip to every empty lane each time a slot frees.
 	maybe atomic.Bool
-	// armed is true while the lane has a standby (standby.go); lastTask
-	// is when it last brought a task (Unix ns), to arm busy lanes first.
-	armed    atomic.Bool
-	lastTask atomic.Int64
+	// armed is true while the lane has a standby (standby.go); lastActive
+	// is when it last brought a task or had a wake-up (Unix ns), to arm
+	// busy lanes first.
+	armed      atomic.Bool
+	lastActive atomic.Int64
 	// fetching logs this lane's fetch failures (an outage per lane: a
 	// lane without a leader while others work logged a failure and a
 	// recovery every poll when the agent shared one).
@@ -303,7 +304,12 @@ func (a *Agent) listenWake(types []string, lanes []*lane) (<-chan struct{}, func
 	for _, t := range types {
 		sub, err := a.nc.Subscribe(a.subj.WakeAll(t), func(m *nats.Msg) {
 			if l := bySubject[m.Subject]; l != nil {
-				l.maybe.Store(true)
+				// A standby brings the lane's tasks, and says when it ends
+				// whether more wait (morePending).
+				if !l.armed.Load() {
+					l.maybe.Store(true)
+				}
+				l.lastActive.Store(time.Now().UnixNano())
 			}
 			select {
 			case wake <- struct{}{}:
@@ -437,7 +443,7 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 		a.take(work, l, m, tasks)
 	}
 	if got > 0 {
-		l.lastTask.Store(time.Now().UnixNano())
+		l.lastActive.Store(time.Now().UnixNano())
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 		l.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))

@@ -37,10 +37,12 @@ import (
 var standbyWait = time.Second
 
 // standbyMost is how many lanes an idle agent arms at most: the lanes
-// most likely to bring its next task (those that last brought tasks). Each
-// standby costs a subscription and a request, and a busy agent that wants
-// their slots back cancels them: a few keep that cheap when an agent goes
-// idle for a moment between bursts.
+// most likely to bring its next task (those that last brought tasks or
+// had a wake-up). Each standby costs a subscription and a request, and a
+// busy agent that wants their slots back cancels them: a few keep that
+// cheap when an agent goes idle for a moment between bursts. With
+// standbyMost armed, a standby on a lane less recently active than an
+// idle one gives way to it.
 const standbyMost = 4
 
 // standbyGrace is how long past standbyWait a standby waits for the
@@ -97,7 +99,12 @@ func (sb *standbys) stopAll() {
 	sb.run.Wait()
 }
 
-// arm leaves a standby on idle lanes, at most free of them.
+// arm leaves a standby on idle lanes, at most free of them. With
+// standbyMost armed already, the standby on the lane least recently
+// active gives way if the first lane left unarmed was active more
+// recently: it ends in about a round trip, and the next arm takes that
+// lane (else an agent whose standbys sit on lanes that never bring tasks
+// fetches at every wake-up of the one that does).
 func (a *Agent) arm(work context.Context, lanes []*lane, free int, tasks *sync.WaitGroup, sb *standbys) {
 	now := time.Now()
 	var idle []*lane
@@ -109,7 +116,7 @@ func (a *Agent) arm(work context.Context, lanes []*lane, free int, tasks *sync.W
 	// lanes is in priority order: the stable sort keeps it among lanes
 	// alike.
 	slices.SortStableFunc(idle, func(x, y *lane) int {
-		tx, ty := x.lastTask.Load(), y.lastTask.Load()
+		tx, ty := x.lastActive.Load(), y.lastActive.Load()
 		switch {
 		case tx > ty:
 			return -1
@@ -118,11 +125,33 @@ func (a *Agent) arm(work context.Context, lanes []*lane, free int, tasks *sync.W
 		}
 		return 0
 	})
-	for _, l := range idle[:max(0, min(len(idle), free, standbyMost-int(a.reserved.Load())))] {
+	room := standbyMost - int(a.reserved.Load())
+	n := max(0, min(len(idle), free, room))
+	for _, l := range idle[:n] {
 		if err := a.armLane(work, l, tasks, sb); err != nil {
 			l.fetching.fail(a.log, "waiting for tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
 			return
 		}
+	}
+	if n < len(idle) && n < free && n == max(room, 0) {
+		sb.yieldTo(idle[n])
+	}
+}
+
+// yieldTo cancels the standby whose lane was active least recently, if l
+// was active more recently.
+func (sb *standbys) yieldTo(l *lane) {
+	last := l.lastActive.Load()
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	var stale *standby
+	for _, s := range sb.on {
+		if t := s.l.lastActive.Load(); t < last && (stale == nil || t < stale.l.lastActive.Load()) {
+			stale = s
+		}
+	}
+	if stale != nil {
+		stale.stop()
 	}
 }
 
@@ -227,7 +256,7 @@ func (a *Agent) standbyMsg(work context.Context, s *standby, m *nats.Msg, tasks 
 		if morePending(pulled{m}) {
 			s.l.maybe.Store(true)
 		}
-		s.l.lastTask.Store(time.Now().UnixNano())
+		s.l.lastActive.Store(time.Now().UnixNano())
 		a.take(work, s.l, pulled{m}, tasks)
 	})
 	return true

@@ -289,8 +289,9 @@ func TestAgent_ForgedToAStandbyIsRefused(t *testing.T) {
 
 // TestAgent_AsksAgainOnlyWhenMoreWait: a task a standby brings, its lane's
 // only one, is followed by no fetch (the server counted none pending in
-// its metadata): the agent only arms the lane again. (Where more wait, a
-// full fetch asks again at once: TestAgent_TakesBackWhatStandbysHold.)
+// its metadata), nor is a wake-up of the lane while its standby waits:
+// the agent only arms the lane again. (Where more wait, a full fetch asks
+// again at once: TestAgent_TakesBackWhatStandbysHold.)
 // Not parallel: it lengthens standbyWait, so that no standby expires
 // and re-arms among the requests counted.
 func TestAgent_AsksAgainOnlyWhenMoreWait(t *testing.T) {
@@ -315,8 +316,10 @@ func TestAgent_AsksAgainOnlyWhenMoreWait(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	// Queued as the planner does, but without a wake-up: the standby
-	// brings it.
+	// A wake-up, then the task: the standby brings it.
+	if err := nc.Publish(subj.WakeOn("x", events.LaneToken(1, nil)), nil); err != nil {
+		t.Fatal(err)
+	}
 	msg, err := subj.TaskMsg(&events.Task{Workflow: "wf", ID: "only", Step: "s", Type: "x", Priority: 1,
 		MaxAttempts: 1, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, Timeout: time.Minute})
 	if err != nil {
@@ -344,6 +347,59 @@ func TestAgent_AsksAgainOnlyWhenMoreWait(t *testing.T) {
 		}
 	}
 	if fetches != 0 {
-		t.Errorf("after the lane's only task: %d fetches, want none: the server said none was pending", fetches)
+		t.Errorf("after the lane's only task: %d fetches, want none: the server said none was pending, and the wake-up came to an armed lane", fetches)
 	}
+}
+
+// TestAgent_StandbysFollowTheBusyLane: an idle agent's standbys sit on
+// its 4 most urgent lanes; tasks come on a fifth, woken up. Once idle
+// again, the least recently active standby has given way to that lane.
+// Not parallel: it lengthens standbyWait (none expires and re-arms).
+func TestAgent_StandbysFollowTheBusyLane(t *testing.T) {
+	wait := standbyWait
+	standbyWait = time.Hour
+	t.Cleanup(func() { standbyWait = wait })
+	cfg := streams.Config{Memory: true}
+	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
+	results, err := nc.SubscribeSync(cfg.Subjects().Results())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := runAgent(t, nc, Config{ID: "follows", Streams: cfg, Concurrency: 8, Poll: time.Hour},
+		map[string]Handler{"x": HandlerFunc(func(context.Context, *Task) (any, error) { return nil, nil })})
+	a.awaitStandbys(t, 4) // on priorities 1 to 4
+	queueAndWake(t, nc, js, cfg, "a", "b")
+	for i := range 2 {
+		if _, err := results.NextMsg(30 * time.Second); err != nil {
+			t.Fatalf("%d of 2 results: %v", i, err)
+		}
+	}
+	busy := streams.LaneConsumerOn("x", events.LaneToken(5, nil))
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		n, on := 0, map[string]int{}
+		list := mustStream(t, js, cfg.TasksStream()).ListConsumers(t.Context())
+		for info := range list.Info() {
+			n += info.NumWaiting
+			on[info.Name] = info.NumWaiting
+		}
+		if err := list.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if on[busy] == 1 && n == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pulls waiting %v, want one on %s among 4", on, busy)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's view
+	}
+}
+
+func mustStream(t *testing.T, js jetstream.JetStream, name string) jetstream.Stream {
+	t.Helper()
+	s, err := js.Stream(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
