@@ -289,9 +289,8 @@ func TestAgent_ForgedToAStandbyIsRefused(t *testing.T) {
 
 // TestAgent_AsksAgainOnlyWhenMoreWait: a task a standby brings, its lane's
 // only one, is followed by no fetch (the server counted none pending in
-// its metadata), nor is a wake-up of the lane while its standby waits:
-// the agent only arms the lane again. (Where more wait, a full fetch asks
-// again at once: TestAgent_TakesBackWhatStandbysHold.)
+// its metadata): the agent only arms the lane again. (Where more wait, a
+// full fetch asks again at once: TestAgent_TakesBackWhatStandbysHold.)
 // Not parallel: it lengthens standbyWait, so that no standby expires
 // and re-arms among the requests counted.
 func TestAgent_AsksAgainOnlyWhenMoreWait(t *testing.T) {
@@ -316,10 +315,8 @@ func TestAgent_AsksAgainOnlyWhenMoreWait(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	// A wake-up, then the task: the standby brings it.
-	if err := nc.Publish(subj.WakeOn("x", events.LaneToken(1, nil)), nil); err != nil {
-		t.Fatal(err)
-	}
+	// Queued without a wake-up (TestAgent_WakeUpsOfArmedLanes): the
+	// standby brings it.
 	msg, err := subj.TaskMsg(&events.Task{Workflow: "wf", ID: "only", Step: "s", Type: "x", Priority: 1,
 		MaxAttempts: 1, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, Timeout: time.Minute})
 	if err != nil {
@@ -347,7 +344,7 @@ func TestAgent_AsksAgainOnlyWhenMoreWait(t *testing.T) {
 		}
 	}
 	if fetches != 0 {
-		t.Errorf("after the lane's only task: %d fetches, want none: the server said none was pending, and the wake-up came to an armed lane", fetches)
+		t.Errorf("after the lane's only task: %d fetches, want none: the server said none was pending", fetches)
 	}
 }
 
@@ -402,4 +399,41 @@ func mustStream(t *testing.T, js jetstream.JetStream, name string) jetstream.Str
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestAgent_WakeUpsOfArmedLanes: a wake-up marks its lane active, and
+// worth a fetch only if no standby waits there (the standby brings its
+// tasks and says whether more wait).
+func TestAgent_WakeUpsOfArmedLanes(t *testing.T) {
+	t.Parallel()
+	cfg := streams.Config{Memory: true}
+	nc, _ := natstest.Ensure(t, natstest.Start(t), cfg)
+	a, err := New(nc, Config{ID: "wakes", Streams: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	armed := &lane{typ: "x", prio: 1, tok: events.LaneToken(1, nil)}
+	armed.armed.Store(true)
+	plain := &lane{typ: "x", prio: 2, tok: events.LaneToken(2, nil)}
+	wake, stop, err := a.listenWake([]string{"x"}, []*lane{armed, plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	for _, l := range []*lane{armed, plain} {
+		if err := nc.Publish(a.subj.WakeOn(l.typ, l.tok), nil); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-wake: // the handler has marked the lane
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no wake-up for lane %s", l.tok)
+		}
+	}
+	if armed.maybe.Load() || !plain.maybe.Load() {
+		t.Errorf("maybe: armed lane %v, plain lane %v; want false and true", armed.maybe.Load(), plain.maybe.Load())
+	}
+	if armed.lastActive.Load() == 0 || plain.lastActive.Load() == 0 {
+		t.Errorf("lastActive: armed lane %d, plain lane %d; want both set", armed.lastActive.Load(), plain.lastActive.Load())
+	}
 }
