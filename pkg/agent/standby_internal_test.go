@@ -22,16 +22,7 @@ import (
 // instead of waiting for them to expire (here never: not a test of that).
 // Not parallel: it lengthens standbyWait for the package.
 func TestAgent_TakesBackWhatStandbysHold(t *testing.T) {
-	wait := standbyWait
-	standbyWait = time.Hour
-	t.Cleanup(func() { standbyWait = wait }) // after the agent's stop below
-	cfg := streams.Config{Memory: true}
-	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
-	subj := cfg.Subjects()
-	results, err := nc.SubscribeSync(subj.Results())
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js, cfg, results := standbyServer(t)
 	all := make(chan struct{})
 	var mu sync.Mutex
 	running := 0
@@ -56,6 +47,29 @@ func TestAgent_TakesBackWhatStandbysHold(t *testing.T) {
 			t.Fatalf("%d of 8 results (the standbys kept their slots?): %v", i, err)
 		}
 	}
+}
+
+// holdStandbys lengthens standbyWait to an hour for the test (which must
+// not be parallel): no standby expires and re-arms meanwhile. It is
+// restored after the test's agents stop (cleanups run last first).
+func holdStandbys(t *testing.T) {
+	wait := standbyWait
+	standbyWait = time.Hour
+	t.Cleanup(func() { standbyWait = wait })
+}
+
+// standbyServer starts a server with baton's streams for a test that
+// holds standbys (holdStandbys), subscribed to every result.
+func standbyServer(t *testing.T) (*nats.Conn, jetstream.JetStream, streams.Config, *nats.Subscription) {
+	t.Helper()
+	holdStandbys(t)
+	cfg := streams.Config{Memory: true}
+	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
+	results, err := nc.SubscribeSync(cfg.Subjects().Results())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js, cfg, results
 }
 
 // queueAndWake queues tasks of type x at priority 5 as the planner does:
@@ -116,9 +130,7 @@ func (a *Agent) awaitStandbys(t *testing.T, n int32) {
 // waiting (here none would expire), so a task queued after it stopped
 // waits for the next agent. Not parallel: it lengthens standbyWait.
 func TestAgent_StandbysStopWithTheAgent(t *testing.T) {
-	wait := standbyWait
-	standbyWait = time.Hour
-	t.Cleanup(func() { standbyWait = wait })
+	holdStandbys(t)
 	cfg := streams.Config{Memory: true}
 	srv := natstest.Start(t)
 	nc, js := natstest.Ensure(t, srv, cfg)
@@ -171,16 +183,7 @@ func TestAgent_StandbysStopWithTheAgent(t *testing.T) {
 // for a lane without one, and cancels them to serve it. Not parallel: it
 // lengthens standbyWait.
 func TestAgent_StandbysHoldingEverySlotHearWakeUps(t *testing.T) {
-	wait := standbyWait
-	standbyWait = time.Hour
-	t.Cleanup(func() { standbyWait = wait })
-	cfg := streams.Config{Memory: true}
-	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
-	subj := cfg.Subjects()
-	results, err := nc.SubscribeSync(subj.Results())
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js, cfg, results := standbyServer(t)
 	h := HandlerFunc(func(context.Context, *Task) (any, error) { return nil, nil })
 	a, _ := runAgent(t, nc, Config{ID: "two", Streams: cfg, Concurrency: 2, Poll: time.Hour}, map[string]Handler{"x": h, "y": h})
 	a.awaitStandbys(t, 2)
@@ -222,9 +225,7 @@ func TestStandbys_RemoveKeepsALaterOne(t *testing.T) {
 // like a forged task fetched from a lane, and the agent goes on: its slot
 // comes back and a real task runs. Not parallel: it lengthens standbyWait.
 func TestAgent_ForgedToAStandbyIsRefused(t *testing.T) {
-	wait := standbyWait
-	standbyWait = time.Hour
-	t.Cleanup(func() { standbyWait = wait })
+	holdStandbys(t)
 	cfg := streams.Config{Memory: true}
 	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
 	subj := cfg.Subjects()
@@ -294,16 +295,8 @@ func TestAgent_ForgedToAStandbyIsRefused(t *testing.T) {
 // Not parallel: it lengthens standbyWait, so that no standby expires
 // and re-arms among the requests counted.
 func TestAgent_AsksAgainOnlyWhenMoreWait(t *testing.T) {
-	wait := standbyWait
-	standbyWait = time.Hour
-	t.Cleanup(func() { standbyWait = wait })
-	cfg := streams.Config{Memory: true}
-	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
+	nc, js, cfg, results := standbyServer(t)
 	subj := cfg.Subjects()
-	results, err := nc.SubscribeSync(subj.Results())
-	if err != nil {
-		t.Fatal(err)
-	}
 	a, _ := runAgent(t, nc, Config{ID: "asks", Streams: cfg, Concurrency: 4, Poll: time.Hour},
 		map[string]Handler{"x": HandlerFunc(func(context.Context, *Task) (any, error) { return nil, nil })})
 	a.awaitStandbys(t, 4) // on priorities 1 to 4
@@ -353,15 +346,7 @@ func TestAgent_AsksAgainOnlyWhenMoreWait(t *testing.T) {
 // again, the least recently active standby has given way to that lane.
 // Not parallel: it lengthens standbyWait (none expires and re-arms).
 func TestAgent_StandbysFollowTheBusyLane(t *testing.T) {
-	wait := standbyWait
-	standbyWait = time.Hour
-	t.Cleanup(func() { standbyWait = wait })
-	cfg := streams.Config{Memory: true}
-	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
-	results, err := nc.SubscribeSync(cfg.Subjects().Results())
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js, cfg, results := standbyServer(t)
 	a, _ := runAgent(t, nc, Config{ID: "follows", Streams: cfg, Concurrency: 8, Poll: time.Hour},
 		map[string]Handler{"x": HandlerFunc(func(context.Context, *Task) (any, error) { return nil, nil })})
 	a.awaitStandbys(t, 4) // on priorities 1 to 4
