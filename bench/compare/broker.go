@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -138,7 +137,3 @@ func (b *broker) stop() {
 	}
 	_ = os.RemoveAll(b.dir)
 }
-
-// errCount is returned when a system handled another number of tasks
-// than it was given.
-var errCount = errors.New("wrong number of tasks handled")

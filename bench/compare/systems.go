@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/baton-dev/baton/internal/benchkit"
 	"github.com/baton-dev/baton/internal/service"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
@@ -115,22 +115,8 @@ func prepareBaton(ctx context.Context, addr string, o options) (runner, error) {
 }
 
 func (r *batonRunner) run(ctx context.Context, n int) error {
-	job, err := json.Marshal(map[string]any{
-		"name":      "compare",
-		"steps":     []map[string]any{{"id": "noop", "type": "noop", "split": 1, "split_by": events.SplitRange, "input": map[string]int{"count": n}}},
-		"aggregate": map[string]any{"strategy": "reduce", "op": "count", "field": "."},
-	})
-	if err != nil {
-		return err
-	}
-	out, err := r.cl.Run(ctx, job, nil)
-	if err != nil {
-		return err
-	}
-	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != n {
-		return fmt.Errorf("%w: workflow %s ended %s with %d of %d tasks", errCount, out.Workflow, out.Status, out.Metadata.Tasks.Completed, n)
-	}
-	return nil
+	_, err := benchkit.RunRange(ctx, r.cl, "noop", n)
+	return err
 }
 
 func (r *batonRunner) close() error {
@@ -142,6 +128,10 @@ func (r *batonRunner) close() error {
 	}
 	return err
 }
+
+// errCount is returned when a system handled another number of tasks
+// than it was given.
+var errCount = errors.New("wrong number of tasks handled")
 
 // counter counts handled tasks and closes all once n have been.
 type counter struct {

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/baton-dev/baton/internal/benchkit"
 	"github.com/baton-dev/baton/internal/procstat"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/client"
@@ -449,7 +448,7 @@ func (s *suite) largeRuns(ctx context.Context, stderr io.Writer) error {
 
 // large runs one job of n no-op tasks on t and prints what it took.
 func (s *suite) large(ctx context.Context, t *suiteTarget, n int) error {
-	m, err := s.measure(ctx, t, func() (time.Duration, error) { return runRange(ctx, t.client, "noop", n) })
+	m, err := s.measure(ctx, t, func() (time.Duration, error) { return benchkit.RunRange(ctx, t.client, "noop", n) })
 	if err != nil {
 		return err
 	}
@@ -555,36 +554,5 @@ func runJob(ctx context.Context, cl *client.Client, typ string, n int, item any)
 	if err != nil {
 		return 0, err
 	}
-	return runBench(ctx, cl, job, n)
+	return benchkit.Run(ctx, cl, job, n)
 }
-
-// runRange is runJob with the tasks' inputs a range (split_by "range"):
-// the job document stays a few bytes whatever n.
-func runRange(ctx context.Context, cl *client.Client, typ string, n int) (time.Duration, error) {
-	job, err := json.Marshal(map[string]any{
-		"name":      "bench",
-		"steps":     []map[string]any{{"id": typ, "type": typ, "split": 1, "split_by": events.SplitRange, "input": map[string]int{"count": n}}},
-		"aggregate": map[string]any{"strategy": "reduce", "op": "count", "field": "."},
-	})
-	if err != nil {
-		return 0, err
-	}
-	return runBench(ctx, cl, job, n)
-}
-
-// runBench submits job, of n tasks, and waits for its final output (runJob).
-func runBench(ctx context.Context, cl *client.Client, job []byte, n int) (time.Duration, error) {
-	start := time.Now()
-	out, err := cl.Run(ctx, job, nil)
-	if err != nil {
-		return 0, err
-	}
-	el := time.Since(start)
-	if out.Status != events.OutcomeSuccess || out.Metadata.Tasks.Completed != n {
-		return 0, fmt.Errorf("%w: workflow %s ended %s with %d of %d tasks", errBenchJob, out.Workflow, out.Status, out.Metadata.Tasks.Completed, n)
-	}
-	return el, nil
-}
-
-// errBenchJob is returned when a benchmark's job does not end as it must.
-var errBenchJob = errors.New("benchmark job did not succeed")
