@@ -304,11 +304,7 @@ func (a *Agent) listenWake(types []string, lanes []*lane) (<-chan struct{}, func
 	for _, t := range types {
 		sub, err := a.nc.Subscribe(a.subj.WakeAll(t), func(m *nats.Msg) {
 			if l := bySubject[m.Subject]; l != nil {
-				// A standby brings the lane's tasks, and says when it ends
-				// whether more wait (morePending).
-				if !l.armed.Load() {
-					l.maybe.Store(true)
-				}
+				l.mayHold()
 				l.lastActive.Store(time.Now().UnixNano())
 			}
 			select {
@@ -392,9 +388,7 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, wake <-chan 
 			// Retries coming due and redeliveries send no wake-up: a lane
 			// with a standby gets them from it.
 			for _, l := range lanes {
-				if !l.armed.Load() {
-					l.maybe.Store(true)
-				}
+				l.mayHold()
 			}
 		case <-ctx.Done():
 		}
@@ -507,6 +501,15 @@ func (a *Agent) take(work context.Context, l *lane, m jetstream.Msg, tasks *sync
 			tasks.Done()
 		}
 	})
+}
+
+// mayHold marks l worth a fetch (a wake-up or the poll says it may hold
+// tasks), unless a standby waits there: that brings the lane's tasks, and
+// says when it ends whether more wait (morePending).
+func (l *lane) mayHold() {
+	if !l.armed.Load() {
+		l.maybe.Store(true)
+	}
 }
 
 // fetchable says whether the fetch loop asks l for tasks: it may hold

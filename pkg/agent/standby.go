@@ -252,12 +252,13 @@ func (a *Agent) standbyMsg(work context.Context, s *standby, m *nats.Msg, tasks 
 		a.endStandby(s, nil)
 		return true
 	}
+	task := pulled{m}
 	a.endStandby(s, func() {
-		if morePending(pulled{m}) {
+		if morePending(task) {
 			s.l.maybe.Store(true)
 		}
 		s.l.lastActive.Store(time.Now().UnixNano())
-		a.take(work, s.l, pulled{m}, tasks)
+		a.take(work, s.l, task, tasks)
 	})
 	return true
 }
