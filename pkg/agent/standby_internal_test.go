@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -38,7 +36,7 @@ func TestAgent_TakesBackWhatStandbysHold(t *testing.T) {
 		}
 		return nil, nil
 	})
-	a, _ := runAgent(t, nc, Config{ID: "four", Streams: cfg, Concurrency: 4, Poll: time.Hour}, map[string]Handler{"x": h, "y": h})
+	a, _ := RunForTest(t, nc, Config{ID: "four", Streams: cfg, Concurrency: 4, Poll: time.Hour}, map[string]Handler{"x": h, "y": h})
 	a.awaitStandbys(t, 4)
 	// The lowest priority, where no pull waits.
 	queueAndWake(t, nc, js, cfg, "a", "b", "c", "d", "e", "f", "g", "h")
@@ -63,13 +61,7 @@ func holdStandbys(t *testing.T) {
 func standbyServer(t *testing.T) (*nats.Conn, jetstream.JetStream, streams.Config, *nats.Subscription) {
 	t.Helper()
 	holdStandbys(t)
-	cfg := streams.Config{Memory: true}
-	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
-	results, err := nc.SubscribeSync(cfg.Subjects().Results())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js, cfg, results
+	return ResultsServerForTest(t)
 }
 
 // queueAndWake queues tasks of type x at priority 5 as the planner does:
@@ -90,29 +82,6 @@ func queueAndWake(t *testing.T, nc *nats.Conn, js jetstream.JetStream, cfg strea
 	if err := nc.Publish(subj.WakeOn("x", events.LaneToken(5, nil)), nil); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// runAgent runs an agent until stop or the test's end.
-func runAgent(t *testing.T, nc *nats.Conn, cfg Config, handlers map[string]Handler) (*Agent, func()) {
-	t.Helper()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := New(nc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for typ, h := range handlers {
-		a.Handle(typ, h)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := a.Run(ctx); err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	stop := sync.OnceFunc(func() { cancel(); wg.Wait() })
-	t.Cleanup(stop)
-	return a, stop
 }
 
 // awaitStandbys waits until the agent has n standbys.
@@ -141,7 +110,7 @@ func TestAgent_StandbysStopWithTheAgent(t *testing.T) {
 			return nil, nil
 		})}
 	}
-	first, stop := runAgent(t, nc, Config{ID: "first", Streams: cfg}, h("first"))
+	first, stop := RunForTest(t, nc, Config{ID: "first", Streams: cfg}, h("first"))
 	first.awaitStandbys(t, standbyMost)
 	stop()
 	s, err := js.Stream(t.Context(), cfg.WithDefaults().TasksStream())
@@ -166,7 +135,7 @@ func TestAgent_StandbysStopWithTheAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc2, _ := natstest.Connect(t, srv)
-	runAgent(t, nc2, Config{ID: "second", Streams: cfg}, h("second"))
+	RunForTest(t, nc2, Config{ID: "second", Streams: cfg}, h("second"))
 	select {
 	case id := <-ran:
 		if id != "second" {
@@ -185,7 +154,7 @@ func TestAgent_StandbysStopWithTheAgent(t *testing.T) {
 func TestAgent_StandbysHoldingEverySlotHearWakeUps(t *testing.T) {
 	nc, js, cfg, results := standbyServer(t)
 	h := HandlerFunc(func(context.Context, *Task) (any, error) { return nil, nil })
-	a, _ := runAgent(t, nc, Config{ID: "two", Streams: cfg, Concurrency: 2, Poll: time.Hour}, map[string]Handler{"x": h, "y": h})
+	a, _ := RunForTest(t, nc, Config{ID: "two", Streams: cfg, Concurrency: 2, Poll: time.Hour}, map[string]Handler{"x": h, "y": h})
 	a.awaitStandbys(t, 2)
 	a.slotFreed() // the loop looks again: no free slot, no work known
 	queueAndWake(t, nc, js, cfg, "t")
@@ -245,7 +214,7 @@ func TestAgent_ForgedToAStandbyIsRefused(t *testing.T) {
 		ran = append(ran, task.ID)
 		return nil, nil
 	})
-	a, _ := runAgent(t, nc, Config{ID: "one", Streams: cfg, Concurrency: 1, Poll: time.Hour}, map[string]Handler{"x": h})
+	a, _ := RunForTest(t, nc, Config{ID: "one", Streams: cfg, Concurrency: 1, Poll: time.Hour}, map[string]Handler{"x": h})
 	a.awaitStandbys(t, 1)
 	var inbox string
 	for inbox == "" {
@@ -297,7 +266,7 @@ func TestAgent_ForgedToAStandbyIsRefused(t *testing.T) {
 func TestAgent_AsksAgainOnlyWhenMoreWait(t *testing.T) {
 	nc, js, cfg, results := standbyServer(t)
 	subj := cfg.Subjects()
-	a, _ := runAgent(t, nc, Config{ID: "asks", Streams: cfg, Concurrency: 4, Poll: time.Hour},
+	a, _ := RunForTest(t, nc, Config{ID: "asks", Streams: cfg, Concurrency: 4, Poll: time.Hour},
 		map[string]Handler{"x": HandlerFunc(func(context.Context, *Task) (any, error) { return nil, nil })})
 	a.awaitStandbys(t, 4) // on priorities 1 to 4
 	lane := streams.LaneConsumerOn("x", events.LaneToken(1, nil))
@@ -347,7 +316,7 @@ func TestAgent_AsksAgainOnlyWhenMoreWait(t *testing.T) {
 // Not parallel: it lengthens standbyWait (none expires and re-arms).
 func TestAgent_StandbysFollowTheBusyLane(t *testing.T) {
 	nc, js, cfg, results := standbyServer(t)
-	a, _ := runAgent(t, nc, Config{ID: "follows", Streams: cfg, Concurrency: 8, Poll: time.Hour},
+	a, _ := RunForTest(t, nc, Config{ID: "follows", Streams: cfg, Concurrency: 8, Poll: time.Hour},
 		map[string]Handler{"x": HandlerFunc(func(context.Context, *Task) (any, error) { return nil, nil })})
 	a.awaitStandbys(t, 4) // on priorities 1 to 4
 	queueAndWake(t, nc, js, cfg, "a", "b")

@@ -8,11 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baton-dev/baton/internal/natstest"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/events"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -56,19 +54,6 @@ func awaitPulls(t *testing.T, js jetstream.JetStream, cfg streams.Config, want i
 	}
 }
 
-// resultsServer starts a server with baton's streams and subscribes to
-// every result.
-func resultsServer(t *testing.T) (*nats.Conn, jetstream.JetStream, streams.Config, *nats.Subscription) {
-	t.Helper()
-	cfg := streams.Config{Memory: true}
-	nc, js := natstest.Ensure(t, natstest.Start(t), cfg)
-	results, err := nc.SubscribeSync(cfg.Subjects().Results())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js, cfg, results
-}
-
 // publishTask queues a task on its lane as the planner does, but without
 // ringing the lane's wake-up subject.
 func publishTask(t *testing.T, js jetstream.JetStream, cfg streams.Config, task *events.Task) {
@@ -93,7 +78,7 @@ func testTask(wf, id, typ string, prio int) *events.Task {
 // either: its pull waits on the lane.
 func TestAgent_IdleTakesTasksNoWakeUpAnnounces(t *testing.T) {
 	t.Parallel()
-	nc, js, cfg, results := resultsServer(t)
+	nc, js, cfg, results := agent.ResultsServerForTest(t)
 	var mu sync.Mutex
 	tries := map[string]int{}
 	startAgent(t, nc, agent.Config{ID: "idle", Streams: cfg, Concurrency: 8, Poll: time.Hour},
@@ -133,7 +118,7 @@ func TestAgent_IdleTakesTasksNoWakeUpAnnounces(t *testing.T) {
 // lane at once never run more than its concurrency at a time.
 func TestAgent_StandbysKeepTheConcurrency(t *testing.T) {
 	t.Parallel()
-	nc, js, cfg, results := resultsServer(t)
+	nc, js, cfg, results := agent.ResultsServerForTest(t)
 	var mu sync.Mutex
 	running, most := 0, 0
 	h := agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) {
