@@ -147,11 +147,7 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 	})
 	s.scenario("TASKS leader node killed", func(wf string, at func(int) func() bool) {
 		s.waitFor(time.Minute, "a quarter done", at(tasks/4))
-		info, err := s.js.Stream(t.Context(), s.cfg.TasksStream())
-		if err != nil || info.CachedInfo().Cluster == nil {
-			t.Fatalf("TASKS cluster info: %v", err)
-		}
-		node := info.CachedInfo().Cluster.Leader
+		node := s.clusterLeader("TASKS", s.streamCluster(s.cfg.TasksStream()))
 		s.run("docker", "kill", s.containers(node, false)[0])
 		s.waitFor(time.Minute, "half done", at(tasks/2))
 		s.run("docker", "start", s.containers(node, true)[0])

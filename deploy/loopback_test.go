@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/jetstream/auth"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // previousRelease is the last commit of baton that was released before this
@@ -71,6 +73,19 @@ func (l *loopback) kill(p *process) {
 	l.t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
+}
+
+// node returns the nats-server process of that server name; a name that
+// is none of them fails the test.
+func (l *loopback) node(name string) *process {
+	l.t.Helper()
+	l.mu.Lock()
+	p := l.procs[name]
+	l.mu.Unlock()
+	if p == nil {
+		l.t.Fatalf("server %q is none of the deployment's nodes", name)
+	}
+	return p
 }
 
 // byPID returns the process with that pid, or nil.
@@ -296,11 +311,7 @@ include "auth/auth.conf"
 	})
 	l.scenario("TASKS leader node SIGKILLed", func(wf string, at func(int) func() bool) {
 		l.waitFor(time.Minute, "a quarter done", at(tasks/4))
-		info, err := l.js.Stream(t.Context(), cfg.TasksStream())
-		if err != nil || info.CachedInfo().Cluster == nil {
-			t.Fatalf("TASKS cluster info: %v", err)
-		}
-		node := l.procs[info.CachedInfo().Cluster.Leader]
+		node := l.node(l.clusterLeader("TASKS", l.streamCluster(cfg.TasksStream())))
 		l.kill(node)
 		l.waitFor(time.Minute, "half done", at(tasks/2))
 		l.start(node)
@@ -310,11 +321,13 @@ include "auth/auth.conf"
 	// consumer has a new leader and the planner has pulled again
 	// (streams.Liveness), and finishes.
 	{
-		ci, err := l.js.Consumer(t.Context(), cfg.JobsStream(), cfg.Planner().Durable)
-		if err != nil || ci.CachedInfo().Cluster == nil {
-			t.Fatalf("JOBS consumer info: %v", err)
-		}
-		node := l.procs[ci.CachedInfo().Cluster.Leader]
+		node := l.node(l.clusterLeader("the planner's JOBS consumer", func(ctx context.Context) (*jetstream.ClusterInfo, error) {
+			c, err := l.js.Consumer(ctx, cfg.JobsStream(), cfg.Planner().Durable)
+			if err != nil {
+				return nil, err
+			}
+			return c.CachedInfo().Cluster, nil
+		}))
 		l.kill(node)
 		took := l.submitOnce("a job right after the JOBS consumer's leader node died")
 		t.Logf("a job right after the JOBS consumer's leader node died: submitted and finished in %v", took.Round(10*time.Millisecond))

@@ -88,6 +88,34 @@ func (s *suite) leader(key string) string {
 	return string(e.Value())
 }
 
+// streamCluster reads the named stream's cluster info, for clusterLeader.
+func (s *suite) streamCluster(name string) func(ctx context.Context) (*jetstream.ClusterInfo, error) {
+	return func(ctx context.Context) (*jetstream.ClusterInfo, error) {
+		st, err := s.js.Stream(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return st.CachedInfo().Cluster, nil
+	}
+}
+
+// clusterLeader waits until info (a stream's or a consumer's cluster
+// info, read afresh) names a leader, and returns its server name: right
+// after a node comes back, the group may still be electing one.
+func (s *suite) clusterLeader(what string, info func(ctx context.Context) (*jetstream.ClusterInfo, error)) string {
+	s.t.Helper()
+	var leader string
+	s.waitFor(time.Minute, what+" to have a leader", func() bool {
+		ctx, cancel := context.WithTimeout(s.t.Context(), 5*time.Second)
+		defer cancel()
+		if ci, err := info(ctx); err == nil && ci != nil {
+			leader = ci.Leader
+		}
+		return leader != ""
+	})
+	return leader
+}
+
 func (s *suite) waitFor(within time.Duration, what string, cond func() bool) time.Duration {
 	s.t.Helper()
 	s.waiting = what
