@@ -288,7 +288,12 @@ func (a *Agent) prepare() ([]string, error) {
 }
 
 // listenWake subscribes to the wake-up subjects of types: a wake-up marks
-// its lane as maybe not empty and nudges the fetch loop.
+// its lane as maybe not empty and nudges the fetch loop. It marks a lane
+// with a standby too: the fetch loop leaves that lane to its standby, whose
+// task then says whether more wait (standbyMsg), but should the standby end
+// without bringing the task (cancelled to free its slot, or giving way to a
+// busier lane), the mark makes the loop fetch it instead of leaving it to
+// the poll.
 func (a *Agent) listenWake(types []string, lanes []*lane) (<-chan struct{}, func(), error) {
 	bySubject := map[string]*lane{}
 	for _, l := range lanes {
@@ -304,7 +309,7 @@ func (a *Agent) listenWake(types []string, lanes []*lane) (<-chan struct{}, func
 	for _, t := range types {
 		sub, err := a.nc.Subscribe(a.subj.WakeAll(t), func(m *nats.Msg) {
 			if l := bySubject[m.Subject]; l != nil {
-				l.mayHold()
+				l.maybe.Store(true)
 				l.lastActive.Store(time.Now().UnixNano())
 			}
 			select {
@@ -503,9 +508,9 @@ func (a *Agent) take(work context.Context, l *lane, m jetstream.Msg, tasks *sync
 	})
 }
 
-// mayHold marks l worth a fetch (a wake-up or the poll says it may hold
-// tasks), unless a standby waits there: that brings the lane's tasks, and
-// says when it ends whether more wait (morePending).
+// mayHold marks l worth a fetch (the poll says it may hold tasks), unless
+// a standby waits there: that brings the lane's tasks, and says when it
+// ends whether more wait (morePending).
 func (l *lane) mayHold() {
 	if !l.armed.Load() {
 		l.maybe.Store(true)

@@ -254,13 +254,19 @@ func (a *Agent) standbyMsg(work context.Context, s *standby, m *nats.Msg, tasks 
 	}
 	task := pulled{m}
 	a.endStandby(s, func() {
-		if morePending(task) {
-			s.l.maybe.Store(true)
-		}
-		s.l.lastActive.Store(time.Now().UnixNano())
+		s.l.brought(task)
 		a.take(work, s.l, task, tasks)
 	})
 	return true
+}
+
+// brought records that l's standby brought task message m: the lane is
+// active, and worth a fetch if the server counted more tasks pending
+// behind m. Set either way: a wake-up of this very task, handled while the
+// standby waited, marked the lane, and m's count settles it.
+func (l *lane) brought(m jetstream.Msg) {
+	l.maybe.Store(morePending(m))
+	l.lastActive.Store(time.Now().UnixNano())
 }
 
 // endStandby gives a standby's slot back, after start (if not nil) has

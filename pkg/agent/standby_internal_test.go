@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -355,9 +356,11 @@ func mustStream(t *testing.T, js jetstream.JetStream, name string) jetstream.Str
 	return s
 }
 
-// TestAgent_WakeUpsOfArmedLanes: a wake-up marks its lane active, and
-// worth a fetch only if no standby waits there (the standby brings its
-// tasks and says whether more wait).
+// TestAgent_WakeUpsOfArmedLanes: a wake-up marks its lane active and
+// worth a fetch, with or without a standby there: the fetch loop leaves an
+// armed lane to its standby, but should the standby end without the task
+// (cancelled for a slot, or giving way to a busier lane), the mark has the
+// loop fetch it at once rather than at the next poll.
 func TestAgent_WakeUpsOfArmedLanes(t *testing.T) {
 	t.Parallel()
 	cfg := streams.Config{Memory: true}
@@ -384,10 +387,51 @@ func TestAgent_WakeUpsOfArmedLanes(t *testing.T) {
 			t.Fatalf("no wake-up for lane %s", l.tok)
 		}
 	}
-	if armed.maybe.Load() || !plain.maybe.Load() {
-		t.Errorf("maybe: armed lane %v, plain lane %v; want false and true", armed.maybe.Load(), plain.maybe.Load())
+	if !armed.maybe.Load() || !plain.maybe.Load() {
+		t.Errorf("maybe: armed lane %v, plain lane %v; want both true", armed.maybe.Load(), plain.maybe.Load())
 	}
 	if armed.lastActive.Load() == 0 || plain.lastActive.Load() == 0 {
 		t.Errorf("lastActive: armed lane %d, plain lane %d; want both set", armed.lastActive.Load(), plain.lastActive.Load())
+	}
+	now := time.Now()
+	if armed.fetchable(now) || !plain.fetchable(now) {
+		t.Errorf("fetchable: armed lane %v, plain lane %v; want false (its standby brings the task) and true",
+			armed.fetchable(now), plain.fetchable(now))
+	}
+	armed.armed.Store(false) // the standby ended without the task
+	if !armed.fetchable(now) {
+		t.Error("a woken lane whose standby ended without its task is not fetched")
+	}
+}
+
+// TestLane_BroughtSettlesTheWakeUp: the task a standby brings settles its
+// lane's mark by the pending count in its metadata, either way: a wake-up
+// of that very task marked the lane while the standby waited, and the
+// count says whether a fetch would find more. Unreadable metadata (a
+// message not from the server) leaves the lane worth a fetch.
+func TestLane_BroughtSettlesTheWakeUp(t *testing.T) {
+	t.Parallel()
+	ack := func(pending int) string {
+		// $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+		return fmt.Sprintf("$JS.ACK.TASKS.lane.1.7.7.%d.%d", time.Now().UnixNano(), pending)
+	}
+	for _, c := range []struct {
+		name  string
+		reply string
+		want  bool
+	}{
+		{"none pending", ack(0), false},
+		{"more pending", ack(3), true},
+		{"no metadata", "_INBOX.forged", true},
+	} {
+		l := &lane{typ: "x", prio: 1, tok: events.LaneToken(1, nil)}
+		l.maybe.Store(true) // its wake-up
+		l.brought(pulled{&nats.Msg{Subject: "baton.tasks.x.1", Reply: c.reply, Sub: &nats.Subscription{}}})
+		if got := l.maybe.Load(); got != c.want {
+			t.Errorf("%s: maybe %v, want %v", c.name, got, c.want)
+		}
+		if l.lastActive.Load() == 0 {
+			t.Errorf("%s: the lane not marked active", c.name)
+		}
 	}
 }
