@@ -233,9 +233,9 @@ func TestCollect_Modes(t *testing.T) {
 		if ready.Kind != events.OutputReady || ready.Status != events.OutcomeRunning {
 			t.Fatalf("got %s %s, want the ready output", ready.Kind, ready.Status)
 		}
-		if g.holding() != 1 {
-			t.Errorf("%d tasks held at the ready output, want the straggler", g.holding())
-		}
+		// The ready output does not wait for the straggler to start: on a
+		// loaded machine its agent may take it just after.
+		waitFor(t, 10*time.Second, "the straggler to run while the ready output stands", func() bool { return g.holding() == 1 })
 		if ready.Progress.Done == ready.Progress.Total || len(ready.Missing) != 0 {
 			t.Errorf("ready progress %+v missing %v: want the straggler still out and nothing missing", ready.Progress, ready.Missing)
 		}

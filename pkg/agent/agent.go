@@ -95,6 +95,7 @@ func (o *outage) ok(log *slog.Logger, what string, args ...any) {
 // job is one task being handled.
 type job struct {
 	msg    jetstream.Msg
+	lane   *lane // where it came from
 	wf, id string
 	cancel context.CancelFunc
 	// Set under Agent.mu by a control command: the task was cancelled (end
@@ -123,6 +124,9 @@ type lane struct {
 	// busy lanes first.
 	armed      atomic.Bool
 	lastActive atomic.Int64
+	// due is when the earliest retry this agent set on the lane comes due
+	// (Unix ns; 0: none): the fetch loop marks the lane then.
+	due atomic.Int64
 	// fetching logs this lane's fetch failures (an outage per lane: a
 	// lane without a leader while others work logged a failure and a
 	// recovery every poll when the agent shared one).
@@ -350,6 +354,7 @@ func (a *Agent) drain(ctx context.Context, reg *registry.Registry, tasks *sync.W
 
 // fetchLoop claims tasks, most urgent lane first, never more than free slots.
 func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, wake <-chan struct{}, tasks *sync.WaitGroup) {
+	p := newPolls(a.cfg.Poll, a.cfg.PollMax, time.Now())
 	poll := time.NewTimer(a.cfg.Poll)
 	defer poll.Stop()
 	sb := newStandbys()
@@ -380,21 +385,20 @@ func (a *Agent) fetchLoop(ctx, work context.Context, lanes []*lane, wake <-chan 
 		default:
 			turn++
 			if a.fetchTurn(work, lanes, turn, free, tasks) > 0 {
+				p.active(time.Now())
 				continue
 			}
 			a.arm(work, lanes, free, tasks, sb)
 		}
-		poll.Reset(a.cfg.Poll)
+		poll.Reset(p.next(lanes, time.Now()))
 		select {
 		case <-wake:
+			p.active(time.Now())
 		case <-a.freed:
+			// Not activity: a standby that expired frees its slot too.
 			freeLanes(lanes)
 		case <-poll.C:
-			// Retries coming due and redeliveries send no wake-up: a lane
-			// with a standby gets them from it.
-			for _, l := range lanes {
-				l.mayHold()
-			}
+			p.fire(lanes, time.Now())
 		case <-ctx.Done():
 		}
 	}
@@ -472,7 +476,7 @@ func (a *Agent) take(work context.Context, l *lane, m jetstream.Msg, tasks *sync
 	if !ok {
 		return
 	}
-	j := &job{msg: m, wf: m.Headers().Get(events.HeaderWorkflow), id: m.Headers().Get(events.HeaderTask), need: need}
+	j := &job{msg: m, lane: l, wf: m.Headers().Get(events.HeaderWorkflow), id: m.Headers().Get(events.HeaderTask), need: need}
 	var jctx context.Context
 	jctx, j.cancel = context.WithCancel(work)
 	a.mu.Lock()
@@ -674,14 +678,15 @@ func (a *Agent) process(ctx context.Context, typ string, j *job, settled func())
 	if timedOut {
 		herr = fmt.Errorf("timed out after %v: %w", timeout, herr)
 	}
-	a.failed(ctx, log(), t, m, attempt, task.usage(cpu, measured), herr, timedOut)
+	a.failed(ctx, log(), t, j, attempt, task.usage(cpu, measured), herr, timedOut)
 	return false
 }
 
 // failed settles a task whose handler returned herr: as the handler asked
 // (RetryAfter), or as retry.After decides from its attempts, permanence
 // and fallback.
-func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m jetstream.Msg, attempt int, usage *events.TaskUsage, herr error, timedOut bool) {
+func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, j *job, attempt int, usage *events.TaskUsage, herr error, timedOut bool) {
+	m := j.msg
 	var snooze *RetryAfterError
 	var perm *PermanentError
 	kind := events.KindError
@@ -693,7 +698,7 @@ func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m 
 		}
 	case errors.As(herr, &snooze):
 		log.Info("retry requested", "after", snooze.Delay, "err", herr)
-		settle(log, "nak", m.NakWithDelay(snooze.Delay))
+		a.retry(log, j, snooze.Delay)
 		return
 	case timedOut:
 		kind = events.KindTimeout
@@ -705,10 +710,22 @@ func (a *Agent) failed(ctx context.Context, log *slog.Logger, t *events.Task, m 
 		log.Info("task failed; will retry", "in", d.Delay, "err", herr)
 		a.event(events.Event{Workflow: t.Workflow, Kind: events.EventRetry, Task: t.ID, Agent: a.cfg.ID,
 			Message: fmt.Sprintf("attempt %d of %d failed (%s); retrying in %v", attempt, t.MaxAttempts, events.Clip(herr.Error(), MaxErrorText), d.Delay.Round(time.Millisecond))})
-		settle(log, "nak", m.NakWithDelay(d.Delay))
+		a.retry(log, j, d.Delay)
 		return
 	}
 	a.fail(ctx, t, m, attempt, usage, kind, herr)
+}
+
+// retry hands task j back to its lane to come back after delay, and has
+// the fetch loop look at the lane then (no wake-up announces a retry).
+func (a *Agent) retry(log *slog.Logger, j *job, delay time.Duration) {
+	if err := j.msg.NakWithDelay(delay); err != nil {
+		settle(log, "nak", err)
+		return
+	}
+	if j.lane != nil {
+		j.lane.retryAt(time.Now().Add(delay))
+	}
 }
 
 // cancelled ends a task stopped by a cancel command. It stores a cancelled

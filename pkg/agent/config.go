@@ -33,9 +33,15 @@ type Config struct {
 	CPUs    float64
 	Memory  int64
 	Streams streams.Config
-	// Poll is how often an idle agent looks at its lanes without a wake-up
-	// signal (a retry coming due has none); default 250ms.
-	Poll time.Duration
+	// Poll is how often an agent looks at its lanes without a wake-up
+	// signal (a redelivery after an agent died, a task another agent
+	// handed back and the wake-up of which was lost); default 250ms. While
+	// polls find nothing and no task or wake-up comes, the period doubles,
+	// up to PollMax (default 2s, never below Poll): idle agents do not ask
+	// every lane four times a second. Retries this agent set are looked
+	// for when they come due, whatever the poll.
+	Poll    time.Duration
+	PollMax time.Duration
 	// Heartbeat is how often the registry entry is refreshed; default a
 	// third of the streams' AgentTTL.
 	Heartbeat time.Duration
@@ -67,6 +73,10 @@ func (c *Config) setDefaults() {
 	if c.Poll <= 0 {
 		c.Poll = 250 * time.Millisecond
 	}
+	if c.PollMax <= 0 {
+		c.PollMax = 2 * time.Second
+	}
+	c.PollMax = max(c.PollMax, c.Poll)
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = c.Streams.AgentTTL / 3
 	}

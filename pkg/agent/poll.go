@@ -1,0 +1,83 @@
+package agent
+
+import "time"
+
+// polls schedules an agent's looks at its lanes without a wake-up: a poll
+// every period, the period doubling from Poll up to PollMax while nothing
+// happens (no task, no wake-up, no freed slot), and each lane's retry when
+// it comes due. A busy agent polls every Poll: its work on one lane must
+// not leave another lane's redeliveries waiting. Used by the fetch loop
+// alone.
+type polls struct {
+	base, most time.Duration
+	every      time.Duration
+	at         time.Time // the next poll
+}
+
+func newPolls(base, most time.Duration, now time.Time) *polls {
+	return &polls{base: base, most: max(most, base), every: base, at: now.Add(base)}
+}
+
+// active says something happened: the period is Poll again, and the next
+// poll at most Poll away.
+func (p *polls) active(now time.Time) {
+	p.every = p.base
+	if next := now.Add(p.base); next.Before(p.at) {
+		p.at = next
+	}
+}
+
+// retryLag is how long after a retry's due time its lane is marked: the
+// server makes the message available by its own timer, and a fetch just
+// before that would find nothing and leave the lane to the next poll.
+const retryLag = 10 * time.Millisecond
+
+// next is how long the loop may wait for the next poll or retry due.
+func (p *polls) next(lanes []*lane, now time.Time) time.Duration {
+	at := p.at
+	for _, l := range lanes {
+		if d := l.due.Load(); d != 0 {
+			if due := time.Unix(0, d).Add(retryLag); due.Before(at) {
+				at = due
+			}
+		}
+	}
+	return max(at.Sub(now), 0)
+}
+
+// fire marks the lanes whose retries came due and, if the poll is due,
+// every lane (unless a standby waits there: it gets what comes), and
+// doubles the period: the lanes' fetches that follow would reset it had
+// they brought a task (active).
+func (p *polls) fire(lanes []*lane, now time.Time) {
+	for _, l := range lanes {
+		if d := l.due.Load(); d != 0 && !now.Before(time.Unix(0, d).Add(retryLag)) {
+			l.due.CompareAndSwap(d, 0)
+			l.maybe.Store(true)
+		}
+	}
+	if now.Before(p.at) {
+		return
+	}
+	for _, l := range lanes {
+		l.mayHold()
+	}
+	p.every = min(2*p.every, p.most)
+	p.at = now.Add(p.every)
+}
+
+// retryAt records that a task of l, nak'ed with a delay, comes back at t:
+// the lane keeps the earliest such time (a later one is found by the
+// lane's fetches, its standby or the poll).
+func (l *lane) retryAt(t time.Time) {
+	n := t.UnixNano()
+	for {
+		d := l.due.Load()
+		if d != 0 && d <= n {
+			return
+		}
+		if l.due.CompareAndSwap(d, n) {
+			return
+		}
+	}
+}
