@@ -2,12 +2,15 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -30,6 +33,11 @@ type bareConfig struct {
 	work time.Duration
 	// concurrency bounds the tasks each worker runs at once when work > 0.
 	concurrency int
+	// shaped sends baton's message shapes (see shapes) through the pipeline
+	// instead of one subject per stream, 96-byte bodies and no headers: what
+	// baton's wire format costs the server and the client library, with
+	// none of baton's own work.
+	shaped bool
 }
 
 // barePipeline is the baseline `baton bench` compares baton with: the
@@ -42,6 +50,8 @@ type barePipeline struct {
 	tsubj, rsubj string
 	tasks        string // stream names
 	results      string
+	shapes       *shapes // nil: the plain pipeline
+	readers      int64   // how many consumers read each result
 	stops        []jetstream.ConsumeContext
 	running      sync.WaitGroup // tasks with work in flight
 	got, want    atomic.Int64
@@ -58,12 +68,20 @@ func newBare(ctx context.Context, nc *nats.Conn, c bareConfig) (*barePipeline, e
 	}
 	p := &barePipeline{
 		js: js, tasks: c.name + "_T", results: c.name + "_R",
-		tsubj: "bench." + c.name + ".t", rsubj: "bench." + c.name + ".r",
+		tsubj: "bench." + c.name + ".t", rsubj: "bench." + c.name + ".r", readers: 1,
 		done: make(chan struct{}, 1), failed: make(chan error, 1),
 	}
+	tfilter, rfilter := p.tsubj, p.rsubj
+	if c.shaped {
+		if p.shapes, err = newShapes("bench." + c.name); err != nil {
+			return nil, err
+		}
+		tfilter, rfilter = p.shapes.subj.Tasks(), p.shapes.subj.Results()
+		p.readers = 2
+	}
 	for _, sc := range []jetstream.StreamConfig{
-		{Name: p.tasks, Subjects: []string{p.tsubj}, Retention: jetstream.WorkQueuePolicy},
-		{Name: p.results, Subjects: []string{p.rsubj}},
+		{Name: p.tasks, Subjects: []string{tfilter}, Retention: jetstream.WorkQueuePolicy},
+		{Name: p.results, Subjects: []string{rfilter}},
 	} {
 		if _, err := js.CreateStream(ctx, sc); err != nil {
 			p.close(ctx)
@@ -71,11 +89,6 @@ func newBare(ctx context.Context, nc *nats.Conn, c bareConfig) (*barePipeline, e
 		}
 	}
 	if _, err := js.CreateConsumer(ctx, p.tasks, jetstream.ConsumerConfig{Durable: "work", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
-		p.close(ctx)
-		return nil, err
-	}
-	rc, err := js.CreateConsumer(ctx, p.results, jetstream.ConsumerConfig{Durable: "collect", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
 		p.close(ctx)
 		return nil, err
 	}
@@ -89,18 +102,49 @@ func newBare(ctx context.Context, nc *nats.Conn, c bareConfig) (*barePipeline, e
 			return nil, err
 		}
 	}
-	collect, err := rc.Consume(func(m jetstream.Msg) {
-		_ = m.Ack()
-		if p.got.Add(1) == p.want.Load() {
-			p.done <- struct{}{}
-		}
-	})
-	if err != nil {
+	if err := p.collect(ctx); err != nil {
 		p.close(ctx)
 		return nil, err
 	}
-	p.stops = append(p.stops, collect)
 	return p, nil
+}
+
+// collect starts the pipeline's reader of results: one acked consumer, or
+// for baton's shapes two ordered ones (as the planner and the aggregator
+// read RESULTS).
+func (p *barePipeline) collect(ctx context.Context) error {
+	count := func(m jetstream.Msg) {
+		if p.got.Add(1) == p.want.Load() {
+			p.done <- struct{}{}
+		}
+	}
+	if p.shapes == nil {
+		rc, err := p.js.CreateConsumer(ctx, p.results, jetstream.ConsumerConfig{Durable: "collect", AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			return err
+		}
+		cc, err := rc.Consume(func(m jetstream.Msg) {
+			_ = m.Ack()
+			count(m)
+		})
+		if err != nil {
+			return err
+		}
+		p.stops = append(p.stops, cc)
+		return nil
+	}
+	for range p.readers {
+		rc, err := p.js.OrderedConsumer(ctx, p.results, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			return err
+		}
+		cc, err := rc.Consume(count)
+		if err != nil {
+			return err
+		}
+		p.stops = append(p.stops, cc)
+	}
+	return nil
 }
 
 // startWorker consumes tasks on nc and publishes a result for each.
@@ -114,7 +158,13 @@ func (p *barePipeline) startWorker(ctx context.Context, nc *nats.Conn, c bareCon
 		return err
 	}
 	forward := func(m jetstream.Msg) {
-		if _, err := js.PublishAsync(p.rsubj, m.Data(), jetstream.WithStallWait(bareStallWait)); err != nil {
+		var err error
+		if p.shapes != nil {
+			_, err = js.PublishMsgAsync(p.shapes.result(m.Headers()), jetstream.WithStallWait(bareStallWait))
+		} else {
+			_, err = js.PublishAsync(p.rsubj, m.Data(), jetstream.WithStallWait(bareStallWait))
+		}
+		if err != nil {
 			select {
 			case p.failed <- err:
 			default:
@@ -148,11 +198,17 @@ func (p *barePipeline) startWorker(ctx context.Context, nc *nats.Conn, c bareCon
 // run publishes n tasks and returns the time until the collector has
 // consumed all n results. Calls to run must not overlap.
 func (p *barePipeline) run(ctx context.Context, n int) (time.Duration, error) {
-	p.want.Store(p.got.Load() + int64(n))
+	p.want.Store(p.got.Load() + int64(n)*p.readers)
 	start := time.Now()
 	payload := make([]byte, 96)
-	for range n {
-		if _, err := p.js.PublishAsync(p.tsubj, payload, jetstream.WithStallWait(bareStallWait)); err != nil {
+	for i := range n {
+		var err error
+		if p.shapes != nil {
+			_, err = p.js.PublishMsgAsync(p.shapes.task(i), jetstream.WithStallWait(bareStallWait))
+		} else {
+			_, err = p.js.PublishAsync(p.tsubj, payload, jetstream.WithStallWait(bareStallWait))
+		}
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -193,4 +249,51 @@ func (p *barePipeline) close(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
 	_ = p.js.DeleteStream(ctx, p.tasks)
 	_ = p.js.DeleteStream(ctx, p.results)
+}
+
+// shapes are baton's message shapes for the bare pipeline: a task as the
+// planner publishes one of a no-op job (its msgpack body, a subject per
+// task, the workflow, task and message-id headers) and a result as an
+// agent publishes it (its body, a subject per task, a message id). The
+// bodies are encoded once: what a message costs on the wire, not baton's
+// encoding, which its own figures carry.
+type shapes struct {
+	subj       events.Subjects
+	wf         string
+	taskBody   []byte
+	resultBody []byte
+}
+
+func newShapes(prefix string) (*shapes, error) {
+	sh := &shapes{subj: events.Subjects{Prefix: prefix}, wf: "wf-mwy0cj00-l0"}
+	now := time.Now().UnixNano()
+	var err error
+	// As the planner's range split of a no-op step makes them, signed.
+	if sh.taskBody, err = events.Encode(&events.Task{Workflow: sh.wf, ID: "noop-12345", Step: "noop", Index: 12345, Chunks: 50000,
+		Type: "noop", Priority: 3, Input: json.RawMessage(`12345`), MaxAttempts: 3, Backoff: time.Second, MaxBackoff: time.Minute,
+		Timeout: 5 * time.Minute, Lease: "k1.q2FJ3xW9bT0sLmN4vYcR7A"}); err != nil {
+		return nil, err
+	}
+	r := &events.Result{Workflow: sh.wf, Task: "noop-12345", Step: "noop", Index: 12345, Type: "noop", Status: events.StateCompleted,
+		Final: true, Data: json.RawMessage(`12345`), Attempts: 1, Agent: "agent-1", Started: now, Finished: now + 20_000, Priority: 3,
+		Lease: "k1.q2FJ3xW9bT0sLmN4vYcR7A", Usage: &events.TaskUsage{CPUMS: 0.004}}
+	if sh.resultBody, err = events.Encode(r); err != nil {
+		return nil, err
+	}
+	return sh, nil
+}
+
+// task is the message of the pipeline's task i.
+func (sh *shapes) task(i int) *nats.Msg {
+	id := "noop-" + strconv.Itoa(i)
+	return &nats.Msg{Subject: sh.subj.TaskOn("noop", "3", sh.wf, id), Data: sh.taskBody,
+		Header: nats.Header{events.HeaderWorkflow: {sh.wf}, events.HeaderTask: {id}, events.HeaderMsgID: {events.MsgID(sh.wf, id, 0, 0)}}}
+}
+
+// result is the message of the result of the task whose message has
+// headers h.
+func (sh *shapes) result(h nats.Header) *nats.Msg {
+	id := h.Get(events.HeaderTask)
+	return &nats.Msg{Subject: sh.subj.Result(sh.wf, id), Data: sh.resultBody,
+		Header: nats.Header{events.HeaderMsgID: {events.MsgID(sh.wf, id, "r0.0.k1.q2FJ3")}}}
 }

@@ -37,7 +37,10 @@ one-task latency (--latency-runs back to back: p50, p99; --idle-runs each
 after --idle: p50) on an embedded server and, with --bin, on an external
 deployment — nats-server, planner, aggregator and --agents agents as
 separate processes from the programs in --bin — and W2 (--w2-tasks sleep
-tasks of --w2-sleep at --w2-concurrency slots: wall ÷ ideal). --large N
+tasks of --w2-sleep at --w2-concurrency slots: wall ÷ ideal). W1 also runs
+the bare pipeline in baton's message shapes (a subject per task, baton's
+headers, message ids and bodies, results read by two ordered consumers):
+what baton's wire format alone costs, and baton's rate beside it. --large N
 then runs one job of N tasks on a fresh server and prints its time and
 peak RSS per process. Linux only (it reads /proc).`,
 		Example: `  baton bench

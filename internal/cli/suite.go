@@ -234,6 +234,10 @@ func (s *suite) w1(ctx context.Context, t *suiteTarget) error {
 		if err != nil {
 			return fmt.Errorf("bare pipeline: %w", err)
 		}
+		shaped, err := s.shaped(ctx, t, round)
+		if err != nil {
+			return fmt.Errorf("bare pipeline in baton's shapes: %w", err)
+		}
 
 		before, err := t.stored(ctx)
 		if err != nil {
@@ -251,10 +255,30 @@ func (s *suite) w1(ctx context.Context, t *suiteTarget) error {
 		if err != nil {
 			return fmt.Errorf("baton latency: %w", err)
 		}
-		fmt.Fprintf(s.stdout, "%s round %d: bare %.0f tasks/s, baton %.0f tasks/s\n", t.mode, round, bare.rate(n), bat.rate(n))
+		fmt.Fprintf(s.stdout, "%s round %d: bare %.0f tasks/s, bare in baton's shapes %.0f tasks/s, baton %.0f tasks/s\n",
+			t.mode, round, bare.rate(n), shaped.rate(n), bat.rate(n))
 		s.record(t, n, bare, bat, bareLat, batLat, before, after)
+		row := func(what string) string { return fmt.Sprintf("%s %s", t.mode, what) }
+		s.table.add(row("W1 throughput, tasks/s: "+shapedRow), bare.rate(n), shaped.rate(n))
+		s.table.add(row("W1 CPU per task, µs: "+shapedRow), perTask(bare.cpu, n), perTask(shaped.cpu, n))
+		s.table.add(row("W1 throughput: baton ÷ bare in baton's shapes"), shaped.rate(n), bat.rate(n))
 	}
 	return nil
+}
+
+// shapedRow names the rows whose baton column is the bare pipeline
+// sending baton's message shapes.
+const shapedRow = "bare in baton's shapes (in the baton column)"
+
+// shaped measures the bare pipeline sending baton's message shapes
+// (bareConfig.shaped) on t: what baton's wire format alone costs.
+func (s *suite) shaped(ctx context.Context, t *suiteTarget, round int) (measured, error) {
+	p, err := newBare(ctx, t.nc, bareConfig{name: fmt.Sprintf("SUITE_%s_SHAPED_%d", strings.ToUpper(t.mode), round), workers: t.workers, shaped: true})
+	if err != nil {
+		return measured{}, err
+	}
+	defer p.close(ctx)
+	return s.measure(ctx, t, func() (time.Duration, error) { return p.run(ctx, s.o.tasks) })
 }
 
 // measured is one timed part of a round.

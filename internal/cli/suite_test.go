@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/baton-dev/baton/pkg/events"
 )
 
 // tinySuite are bench --suite's flags scaled down to seconds.
@@ -76,6 +78,9 @@ func suiteExpect(mode string, procs []string) map[string]bool {
 	for _, s := range []string{"JOBS", "TASKS", "RESULTS", "EVENTS", "OUTPUTS", "all streams"} {
 		want["W1 stored bytes per task, "+s] = s == "TASKS" || s == "RESULTS" || s == "all streams"
 	}
+	want["W1 throughput, tasks/s: "+shapedRow] = true
+	want["W1 CPU per task, µs: "+shapedRow] = true
+	want["W1 throughput: baton ÷ bare in baton's shapes"] = true
 	if mode == "embedded" {
 		want["W2 wall ÷ ideal (64 × 5ms, concurrency 64)"] = true
 	}
@@ -234,5 +239,53 @@ func TestPercentile(t *testing.T) {
 				t.Errorf("percentile(%v, %v) = %v, want %v", tt.ds, tt.p, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestBare_ShapesAreBatons: the bare pipeline in baton's shapes sends
+// baton's messages: bodies that decode as baton's task and result, and
+// subjects and headers that baton's own checks accept for the task and
+// result they name (the shared body names one task; each message's
+// subject and headers name its own), each with its own subject and id.
+func TestBare_ShapesAreBatons(t *testing.T) {
+	t.Parallel()
+	sh, err := newShapes("bench.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := range 3 {
+		m := sh.task(i)
+		task, err := events.DecodeTask(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The body is shared: its task is noop-12345 whatever i.
+		task.ID = m.Header.Get(events.HeaderTask)
+		if err := sh.subj.CheckTaskMsg(m.Subject, "noop", task); err != nil {
+			t.Errorf("task %d: %v", i, err)
+		}
+		if task.Workflow != m.Header.Get(events.HeaderWorkflow) {
+			t.Errorf("task %d: workflow %q, header %q", i, task.Workflow, m.Header.Get(events.HeaderWorkflow))
+		}
+		r := sh.result(m.Header)
+		res, err := events.DecodeResult("", r.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Task = task.ID
+		body, err := events.Encode(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sh.subj.DecodeResultMsg(r.Subject, "", body); err != nil {
+			t.Errorf("result %d: %v", i, err)
+		}
+		for _, k := range []string{m.Subject, m.Header.Get(events.HeaderMsgID), r.Subject, r.Header.Get(events.HeaderMsgID)} {
+			if k == "" || seen[k] {
+				t.Errorf("task %d: subject or message id %q empty or not its own", i, k)
+			}
+			seen[k] = true
+		}
 	}
 }
