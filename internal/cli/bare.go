@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -53,6 +54,7 @@ type barePipeline struct {
 	shapes       *shapes // nil: the plain pipeline
 	readers      int64   // how many consumers read each result
 	stops        []jetstream.ConsumeContext
+	follows      []func()       // stop the followers of results and their readers
 	running      sync.WaitGroup // tasks with work in flight
 	got, want    atomic.Int64
 	done         chan struct{} // a signal when got reaches want
@@ -126,23 +128,38 @@ func (p *barePipeline) collect(ctx context.Context) error {
 		cc, err := rc.Consume(func(m jetstream.Msg) {
 			_ = m.Ack()
 			count(m)
-		})
+		}, streams.Liveness()...)
 		if err != nil {
 			return err
 		}
 		p.stops = append(p.stops, cc)
 		return nil
 	}
+	// Followed as the planner and the aggregator follow RESULTS (an
+	// ordered consumer with their pull options and watchdog; nats.go's
+	// defaults left one stalled for 30 s now and then).
 	for range p.readers {
-		rc, err := p.js.OrderedConsumer(ctx, p.results, jetstream.OrderedConsumerConfig{})
+		f, err := streams.Follow(ctx, p.js, streams.FollowConfig{Stream: p.results})
 		if err != nil {
 			return err
 		}
-		cc, err := rc.Consume(count)
-		if err != nil {
-			return err
-		}
-		p.stops = append(p.stops, cc)
+		done := make(chan struct{})
+		var reading sync.WaitGroup
+		reading.Go(func() {
+			for {
+				select {
+				case m := <-f.C:
+					count(m)
+				case <-done:
+					return
+				}
+			}
+		})
+		p.follows = append(p.follows, func() {
+			f.Stop()
+			close(done)
+			reading.Wait()
+		})
 	}
 	return nil
 }
@@ -187,7 +204,7 @@ func (p *barePipeline) startWorker(ctx context.Context, nc *nats.Conn, c bareCon
 			}()
 		}
 	}
-	cc, err := tc.Consume(handle)
+	cc, err := tc.Consume(handle, streams.Liveness()...)
 	if err != nil {
 		return err
 	}
@@ -244,6 +261,9 @@ func (p *barePipeline) stored(ctx context.Context) (tasks, results uint64, err e
 func (p *barePipeline) close(ctx context.Context) {
 	for _, s := range p.stops {
 		s.Stop()
+	}
+	for _, stop := range p.follows {
+		stop()
 	}
 	p.running.Wait()
 	ctx = context.WithoutCancel(ctx)
