@@ -435,3 +435,85 @@ func TestLane_BroughtSettlesTheWakeUp(t *testing.T) {
 		}
 	}
 }
+
+// floodWakeUps publishes n wake-ups on nc as a hostile publisher would:
+// on the lanes of type x at priorities 1 to 5, on lanes no agent has, and
+// now and then with a megabyte body.
+func floodWakeUps(t *testing.T, nc *nats.Conn, subj events.Subjects, n int) {
+	t.Helper()
+	big := make([]byte, 1<<20)
+	for i := range n {
+		target := subj.WakeOn("x", events.LaneToken(i%5+1, nil))
+		var body []byte
+		switch i % 1000 {
+		case 1:
+			target = subj.WakeOn("x", "99") // no such lane
+		case 2:
+			target = subj.WakeOn("x", strings.Repeat("9", 200))
+		case 3:
+			body = big
+		}
+		if err := nc.Publish(target, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestAgent_WakeUpFloodIsCoalesced: 10,000 forged wake-ups leave the
+// fetch loop one nudge, whatever their lanes and bodies: a wake-up is a
+// hint that marks its lane, and any number of them costs the loop one
+// turn, not one fetch each. (Were each one a turn, the handler would block
+// on the second and never reach the marker.)
+func TestAgent_WakeUpFloodIsCoalesced(t *testing.T) {
+	t.Parallel()
+	cfg := streams.Config{Memory: true}
+	nc, _ := natstest.Ensure(t, natstest.Start(t), cfg)
+	a, err := New(nc, Config{ID: "flooded", Streams: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lanes []*lane
+	for prio := 1; prio <= 6; prio++ { // 6: the marker's
+		lanes = append(lanes, &lane{typ: "x", prio: prio, tok: events.LaneToken(prio, nil)})
+	}
+	lanes[0].armed.Store(true)
+	wake, stop, err := a.listenWake([]string{"x"}, lanes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	floodWakeUps(t, nc, a.subj, 10_000)
+	marker := lanes[5]
+	if err := nc.Publish(a.subj.WakeOn("x", marker.tok), nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); marker.lastActive.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the wake-up handler did not get through the flood in 30 s")
+		}
+		time.Sleep(time.Millisecond) // polling the handler's state
+	}
+	if n := len(wake); n != 1 {
+		t.Errorf("%d nudges of the fetch loop waiting after the flood, want 1", n)
+	}
+	for _, l := range lanes[:5] {
+		if !l.maybe.Load() {
+			t.Errorf("lane %d not marked by its wake-ups", l.prio)
+		}
+	}
+}
+
+// TestAgent_WorksThroughAWakeUpFlood: an agent flooded with forged
+// wake-ups still takes a real task queued behind the flood, and settles
+// it. Not parallel: it lengthens standbyWait.
+func TestAgent_WorksThroughAWakeUpFlood(t *testing.T) {
+	nc, js, cfg, results := standbyServer(t)
+	a, _ := RunForTest(t, nc, Config{ID: "flooded", Streams: cfg, Concurrency: 8, Poll: time.Hour},
+		map[string]Handler{"x": HandlerFunc(func(context.Context, *Task) (any, error) { return nil, nil })})
+	a.awaitStandbys(t, 4)
+	floodWakeUps(t, nc, cfg.Subjects(), 10_000)
+	queueAndWake(t, nc, js, cfg, "after-the-flood")
+	if _, err := results.NextMsg(30 * time.Second); err != nil {
+		t.Fatalf("the real task behind the flood: no result: %v", err)
+	}
+}
