@@ -3,11 +3,12 @@ package agent
 import "time"
 
 // polls schedules an agent's looks at its lanes without a wake-up: a poll
-// every period, the period doubling from Poll up to PollMax while nothing
-// happens (no task, no wake-up, no freed slot), and each lane's retry when
-// it comes due. A busy agent polls every Poll: its work on one lane must
-// not leave another lane's redeliveries waiting. Used by the fetch loop
-// alone.
+// a period after the last task came or wake-up was heard, the period
+// doubling from Poll up to PollMax while polls find nothing, and each
+// lane's retry when it comes due. While tasks keep coming the poll is put
+// off: a busy agent's fetch loop does not ask every lane, nor wait on a
+// lane whose consumer has no reachable leader (a fetch there takes its
+// full second). Used by the fetch loop alone.
 type polls struct {
 	base, most time.Duration
 	every      time.Duration
@@ -18,13 +19,10 @@ func newPolls(base, most time.Duration, now time.Time) *polls {
 	return &polls{base: base, most: max(most, base), every: base, at: now.Add(base)}
 }
 
-// active says something happened: the period is Poll again, and the next
-// poll at most Poll away.
+// active says a task came or a wake-up was heard: the period is Poll
+// again, counted from now.
 func (p *polls) active(now time.Time) {
-	p.every = p.base
-	if next := now.Add(p.base); next.Before(p.at) {
-		p.at = next
-	}
+	p.every, p.at = p.base, now.Add(p.base)
 }
 
 // retryLag is how long after a retry's due time its lane is marked: the

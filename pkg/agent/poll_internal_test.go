@@ -53,20 +53,22 @@ func TestPolls_SlowDownWhileIdle(t *testing.T) {
 	}
 }
 
-// TestPolls_BusyAgentStillPolls: activity keeps the period at its base
-// but does not put the next poll off: a busy agent still looks at its
-// other lanes every base period.
-func TestPolls_BusyAgentStillPolls(t *testing.T) {
+// TestPolls_ActivityPutsThePollOff: while tasks keep coming, the poll
+// waits a base period after the last of them (a busy agent asks no idle
+// lane), and polls resume at the base period once they stop.
+func TestPolls_ActivityPutsThePollOff(t *testing.T) {
 	t.Parallel()
 	base := 250 * time.Millisecond
 	now := time.Unix(1000, 0)
 	p := newPolls(base, 2*time.Second, now)
 	lanes := pollLanes(2)
-	for i := range 20 { // a task ends every 20 ms
-		p.active(now.Add(time.Duration(i) * 20 * time.Millisecond))
+	last := now
+	for i := range 20 { // a task every 20 ms
+		last = now.Add(time.Duration(i) * 20 * time.Millisecond)
+		p.active(last)
 	}
-	if got := p.next(lanes, now); got != base {
-		t.Errorf("next poll of a busy agent in %v, want %v", got, base)
+	if got, want := p.next(lanes, now), last.Sub(now)+base; got != want {
+		t.Errorf("next poll of a busy agent in %v, want %v (a base period after the last task)", got, want)
 	}
 }
 
