@@ -280,12 +280,14 @@ func (p *barePipeline) close(ctx context.Context) {
 type shapes struct {
 	subj       events.Subjects
 	wf         string
+	lane       string // the tasks' lane token
 	taskBody   []byte
 	resultBody []byte
+	origin     string // the results' writer, in their message ids
 }
 
 func newShapes(prefix string) (*shapes, error) {
-	sh := &shapes{subj: events.Subjects{Prefix: prefix}, wf: "wf-mwy0cj00-l0"}
+	sh := &shapes{subj: events.Subjects{Prefix: prefix}, wf: "wf-mwy0cj00-l0", lane: events.LaneToken(3, nil)}
 	now := time.Now().UnixNano()
 	var err error
 	// As the planner's range split of a no-op step makes them, signed.
@@ -300,20 +302,20 @@ func newShapes(prefix string) (*shapes, error) {
 	if sh.resultBody, err = events.Encode(r); err != nil {
 		return nil, err
 	}
+	sh.origin = events.ResultByAgent(r)
 	return sh, nil
 }
 
 // task is the message of the pipeline's task i.
 func (sh *shapes) task(i int) *nats.Msg {
 	id := "noop-" + strconv.Itoa(i)
-	return &nats.Msg{Subject: sh.subj.TaskOn("noop", "3", sh.wf, id), Data: sh.taskBody,
-		Header: nats.Header{events.HeaderWorkflow: {sh.wf}, events.HeaderTask: {id}, events.HeaderMsgID: {events.MsgID(sh.wf, id, 0, 0)}}}
+	return &nats.Msg{Subject: sh.subj.TaskOn("noop", sh.lane, sh.wf, id), Data: sh.taskBody,
+		Header: events.TaskHeader(sh.wf, id, events.MsgID(sh.wf, id, 0, 0))}
 }
 
 // result is the message of the result of the task whose message has
 // headers h.
 func (sh *shapes) result(h nats.Header) *nats.Msg {
 	id := h.Get(events.HeaderTask)
-	return &nats.Msg{Subject: sh.subj.Result(sh.wf, id), Data: sh.resultBody,
-		Header: nats.Header{events.HeaderMsgID: {events.MsgID(sh.wf, id, "r0.0.k1.q2FJ3")}}}
+	return &nats.Msg{Subject: sh.subj.Result(sh.wf, id), Data: sh.resultBody, Header: events.ResultHeader(sh.wf, id, sh.origin)}
 }

@@ -35,7 +35,7 @@ func (s Subjects) TaskMsg(t *Task) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &nats.Msg{Subject: s.TaskOf(t), Data: body, Header: idHeader(t.Workflow, t.ID, MsgID(t.Workflow, t.ID, t.Round, t.Gen))}, nil
+	return &nats.Msg{Subject: s.TaskOf(t), Data: body, Header: TaskHeader(t.Workflow, t.ID, MsgID(t.Workflow, t.ID, t.Round, t.Gen))}, nil
 }
 
 // ResultMsg builds the message that stores r on RESULTS. Whoever writes a
@@ -48,13 +48,19 @@ func (s Subjects) ResultMsg(r *Result, origin string) (*nats.Msg, error) {
 	}
 	// Only the id: the subject names the workflow and the task, and every
 	// header is parsed by the server and by each of the result's readers.
-	return &nats.Msg{Subject: s.Result(r.Workflow, r.Task), Data: body, Header: nats.Header{HeaderMsgID: {MsgID(r.Workflow, r.Task, origin)}}}, nil
+	return &nats.Msg{Subject: s.Result(r.Workflow, r.Task), Data: body, Header: ResultHeader(r.Workflow, r.Task, origin)}, nil
 }
 
-// idHeader is the header of a task message, made in two allocations: one
-// goes out per task. Each value is a slice of its own capacity, so an Add
-// to one copies it.
-func idHeader(workflow, task, msgID string) nats.Header {
+// ResultHeader is the header of the message of a result of task of
+// workflow, written by origin (ResultMsg): its message id alone.
+func ResultHeader(workflow, task, origin string) nats.Header {
+	return nats.Header{HeaderMsgID: {MsgID(workflow, task, origin)}}
+}
+
+// TaskHeader is the header of a task message (TaskMsg): its workflow, task
+// and message id, made in two allocations: one goes out per task. Each
+// value is a slice of its own capacity, so an Add to one copies it.
+func TaskHeader(workflow, task, msgID string) nats.Header {
 	v := &[3]string{workflow, task, msgID}
 	return nats.Header{HeaderWorkflow: v[0:1:1], HeaderTask: v[1:2:2], HeaderMsgID: v[2:3:3]}
 }
