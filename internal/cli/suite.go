@@ -257,11 +257,7 @@ func (s *suite) w1(ctx context.Context, t *suiteTarget) error {
 		}
 		fmt.Fprintf(s.stdout, "%s round %d: bare %.0f tasks/s, bare in baton's shapes %.0f tasks/s, baton %.0f tasks/s\n",
 			t.mode, round, bare.rate(n), shaped.rate(n), bat.rate(n))
-		s.record(t, n, bare, bat, bareLat, batLat, before, after)
-		row := func(what string) string { return fmt.Sprintf("%s %s", t.mode, what) }
-		s.table.add(row("W1 throughput, tasks/s: "+shapedRow), bare.rate(n), shaped.rate(n))
-		s.table.add(row("W1 CPU per task, µs: "+shapedRow), perTask(bare.cpu, n), perTask(shaped.cpu, n))
-		s.table.add(row("W1 throughput: baton ÷ bare in baton's shapes"), shaped.rate(n), bat.rate(n))
+		s.record(t, n, bare, shaped, bat, bareLat, batLat, before, after)
 	}
 	return nil
 }
@@ -347,12 +343,16 @@ func (s *suite) latency(ctx context.Context, once func() (time.Duration, error))
 	return l, nil
 }
 
-// record adds one round of W1 on t to the table.
-func (s *suite) record(t *suiteTarget, n int, bare, bat measured, bareLat, batLat latencies, before, after map[string]uint64) {
+// record adds one round of W1 on t to the table; shaped is the bare
+// pipeline in baton's shapes.
+func (s *suite) record(t *suiteTarget, n int, bare, shaped, bat measured, bareLat, batLat latencies, before, after map[string]uint64) {
 	row := func(what string) string { return fmt.Sprintf("%s %s", t.mode, what) }
 	tb := &s.table
 	tb.add(row("W1 throughput, tasks/s"), bare.rate(n), bat.rate(n))
 	tb.add(row("W1 CPU per task, µs (all processes)"), perTask(bare.cpu, n), perTask(bat.cpu, n))
+	tb.add(row("W1 throughput, tasks/s: "+shapedRow), bare.rate(n), shaped.rate(n))
+	tb.add(row("W1 CPU per task, µs: "+shapedRow), perTask(bare.cpu, n), perTask(shaped.cpu, n))
+	tb.add(row("W1 throughput: baton ÷ bare in baton's shapes"), shaped.rate(n), bat.rate(n))
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	tb.add(row("latency warm p50, ms"), ms(percentile(bareLat.warm, 50)), ms(percentile(batLat.warm, 50)))
 	tb.add(row("latency warm p99, ms"), ms(percentile(bareLat.warm, 99)), ms(percentile(batLat.warm, 99)))

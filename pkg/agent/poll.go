@@ -15,8 +15,10 @@ type polls struct {
 	at         time.Time // the next poll
 }
 
+// newPolls starts the schedule at now; most is at least base
+// (Config.setDefaults).
 func newPolls(base, most time.Duration, now time.Time) *polls {
-	return &polls{base: base, most: max(most, base), every: base, at: now.Add(base)}
+	return &polls{base: base, most: most, every: base, at: now.Add(base)}
 }
 
 // active says a task came or a wake-up was heard: the period is Poll
@@ -34,10 +36,8 @@ const retryLag = 10 * time.Millisecond
 func (p *polls) next(lanes []*lane, now time.Time) time.Duration {
 	at := p.at
 	for _, l := range lanes {
-		if d := l.due.Load(); d != 0 {
-			if due := time.Unix(0, d).Add(retryLag); due.Before(at) {
-				at = due
-			}
+		if due, _, ok := l.retryDue(); ok && due.Before(at) {
+			at = due
 		}
 	}
 	return max(at.Sub(now), 0)
@@ -49,7 +49,7 @@ func (p *polls) next(lanes []*lane, now time.Time) time.Duration {
 // they brought a task (active).
 func (p *polls) fire(lanes []*lane, now time.Time) {
 	for _, l := range lanes {
-		if d := l.due.Load(); d != 0 && !now.Before(time.Unix(0, d).Add(retryLag)) {
+		if due, d, ok := l.retryDue(); ok && !now.Before(due) {
 			l.due.CompareAndSwap(d, 0)
 			l.maybe.Store(true)
 		}
@@ -62,6 +62,16 @@ func (p *polls) fire(lanes []*lane, now time.Time) {
 	}
 	p.every = min(2*p.every, p.most)
 	p.at = now.Add(p.every)
+}
+
+// retryDue returns when the loop marks l for its earliest retry (its due
+// time plus retryLag) and the recorded due time d; ok is false when no
+// retry is recorded.
+func (l *lane) retryDue() (at time.Time, d int64, ok bool) {
+	if d = l.due.Load(); d == 0 {
+		return time.Time{}, 0, false
+	}
+	return time.Unix(0, d).Add(retryLag), d, true
 }
 
 // retryAt records that a task of l, nak'ed with a delay, comes back at t:

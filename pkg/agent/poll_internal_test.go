@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// pollLanes are lanes of type x at priorities 1 to n, as the agent opens
+// them.
 func pollLanes(n int) []*lane {
 	lanes := make([]*lane, n)
 	for i := range lanes {

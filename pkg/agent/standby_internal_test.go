@@ -356,6 +356,24 @@ func mustStream(t *testing.T, js jetstream.JetStream, name string) jetstream.Str
 	return s
 }
 
+// listening starts an agent's wake-up handler alone, for lanes of type x,
+// on a fresh server; it stops with the test.
+func listening(t *testing.T, lanes []*lane) (*Agent, *nats.Conn, <-chan struct{}) {
+	t.Helper()
+	cfg := streams.Config{Memory: true}
+	nc, _ := natstest.Ensure(t, natstest.Start(t), cfg)
+	a, err := New(nc, Config{ID: "wakes", Streams: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wake, stop, err := a.listenWake([]string{"x"}, lanes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return a, nc, wake
+}
+
 // TestAgent_WakeUpsOfArmedLanes: a wake-up marks its lane active and
 // worth a fetch, with or without a standby there: the fetch loop leaves an
 // armed lane to its standby, but should the standby end without the task
@@ -363,20 +381,10 @@ func mustStream(t *testing.T, js jetstream.JetStream, name string) jetstream.Str
 // loop fetch it at once rather than at the next poll.
 func TestAgent_WakeUpsOfArmedLanes(t *testing.T) {
 	t.Parallel()
-	cfg := streams.Config{Memory: true}
-	nc, _ := natstest.Ensure(t, natstest.Start(t), cfg)
-	a, err := New(nc, Config{ID: "wakes", Streams: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	armed := &lane{typ: "x", prio: 1, tok: events.LaneToken(1, nil)}
+	lanes := pollLanes(2)
+	armed, plain := lanes[0], lanes[1]
 	armed.armed.Store(true)
-	plain := &lane{typ: "x", prio: 2, tok: events.LaneToken(2, nil)}
-	wake, stop, err := a.listenWake([]string{"x"}, []*lane{armed, plain})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	a, nc, wake := listening(t, lanes)
 	for _, l := range []*lane{armed, plain} {
 		if err := nc.Publish(a.subj.WakeOn(l.typ, l.tok), nil); err != nil {
 			t.Fatal(err)
@@ -466,22 +474,9 @@ func floodWakeUps(t *testing.T, nc *nats.Conn, subj events.Subjects, n int) {
 // on the second and never reach the marker.)
 func TestAgent_WakeUpFloodIsCoalesced(t *testing.T) {
 	t.Parallel()
-	cfg := streams.Config{Memory: true}
-	nc, _ := natstest.Ensure(t, natstest.Start(t), cfg)
-	a, err := New(nc, Config{ID: "flooded", Streams: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lanes []*lane
-	for prio := 1; prio <= 6; prio++ { // 6: the marker's
-		lanes = append(lanes, &lane{typ: "x", prio: prio, tok: events.LaneToken(prio, nil)})
-	}
+	lanes := pollLanes(6) // 6: the marker's
 	lanes[0].armed.Store(true)
-	wake, stop, err := a.listenWake([]string{"x"}, lanes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	a, nc, wake := listening(t, lanes)
 	floodWakeUps(t, nc, a.subj, 10_000)
 	marker := lanes[5]
 	if err := nc.Publish(a.subj.WakeOn("x", marker.tok), nil); err != nil {
