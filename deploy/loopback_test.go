@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-dev/baton/internal/service"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/jetstream/auth"
 	"github.com/nats-io/nats.go/jetstream"
@@ -260,7 +261,7 @@ include "auth/auth.conf"
 		})
 	}
 	// Two replicas of each service, each with its role's nkey.
-	service := func(name, bin, role string, args ...string) *process {
+	replica := func(name, bin, role string, args ...string) *process {
 		return &process{name: name, bin: bin,
 			args: append(args, "--nkey", filepath.Join(authDir, auth.SeedFile(role)), "--inbox-prefix", auth.InboxPrefix(role)),
 			env:  []string{"NATS_URL=" + l.urls}}
@@ -271,21 +272,26 @@ include "auth/auth.conf"
 	// adds fields to results (usage), which an older planner refuses.
 	var services []*process
 	for i := 1; i <= 2; i++ {
-		services = append(services, service(fmt.Sprintf("planner-%d", i), filepath.Join(previous, "planner"), auth.Planner, "--replicas", "3"))
+		services = append(services, replica(fmt.Sprintf("planner-%d", i), filepath.Join(previous, "planner"), auth.Planner, "--replicas", "3"))
 	}
 	for i := 1; i <= 2; i++ {
-		services = append(services, service(fmt.Sprintf("aggregator-%d", i), filepath.Join(previous, "aggregator"), auth.Aggregator, "--replicas", "3"))
+		services = append(services, replica(fmt.Sprintf("aggregator-%d", i), filepath.Join(previous, "aggregator"), auth.Aggregator, "--replicas", "3"))
 	}
 	for i := 1; i <= 2; i++ {
-		services = append(services, service(fmt.Sprintf("agent-%d", i), filepath.Join(previous, "agent"), auth.AgentRole+"-data",
+		services = append(services, replica(fmt.Sprintf("agent-%d", i), filepath.Join(previous, "agent"), auth.AgentRole+"-data",
 			"--types", "data,sleep,noop", "--concurrency", "4", "--id", fmt.Sprintf("agent-%d", i)))
 	}
 	for _, p := range services {
 		l.start(p)
 	}
 	l.connect(l.urls, authDir)
-	l.waitFor(2*time.Minute, "a planner and an aggregator to lead", func() bool {
-		return l.leaderProcess("planner") != nil && l.leaderProcess("aggregator") != nil
+	// Ready as the planners' /readyz says it (compose's health checks
+	// wait on that): a planner takes requests, an aggregator leads.
+	plannerReady := service.PlannerReady(l.nc, l.cfg)
+	l.waitFor(2*time.Minute, "a planner to take requests and an aggregator to lead", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		return l.leaderProcess("planner") != nil && l.leaderProcess("aggregator") != nil && plannerReady(ctx) == nil
 	})
 	t.Logf("cluster and services ready in %v", time.Since(began).Round(100*time.Millisecond))
 	l.takesJobsAtOnce()

@@ -23,6 +23,7 @@ import (
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/aggregator"
 	"github.com/baton-dev/baton/pkg/client"
+	"github.com/baton-dev/baton/pkg/control"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/baton-dev/baton/pkg/monitor"
 	"github.com/baton-dev/baton/pkg/planner"
@@ -476,12 +477,17 @@ func TestStatus_RunningRebuiltFromTheRegistry(t *testing.T) {
 // each service answers 503 with the reason until it can work (a planner
 // or an aggregator replica leads, the agent is registered), then 200; and
 // 503 again once its connection is gone. `baton health` exits 6, then 0.
+//
+// The planner is ready only once it takes requests, not as soon as it
+// leads: a lease held by a replica still replaying, and a planner service
+// of another deployment (another prefix) on the same NATS, leave it 503;
+// once it says ready, one submit request, not retried, is taken.
 func TestReady_OnceTheServicesWork(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, streams.Config{})
-	nc, _ := natstest.Connect(t, e.srv)
+	nc, js := natstest.Connect(t, e.srv)
 	checks := map[string]func(context.Context) error{
-		"planner":    service.LeaderReady(nc, e.cfg, service.LeadPlanner),
+		"planner":    service.PlannerReady(nc, e.cfg),
 		"aggregator": service.LeaderReady(nc, e.cfg, service.LeadAggregator),
 		"agent":      service.AgentReady(nc, e.cfg, "ready-agent"),
 	}
@@ -504,6 +510,25 @@ func TestReady_OnceTheServicesWork(t *testing.T) {
 			t.Errorf("%s before it runs: exit %d, %q; want 6 and %q", name, code, out, why)
 		}
 	}
+	leases, err := js.KeyValue(t.Context(), e.cfg.LeasesBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leases.Put(t.Context(), service.LeadPlanner, []byte("a-replica-replaying")); err != nil {
+		t.Fatal(err)
+	}
+	other, err := control.Start(t.Context(), nc, control.Service{Name: planner.ServiceName, Subjects: events.Subjects{Prefix: "other"},
+		Handlers: map[string]control.HandlerFunc{events.VerbSubmit: func(context.Context, []byte) (any, error) { return nil, nil }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out := ready("planner"); code != 6 || !strings.Contains(out, "does not take requests yet") {
+		t.Errorf("planner leading but not serving: exit %d, %q; want 6 and %q", code, out, "does not take requests yet")
+	}
+	_ = other.Stop()
+	if err := leases.Delete(t.Context(), service.LeadPlanner); err != nil {
+		t.Fatal(err)
+	}
 	e.goService("planner", func(ctx context.Context) error {
 		return service.RunPlanner(ctx, e.nc, planner.Config{Streams: e.cfg, Logger: e.logger()})
 	})
@@ -513,6 +538,14 @@ func TestReady_OnceTheServicesWork(t *testing.T) {
 	e.agent("ready-agent", 1, map[string]agent.Handler{"noop": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return 1, nil })})
 	for name := range checks {
 		waitFor(t, 30*time.Second, name+" ready", func() bool { code, _ := ready(name); return code == 0 })
+	}
+	reply, err := nc.Request(e.cfg.Subjects().Control(events.VerbSubmit), []byte(`{"steps": [{"id": "n", "type": "noop"}]}`), 30*time.Second)
+	if err != nil {
+		t.Fatalf("one submit once the planner says ready: %v", err)
+	}
+	var r events.SubmitReply
+	if err := json.Unmarshal(reply.Data, &r); err != nil || r.Workflow == "" || r.Error != nil {
+		t.Fatalf("one submit once the planner says ready: %s", reply.Data)
 	}
 	nc.Close()
 	if code, out := ready("planner"); code != 6 || !strings.Contains(out, "NATS") {

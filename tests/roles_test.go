@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/baton-dev/baton/internal/natstest"
+	"github.com/baton-dev/baton/internal/service"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/jetstream/auth"
 	"github.com/baton-dev/baton/pkg/agent"
@@ -134,11 +135,10 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 		})
 	}
 	var violations permErrs
-	pl, err := planner.New(r.conn(auth.Planner, &violations), planner.Config{Streams: cfg, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runService("planner", pl.Run)
+	plannerNC := r.conn(auth.Planner, &violations)
+	runService("planner", func(ctx context.Context) error {
+		return service.RunPlanner(ctx, plannerNC, planner.Config{Streams: cfg, Logger: log})
+	})
 	plNC := r.conn(auth.Planner, &violations)
 	mon, err := monitor.New(plNC, monitor.Config{Streams: cfg, Logger: log})
 	if err != nil {
@@ -265,6 +265,9 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 		_, err := js.UpdateStream(ctx, jetstream.StreamConfig{Name: cfg.DeadStream(), Subjects: []string{s.DeadLetters()}, MaxMsgs: 5})
 		return err
 	}
+	plannerReady := func(ctx context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
+		return service.PlannerReady(nc, cfg)(ctx)
+	}
 	agentR := auth.AgentRole + "-research"
 	cases := []struct {
 		role, op string
@@ -272,6 +275,7 @@ func TestRoles_LeastPrivilege(t *testing.T) {
 		allowed  bool
 	}{
 		{auth.Planner, "answer a job another planner replica stored (its Baton-Reply-To is a planner inbox)", publish(auth.InboxPrefix(auth.Planner) + ".reply"), true},
+		{auth.Planner, "ask whether a planner takes requests (its /readyz)", plannerReady, true},
 		{agentR, "fetch its own lane", fetchLane("research"), true},
 		{agentR, "fetch another type's lane", fetchLane("write"), false},
 		{agentR, "fetch a capability lane of its type", fetchCapLane("research", "gpu"), false},

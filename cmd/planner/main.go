@@ -51,7 +51,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	wc := c.WebConfig(true, log)
-	wc.Ready = service.LeaderReady(nc, c.Streams, service.LeadPlanner)
+	wc.Ready = service.PlannerReady(nc, c.Streams)
 	if err := service.AddWeb(ctx, &g, nc, mon, c.HTTP, wc, nil); err != nil {
 		return err
 	}

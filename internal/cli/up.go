@@ -176,7 +176,7 @@ func up(cmd *cobra.Command, f *upFlags) error {
 		return err
 	}
 	wc := f.WebConfig(true, sys.Logger)
-	wc.Ready = service.LeaderReady(emb.Conn, f.Streams, service.LeadPlanner)
+	wc.Ready = service.PlannerReady(emb.Conn, f.Streams)
 	if err := service.AddWeb(ctx, &g, emb.Conn, sys.Monitor, f.HTTP, wc, nil); err != nil {
 		return err
 	}

@@ -124,7 +124,10 @@ func RolePlanner(c streams.Config) Role {
 		// replies to submitted jobs (Baton-Reply-To): a planner replica
 		// that takes a submit request (the control service, the dashboard)
 		// stores the job with its own inbox, which the leader answers
-		"_INBOX.>", InboxPrefix(Submitter)+".>", InboxPrefix(Operator)+".>", InboxPrefix(Planner)+".>")
+		"_INBOX.>", InboxPrefix(Submitter)+".>", InboxPrefix(Operator)+".>", InboxPrefix(Planner)+".>",
+		// its readiness check asks the planner services (named "baton")
+		// for their endpoints: is one taking this deployment's requests?
+		"$SRV.INFO.baton")
 	p.sub = append(p.sub, p.s.Root()+".>", "$SRV.>")
 	p.responding = true
 	return p.role(Planner)
