@@ -176,17 +176,22 @@ func sameLane(have, want jetstream.ConsumerConfig) bool {
 		have.MaxDeliver == want.MaxDeliver && have.DeliverPolicy == want.DeliverPolicy && have.MaxWaiting == want.MaxWaiting
 }
 
+// waitPatience is how long Wait waits for the streams before it warns:
+// services started together find them a moment after the planner starts.
+const waitPatience = 10 * time.Second
+
 // Wait is for services that do not own the streams (agents, aggregators):
 // it returns once every named stream or bucket exists, without creating or
 // changing any, so that their connections need no stream-admin rights.
 // Until then it tries again, backing off to once every 2 s with a log line
-// each time; it gives up only when ctx ends. Names are stream names; a
-// bucket's stream is "KV_<bucket>".
+// each time, a warning once it has waited waitPatience; it gives up only
+// when ctx ends. Names are stream names; a bucket's stream is
+// "KV_<bucket>".
 func Wait(ctx context.Context, js jetstream.JetStream, c Config, log *slog.Logger, names ...string) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	return retry.Do(ctx, log, "waiting for JetStream and for the planner to create the streams", 0, func() error {
+	return retry.Await(ctx, log, "waiting for JetStream and for the planner to create the streams", waitPatience, func() error {
 		for _, name := range names {
 			ctx, cancel := context.WithTimeout(ctx, startWait)
 			_, err := js.Stream(ctx, name)

@@ -660,3 +660,23 @@ func TestMain_UpAuth(t *testing.T) {
 		t.Fatalf("submit as viewer: exit %d, stderr %q; want %d and the server's permissions violation", code, stderr, ExitRejected)
 	}
 }
+
+// TestMain_Demo runs the README's first command: both example jobs
+// succeed, and a start where every service finds what it waits for within
+// moments says nothing on stderr (the agents and the aggregator wait for
+// the planner to create the streams: that is no warning).
+func TestMain_Demo(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if err := Main(ctx, []string{"demo"}, &out, &errOut); err != nil {
+		t.Fatalf("demo: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), `"status": "success"`) || !strings.Contains(out.String(), "× faster") {
+		t.Fatalf("demo printed:\n%s", out.String())
+	}
+	if errOut.Len() > 0 {
+		t.Fatalf("demo said on stderr:\n%s", errOut.String())
+	}
+}

@@ -106,6 +106,18 @@ func Stop(err error) error { return stopError{err} }
 // after attempts calls (attempts ≤ 0: never), at once with the error fn
 // wrapped in Stop, and with ctx's error when ctx ends first.
 func Do(ctx context.Context, log *slog.Logger, what string, attempts int, fn func() error) error {
+	return do(ctx, log, what, attempts, 0, fn)
+}
+
+// Await is Do without a limit on the attempts, for a wait that is expected
+// (a service started beside the one that creates what it needs): failures
+// in the first patience are logged at debug level, later ones as warnings.
+func Await(ctx context.Context, log *slog.Logger, what string, patience time.Duration, fn func() error) error {
+	return do(ctx, log, what, 0, patience, fn)
+}
+
+func do(ctx context.Context, log *slog.Logger, what string, attempts int, patience time.Duration, fn func() error) error {
+	began := time.Now()
 	delay := firstDelay
 	for attempt := 1; ; attempt++ {
 		err := fn()
@@ -119,7 +131,11 @@ func Do(ctx context.Context, log *slog.Logger, what string, attempts int, fn fun
 		if attempts > 0 && attempt >= attempts {
 			return err
 		}
-		log.Warn("retrying", "what", what, "attempt", attempt, "err", err)
+		level := slog.LevelWarn
+		if time.Since(began) < patience {
+			level = slog.LevelDebug
+		}
+		log.Log(ctx, level, "retrying", "what", what, "attempt", attempt, "err", err)
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:

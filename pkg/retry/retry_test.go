@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -174,4 +176,57 @@ func TestDo(t *testing.T) {
 			t.Fatalf("err %v after %d calls; want context.Canceled after 1", err, calls)
 		}
 	})
+}
+
+// levels records the level of every log record.
+type levels struct {
+	mu   sync.Mutex
+	seen []slog.Level
+}
+
+func (l *levels) Enabled(context.Context, slog.Level) bool { return true }
+func (l *levels) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen = append(l.seen, r.Level)
+	return nil
+}
+func (l *levels) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *levels) WithGroup(string) slog.Handler      { return l }
+
+// TestAwait_WarnsOnlyOnceImpatient: an expected wait is logged at debug
+// level while it lasts less than its patience, as warnings after; Do warns
+// at every failure.
+func TestAwait_WarnsOnlyOnceImpatient(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	failTwice := func() func() error {
+		calls := 0
+		return func() error {
+			if calls++; calls < 3 {
+				return boom
+			}
+			return nil
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		run  func(*slog.Logger) error
+		want slog.Level
+	}{
+		{"within its patience", func(log *slog.Logger) error { return retry.Await(t.Context(), log, "x", time.Hour, failTwice()) }, slog.LevelDebug},
+		{"past its patience", func(log *slog.Logger) error { return retry.Await(t.Context(), log, "x", 0, failTwice()) }, slog.LevelWarn},
+		{"Do", func(log *slog.Logger) error { return retry.Do(t.Context(), log, "x", 0, failTwice()) }, slog.LevelWarn},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := &levels{}
+			if err := tc.run(slog.New(h)); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(h.seen, []slog.Level{tc.want, tc.want}) {
+				t.Fatalf("logged %v, want two at %v", h.seen, tc.want)
+			}
+		})
+	}
 }
