@@ -124,9 +124,9 @@ type lane struct {
 	// busy lanes first.
 	armed      atomic.Bool
 	lastActive atomic.Int64
-	// due is when the earliest retry this agent set on the lane comes due
-	// (Unix ns; 0: none): the fetch loop marks the lane then.
-	due atomic.Int64
+	// retries are when the retries this agent set on the lane come due:
+	// the fetch loop marks the lane then (poll.go).
+	retries retries
 	// fetching logs this lane's fetch failures (an outage per lane: a
 	// lane without a leader while others work logged a failure and a
 	// recovery every poll when the agent shared one).
@@ -724,7 +724,7 @@ func (a *Agent) retry(log *slog.Logger, j *job, delay time.Duration) {
 		return
 	}
 	if j.lane != nil {
-		j.lane.retryAt(time.Now().Add(delay))
+		j.lane.retries.add(time.Now().Add(delay))
 	}
 }
 

@@ -1,11 +1,15 @@
 package agent
 
-import "time"
+import (
+	"slices"
+	"sync"
+	"time"
+)
 
 // polls schedules an agent's looks at its lanes without a wake-up: a poll
 // a period after the last task came or wake-up was heard, the period
 // doubling from Poll up to PollMax while polls find nothing, and each
-// lane's retry when it comes due. While tasks keep coming the poll is put
+// retry the agent set on a lane when it comes due. While tasks keep coming the poll is put
 // off: a busy agent's fetch loop does not ask every lane, nor wait on a
 // lane whose consumer has no reachable leader (a fetch there takes its
 // full second). Used by the fetch loop alone.
@@ -36,8 +40,8 @@ const retryLag = 10 * time.Millisecond
 func (p *polls) next(lanes []*lane, now time.Time) time.Duration {
 	at := p.at
 	for _, l := range lanes {
-		if due, _, ok := l.retryDue(); ok && due.Before(at) {
-			at = due
+		if due, ok := l.retries.next(); ok && due.Add(retryLag).Before(at) {
+			at = due.Add(retryLag)
 		}
 	}
 	return max(at.Sub(now), 0)
@@ -49,8 +53,7 @@ func (p *polls) next(lanes []*lane, now time.Time) time.Duration {
 // they brought a task (active).
 func (p *polls) fire(lanes []*lane, now time.Time) {
 	for _, l := range lanes {
-		if due, d, ok := l.retryDue(); ok && !now.Before(due) {
-			l.due.CompareAndSwap(d, 0)
+		if l.retries.take(now.Add(-retryLag)) {
 			l.maybe.Store(true)
 		}
 	}
@@ -64,28 +67,61 @@ func (p *polls) fire(lanes []*lane, now time.Time) {
 	p.at = now.Add(p.every)
 }
 
-// retryDue returns when the loop marks l for its earliest retry (its due
-// time plus retryLag) and the recorded due time d; ok is false when no
-// retry is recorded.
-func (l *lane) retryDue() (at time.Time, d int64, ok bool) {
-	if d = l.due.Load(); d == 0 {
-		return time.Time{}, 0, false
-	}
-	return time.Unix(0, d).Add(retryLag), d, true
+// retriesMost bounds the due times a lane keeps; past it the latest are
+// dropped (such a retry is found by the lane's fetches, its standby or the
+// poll).
+const retriesMost = 256
+
+// retriesApart is the grid due times are rounded up to: a lane is looked
+// at once for the retries due within one step, at most this late for the
+// earliest, so a burst of failures wakes the fetch loop at most once per
+// step and lane.
+const retriesApart = 20 * time.Millisecond
+
+// retries are the due times of the retries an agent set on one lane,
+// earliest first. Safe for concurrent use: workers add, the fetch loop
+// reads and takes.
+type retries struct {
+	mu  sync.Mutex
+	due []time.Time
 }
 
-// retryAt records that a task of l, nak'ed with a delay, comes back at t:
-// the lane keeps the earliest such time (a later one is found by the
-// lane's fetches, its standby or the poll).
-func (l *lane) retryAt(t time.Time) {
-	n := t.UnixNano()
-	for {
-		d := l.due.Load()
-		if d != 0 && d <= n {
-			return
-		}
-		if l.due.CompareAndSwap(d, n) {
-			return
-		}
+// add records that a task of the lane, nak'ed with a delay, comes back at
+// t.
+func (r *retries) add(t time.Time) {
+	if g := t.Truncate(retriesApart); g.Before(t) {
+		t = g.Add(retriesApart)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i, found := slices.BinarySearchFunc(r.due, t, time.Time.Compare)
+	if found || i == retriesMost {
+		return
+	}
+	if len(r.due) == retriesMost {
+		r.due = r.due[:retriesMost-1]
+	}
+	r.due = slices.Insert(r.due, i, t)
+}
+
+// next returns the earliest due time; ok is false when none is recorded.
+func (r *retries) next() (t time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.due) == 0 {
+		return time.Time{}, false
+	}
+	return r.due[0], true
+}
+
+// take forgets the due times up to t and says whether there were any.
+func (r *retries) take(t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for n < len(r.due) && !r.due[n].After(t) {
+		n++
+	}
+	r.due = r.due[n:]
+	return n > 0
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -74,36 +75,71 @@ func TestPolls_ActivityPutsThePollOff(t *testing.T) {
 	}
 }
 
-// TestPolls_RetryComesDue: a lane's retry is looked for when it comes due
-// (with retryLag), however far the poll, and it marks that lane alone,
-// even while a standby waits there (should the standby end first, the
-// loop fetches); the earliest of two retries is kept.
+// TestPolls_RetryComesDue: each retry the agent set on a lane is looked for
+// when it comes due (with retryLag), however far the poll, the earliest
+// first; it marks that lane alone, even while a standby waits there
+// (should the standby end first, the loop fetches). Then the poll's
+// schedule is left.
 func TestPolls_RetryComesDue(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1000, 0)
 	p := newPolls(time.Hour, time.Hour, now)
 	lanes := pollLanes(3)
 	lanes[1].armed.Store(true)
-	lanes[1].retryAt(now.Add(3 * time.Second))
-	lanes[1].retryAt(now.Add(time.Second)) // earlier: kept
-	lanes[1].retryAt(now.Add(2 * time.Second))
-	if got, want := p.next(lanes, now), time.Second+retryLag; got != want {
-		t.Fatalf("next look in %v, want %v", got, want)
+	for _, d := range []time.Duration{3 * time.Second, time.Second, 2 * time.Second} {
+		lanes[1].retries.add(now.Add(d))
 	}
-	p.fire(lanes, now.Add(time.Second)) // early: retryLag not passed
-	if lanes[1].maybe.Load() {
-		t.Fatal("lane marked before its retry's lag passed")
+	start := now
+	for _, d := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second} {
+		if got, want := p.next(lanes, now), start.Add(d+retryLag).Sub(now); got != want {
+			t.Fatalf("next look in %v, want %v (the retry due at %v)", got, want, d)
+		}
+		p.fire(lanes, start.Add(d)) // early: retryLag not passed
+		if lanes[1].maybe.Load() {
+			t.Fatalf("lane marked before the lag of its retry due at %v passed", d)
+		}
+		now = start.Add(d + retryLag)
+		p.fire(lanes, now)
+		if !lanes[1].maybe.Load() || lanes[0].maybe.Load() || lanes[2].maybe.Load() {
+			t.Fatalf("retry due at %v: marked %v %v %v, want only the retry's lane", d, lanes[0].maybe.Load(), lanes[1].maybe.Load(), lanes[2].maybe.Load())
+		}
+		lanes[1].maybe.Store(false) // as a fetch that found it does
 	}
-	now = now.Add(time.Second + retryLag)
-	p.fire(lanes, now)
-	if !lanes[1].maybe.Load() || lanes[0].maybe.Load() || lanes[2].maybe.Load() {
-		t.Errorf("marked %v %v %v, want only the retry's lane", lanes[0].maybe.Load(), lanes[1].maybe.Load(), lanes[2].maybe.Load())
+	if _, ok := lanes[1].retries.next(); ok {
+		t.Error("retries left once each was marked")
 	}
-	if lanes[1].due.Load() != 0 {
-		t.Error("the retry's time not cleared once marked")
-	}
-	if got := p.next(lanes, now); got != time.Hour-time.Second-retryLag {
+	if got := p.next(lanes, now); got != time.Hour-3*time.Second-retryLag {
 		t.Errorf("next look in %v, want the poll's", got)
+	}
+}
+
+// TestRetries_RoundedAndBounded: due times are rounded up to a 20 ms grid
+// and kept once per step (a burst of failures wakes the loop once per
+// step); at most retriesMost are kept, the earliest.
+func TestRetries_RoundedAndBounded(t *testing.T) {
+	t.Parallel()
+	base := time.Unix(1000, 0)
+	var r retries
+	r.add(base.Add(12 * time.Millisecond))
+	r.add(base.Add(5 * time.Millisecond))
+	r.add(base.Add(20 * time.Millisecond))
+	r.add(base.Add(21 * time.Millisecond))
+	if want := []time.Time{base.Add(20 * time.Millisecond), base.Add(40 * time.Millisecond)}; !slices.EqualFunc(r.due, want, time.Time.Equal) {
+		t.Fatalf("due %v, want %v", r.due, want)
+	}
+	if r.take(base.Add(19*time.Millisecond)) || !r.take(base.Add(20*time.Millisecond)) || len(r.due) != 1 {
+		t.Fatalf("take: left %v, want the 40 ms one", r.due)
+	}
+	r.take(base.Add(time.Hour))
+	for i := 2 * retriesMost; i > 0; i-- { // latest first
+		r.add(base.Add(time.Duration(i) * retriesApart))
+	}
+	if len(r.due) != retriesMost || !r.due[0].Equal(base.Add(retriesApart)) || !r.due[retriesMost-1].Equal(base.Add(retriesMost*retriesApart)) {
+		t.Fatalf("kept %d from %v to %v, want the earliest %d", len(r.due), r.due[0], r.due[len(r.due)-1], retriesMost)
+	}
+	r.add(base.Add(time.Hour)) // later than every kept one, full: dropped
+	if len(r.due) != retriesMost || r.due[retriesMost-1].After(base.Add(retriesMost*retriesApart)) {
+		t.Fatal("a later retry displaced a kept one")
 	}
 }
 
@@ -137,16 +173,19 @@ func TestAgent_RetrySetsItsLaneDue(t *testing.T) {
 	before := time.Now()
 	a.failed(t.Context(), a.log, task, &job{msg: m, lane: l}, 1, nil, errors.New("boom"), false)
 	after := time.Now()
-	due := time.Unix(0, l.due.Load())
-	// Equal jitter: between half the backoff and all of it.
-	if due.Before(before.Add(150*time.Millisecond)) || due.After(after.Add(300*time.Millisecond)) {
+	due, ok := l.retries.next()
+	// Equal jitter: between half the backoff and all of it, rounded up to
+	// the grid.
+	if !ok || due.Before(before.Add(150*time.Millisecond)) || due.After(after.Add(300*time.Millisecond+retriesApart)) {
 		t.Fatalf("lane due %v after the failure, want 150 to 300ms", due.Sub(before))
 	}
 	again := fetchOne(t, cons)
 	if md, err := again.Metadata(); err != nil || md.NumDelivered != 2 {
 		t.Fatalf("redelivered %+v (%v), want the second delivery", md, err)
 	}
-	if late := time.Since(due); late < -retryLag {
+	// The due time is rounded up to the grid: the lane is looked at no
+	// more than a step after the task is back.
+	if late := time.Since(due); late < -(retryLag + retriesApart) {
 		t.Errorf("the task came back %v before the lane's due time", -late)
 	}
 }
