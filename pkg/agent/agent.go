@@ -115,6 +115,8 @@ type lane struct {
 	tok  string // the lane subject's priority token (events.LaneToken)
 	cons jetstream.Consumer
 	hold laneHold // set when its last task did not fit the capacity
+	// silent is set when its last fetch went unanswered (fetch loop only).
+	silent silence
 	// maybe is false while the lane is known to be empty: its last fetch
 	// came back short and no wake-up or poll tick has come since. It spares
 	// a round trip to every empty lane each time a slot frees.
@@ -432,6 +434,7 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 	// Cleared before the fetch, so a wake-up that comes during it stands.
 	l.maybe.Store(false)
 	n = a.fetchSize(n)
+	began := time.Now()
 	batch, err := l.cons.FetchNoWait(n)
 	if err != nil {
 		l.maybe.Store(true)
@@ -448,6 +451,17 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 	if got > 0 {
 		l.lastActive.Store(time.Now().UnixNano())
 	}
+	if now := time.Now(); got == 0 && batch.Error() == nil && now.Sub(began) >= unansweredAfter {
+		// Nothing came, not even "no messages": the lane's consumer
+		// leader is out of reach. Asked again at every turn, it would
+		// block the loop a second each time.
+		l.maybe.Store(true)
+		wait := l.silent.unanswered(now)
+		l.fetching.fail(a.log, "fetching tasks", fmt.Errorf("%w; asking the lane again in %v", errUnanswered, wait),
+			"lane", streams.LaneConsumerOn(l.typ, l.tok))
+		return 0
+	}
+	l.silent.answered()
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 		l.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
 	} else {
@@ -458,6 +472,43 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 	}
 	return got
 }
+
+// unansweredAfter is how long a fetch that brought nothing took when no
+// answer came: nats.go gives a fetch without wait a second for the
+// server's answer ("no messages" comes in a round trip).
+const unansweredAfter = 900 * time.Millisecond
+
+// errUnanswered says a lane's fetch had no answer.
+var errUnanswered = errors.New("no answer from the lane's consumer (its leader out of reach?)")
+
+// How long the fetch loop leaves a lane alone after an unanswered fetch:
+// from unansweredFirstHold, doubling while its fetches go unanswered, up to
+// unansweredMaxHold. A consumer whose leader sat on a node cut off the
+// network answers again once the cluster has elected another leader.
+const (
+	unansweredFirstHold = time.Second
+	unansweredMaxHold   = 16 * time.Second
+)
+
+// silence is a lane's hold after unanswered fetches. The fetch loop alone
+// uses it.
+type silence struct {
+	wait  time.Duration
+	until time.Time
+}
+
+func (s *silence) held(now time.Time) bool { return now.Before(s.until) }
+
+// unanswered holds the lane, for longer than the last time if that was
+// unanswered too, and returns for how long.
+func (s *silence) unanswered(now time.Time) time.Duration {
+	s.wait = min(max(2*s.wait, unansweredFirstHold), unansweredMaxHold)
+	s.until = now.Add(s.wait)
+	return s.wait
+}
+
+// answered lifts the hold: the lane's fetch had an answer.
+func (s *silence) answered() { *s = silence{} }
 
 // morePending says whether the lane of task message m, just delivered,
 // held more tasks then, as the server counted them into m's metadata: if
@@ -524,7 +575,7 @@ func (l *lane) mayHold() {
 // fetchable says whether the fetch loop asks l for tasks: it may hold
 // some, has no standby (which brings them) and is not held.
 func (l *lane) fetchable(now time.Time) bool {
-	return !l.armed.Load() && l.maybe.Load() && !l.hold.held(now)
+	return !l.armed.Load() && l.maybe.Load() && !l.hold.held(now) && !l.silent.held(now)
 }
 
 // workWaits says whether a lane the fetch loop asks may hold tasks.
