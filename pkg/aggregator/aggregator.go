@@ -440,15 +440,17 @@ func (a *Aggregator) onResult(ctx context.Context, m jetstream.Msg) {
 	if g, final := a.finalized[r.Workflow]; final && r.Gen > g {
 		delete(a.finalized, r.Workflow) // a later generation: reopened?
 	}
-	var s *state
-	if err := retry.Do(ctx, a.log, "load workflow "+r.Workflow, 0, func() (err error) {
-		s, err = a.open(ctx, r.Workflow, true)
-		return err
-	}); err != nil {
-		return // stopping: the replay after a restart picks the result up
-	}
+	s := a.wfs[r.Workflow] // open's first look, without a closure per result
 	if s == nil {
-		return // a finished workflow
+		if err := retry.Do(ctx, a.log, "load workflow "+r.Workflow, 0, func() (err error) {
+			s, err = a.open(ctx, r.Workflow, true)
+			return err
+		}); err != nil {
+			return // stopping: the replay after a restart picks the result up
+		}
+		if s == nil {
+			return // a finished workflow
+		}
 	}
 	step, index, inPlan := s.rec.PlanTask(r.Task)
 	if !inPlan {
