@@ -28,6 +28,7 @@ import (
 	"github.com/baton-dev/baton/pkg/monitor"
 	"github.com/baton-dev/baton/pkg/planner"
 	"github.com/creack/pty"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -481,7 +482,8 @@ func TestStatus_RunningRebuiltFromTheRegistry(t *testing.T) {
 // The planner is ready only once it takes requests, not as soon as it
 // leads: a lease held by a replica still replaying, and a planner service
 // of another deployment (another prefix) on the same NATS, leave it 503;
-// once it says ready, one submit request, not retried, is taken.
+// junk answers to its question crowd nothing out; once it says ready, one
+// submit request, not retried, is taken.
 func TestReady_OnceTheServicesWork(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, streams.Config{})
@@ -526,6 +528,27 @@ func TestReady_OnceTheServicesWork(t *testing.T) {
 		t.Errorf("planner leading but not serving: exit %d, %q; want 6 and %q", code, out, "does not take requests yet")
 	}
 	_ = other.Stop()
+	// Anything may answer the info request: 200 junk answers and an
+	// oversized one crowd out nothing, the answer behind them is read
+	// (here one that looks like this deployment's planner).
+	hostile, _ := natstest.Connect(t, e.srv)
+	flood, err := hostile.Subscribe("$SRV.INFO."+planner.ServiceName, func(m *nats.Msg) {
+		for range 200 {
+			_ = m.Respond([]byte(`{"endpoints": "junk"}`))
+		}
+		_ = m.Respond(bytes.Repeat([]byte(" "), 200<<10))
+		_ = m.Respond([]byte(`{"endpoints": [{"subject": "` + e.cfg.Subjects().Control(events.VerbSubmit) + `"}]}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hostile.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := ready("planner"); code != 0 {
+		t.Errorf("an answer behind 201 junk ones: exit %d, %q; want 0", code, out)
+	}
+	_ = flood.Unsubscribe()
 	if err := leases.Delete(t.Context(), service.LeadPlanner); err != nil {
 		t.Fatal(err)
 	}

@@ -65,9 +65,10 @@ func PlannerReady(nc *nats.Conn, c streams.Config) func(context.Context) error {
 // describe itself; a serving one answers in milliseconds.
 const infoWait = time.Second
 
-// maxInfos bounds the answers PlannerReady reads: every baton service on
-// the NATS answers, and anything may.
-const maxInfos = 64
+// maxInfo bounds the size of an info answer PlannerReady reads; a larger
+// one is not a planner's (anything may answer, and every baton service
+// does), and is skipped unread.
+const maxInfo = 64 << 10
 
 // answers says whether a planner service with an endpoint on submit
 // answers its service's info request.
@@ -75,7 +76,7 @@ func answers(ctx context.Context, nc *nats.Conn, submit string) error {
 	ctx, cancel := context.WithTimeout(ctx, infoWait)
 	defer cancel()
 	ask, _ := micro.ControlSubject(micro.InfoVerb, planner.ServiceName, "")
-	inbox := nc.NewRespInbox()
+	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return fmt.Errorf("planner: asking whether it takes requests: %w", err)
@@ -84,13 +85,15 @@ func answers(ctx context.Context, nc *nats.Conn, submit string) error {
 	if err := nc.PublishRequest(ask, inbox, nil); err != nil {
 		return fmt.Errorf("planner: asking whether it takes requests: %w", err)
 	}
-	for range maxInfos {
+	// Bounded by the wait alone: a count would let junk answers crowd the
+	// planner's out.
+	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
 			break
 		}
 		var info micro.Info
-		if json.Unmarshal(m.Data, &info) != nil {
+		if len(m.Data) > maxInfo || json.Unmarshal(m.Data, &info) != nil {
 			continue
 		}
 		for _, e := range info.Endpoints {

@@ -108,7 +108,14 @@ func TestAgent_UnansweredLaneIsLeftAlone(t *testing.T) {
 	if !asked() {
 		t.Fatal("the other lanes were not asked in the same turn")
 	}
-	// Turns during the hold ask the other lanes only.
+	// The loop wakes for the end of the hold, the poll being an hour off.
+	p := newPolls(time.Hour, time.Hour, now)
+	if d := p.next(lanes, now); d <= 0 || d > unansweredFirstHold {
+		t.Fatalf("next look in %v, want the hold's end, within %v", d, unansweredFirstHold)
+	}
+	// Turns during the hold ask the other lanes only (held for an hour
+	// here: a slow answer of theirs must not end the phase).
+	cut.silent.until = time.Now().Add(time.Hour)
 	for turn := 1; turn <= 3; turn++ {
 		mark()
 		a.fetchTurn(t.Context(), lanes, turn, 1, &tasks)

@@ -36,12 +36,16 @@ func (p *polls) active(now time.Time) {
 // before that would find nothing and leave the lane to the next poll.
 const retryLag = 10 * time.Millisecond
 
-// next is how long the loop may wait for the next poll or retry due.
+// next is how long the loop may wait for the next poll, retry due, or end
+// of a marked lane's hold after unanswered fetches (silence).
 func (p *polls) next(lanes []*lane, now time.Time) time.Duration {
 	at := p.at
 	for _, l := range lanes {
 		if due, ok := l.retries.next(); ok && due.Add(retryLag).Before(at) {
 			at = due.Add(retryLag)
+		}
+		if l.maybe.Load() && l.silent.held(now) && l.silent.until.Before(at) {
+			at = l.silent.until
 		}
 	}
 	return max(at.Sub(now), 0)
@@ -89,6 +93,7 @@ type retries struct {
 // add records that a task of the lane, nak'ed with a delay, comes back at
 // t.
 func (r *retries) add(t time.Time) {
+	t = t.Round(0) // the wall clock alone, as Truncate leaves the rounded ones
 	if g := t.Truncate(retriesApart); g.Before(t) {
 		t = g.Add(retriesApart)
 	}
