@@ -156,7 +156,7 @@ func TestCompose_SurvivesFaults(t *testing.T) {
 		s.waitFor(time.Minute, "a quarter done", at(tasks/4))
 		node := s.containers("nats-3", false)[0]
 		s.run("docker", "network", "disconnect", project+"_default", node)
-		// Its clients notice within 3 unanswered pings (15-20 s).
+		// Its clients notice within 3 unanswered pings (6-8 s).
 		s.waitFor(2*time.Minute, "half done", at(tasks/2))
 		s.run("docker", "network", "connect", "--alias", "nats-3", project+"_default", node)
 	})

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,5 +153,96 @@ func TestConnectWait_UntilAServerListens(t *testing.T) {
 	wrong := service.Common{ConnFlags: service.ConnFlags{Server: guarded.ClientURL(), User: "u", Password: "wrong"}}
 	if _, err := wrong.ConnectWait(t.Context(), "test", log); err == nil || errors.Is(err, nats.ErrNoServers) {
 		t.Errorf("refused credentials: %v, want an authorization error at once", err)
+	}
+}
+
+// silentLink forwards TCP connections to a server until cut; then it
+// drops everything both ways and keeps the connections open, as a server
+// cut off the network looks to its clients (no reset, no answer).
+type silentLink struct {
+	ln    net.Listener
+	to    string
+	cut   atomic.Bool
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func newSilentLink(t *testing.T, to string) *silentLink {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &silentLink{ln: ln, to: to}
+	l.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", to)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			l.mu.Lock()
+			l.conns = append(l.conns, c, s)
+			l.mu.Unlock()
+			l.wg.Go(func() { l.pipe(c, s) })
+			l.wg.Go(func() { l.pipe(s, c) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		l.mu.Lock()
+		for _, c := range l.conns {
+			c.Close()
+		}
+		l.mu.Unlock()
+		l.wg.Wait()
+	})
+	return l
+}
+
+func (l *silentLink) pipe(from, to net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(buf)
+		if err != nil {
+			return
+		}
+		if !l.cut.Load() {
+			if _, err := to.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// TestConnect_NoticesASilentServer: a service's connection to a server
+// that stops answering without closing the connection (cut off the
+// network) gives it up within its 3 unanswered pings, 6-8 s, and tries
+// another (with 5 s pings it took 15-20 s; nats.go's defaults, minutes).
+func TestConnect_NoticesASilentServer(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	link := newSilentLink(t, srv.Addr().String())
+	var out logBuffer
+	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	c := service.Common{ConnFlags: service.ConnFlags{Server: "nats://" + link.ln.Addr().String()}}
+	nc, err := c.Connect("test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	link.cut.Store(true)
+	cut := time.Now()
+	natstest.Eventually(t, 12*time.Second, "the connection to the silent server given up", func() bool { return !nc.IsConnected() })
+	t.Logf("given up %v after the cut", time.Since(cut).Round(100*time.Millisecond))
+	if out.count("disconnected from NATS") != 1 {
+		t.Errorf("the disconnect not logged once:\n%s", out.b.String())
 	}
 }

@@ -102,9 +102,11 @@ func (c *Common) Connect(name string, log *slog.Logger) (*nats.Conn, error) {
 	opts := append([]nats.Option{set.option, nats.Name(name), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(false),
 		// A server cut off the network drops packets instead of closing
-		// the connection: ping every 5 s and give up on it after 3
-		// unanswered pings (nats.go's defaults take 4 minutes to notice).
-		nats.PingInterval(5 * time.Second), nats.MaxPingsOutstanding(3)}, flagOpts...)
+		// the connection: ping every 2 s and give up on it after 3
+		// unanswered pings, 6-8 s (nats.go's defaults take 4 minutes to
+		// notice; 5 s pings took 15-20 s, which the tasks its agents held
+		// and the results its planner had not read waited out).
+		nats.PingInterval(2 * time.Second), nats.MaxPingsOutstanding(3)}, flagOpts...)
 	if log != nil {
 		log = log.With("conn", name)
 		if c.Context != "" {
