@@ -115,8 +115,8 @@ type lane struct {
 	tok  string // the lane subject's priority token (events.LaneToken)
 	cons jetstream.Consumer
 	hold laneHold // set when its last task did not fit the capacity
-	// silent is set when its last fetch went unanswered (fetch loop only).
-	silent silence
+	// silent holds it after unanswered fetches (fetch loop only).
+	silent backoff
 	// maybe is false while the lane is known to be empty: its last fetch
 	// came back short and no wake-up or poll tick has come since. It spares
 	// a round trip to every empty lane each time a slot frees.
@@ -456,12 +456,12 @@ func (a *Agent) fetch(work context.Context, l *lane, n int, tasks *sync.WaitGrou
 		// leader is out of reach. Asked again at every turn, it would
 		// block the loop a second each time.
 		l.maybe.Store(true)
-		wait := l.silent.unanswered(now)
+		wait := l.silent.grow(now, unansweredFirstHold, unansweredMaxHold)
 		l.fetching.fail(a.log, "fetching tasks", fmt.Errorf("%w; asking the lane again in %v", errUnanswered, wait),
 			"lane", streams.LaneConsumerOn(l.typ, l.tok))
 		return 0
 	}
-	l.silent.answered()
+	l.silent.reset() // answered
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 		l.fetching.fail(a.log, "fetching tasks", err, "lane", streams.LaneConsumerOn(l.typ, l.tok))
 	} else {
@@ -489,26 +489,6 @@ const (
 	unansweredFirstHold = time.Second
 	unansweredMaxHold   = 16 * time.Second
 )
-
-// silence is a lane's hold after unanswered fetches. The fetch loop alone
-// uses it.
-type silence struct {
-	wait  time.Duration
-	until time.Time
-}
-
-func (s *silence) held(now time.Time) bool { return now.Before(s.until) }
-
-// unanswered holds the lane, for longer than the last time if that was
-// unanswered too, and returns for how long.
-func (s *silence) unanswered(now time.Time) time.Duration {
-	s.wait = min(max(2*s.wait, unansweredFirstHold), unansweredMaxHold)
-	s.until = now.Add(s.wait)
-	return s.wait
-}
-
-// answered lifts the hold: the lane's fetch had an answer.
-func (s *silence) answered() { *s = silence{} }
 
 // morePending says whether the lane of task message m, just delivered,
 // held more tasks then, as the server counted them into m's metadata: if

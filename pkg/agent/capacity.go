@@ -84,11 +84,10 @@ type need struct{ cpu, mem int64 }
 
 // laneHold is an agent's own reason to leave a lane alone for now.
 type laneHold struct {
-	mu    sync.Mutex
-	full  bool      // its last task did not fit now: until a task ends
-	until time.Time // its last tasks could never fit here: until then
-	wait  time.Duration
-	never int // tasks in a row that could never fit here
+	mu      sync.Mutex
+	full    bool    // its last task did not fit now: until a task ends
+	neverOn backoff // its last tasks could never fit here
+	never   int     // tasks in a row that could never fit here
 }
 
 const (
@@ -99,8 +98,29 @@ const (
 func (h *laneHold) held(now time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.full || now.Before(h.until)
+	return h.full || h.neverOn.held(now)
 }
+
+// backoff leaves a lane alone until a time, for a wait that doubles each
+// time its cause repeats: a lane whose tasks never fit (laneHold), one
+// whose fetches go unanswered (lane.silent). Its user guards it.
+type backoff struct {
+	wait  time.Duration
+	until time.Time
+}
+
+func (b *backoff) held(now time.Time) bool { return now.Before(b.until) }
+
+// grow holds from now for twice the last wait, at least first and at
+// most most, and returns the wait.
+func (b *backoff) grow(now time.Time, first, most time.Duration) time.Duration {
+	b.wait = min(max(2*b.wait, first), most)
+	b.until = now.Add(b.wait)
+	return b.wait
+}
+
+// reset lifts the hold and forgets its wait: its cause is gone.
+func (b *backoff) reset() { *b = backoff{} }
 
 // openCapLanes ensures the lanes of every subset of the agent's
 // capabilities for each type and priority: per priority (most urgent
@@ -148,15 +168,14 @@ func (a *Agent) admit(ctx context.Context, l *lane, m jetstream.Msg) (need, bool
 	why := "it does not fit what the running tasks leave"
 	switch f {
 	case fitsNow:
-		l.hold.wait, l.hold.never = 0, 0
+		l.hold.neverOn.wait, l.hold.never = 0, 0
 	case fitsLater:
 		l.hold.full, l.hold.never = true, 0
 	default:
 		why = "it needs more than this agent's whole capacity"
 		if l.hold.never++; l.hold.never > 1 {
-			l.hold.wait = min(max(2*l.hold.wait, neverFitFirstHold), neverFitMaxHold)
-			l.hold.until = time.Now().Add(l.hold.wait)
-			why += fmt.Sprintf("; looking at the lane again in %v", l.hold.wait)
+			wait := l.hold.neverOn.grow(time.Now(), neverFitFirstHold, neverFitMaxHold)
+			why += fmt.Sprintf("; looking at the lane again in %v", wait)
 		}
 	}
 	l.hold.mu.Unlock()

@@ -150,17 +150,17 @@ func TestAgent_UnansweredLaneIsLeftAlone(t *testing.T) {
 func TestSilence_HoldsLongerUpToABound(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1000, 0)
-	var s silence
+	var s backoff
 	var got []time.Duration
 	for range 7 {
-		got = append(got, s.unanswered(now))
+		got = append(got, s.grow(now, unansweredFirstHold, unansweredMaxHold))
 	}
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 16 * time.Second, 16 * time.Second}
 	if !slices.Equal(got, want) || !s.held(now.Add(15*time.Second)) || s.held(now.Add(16*time.Second)) {
 		t.Fatalf("holds %v, want %v, until now+16s", got, want)
 	}
-	s.answered()
-	if s.held(now) || s.unanswered(now) != time.Second {
+	s.reset() // answered
+	if s.held(now) || s.grow(now, unansweredFirstHold, unansweredMaxHold) != time.Second {
 		t.Fatal("an answer did not reset the hold")
 	}
 }

@@ -9,10 +9,10 @@ import (
 // polls schedules an agent's looks at its lanes without a wake-up: a poll
 // a period after the last task came or wake-up was heard, the period
 // doubling from Poll up to PollMax while polls find nothing, and each
-// retry the agent set on a lane when it comes due. While tasks keep coming the poll is put
-// off: a busy agent's fetch loop does not ask every lane, nor wait on a
-// lane whose consumer has no reachable leader (a fetch there takes its
-// full second). Used by the fetch loop alone.
+// retry the agent set on a lane when it comes due. While tasks keep
+// coming the poll is put off: a busy agent's fetch loop does not ask
+// every lane, nor wait on a lane whose consumer has no reachable leader
+// (a fetch there takes its full second). Used by the fetch loop alone.
 type polls struct {
 	base, most time.Duration
 	every      time.Duration
@@ -37,7 +37,7 @@ func (p *polls) active(now time.Time) {
 const retryLag = 10 * time.Millisecond
 
 // next is how long the loop may wait for the next poll, retry due, or end
-// of a marked lane's hold after unanswered fetches (silence).
+// of a marked lane's hold after unanswered fetches (lane.silent).
 func (p *polls) next(lanes []*lane, now time.Time) time.Duration {
 	at := p.at
 	for _, l := range lanes {
