@@ -482,12 +482,8 @@ func TestAgent_WakeUpFloodIsCoalesced(t *testing.T) {
 	if err := nc.Publish(a.subj.WakeOn("x", marker.tok), nil); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); marker.lastActive.Load() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the wake-up handler did not get through the flood in 30 s")
-		}
-		time.Sleep(time.Millisecond) // polling the handler's state
-	}
+	natstest.Eventually(t, 30*time.Second, "the wake-up handler to get through the flood to the marker",
+		func() bool { return marker.lastActive.Load() != 0 })
 	if n := len(wake); n != 1 {
 		t.Errorf("%d nudges of the fetch loop waiting after the flood, want 1", n)
 	}
