@@ -67,17 +67,17 @@ type suiteProc struct {
 	pid  int
 }
 
-// cpu returns the CPU time all of t's processes have used.
-func (t *suiteTarget) cpu() (time.Duration, error) {
-	var sum time.Duration
+// cpu returns the CPU time each of t's processes has used, by name.
+func (t *suiteTarget) cpu() (map[string]time.Duration, error) {
+	m := make(map[string]time.Duration, len(t.procs))
 	for _, p := range t.procs {
 		d, err := procstat.CPU(p.pid)
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w", p.name, err)
+			return nil, fmt.Errorf("%s: %w", p.name, err)
 		}
-		sum += d
+		m[p.name] = d
 	}
-	return sum, nil
+	return m, nil
 }
 
 // resetPeaks starts a new peak RSS for each of t's processes.
@@ -280,9 +280,10 @@ func (s *suite) shaped(ctx context.Context, t *suiteTarget, round int) (measured
 // measured is one timed part of a round.
 type measured struct {
 	elapsed        time.Duration
-	cpu            time.Duration
-	peaks          map[string]float64 // MiB by process
-	tasks, results uint64             // the bare pipeline's stored bytes
+	cpu            time.Duration            // all processes together
+	cpus           map[string]time.Duration // by process
+	peaks          map[string]float64       // MiB by process
+	tasks, results uint64                   // the bare pipeline's stored bytes
 }
 
 func (m measured) rate(n int) float64 { return float64(n) / m.elapsed.Seconds() }
@@ -307,7 +308,11 @@ func (s *suite) measure(ctx context.Context, t *suiteTarget, part func() (time.D
 	if err != nil {
 		return m, err
 	}
-	m.cpu = c1 - c0
+	m.cpus = make(map[string]time.Duration, len(c1))
+	for name, d := range c1 {
+		m.cpus[name] = d - c0[name]
+		m.cpu += d - c0[name]
+	}
 	m.peaks, err = t.peaks()
 	return m, err
 }
@@ -350,6 +355,27 @@ func (s *suite) record(t *suiteTarget, n int, bare, shaped, bat measured, bareLa
 	tb := &s.table
 	tb.add(row("W1 throughput, tasks/s"), bare.rate(n), bat.rate(n))
 	tb.add(row("W1 CPU per task, µs (all processes)"), perTask(bare.cpu, n), perTask(bat.cpu, n))
+	if len(t.procs) > 1 {
+		// Where the CPU goes, by process: the processes the bare pipeline
+		// also uses beside their bare figures; baton's services alone, its
+		// agents together.
+		var agents time.Duration
+		for name, d := range bat.cpus {
+			if strings.HasPrefix(name, "agent-") {
+				agents += d
+			}
+		}
+		for _, p := range t.procs {
+			switch name := p.name; {
+			case strings.HasPrefix(name, "agent-"):
+			case name == "planner" || name == "aggregator":
+				tb.add(row("W1 CPU per task, µs, "+name), none, perTask(bat.cpus[name], n))
+			default:
+				tb.add(row("W1 CPU per task, µs, "+name), perTask(bare.cpus[name], n), perTask(bat.cpus[name], n))
+			}
+		}
+		tb.add(row("W1 CPU per task, µs, agents together"), none, perTask(agents, n))
+	}
 	tb.add(row("W1 throughput, tasks/s: "+shapedRow), bare.rate(n), shaped.rate(n))
 	tb.add(row("W1 CPU per task, µs: "+shapedRow), perTask(bare.cpu, n), perTask(shaped.cpu, n))
 	tb.add(row("W1 throughput: baton ÷ bare in baton's shapes"), shaped.rate(n), bat.rate(n))
