@@ -39,6 +39,11 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := service.ParseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	stopProfile, err := service.StartProfile(c.CPUProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	cfg.Streams, cfg.Logger, cfg.Version = c.Streams, c.Logger(stderr), service.Version
 	cfg.Capabilities = service.SplitList(*caps)
 	if *memory != "" {

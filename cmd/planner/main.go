@@ -30,6 +30,11 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := service.ParseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	stopProfile, err := service.StartProfile(c.CPUProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	log := c.Logger(stderr)
 	nc, err := c.ConnectWait(ctx, "baton-planner", log)
 	if err != nil {

@@ -4,12 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"runtime/pprof"
 	"slices"
 	"time"
 
 	"github.com/baton-dev/baton/internal/benchkit"
+	"github.com/baton-dev/baton/internal/service"
 	"github.com/baton-dev/baton/pkg/client"
 	"github.com/baton-dev/baton/pkg/events"
 	"github.com/nats-io/nats.go"
@@ -77,7 +76,7 @@ peak RSS per process. Linux only (it reads /proc).`,
 	f.registerLog(fs, "warn")
 	fs.IntVar(&o.tasks, "tasks", 50_000, "no-op tasks per round")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; the summary gives the medians")
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the baton part of each round to this file")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the baton part of a round to this file (each round rewrites it: it holds the last)")
 	fs.BoolVar(&o.withSuite, "suite", false, "run the whole suite (W1 embedded and external, W2, latency, CPU, memory, storage) and print one table")
 	so := &o.suite
 	fs.StringVar(&so.bin, "bin", "", "with --suite: directory holding nats-server, planner, aggregator and agent programs, for the external mode ("+externalBuild+")")
@@ -87,12 +86,13 @@ peak RSS per process. Linux only (it reads /proc).`,
 	fs.IntVar(&so.latencyRuns, "latency-runs", 200, "with --suite: one-task jobs back to back per round, for the warm latency")
 	fs.IntVar(&so.idleRuns, "idle-runs", 10, "with --suite: one-task jobs per round each after --idle, for the latency after idle")
 	fs.DurationVar(&so.idle, "idle", time.Second, "with --suite: the pause before each of --idle-runs")
+	fs.StringVar(&so.profiles, "profiles", "", "with --suite and --bin: directory (made if need be) where each external service writes a CPU profile of its run, <run>-<service>.pprof")
 	fs.IntVar(&so.large, "large", 0, "with --suite: afterwards, one job of this many no-op tasks (e.g. 200000), on its own server")
 	return cmd
 }
 
 // suiteFlags are the flags only bench --suite takes.
-var suiteFlags = []string{"bin", "w2-tasks", "w2-sleep", "w2-concurrency", "latency-runs", "idle-runs", "idle", "large"}
+var suiteFlags = []string{"bin", "w2-tasks", "w2-sleep", "w2-concurrency", "latency-runs", "idle-runs", "idle", "large", "profiles"}
 
 // benchOptions are bench's own flags.
 type benchOptions struct {
@@ -121,7 +121,7 @@ func bench(cmd *cobra.Command, f *upFlags, o benchOptions) error {
 		if err != nil {
 			return fmt.Errorf("bare pipeline: %w", err)
 		}
-		stopProfile, err := startProfile(o.cpuprofile)
+		stopProfile, err := service.StartProfile(o.cpuprofile)
 		if err != nil {
 			return err
 		}
@@ -135,23 +135,6 @@ func bench(cmd *cobra.Command, f *upFlags, o benchOptions) error {
 	}
 	fmt.Fprintf(stdout, "%-6s %14.0f %14.0f %7.1f%%\n", "median", median(bares), median(batons), 100*median(ratios))
 	return r.stop()
-}
-
-// startProfile starts CPU profiling to path, if one is given; the returned
-// function stops it.
-func startProfile(path string) (func(), error) {
-	if path == "" {
-		return func() {}, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 var median = benchkit.Median

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,8 +53,9 @@ type child struct {
 
 // startExternal starts nats-server and then the services from bin, and
 // waits until the agents have registered and a one-task job has run.
-// The caller stops it.
-func startExternal(ctx context.Context, f *upFlags, bin string) (_ *externalRun, err error) {
+// With profile, each service writes a CPU profile of its run to
+// profile(its name). The caller stops it.
+func startExternal(ctx context.Context, f *upFlags, bin string, profile func(name string) string) (_ *externalRun, err error) {
 	if err := checkPrograms(bin); err != nil {
 		return nil, err
 	}
@@ -96,12 +96,19 @@ func startExternal(ctx context.Context, f *upFlags, bin string) (_ *externalRun,
 		return nil, err
 	}
 	common := []string{"--server", r.url, "--prefix", f.Streams.WithDefaults().Prefix, "--log-level", f.LogLevel}
-	for _, name := range []string{"planner", "aggregator"} {
-		args := common
-		if name == "planner" && f.limits.MaxTasks > 0 {
-			args = append(slices.Clone(common), "--max-tasks", strconv.Itoa(f.limits.MaxTasks))
+	own := func(name string, args ...string) []string {
+		args = append(args, common...)
+		if profile != nil {
+			args = append(args, "--cpuprofile", profile(name))
 		}
-		c, err := startChild(name, filepath.Join(bin, name), args...)
+		return args
+	}
+	for _, name := range []string{"planner", "aggregator"} {
+		var args []string
+		if name == "planner" && f.limits.MaxTasks > 0 {
+			args = []string{"--max-tasks", strconv.Itoa(f.limits.MaxTasks)}
+		}
+		c, err := startChild(name, filepath.Join(bin, name), own(name, args...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +117,7 @@ func startExternal(ctx context.Context, f *upFlags, bin string) (_ *externalRun,
 	for i := 1; i <= f.agents; i++ {
 		name := fmt.Sprintf("agent-%d", i)
 		c, err := startChild(name, filepath.Join(bin, "agent"),
-			append([]string{"--id", "bench-" + name, "--concurrency", strconv.Itoa(f.concurrency)}, common...)...)
+			own(name, "--id", "bench-"+name, "--concurrency", strconv.Itoa(f.concurrency))...)
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -29,6 +31,7 @@ type suiteOptions struct {
 	idleRuns      int           // --idle-runs: one-task jobs after idle
 	idle          time.Duration // --idle
 	large         int           // --large: one job of this many tasks
+	profiles      string        // --profiles: where the external services write CPU profiles
 }
 
 // validate checks the suite's flags against agents, the agents W2 uses.
@@ -46,6 +49,8 @@ func (o suiteOptions) validate(agents int) error {
 		return usagef("--idle must not be negative")
 	case o.large < 0 || o.large > events.MaxTasksCeiling:
 		return usagef("--large must be 0..%d", events.MaxTasksCeiling)
+	case o.profiles != "" && o.bin == "":
+		return usagef("--profiles profiles the external mode's services: it needs --bin")
 	}
 	return nil
 }
@@ -152,6 +157,11 @@ func benchSuite(ctx context.Context, f *upFlags, o benchOptions, stdout, stderr 
 			return err
 		}
 	}
+	if so.profiles != "" {
+		if err := os.MkdirAll(so.profiles, 0o755); err != nil {
+			return fmt.Errorf("--profiles: %w", err)
+		}
+	}
 	fmt.Fprintf(stdout, "baton bench --suite: W1 %d no-op tasks, %d agents × %d slots; W2 %d × %v at concurrency %d; latency %d warm runs, %d after %v idle; %d round(s), medians\n",
 		o.tasks, f.agents, f.concurrency, so.w2Tasks, so.w2Sleep, so.w2Concurrency, so.latencyRuns, so.idleRuns, so.idle, o.rounds)
 
@@ -178,7 +188,7 @@ func benchSuite(ctx context.Context, f *upFlags, o benchOptions, stdout, stderr 
 		externalNote = "external mode: not run; it needs --bin DIR with the programs " + strings.Join(externalPrograms, ", ") +
 			" (" + externalBuild + ")"
 	} else {
-		ext, err := startExternal(ctx, f, so.bin)
+		ext, err := startExternal(ctx, f, so.bin, s.profile("w1"))
 		if err != nil {
 			return fmt.Errorf("external: %w", err)
 		}
@@ -198,9 +208,24 @@ func benchSuite(ctx context.Context, f *upFlags, o benchOptions, stdout, stderr 
 		fmt.Fprintln(stdout, externalNote)
 	}
 	if so.large > 0 {
-		return s.largeRuns(ctx, stderr)
+		if err := s.largeRuns(ctx, stderr); err != nil {
+			return err
+		}
+	}
+	if so.profiles != "" {
+		fmt.Fprintf(stdout, "CPU profiles of the external services, each of its whole run: %s (e.g. go tool pprof -top %s %s)\n",
+			filepath.Join(so.profiles, "{w1,large}-<service>.pprof"), filepath.Join(so.bin, "agent"), s.profile("w1")("agent-1"))
 	}
 	return nil
+}
+
+// profile returns, for --profiles, the CPU profile file of each external
+// service of run ("w1", "large") by name; without it, none.
+func (s *suite) profile(run string) func(name string) string {
+	if s.o.suite.profiles == "" {
+		return nil
+	}
+	return func(name string) string { return filepath.Join(s.o.suite.profiles, run+"-"+name+".pprof") }
 }
 
 // embeddedFlags returns a copy of the command's flags for a fresh
@@ -485,7 +510,7 @@ func (s *suite) largeRuns(ctx context.Context, stderr io.Writer) error {
 		fmt.Fprintln(s.stdout, "large, external: not run; it needs --bin")
 		return nil
 	}
-	ext, err := startExternal(ctx, f, s.o.suite.bin)
+	ext, err := startExternal(ctx, f, s.o.suite.bin, s.profile("large"))
 	if err != nil {
 		return fmt.Errorf("large, external: %w", err)
 	}

@@ -2,8 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -178,15 +181,38 @@ func TestBench_SuiteExternal(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", build, err, out)
 	}
-	out := runSuite(t, append(tinySuite, "--bin", bin, "--agents", "2", "--concurrency", "8", "--w2-concurrency", "64", "--large", "300")...)
+	profiles := filepath.Join(t.TempDir(), "profiles")
+	out := runSuite(t, append(tinySuite, "--bin", bin, "--agents", "2", "--concurrency", "8", "--w2-concurrency", "64", "--large", "300",
+		"--profiles", profiles)...)
 	want := suiteExpect("embedded", []string{"this process"})
 	for k, v := range suiteExpect("external", []string{"nats-server", "planner", "aggregator", "largest agent", "bench process"}) {
 		want[k] = v
 	}
 	checkSuite(t, out, want)
-	for _, line := range []string{"large, embedded: ", "large, external: ", "planner ", "aggregator ", "agent-2 "} {
+	for _, line := range []string{"large, embedded: ", "large, external: ", "planner ", "aggregator ", "agent-2 ", "CPU profiles of the external services"} {
 		if !strings.Contains(out, line) {
 			t.Errorf("no %q in:\n%s", line, out)
+		}
+	}
+	// Each service of each external run wrote its CPU profile: gzipped
+	// (as runtime/pprof writes them), whole.
+	for _, run := range []string{"w1", "large"} {
+		for _, name := range []string{"planner", "aggregator", "agent-1", "agent-2"} {
+			path := filepath.Join(profiles, run+"-"+name+".pprof")
+			f, err := os.Open(path)
+			if err != nil {
+				t.Error(err)
+				continue
+			}
+			zr, err := gzip.NewReader(f)
+			var n int64
+			if err == nil {
+				n, err = io.Copy(io.Discard, zr)
+			}
+			f.Close()
+			if err != nil || n == 0 {
+				t.Errorf("%s: %d bytes unzipped, %v", path, n, err)
+			}
 		}
 	}
 }
@@ -206,6 +232,8 @@ func TestBench_SuiteUsage(t *testing.T) {
 		{name: "negative idle", args: []string{"bench", "--suite", "--idle", "-1s"}, want: "--idle"},
 		{name: "negative large", args: []string{"bench", "--suite", "--large", "-1"}, want: "--large"},
 		{name: "profile of the suite", args: []string{"bench", "--suite", "--cpuprofile", "x.pprof"}, want: "--cpuprofile"},
+		{name: "profiles without external services", args: []string{"bench", "--suite", "--profiles", "p"}, want: "--profiles profiles the external mode's services: it needs --bin"},
+		{name: "profiles without the suite", args: []string{"bench", "--profiles", "p"}, want: "--profiles: only with --suite"},
 		{name: "programs missing", args: []string{"bench", "--suite", "--bin", "."}, want: "--bin lacks a program nats-server (build them with: go build -o ./ "},
 		{name: "no agents", args: []string{"bench", "--agents", "0"}, want: "--agents"},
 	}

@@ -45,6 +45,9 @@ type Common struct {
 	Streams  streams.Config
 	LogJSON  bool
 	LogLevel string
+	// CPUProfile is where to write a CPU profile of the whole run
+	// (StartProfile); empty: none.
+	CPUProfile string
 }
 
 // Register adds the common flags to fs.
@@ -60,6 +63,7 @@ func (c *Common) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", env("BATON_LOG_LEVEL", "info"), "debug, info, warn or error (env BATON_LOG_LEVEL)")
 	fs.StringVar(&c.HTTPAuth, "http-auth", env("BATON_HTTP_AUTH", ""), "user:password the dashboard asks for (HTTP basic auth); required to serve it beyond loopback (env BATON_HTTP_AUTH)")
 	fs.StringVar(&c.HTTPHosts, "http-hosts", env("BATON_HTTP_HOSTS", ""), "host names the dashboard answers to besides IP addresses and localhost, comma separated (env BATON_HTTP_HOSTS)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file, for go tool pprof (written when the service stops)")
 	fs.StringVar(&c.HTTP, "http", env("BATON_HTTP", ""), "serve /metrics, /healthz, /readyz (and the dashboard, for the planner) on this address, e.g. 127.0.0.1:8080 (env BATON_HTTP)")
 }
 
