@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -783,15 +785,44 @@ func (a *Agent) cancelled(ctx context.Context, log *slog.Logger, t *events.Task,
 // attemptOf is the attempt a delivery of m is: the attempts earlier copies
 // used (HeaderAttempts) plus this copy's delivery count.
 func attemptOf(m jetstream.Msg) int {
-	delivered := 1
-	if meta, err := m.Metadata(); err == nil {
-		delivered = int(meta.NumDelivered)
-	}
+	delivered := int(deliveriesOf(m.Reply()))
 	before, err := strconv.Atoi(m.Headers().Get(events.HeaderAttempts))
 	if err != nil || before < 0 || before > events.MaxAttemptsHeader {
 		before = 0
 	}
 	return before + delivered
+}
+
+// deliveriesOf is how many times the server has delivered the message
+// whose acknowledgement subject is reply, the count Metadata gives
+// (NumDelivered), read without building the rest of the metadata: it is
+// read once per task. Not an acknowledgement subject, or a count that is
+// not a positive number: 1.
+//
+//	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>
+//	$JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>[.<token>]
+func deliveriesOf(reply string) uint64 {
+	rest, ok := strings.CutPrefix(reply, "$JS.ACK.")
+	if !ok {
+		return 1
+	}
+	skip := 2 // stream, consumer
+	switch tokens := strings.Count(rest, ".") + 3; {
+	case tokens == 9:
+	case tokens >= 11: // as the jetstream package: a later token may go
+		skip = 4 // domain and account first
+	default:
+		return 1
+	}
+	for range skip {
+		_, rest, _ = strings.Cut(rest, ".")
+	}
+	tok, _, _ := strings.Cut(rest, ".")
+	n, err := strconv.ParseUint(tok, 10, 64)
+	if err != nil || n == 0 || n > math.MaxInt32 {
+		return 1
+	}
+	return n
 }
 
 // handBack returns a task this agent started and will not finish (it is
