@@ -97,7 +97,12 @@ func newEnvOn(t testing.TB, srv *natstest.Server, cfg streams.Config) *env {
 		var ev events.Event
 		if json.Unmarshal(m.Data, &ev) == nil {
 			e.liveMu.Lock()
-			e.live = append(e.live, ev)
+			// One event per task, as a started event may name several.
+			for _, task := range ev.StartedTasks() {
+				one := ev
+				one.Task, one.Tasks = task, nil
+				e.live = append(e.live, one)
+			}
 			e.liveMu.Unlock()
 		}
 	}); err != nil {

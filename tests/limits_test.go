@@ -412,6 +412,56 @@ func TestDashboard_FeedClipsWhatItRelays(t *testing.T) {
 	}
 }
 
+// TestDashboard_FeedLinesPerGatheredStart: a started event that names
+// several tasks (an agent gathers a workflow's starts) is one feed line
+// per task; a forged one naming a hundred thousand still makes a batch of
+// at most FeedMax lines.
+func TestDashboard_FeedLinesPerGatheredStart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{Memory: true})
+	_, hs := e.webServer(nil, web.Config{Dashboard: true})
+	stream := e.openStream(hs.URL)
+	stream.next(t, "snapshot", "")
+	publish := func(wf string, tasks []string) {
+		t.Helper()
+		ev, _ := json.Marshal(events.Event{Workflow: wf, Kind: events.EventStarted, Task: tasks[0], Tasks: tasks[1:], Agent: "a", Time: time.Now()})
+		if err := e.nc.Publish(e.cfg.Subjects().Live(wf, events.EventStarted), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("gathered", []string{"s-0", "s-1", "s-2"})
+	var lines []string
+	for len(lines) < 3 {
+		var feed struct{ Items []web.FeedItem }
+		if err := json.Unmarshal(stream.next(t, "feed", `"gathered"`), &feed); err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range feed.Items {
+			if it.Workflow == "gathered" {
+				lines = append(lines, it.Kind+" "+it.Task+" "+it.Agent)
+			}
+		}
+	}
+	if want := []string{"started s-0 a", "started s-1 a", "started s-2 a"}; !slices.Equal(lines, want) {
+		t.Errorf("feed lines %q, want %q", lines, want)
+	}
+	many := make([]string, 100_000)
+	for i := range many {
+		many[i] = strconv.Itoa(i)
+	}
+	publish("forged", many)
+	var feed struct {
+		Items   []web.FeedItem
+		Dropped int
+	}
+	if err := json.Unmarshal(stream.next(t, "feed", `"forged"`), &feed); err != nil {
+		t.Fatal(err)
+	}
+	if len(feed.Items) > 200 {
+		t.Errorf("a feed batch of %d lines, want at most FeedMax (200)", len(feed.Items))
+	}
+}
+
 // TestLimits_MaxTasksIsTheDeployments: a planner's per-job task limit is
 // its configuration's (the planner program's --max-tasks): a job over it
 // is refused with the field and the limit, one at it runs; a limit beyond

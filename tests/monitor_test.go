@@ -473,6 +473,106 @@ func TestStatus_RunningRebuiltFromTheRegistry(t *testing.T) {
 	})
 }
 
+// TestStatus_RunningFromGatheredStarts: an agent gathers the starts of a
+// workflow's tasks into few live messages; every task is named once and
+// the monitor counts each as running. Forged started events that name
+// more tasks than the bound, or a task id that is not a token, are left
+// out whole; a well-formed one is read (the live view is advisory: the
+// agents' registry entries correct it).
+func TestStatus_RunningFromGatheredStarts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streams.Config{})
+	e.planner()
+	e.aggregator()
+	mon, err := monitor.New(e.nc, monitor.Config{Streams: e.cfg, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.goService("monitor", mon.Run)
+	running := func(wf string) int {
+		snap, err := mon.Snapshot(t.Context(), monitor.Query{Workflow: wf})
+		if err != nil || len(snap.Workflows) != 1 {
+			return -1
+		}
+		return snap.Workflows[0].Counts.Running
+	}
+	var mu sync.Mutex
+	heard := map[string]int{} // task → times named
+	messages := 0
+	sub, err := e.nc.Subscribe(e.cfg.Subjects().Live("*", events.EventStarted), func(m *nats.Msg) {
+		var ev events.Event
+		if json.Unmarshal(m.Data, &ev) != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		messages++
+		for _, task := range ev.StartedTasks() {
+			heard[ev.Workflow+"/"+task]++
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	const n = 40
+	release := make(chan struct{})
+	e.agent("holder", n, map[string]agent.Handler{
+		"hold": agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
+			select {
+			case <-release:
+				return 1, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}),
+	})
+	items := make([]int, n)
+	wf := e.submit(map[string]any{"steps": []map[string]any{{"id": "h", "type": "hold", "split": 1, "input": items}}})
+	waitFor(t, 30*time.Second, "every task's start heard", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(heard) == n
+	})
+	waitFor(t, 10*time.Second, "the monitor to count them running", func() bool { return running(wf) == n })
+	mu.Lock()
+	for task, times := range heard {
+		if times != 1 {
+			t.Errorf("%s named %d times", task, times)
+		}
+	}
+	t.Logf("%d starts in %d live messages", n, messages)
+	mu.Unlock()
+	close(release)
+	e.final(wf, time.Minute)
+
+	// Forged: tasks of a workflow whose type no agent serves, so none runs.
+	idle := e.submit(map[string]any{"steps": []map[string]any{{"id": "p", "type": "nobody", "split": 1, "input": []int{1, 2, 3}}}})
+	forge := func(tasks ...string) {
+		t.Helper()
+		b, err := json.Marshal(events.Event{Workflow: idle, Kind: events.EventStarted, Task: tasks[0], Tasks: tasks[1:],
+			Agent: "forger", Time: time.Now().UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.nc.Publish(e.cfg.Subjects().Live(idle, events.EventStarted), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var tooMany []string
+	for len(tooMany) <= events.MaxStartedTasks {
+		tooMany = append(tooMany, "p-0", "p-1", "p-2")
+	}
+	forge(tooMany...)          // over the bound: none of them
+	forge("p-2", "p 1", "p-0") // one id not a token: none of them
+	forge("p-0", "p-1")        // well formed: read, after the two above
+	waitFor(t, 10*time.Second, "the well-formed forgery read", func() bool { return running(idle) >= 2 })
+	if got := running(idle); got != 2 {
+		t.Errorf("running %d of the idle workflow, want 2: a refused forgery was read", got)
+	}
+}
+
 // TestReady_OnceTheServicesWork checks /readyz, which compose's health
 // checks (and so `docker compose up --wait`) and readiness probes wait on:
 // each service answers 503 with the reason until it can work (a planner

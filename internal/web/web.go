@@ -426,8 +426,16 @@ func (s *Server) subscribeFeed() (*feed, error) {
 	subj := s.cfg.Streams.Subjects()
 	onEvent := func(m *nats.Msg) {
 		var ev events.Event
-		if json.Unmarshal(m.Data, &ev) == nil {
-			fd.add(feedItem(ev.Kind, ev.Workflow, ev.Task, ev.Agent, ev.Message, ev.Time))
+		if json.Unmarshal(m.Data, &ev) != nil {
+			return
+		}
+		fd.add(feedItem(ev.Kind, ev.Workflow, ev.Task, ev.Agent, ev.Message, ev.Time))
+		// A started event may name more tasks, one line each: as many
+		// as the batch has room for, the rest counted as dropped.
+		if ev.Kind == events.EventStarted && ev.Task != "" {
+			for _, task := range ev.Tasks[:min(len(ev.Tasks), events.MaxStartedTasks-1)] {
+				fd.add(feedItem(ev.Kind, ev.Workflow, task, ev.Agent, ev.Message, ev.Time))
+			}
 		}
 	}
 	for _, filter := range []string{subj.Events(), subj.Lives()} {

@@ -72,6 +72,7 @@ type Agent struct {
 	// unconfirmed counts results published and not yet stored or given
 	// up on (storeResult).
 	unconfirmed atomic.Int32
+	starts      *starts // started events gathered for a short window
 }
 
 // outage logs a run of failures once, at its start, and once at its end,
@@ -147,13 +148,19 @@ func New(nc *nats.Conn, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	return &Agent{
+	a := &Agent{
 		cfg: cfg, nc: nc, js: js, subj: cfg.Streams.Subjects(),
 		log:      cfg.Logger.With("service", "agent", "agent", cfg.ID),
 		handlers: map[string]Handler{}, running: map[*job]struct{}{}, paused: map[string]time.Time{},
 		freed: make(chan struct{}, 1), crashed: make(chan struct{}),
 		capacity: capacity{cpu: cfg.CPUMilli(), mem: cfg.Memory},
-	}, nil
+	}
+	a.starts = newStarts(func(e events.Event) {
+		if !a.dead.Load() { // a crashed agent (a drill) says nothing more
+			a.event(e)
+		}
+	})
+	return a, nil
 }
 
 // ID returns the agent's id.
@@ -259,6 +266,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	side.Go(func() { a.heartbeats(sideCtx, reg) })
 	side.Go(func() { a.progress(sideCtx) })
 	side.Go(func() { a.gate.Watch(sideCtx) })
+	side.Go(func() { a.starts.run(sideCtx) })
 	a.log.Info("agent started", "types", types, "concurrency", a.cfg.Concurrency)
 
 	a.fetchLoop(loop, work, lanes, wake, &tasks)
@@ -639,8 +647,8 @@ func (a *Agent) process(ctx context.Context, typ string, j *job, settled func())
 		// starts after this one's result is stored.
 		defer held.Release(ctx)
 	}
-	a.event(events.Event{Workflow: t.Workflow, Kind: events.EventStarted, Task: t.ID, Agent: a.cfg.ID})
 	started := time.Now()
+	a.starts.add(t.Workflow, t.ID, a.cfg.ID, started.UTC())
 	timeout := t.Timeout
 	if timeout <= 0 {
 		timeout = events.DefaultTimeout // a task from another producer may leave it out

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -116,10 +117,15 @@ func (s Subjects) PublishEvent(nc *nats.Conn, e Event) error {
 // reflection cost more than the rest of its publish.
 func (e Event) encode() ([]byte, error) {
 	if len(e.Detail) > 0 || !plainJSON(e.Workflow) || !plainJSON(e.Kind) || !plainJSON(e.Task) ||
-		!plainJSON(e.Agent) || !plainJSON(e.Message) || e.Time.Year() < 0 || e.Time.Year() > 9999 {
+		!plainJSON(e.Agent) || !plainJSON(e.Message) || e.Time.Year() < 0 || e.Time.Year() > 9999 ||
+		slices.ContainsFunc(e.Tasks, func(t string) bool { return !plainJSON(t) }) {
 		return json.Marshal(e)
 	}
-	b := make([]byte, 0, 96+len(e.Workflow)+len(e.Task)+len(e.Agent)+len(e.Message))
+	size := 96 + len(e.Workflow) + len(e.Task) + len(e.Agent) + len(e.Message)
+	for _, t := range e.Tasks {
+		size += len(t) + 3
+	}
+	b := make([]byte, 0, size)
 	b = append(b, `{"workflow":"`...)
 	b = append(b, e.Workflow...)
 	b = append(b, `","kind":"`...)
@@ -129,6 +135,18 @@ func (e Event) encode() ([]byte, error) {
 		b = append(b, `,"task":"`...)
 		b = append(b, e.Task...)
 		b = append(b, '"')
+	}
+	if len(e.Tasks) > 0 {
+		b = append(b, `,"tasks":[`...)
+		for i, t := range e.Tasks {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, t...)
+			b = append(b, '"')
+		}
+		b = append(b, ']')
 	}
 	if e.Agent != "" {
 		b = append(b, `,"agent":"`...)

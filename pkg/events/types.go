@@ -124,13 +124,32 @@ type Result struct {
 
 // Event is one line of a workflow's audit trail, JSON on baton.events.<wf>.<kind>.
 type Event struct {
-	Workflow string          `json:"workflow"`
-	Kind     string          `json:"kind"`
-	Task     string          `json:"task,omitempty"`
-	Agent    string          `json:"agent,omitempty"`
-	Time     time.Time       `json:"time"`
-	Message  string          `json:"message,omitempty"`
-	Detail   json.RawMessage `json:"detail,omitempty"`
+	Workflow string `json:"workflow"`
+	Kind     string `json:"kind"`
+	Task     string `json:"task,omitempty"`
+	// Tasks, in a started event only, are further tasks of the workflow
+	// that started on the same agent within the same short window as Task
+	// (StartedTasks): an agent sends the starts it gathers in one message,
+	// at most MaxStartedTasks tasks in all.
+	Tasks   []string        `json:"tasks,omitempty"`
+	Agent   string          `json:"agent,omitempty"`
+	Time    time.Time       `json:"time"`
+	Message string          `json:"message,omitempty"`
+	Detail  json.RawMessage `json:"detail,omitempty"`
+}
+
+// MaxStartedTasks bounds the tasks one started event names, Task and Tasks
+// together: about 17 KB of ids at most. A reader refuses an event naming
+// more.
+const MaxStartedTasks = 256
+
+// StartedTasks returns the tasks a started event names: Task, then Tasks.
+// An event without Task names none.
+func (e *Event) StartedTasks() []string {
+	if e.Task == "" {
+		return nil
+	}
+	return append([]string{e.Task}, e.Tasks...)
 }
 
 // Workflow statuses kept in the workflows bucket.

@@ -140,7 +140,7 @@ func sampleJob() *events.Job {
 }
 
 func sampleEvent() *events.Event {
-	return &events.Event{Workflow: "wf-1", Kind: events.EventRetry, Task: "t-1", Agent: "agent-1",
+	return &events.Event{Workflow: "wf-1", Kind: events.EventRetry, Task: "t-1", Tasks: []string{"t-2", "t-3"}, Agent: "agent-1",
 		Time: t0, Message: "attempt 1 of 3 failed", Detail: json.RawMessage(`{"x":1}`)}
 }
 

@@ -325,19 +325,28 @@ func (m *Monitor) onResultMsg(msg jetstream.Msg) {
 	}
 }
 
-// onStartedMsg notes a task that started, until its agent's next registry
-// entry says what it runs. An event whose subject is not its workflow's, or
-// whose ids are not tokens, is not an agent's: it is left out.
+// onStartedMsg notes the tasks a started event names (an agent gathers a
+// workflow's starts over a short window), until their agent's next
+// registry entry says what it runs. An event whose subject is not its
+// workflow's, that names more than events.MaxStartedTasks tasks, or whose
+// ids are not all tokens, is not an agent's: it is left out whole.
 func (m *Monitor) onStartedMsg(msg *nats.Msg) {
 	var ev events.Event
-	if json.Unmarshal(msg.Data, &ev) != nil || !events.ValidToken(ev.Task) || !events.ValidToken(ev.Agent) ||
+	if json.Unmarshal(msg.Data, &ev) != nil || !events.ValidToken(ev.Agent) ||
 		!events.ValidToken(ev.Workflow) || msg.Subject != m.subj.Live(ev.Workflow, events.EventStarted) {
+		return
+	}
+	tasks := ev.StartedTasks()
+	if len(tasks) == 0 || len(tasks) > events.MaxStartedTasks || slices.ContainsFunc(tasks, func(t string) bool { return !events.ValidToken(t) }) {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.byAgent[ev.Agent]) < maxAgentTasks {
-		m.addRunning(ev.Agent, ev.Workflow+"/"+ev.Task, ev.Time)
+	for _, task := range tasks {
+		if len(m.byAgent[ev.Agent]) >= maxAgentTasks {
+			return
+		}
+		m.addRunning(ev.Agent, ev.Workflow+"/"+task, ev.Time)
 	}
 }
 
