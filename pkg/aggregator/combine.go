@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/baton-dev/baton/pkg/events"
@@ -18,6 +19,14 @@ func items(data json.RawMessage) []any {
 	if len(data) == 0 {
 		return nil
 	}
+	if f, ok := plainNumber(data); ok {
+		return []any{f}
+	}
+	return decodedItems(data)
+}
+
+// decodedItems is items by encoding/json alone.
+func decodedItems(data json.RawMessage) []any {
 	var v any
 	if err := json.Unmarshal(data, &v); err != nil {
 		return nil
@@ -26,6 +35,51 @@ func items(data json.RawMessage) []any {
 		return list
 	}
 	return []any{v}
+}
+
+// plainNumber reads data that is one JSON number and nothing else, as a
+// result's data often is, to the float64 encoding/json would make of it
+// (strconv.ParseFloat, as it uses), without its reflection: one decode per
+// result. Anything else, or a number out of range, is left to
+// encoding/json.
+func plainNumber(data []byte) (float64, bool) {
+	i, n := 0, len(data)
+	digits := func() int {
+		start := i
+		for i < n && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	if i < n && data[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && data[i] == '0':
+		i++
+	case digits() == 0:
+		return 0, false
+	}
+	if i < n && data[i] == '.' {
+		i++
+		if digits() == 0 {
+			return 0, false
+		}
+	}
+	if i < n && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < n && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return 0, false
+		}
+	}
+	if i != n {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(data), 64)
+	return f, err == nil
 }
 
 // field reads a dotted path from an item; "." is the item itself.
