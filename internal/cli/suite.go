@@ -400,6 +400,9 @@ func (s *suite) record(t *suiteTarget, n int, bare, shaped, bat measured, bareLa
 			}
 		}
 		tb.add(row("W1 CPU per task, µs, agents together"), none, perTask(agents, n))
+		for _, name := range []string{"nats-server", "bench process"} {
+			tb.add(row("W1 CPU per task, µs, "+name+": "+shapedRow), perTask(bare.cpus[name], n), perTask(shaped.cpus[name], n))
+		}
 	}
 	tb.add(row("W1 throughput, tasks/s: "+shapedRow), bare.rate(n), shaped.rate(n))
 	tb.add(row("W1 CPU per task, µs: "+shapedRow), perTask(bare.cpu, n), perTask(shaped.cpu, n))

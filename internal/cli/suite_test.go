@@ -88,6 +88,9 @@ func suiteExpect(mode string, procs []string) map[string]bool {
 		for _, p := range []string{"nats-server", "planner", "aggregator", "agents together", "bench process"} {
 			want["W1 CPU per task, µs, "+p] = p == "nats-server" || p == "bench process"
 		}
+		for _, p := range []string{"nats-server", "bench process"} {
+			want["W1 CPU per task, µs, "+p+": "+shapedRow] = true
+		}
 	}
 	if mode == "embedded" {
 		want["W2 wall ÷ ideal (64 × 5ms, concurrency 64)"] = true
