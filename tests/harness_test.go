@@ -436,15 +436,21 @@ func (e *env) nowAndHeld() (release chan struct{}) {
 	e.t.Helper()
 	release = make(chan struct{})
 	e.agent("a", 2, map[string]agent.Handler{
-		"now": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return 1, nil }),
-		"held": agent.HandlerFunc(func(ctx context.Context, _ *agent.Task) (any, error) {
-			select {
-			case <-release:
-				return 2, nil
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}),
+		"now":  agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return 1, nil }),
+		"held": heldUntil(release, 2),
 	})
 	return release
+}
+
+// heldUntil is a handler that answers v once release is closed (or ends
+// with its task's context).
+func heldUntil(release <-chan struct{}, v any) agent.Handler {
+	return agent.HandlerFunc(func(ctx context.Context, _ *agent.Task) (any, error) {
+		select {
+		case <-release:
+			return v, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
 }

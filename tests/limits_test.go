@@ -364,6 +364,16 @@ func (e *env) openStream(base string) *sse {
 	return &sse{r: bufio.NewReaderSize(resp.Body, 64<<10)}
 }
 
+// dashboardStream serves the dashboard on the env and opens its event
+// stream, past its first snapshot.
+func (e *env) dashboardStream() *sse {
+	e.t.Helper()
+	_, hs := e.webServer(nil, web.Config{Dashboard: true})
+	stream := e.openStream(hs.URL)
+	stream.next(e.t, "snapshot", "")
+	return stream
+}
+
 // next returns the data of the next event of this kind whose data holds
 // want, within a minute.
 func (s *sse) next(t testing.TB, kind, want string) []byte {
@@ -391,9 +401,7 @@ func (s *sse) next(t testing.TB, kind, want string) []byte {
 func TestDashboard_FeedClipsWhatItRelays(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, streams.Config{Memory: true})
-	_, hs := e.webServer(nil, web.Config{Dashboard: true})
-	stream := e.openStream(hs.URL)
-	stream.next(t, "snapshot", "")
+	stream := e.dashboardStream()
 	huge := strings.Repeat("é", 200_000)
 	ev, _ := json.Marshal(events.Event{Workflow: "forged", Kind: "note" + huge, Task: huge, Agent: huge, Message: huge, Time: time.Now()})
 	if err := e.nc.Publish(e.cfg.Subjects().Event("forged", "note"), ev); err != nil {
@@ -419,9 +427,7 @@ func TestDashboard_FeedClipsWhatItRelays(t *testing.T) {
 func TestDashboard_FeedLinesPerGatheredStart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, streams.Config{Memory: true})
-	_, hs := e.webServer(nil, web.Config{Dashboard: true})
-	stream := e.openStream(hs.URL)
-	stream.next(t, "snapshot", "")
+	stream := e.dashboardStream()
 	publish := func(wf string, tasks []string) {
 		t.Helper()
 		ev, _ := json.Marshal(events.Event{Workflow: wf, Kind: events.EventStarted, Task: tasks[0], Tasks: tasks[1:], Agent: "a", Time: time.Now()})

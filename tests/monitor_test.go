@@ -432,16 +432,7 @@ func TestStatus_RunningRebuiltFromTheRegistry(t *testing.T) {
 	e.planner()
 	e.aggregator()
 	release := make(chan struct{})
-	e.agent("holder", 4, map[string]agent.Handler{
-		"hold": agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
-			select {
-			case <-release:
-				return 1, nil
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}),
-	})
+	e.agent("holder", 4, map[string]agent.Handler{"hold": heldUntil(release, 1)})
 	wf := e.submit(map[string]any{"steps": []map[string]any{{"id": "h", "type": "hold", "split": 1, "input": []int{1, 2, 3}}}})
 	waitFor(t, 30*time.Second, "three tasks to start", func() bool { return len(e.events(wf, events.EventStarted)) == 3 })
 
@@ -518,16 +509,7 @@ func TestStatus_RunningFromGatheredStarts(t *testing.T) {
 
 	const n = 40
 	release := make(chan struct{})
-	e.agent("holder", n, map[string]agent.Handler{
-		"hold": agent.HandlerFunc(func(ctx context.Context, t *agent.Task) (any, error) {
-			select {
-			case <-release:
-				return 1, nil
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}),
-	})
+	e.agent("holder", n, map[string]agent.Handler{"hold": heldUntil(release, 1)})
 	items := make([]int, n)
 	wf := e.submit(map[string]any{"steps": []map[string]any{{"id": "h", "type": "hold", "split": 1, "input": items}}})
 	waitFor(t, 30*time.Second, "every task's start heard", func() bool {

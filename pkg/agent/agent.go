@@ -109,6 +109,9 @@ type job struct {
 	why, kind           string
 	// waiting: the task waits for permits and holds no slot (under Agent.mu).
 	waiting bool
+	// started: its handler runs or has run (under Agent.mu); until then a
+	// pause hands it back.
+	started bool
 	need    need // what it holds of the agent's capacity
 }
 
@@ -647,7 +650,18 @@ func (a *Agent) process(ctx context.Context, typ string, j *job, settled func())
 		// starts after this one's result is stored.
 		defer held.Release(ctx)
 	}
+	// The task starts here unless a command stopped it first: a pause
+	// hands back a task that has not started (control.go), and one that
+	// has runs on. Decided under the lock, so the planner's checkpoint and
+	// what runs agree.
 	started := time.Now()
+	a.mu.Lock()
+	j.started = !j.cancelled && !j.handback
+	a.mu.Unlock()
+	if !j.started {
+		a.settleInterrupted(ctx, log, j, t, attempt, started)
+		return false
+	}
 	a.starts.add(t.Workflow, t.ID, a.cfg.ID, started.UTC())
 	timeout := t.Timeout
 	if timeout <= 0 {

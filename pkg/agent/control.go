@@ -98,9 +98,9 @@ func (a *Agent) onControl(r micro.Request) {
 			reply.Stopped = append(reply.Stopped, j.wf+"/"+j.id)
 			continue
 		}
-		// A task still waiting for its permits has not started: a pause
-		// hands it back as --now would.
-		stop := cmd.Op == events.AgentOpPause && (cmd.Now || j.waiting) ||
+		// A task that has not started (waiting for its permits, or
+		// trying to take them) is handed back by a pause as --now would.
+		stop := cmd.Op == events.AgentOpPause && (cmd.Now || !j.started) ||
 			cmd.Op == events.AgentOpCancel && slices.Contains(cmd.Tasks, j.id)
 		switch {
 		case stop && cmd.Op == events.AgentOpCancel:
@@ -125,8 +125,10 @@ func (a *Agent) onControl(r micro.Request) {
 	a.mu.Unlock()
 	slices.Sort(reply.Running)
 	slices.Sort(reply.Stopped)
-	// Whatever this agent published before (started events, results) is on
-	// its way to the server before the planner reads this answer.
+	// Whatever this agent published before (started events, gathered ones
+	// too, and results) is on its way to the server before the planner
+	// reads this answer.
+	a.starts.flush()
 	_ = a.nc.Flush()
 	_ = r.RespondJSON(reply)
 }
