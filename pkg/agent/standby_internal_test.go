@@ -88,12 +88,7 @@ func queueAndWake(t *testing.T, nc *nats.Conn, js jetstream.JetStream, cfg strea
 // awaitStandbys waits until the agent has n standbys.
 func (a *Agent) awaitStandbys(t *testing.T, n int32) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); a.reserved.Load() != n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d standbys, want %d", a.reserved.Load(), n)
-		}
-		time.Sleep(5 * time.Millisecond) // polling the agent's state
-	}
+	natstest.Eventually(t, 30*time.Second, fmt.Sprintf("%d standbys", n), func() bool { return a.reserved.Load() == n })
 }
 
 // TestAgent_StandbysStopWithTheAgent: a stopped agent leaves no pull
@@ -240,12 +235,7 @@ func TestAgent_ForgedToAStandbyIsRefused(t *testing.T) {
 	if err := nc.PublishMsg(forged); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); a.failures.Load() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the forged task was not refused")
-		}
-		time.Sleep(5 * time.Millisecond) // polling the agent's counter
-	}
+	natstest.Eventually(t, 30*time.Second, "the forged task to be refused", func() bool { return a.failures.Load() > 0 })
 	a.awaitStandbys(t, 1) // its slot back, armed again
 	queueAndWake(t, nc, js, cfg, "real")
 	if _, err := results.NextMsg(30 * time.Second); err != nil {
@@ -327,7 +317,7 @@ func TestAgent_StandbysFollowTheBusyLane(t *testing.T) {
 		}
 	}
 	busy := streams.LaneConsumerOn("x", events.LaneToken(5, nil))
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	natstest.Eventually(t, 30*time.Second, "one pull waiting on "+busy+" among 4", func() bool {
 		n, on := 0, map[string]int{}
 		list := mustStream(t, js, cfg.TasksStream()).ListConsumers(t.Context())
 		for info := range list.Info() {
@@ -337,14 +327,8 @@ func TestAgent_StandbysFollowTheBusyLane(t *testing.T) {
 		if err := list.Err(); err != nil {
 			t.Fatal(err)
 		}
-		if on[busy] == 1 && n == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pulls waiting %v, want one on %s among 4", on, busy)
-		}
-		time.Sleep(5 * time.Millisecond) // polling the server's view
-	}
+		return on[busy] == 1 && n == 4
+	})
 }
 
 func mustStream(t *testing.T, js jetstream.JetStream, name string) jetstream.Stream {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-dev/baton/internal/natstest"
 	streams "github.com/baton-dev/baton/jetstream"
 	"github.com/baton-dev/baton/pkg/agent"
 	"github.com/baton-dev/baton/pkg/events"
@@ -38,20 +39,16 @@ func waitingPulls(t *testing.T, js jetstream.JetStream, cfg streams.Config) (int
 // awaitPulls waits until exactly want pulls wait on the lanes.
 func awaitPulls(t *testing.T, js jetstream.JetStream, cfg streams.Config, want int) map[string]int {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		n, on := waitingPulls(t, js, cfg)
-		if n == want {
-			return on
-		}
+	var on map[string]int
+	natstest.Eventually(t, 30*time.Second, fmt.Sprintf("%d pulls waiting on the lanes", want), func() bool {
+		var n int
+		n, on = waitingPulls(t, js, cfg)
 		if n > want {
 			t.Fatalf("%d pulls wait on the lanes (%v), more than the %d the agent's free slots allow", n, on, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d pulls wait on the lanes (%v), want %d", n, on, want)
-		}
-		time.Sleep(5 * time.Millisecond) // polling the server's view: nothing to wait on
-	}
+		return n == want
+	})
+	return on
 }
 
 // publishTask queues a task on its lane as the planner does, but without
