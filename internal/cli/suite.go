@@ -381,25 +381,9 @@ func (s *suite) record(t *suiteTarget, n int, bare, shaped, bat measured, bareLa
 	tb.add(row("W1 throughput, tasks/s"), bare.rate(n), bat.rate(n))
 	tb.add(row("W1 CPU per task, µs (all processes)"), perTask(bare.cpu, n), perTask(bat.cpu, n))
 	if len(t.procs) > 1 {
-		// Where the CPU goes, by process: the processes the bare pipeline
-		// also uses beside their bare figures; baton's services alone, its
-		// agents together.
-		var agents time.Duration
-		for name, d := range bat.cpus {
-			if strings.HasPrefix(name, "agent-") {
-				agents += d
-			}
-		}
-		for _, p := range t.procs {
-			switch name := p.name; {
-			case strings.HasPrefix(name, "agent-"):
-			case name == "planner" || name == "aggregator":
-				tb.add(row("W1 CPU per task, µs, "+name), none, perTask(bat.cpus[name], n))
-			default:
-				tb.add(row("W1 CPU per task, µs, "+name), perTask(bare.cpus[name], n), perTask(bat.cpus[name], n))
-			}
-		}
-		tb.add(row("W1 CPU per task, µs, agents together"), none, perTask(agents, n))
+		// Where the CPU goes, by process.
+		tb.byProcess(row, t.procs, "W1 CPU per task, µs, ", perTaskEach(bare.cpus, n), perTaskEach(bat.cpus, n),
+			"agents together", func(a, b float64) float64 { return a + b })
 		for _, name := range []string{"nats-server", "bench process"} {
 			tb.add(row("W1 CPU per task, µs, "+name+": "+shapedRow), perTask(bare.cpus[name], n), perTask(shaped.cpus[name], n))
 		}
@@ -411,27 +395,8 @@ func (s *suite) record(t *suiteTarget, n int, bare, shaped, bat measured, bareLa
 	tb.add(row("latency warm p50, ms"), ms(percentile(bareLat.warm, 50)), ms(percentile(batLat.warm, 50)))
 	tb.add(row("latency warm p99, ms"), ms(percentile(bareLat.warm, 99)), ms(percentile(batLat.warm, 99)))
 	tb.add(row(fmt.Sprintf("latency after %v idle p50, ms", s.o.suite.idle)), ms(percentile(bareLat.idle, 50)), ms(percentile(batLat.idle, 50)))
-	// Peak RSS: the processes the bare pipeline also uses beside their
-	// bare peaks; baton's services alone.
-	largestAgent, agentRow := 0.0, false
-	for _, p := range t.procs {
-		if strings.HasPrefix(p.name, "agent-") {
-			largestAgent = max(largestAgent, bat.peaks[p.name])
-		}
-	}
-	for _, p := range t.procs {
-		switch name := p.name; {
-		case strings.HasPrefix(name, "agent-"):
-			if !agentRow {
-				tb.add(row("W1 peak RSS, MiB, largest agent"), none, largestAgent)
-				agentRow = true
-			}
-		case name == "planner" || name == "aggregator":
-			tb.add(row("W1 peak RSS, MiB, "+name), none, bat.peaks[name])
-		default:
-			tb.add(row("W1 peak RSS, MiB, "+name), bare.peaks[name], bat.peaks[name])
-		}
-	}
+	tb.byProcess(row, t.procs, "W1 peak RSS, MiB, ", bare.peaks, bat.peaks,
+		"largest agent", func(a, b float64) float64 { return max(a, b) })
 	perN := func(b uint64) float64 { return float64(b) / float64(n) }
 	delta := func(name string) float64 { return float64(int64(after[name])-int64(before[name])) / float64(n) }
 	for _, name := range storedStreams(t.streams) {
@@ -543,6 +508,15 @@ func perTask(d time.Duration, n int) float64 {
 	return float64(d) / float64(time.Microsecond) / float64(n)
 }
 
+// perTaskEach is perTask of each process's figure.
+func perTaskEach(ds map[string]time.Duration, n int) map[string]float64 {
+	m := make(map[string]float64, len(ds))
+	for name, d := range ds {
+		m[name] = perTask(d, n)
+	}
+	return m
+}
+
 // percentile returns the p-th percentile of ds (nearest rank).
 func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
@@ -566,6 +540,34 @@ type suiteTable struct {
 type suiteRow struct {
 	name        string
 	bare, baton []float64
+}
+
+// byProcess adds a row what+<process> for each of procs: a process the
+// bare pipeline also uses (the server, the bench process) beside its bare
+// figure, the planner and the aggregator alone, and the agents as one row,
+// what+agents where the first of them stands, their figures folded by
+// fold from 0.
+func (t *suiteTable) byProcess(row func(string) string, procs []suiteProc, what string, bare, baton map[string]float64,
+	agents string, fold func(acc, v float64) float64) {
+	folded, agentRow := 0.0, false
+	for _, p := range procs {
+		if strings.HasPrefix(p.name, "agent-") {
+			folded = fold(folded, baton[p.name])
+		}
+	}
+	for _, p := range procs {
+		switch name := p.name; {
+		case strings.HasPrefix(name, "agent-"):
+			if !agentRow {
+				t.add(row(what+agents), none, folded)
+				agentRow = true
+			}
+		case name == "planner" || name == "aggregator":
+			t.add(row(what+name), none, baton[name])
+		default:
+			t.add(row(what+name), bare[name], baton[name])
+		}
+	}
 }
 
 // add records one round's figures of a row; bare is none where the bare
