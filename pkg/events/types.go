@@ -139,14 +139,15 @@ type Event struct {
 }
 
 // MaxStartedTasks bounds the tasks one started event names, Task and Tasks
-// together: about 17 KB of ids at most. A reader refuses an event naming
-// more.
+// together: about 17 KB of ids at most. An event naming more is not an
+// agent's (StartedTasks).
 const MaxStartedTasks = 256
 
 // StartedTasks returns the tasks a started event names: Task, then Tasks.
-// An event without Task names none.
+// An event without Task, or naming more than MaxStartedTasks, names none:
+// its reader leaves it out whole.
 func (e *Event) StartedTasks() []string {
-	if e.Task == "" {
+	if e.Task == "" || 1+len(e.Tasks) > MaxStartedTasks {
 		return nil
 	}
 	return append([]string{e.Task}, e.Tasks...)
