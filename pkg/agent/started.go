@@ -32,16 +32,17 @@ func newStarts(send func(events.Event)) *starts {
 
 // add notes that task of workflow started on agent at.
 func (s *starts) add(workflow, task, agent string, at time.Time) {
+	one := events.Event{Workflow: workflow, Kind: events.EventStarted, Task: task, Agent: agent, Time: at}
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
-		s.send(events.Event{Workflow: workflow, Kind: events.EventStarted, Task: task, Agent: agent, Time: at})
+		s.send(one)
 		return
 	}
 	first := len(s.pending) == 0
 	e := s.pending[workflow]
 	if e == nil {
-		e = &events.Event{Workflow: workflow, Kind: events.EventStarted, Task: task, Agent: agent, Time: at}
+		e = &one
 		s.pending[workflow] = e
 	} else {
 		e.Tasks = append(e.Tasks, task)
