@@ -42,7 +42,8 @@ func (s *starts) add(workflow, task, agent string, at time.Time) {
 	first := len(s.pending) == 0
 	e := s.pending[workflow]
 	if e == nil {
-		e = &one
+		e = new(events.Event) // a copy: one stays off the heap
+		*e = one
 		s.pending[workflow] = e
 	} else {
 		e.Tasks = append(e.Tasks, task)
