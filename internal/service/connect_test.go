@@ -30,9 +30,15 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 }
 
 func (l *logBuffer) count(s string) int {
+	return strings.Count(l.String(), s)
+}
+
+// String is what was logged so far, read under the writers' lock: the
+// connection may still log while the test reads.
+func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
+	return l.b.String()
 }
 
 // TestConnect_LogsAnOutageOnce stops the server under a connection: it
@@ -63,8 +69,8 @@ func TestConnect_LogsAnOutageOnce(t *testing.T) {
 			t.Errorf("%q logged %d times, want %d", what, n, want)
 		}
 	}
-	if !strings.Contains(out.b.String(), "server=nats://127.0.0.1:"+port) {
-		t.Errorf("the reconnect does not name the server:\n%s", out.b.String())
+	if !strings.Contains(out.String(), "server=nats://127.0.0.1:"+port) {
+		t.Errorf("the reconnect does not name the server:\n%s", out.String())
 	}
 }
 
@@ -243,6 +249,6 @@ func TestConnect_NoticesASilentServer(t *testing.T) {
 	natstest.Eventually(t, 12*time.Second, "the connection to the silent server given up", func() bool { return !nc.IsConnected() })
 	t.Logf("given up %v after the cut", time.Since(cut).Round(100*time.Millisecond))
 	if out.count("disconnected from NATS") != 1 {
-		t.Errorf("the disconnect not logged once:\n%s", out.b.String())
+		t.Errorf("the disconnect not logged once:\n%s", out.String())
 	}
 }
