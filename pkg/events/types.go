@@ -130,7 +130,7 @@ type Event struct {
 	// Tasks, in a started event only, are further tasks of the workflow
 	// that started on the same agent within the same short window as Task
 	// (StartedTasks): an agent sends the starts it gathers in one message,
-	// at most MaxStartedTasks tasks in all.
+	// at most MaxStartedTasks tasks in all, Time the latest of them.
 	Tasks   []string        `json:"tasks,omitempty"`
 	Agent   string          `json:"agent,omitempty"`
 	Time    time.Time       `json:"time"`
