@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -425,24 +426,16 @@ func TestSubmit_SameIDRunsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Reads of a record: direct gets, or message gets naming its key.
-	var mu sync.Mutex
+	// Reads of a record: direct gets, or message gets naming its key. They
+	// and a marker come through one channel, in the order the server sent
+	// them: once a connection's marker is read, every read that
+	// connection made before it has been counted.
 	reads := map[string]int{}
 	runnerReads := 0 // of any record, by the runner's connection below
-	count := func(m *nats.Msg) {
-		mu.Lock()
-		defer mu.Unlock()
-		if strings.HasPrefix(m.Reply, "_INBOX_runner.") {
-			runnerReads++
-		}
-		for _, key := range []string{"once", "unserved"} {
-			if strings.HasSuffix(m.Subject, "$KV."+bucket+"."+key) || bytes.Contains(m.Data, []byte("$KV."+bucket+"."+key+`"`)) {
-				reads[key]++
-			}
-		}
-	}
-	for _, subject := range []string{"$JS.API.DIRECT.GET.KV_" + bucket + ".>", "$JS.API.STREAM.MSG.GET.KV_" + bucket} {
-		sub, err := e.nc.Subscribe(subject, count)
+	seen := make(chan *nats.Msg, 1<<16)
+	const marker = "test.reads.marker"
+	for _, subject := range []string{"$JS.API.DIRECT.GET.KV_" + bucket + ".>", "$JS.API.STREAM.MSG.GET.KV_" + bucket, marker} {
+		sub, err := e.nc.ChanSubscribe(subject, seen)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -451,18 +444,47 @@ func TestSubmit_SameIDRunsOnce(t *testing.T) {
 	if err := e.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	markers := 0
+	count := func(nc *nats.Conn) {
+		t.Helper()
+		markers++
+		want := strconv.Itoa(markers)
+		if err := nc.Publish(marker, []byte(want)); err != nil {
+			t.Fatal(err)
+		}
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case m := <-seen:
+				if m.Subject == marker {
+					if string(m.Data) == want {
+						return
+					}
+					continue
+				}
+				if strings.HasPrefix(m.Reply, "_INBOX_runner.") {
+					runnerReads++
+				}
+				for _, key := range []string{"once", "unserved"} {
+					if strings.HasSuffix(m.Subject, "$KV."+bucket+"."+key) || bytes.Contains(m.Data, []byte("$KV."+bucket+"."+key+`"`)) {
+						reads[key]++
+					}
+				}
+			case <-timeout:
+				t.Fatalf("marker %s not heard back", want)
+			}
+		}
+	}
 
 	// A new id, of a type no agent serves (so no result, and no reader of
 	// the record but the planner): no read.
 	if r := e.submitReply(`{"id": "unserved", "steps": [{"id": "a", "type": "nobody"}]}`); r.Workflow != "unserved" || r.Tasks != 1 || !r.Created {
 		t.Fatalf("reply %+v", r)
 	}
-	_ = e.nc.Flush()
-	mu.Lock()
+	count(e.nc)
 	if n := reads["unserved"]; n != 0 {
 		t.Errorf("the planner read the record of a new workflow %d times", n)
 	}
-	mu.Unlock()
 
 	e.aggregator()
 	first := `{"id": "once", "steps": [{"id": "a", "type": "echo"}]}`
@@ -514,22 +536,16 @@ func TestSubmit_SameIDRunsOnce(t *testing.T) {
 	if err != nil || out.Status != events.OutcomeSuccess || out.Workflow != "ran" {
 		t.Fatalf("run of a new workflow: %v %+v", err, out)
 	}
-	_ = rc.Flush()
-	_ = e.nc.Flush()
-	mu.Lock()
+	count(rc)
 	if runnerReads != 0 {
 		t.Errorf("Run of a workflow its job created read a record %d times", runnerReads)
 	}
-	mu.Unlock()
 	out, err = runner.Run(ctx, []byte(first), nil)
 	if err != nil || out.Status != events.OutcomeSuccess || out.Workflow != "once" {
 		t.Fatalf("run of an existing id: %v %+v", err, out)
 	}
-	_ = rc.Flush()
-	_ = e.nc.Flush()
-	mu.Lock()
+	count(rc)
 	if runnerReads == 0 {
 		t.Errorf("Run of an existing id read no record")
 	}
-	mu.Unlock()
 }
