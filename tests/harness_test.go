@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -428,6 +429,61 @@ func (p *proc) stop(t testing.TB) {
 func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	natstest.Eventually(t, within, what, cond)
+}
+
+// tally counts requests the server passes on (subjects a test watches,
+// such as JetStream API calls) in the order the server sent them, so a
+// check can wait for every request a connection made before it.
+type tally struct {
+	t       testing.TB
+	seen    chan *nats.Msg
+	markers int
+	count   func(*nats.Msg)
+}
+
+const tallyMarker = "test.tally.marker"
+
+// newTally watches subjects on e's connection; count is called, on the
+// test's goroutine in settle, for each request heard.
+func (e *env) newTally(count func(*nats.Msg), subjects ...string) *tally {
+	e.t.Helper()
+	ta := &tally{t: e.t, seen: make(chan *nats.Msg, 1<<16), count: count}
+	for _, subject := range append(subjects, tallyMarker) {
+		sub, err := e.nc.ChanSubscribe(subject, ta.seen)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	if err := e.nc.Flush(); err != nil {
+		e.t.Fatal(err)
+	}
+	return ta
+}
+
+// settle counts every request heard up to a marker nc sends now: all
+// that nc, and any connection whose messages nc has already received a
+// reply to, sent before it.
+func (ta *tally) settle(nc *nats.Conn) {
+	ta.t.Helper()
+	ta.markers++
+	want := strconv.Itoa(ta.markers)
+	if err := nc.Publish(tallyMarker, []byte(want)); err != nil {
+		ta.t.Fatal(err)
+	}
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case m := <-ta.seen:
+			if m.Subject != tallyMarker {
+				ta.count(m)
+			} else if string(m.Data) == want {
+				return
+			}
+		case <-timeout:
+			ta.t.Fatalf("marker %s not heard back", want)
+		}
+	}
 }
 
 // nowAndHeld starts an agent "a" of two types: "now" answers 1 at once,

@@ -10,10 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,27 +348,21 @@ func TestSubmit_NoRegistryReadPerJob(t *testing.T) {
 	e.agent("one", 1, map[string]agent.Handler{"served": agent.HandlerFunc(func(context.Context, *agent.Task) (any, error) { return 1, nil })})
 	e.waitReady()
 	e.waitAgents("one")
-	var reads atomic.Int32
-	sub, err := e.nc.Subscribe("$JS.API.CONSUMER.CREATE.KV_"+e.cfg.WithDefaults().AgentsBucket()+".>", func(m *nats.Msg) {
+	reads := 0
+	ta := e.newTally(func(m *nats.Msg) {
 		if !bytes.Contains(m.Data, []byte(`"headers_only":true`)) {
-			reads.Add(1)
+			reads++
 		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := e.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	submit := func() int32 {
-		before := reads.Load()
+	}, "$JS.API.CONSUMER.CREATE.KV_"+e.cfg.WithDefaults().AgentsBucket()+".>")
+	submit := func() int {
+		ta.settle(e.nc)
+		before := reads
 		r := e.submitReply(`{"steps": [{"id": "a", "type": "served"}]}`)
 		if len(r.Warnings) != 0 {
 			t.Fatalf("warnings %q for a served type", r.Warnings)
 		}
-		_ = e.nc.Flush()
-		return reads.Load() - before
+		ta.settle(e.nc)
+		return reads - before
 	}
 	// The view is read once the planner has followed the bucket to its end.
 	waitFor(t, 10*time.Second, "a job submitted without a registry read", func() bool { return submit() == 0 })
@@ -426,62 +418,26 @@ func TestSubmit_SameIDRunsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Reads of a record: direct gets, or message gets naming its key. They
-	// and a marker come through one channel, in the order the server sent
-	// them: once a connection's marker is read, every read that
-	// connection made before it has been counted.
+	// Reads of a record: direct gets, or message gets naming its key.
 	reads := map[string]int{}
 	runnerReads := 0 // of any record, by the runner's connection below
-	seen := make(chan *nats.Msg, 1<<16)
-	const marker = "test.reads.marker"
-	for _, subject := range []string{"$JS.API.DIRECT.GET.KV_" + bucket + ".>", "$JS.API.STREAM.MSG.GET.KV_" + bucket, marker} {
-		sub, err := e.nc.ChanSubscribe(subject, seen)
-		if err != nil {
-			t.Fatal(err)
+	ta := e.newTally(func(m *nats.Msg) {
+		if strings.HasPrefix(m.Reply, "_INBOX_runner.") {
+			runnerReads++
 		}
-		defer sub.Unsubscribe()
-	}
-	if err := e.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	markers := 0
-	count := func(nc *nats.Conn) {
-		t.Helper()
-		markers++
-		want := strconv.Itoa(markers)
-		if err := nc.Publish(marker, []byte(want)); err != nil {
-			t.Fatal(err)
-		}
-		timeout := time.After(30 * time.Second)
-		for {
-			select {
-			case m := <-seen:
-				if m.Subject == marker {
-					if string(m.Data) == want {
-						return
-					}
-					continue
-				}
-				if strings.HasPrefix(m.Reply, "_INBOX_runner.") {
-					runnerReads++
-				}
-				for _, key := range []string{"once", "unserved"} {
-					if strings.HasSuffix(m.Subject, "$KV."+bucket+"."+key) || bytes.Contains(m.Data, []byte("$KV."+bucket+"."+key+`"`)) {
-						reads[key]++
-					}
-				}
-			case <-timeout:
-				t.Fatalf("marker %s not heard back", want)
+		for _, key := range []string{"once", "unserved"} {
+			if strings.HasSuffix(m.Subject, "$KV."+bucket+"."+key) || bytes.Contains(m.Data, []byte("$KV."+bucket+"."+key+`"`)) {
+				reads[key]++
 			}
 		}
-	}
+	}, "$JS.API.DIRECT.GET.KV_"+bucket+".>", "$JS.API.STREAM.MSG.GET.KV_"+bucket)
 
 	// A new id, of a type no agent serves (so no result, and no reader of
 	// the record but the planner): no read.
 	if r := e.submitReply(`{"id": "unserved", "steps": [{"id": "a", "type": "nobody"}]}`); r.Workflow != "unserved" || r.Tasks != 1 || !r.Created {
 		t.Fatalf("reply %+v", r)
 	}
-	count(e.nc)
+	ta.settle(e.nc)
 	if n := reads["unserved"]; n != 0 {
 		t.Errorf("the planner read the record of a new workflow %d times", n)
 	}
@@ -536,7 +492,7 @@ func TestSubmit_SameIDRunsOnce(t *testing.T) {
 	if err != nil || out.Status != events.OutcomeSuccess || out.Workflow != "ran" {
 		t.Fatalf("run of a new workflow: %v %+v", err, out)
 	}
-	count(rc)
+	ta.settle(rc)
 	if runnerReads != 0 {
 		t.Errorf("Run of a workflow its job created read a record %d times", runnerReads)
 	}
@@ -544,7 +500,7 @@ func TestSubmit_SameIDRunsOnce(t *testing.T) {
 	if err != nil || out.Status != events.OutcomeSuccess || out.Workflow != "once" {
 		t.Fatalf("run of an existing id: %v %+v", err, out)
 	}
-	count(rc)
+	ta.settle(rc)
 	if runnerReads == 0 {
 		t.Errorf("Run of an existing id read no record")
 	}
