@@ -112,12 +112,14 @@ func TestSeed_CrashAgent3Drill(t *testing.T) {
 	if len(finals) != 10 || len(all) != 10 {
 		t.Errorf("%d results for %d tasks, want 10 and 10", len(all), len(finals))
 	}
+	rerun := func(evs []events.Event, task string) bool {
+		return slices.ContainsFunc(evs, func(ev events.Event) bool { return wf+"/"+ev.Task == task && ev.Agent != "agent-3" })
+	}
+	heard := e.heardStarts(wf, func(evs []events.Event) bool {
+		return !slices.ContainsFunc(reply.Tasks, func(task string) bool { return !rerun(evs, task) })
+	})
 	for _, task := range reply.Tasks {
-		var again bool
-		for _, ev := range e.events(wf, events.EventStarted) {
-			again = again || wf+"/"+ev.Task == task && ev.Agent != "agent-3"
-		}
-		if !again {
+		if !rerun(heard, task) {
 			t.Errorf("abandoned task %s was not run again by another agent", task)
 		}
 	}

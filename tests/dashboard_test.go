@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -316,23 +317,28 @@ func TestDashboard_ChromiumBasicAuth(t *testing.T) {
 	naps := make([]int, 30)
 	wf := e.submit(map[string]any{"id": "dash-auth", "name": "behind basic auth", "steps": []map[string]any{{"id": "n", "type": "nap", "split": 1, "input": naps}}})
 	do(t, ctx, "see the workflow", chromedp.WaitVisible(chromedp.Search(`//tr[@data-wf="dash-auth"]/td[contains(., "behind basic auth")]`)))
-	statusIs := func(status string) chromedp.Action[chromedp.Void] {
-		return chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//tr[@data-wf=%q]/td[contains(@class,"status") and text()=%q]`, wf, status)))
+	// statusIs waits until the workflow's row shows one of statuses.
+	statusIs := func(statuses ...string) chromedp.Action[chromedp.Void] {
+		var alts []string
+		for _, s := range statuses {
+			alts = append(alts, fmt.Sprintf("text()=%q", s))
+		}
+		return chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//tr[@data-wf=%q]/td[contains(@class,"status") and (%s)]`, wf, strings.Join(alts, " or "))))
 	}
-	clickUntil := func(what, action, status string) {
+	clickUntil := func(what, action string, statuses ...string) {
 		t.Helper()
 		for attempt := 1; ; attempt++ { // the table is redrawn every second: a click can miss
 			err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-wf=%q] button[data-action=%q]`, wf, action))))
 			if err == nil {
 				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				err = chromedp.Do(actx, statusIs(status))
+				err = chromedp.Do(actx, statusIs(statuses...))
 				cancel()
 			}
 			if err == nil {
 				return
 			}
 			if attempt == 4 {
-				t.Fatalf("%s: the workflow never showed %s: %v", what, status, err)
+				t.Fatalf("%s: the workflow never showed %v: %v", what, statuses, err)
 			}
 		}
 	}
@@ -342,7 +348,14 @@ func TestDashboard_ChromiumBasicAuth(t *testing.T) {
 	if st := must(e.cl.Status(e.ctl(), wf))(t); st.Workflows[0].Status != events.WorkflowPaused {
 		t.Fatalf("the planner has the workflow %s after the pause from the page", st.Workflows[0].Status)
 	}
-	clickUntil("click resume", "resume", events.WorkflowCompleted)
+	// A click has done its part once the workflow runs again (or has
+	// already finished); the rest takes as long as the machine needs.
+	clickUntil("click resume", "resume", events.WorkflowRunning, events.WorkflowCompleted)
+	cctx, cancelDone := context.WithTimeout(ctx, 2*time.Minute)
+	if err := chromedp.Do(cctx, statusIs(events.WorkflowCompleted)); err != nil {
+		t.Fatalf("resumed, but the page never showed completed: %v", err)
+	}
+	cancelDone()
 	if out := e.final(wf, time.Minute); out.Status != events.OutcomeSuccess || out.Progress.Done != len(naps) {
 		t.Errorf("after resume from the page: %s, %d of %d done", out.Status, out.Progress.Done, len(naps))
 	}

@@ -96,7 +96,7 @@ func TestAgent_KilledMidTask(t *testing.T) {
 		}
 	}
 	starts := map[string]int{}
-	for _, ev := range e.events(wf, events.EventStarted) {
+	for _, ev := range e.heardStarts(wf, atLeast(20)) {
 		starts[ev.Agent]++
 	}
 	if starts["doomed"] != 10 || starts["survivor"] != 10 {
@@ -138,7 +138,7 @@ func TestAgent_DrainsOnSIGTERM(t *testing.T) {
 	if len(all) != 10 || byAgent["drainer"] != 5 || byAgent["finisher"] != 5 {
 		t.Errorf("%d results, by agent %v; want 10, 5 each", len(all), byAgent)
 	}
-	if n := len(e.events(wf, events.EventStarted)); n != 10 {
+	if n := len(e.heardStarts(wf, atLeast(10))); n != 10 {
 		t.Errorf("%d task starts, want 10", n)
 	}
 }

@@ -459,6 +459,8 @@ func TestEscalation_Resolve(t *testing.T) {
 		if rec.Rounds != 1 || rec.Escalated.IsZero() {
 			t.Errorf("%s: record rounds %d escalated %v", wf, rec.Rounds, rec.Escalated)
 		}
+		// The event is stored after the record is written.
+		waitFor(t, 10*time.Second, wf+"'s escalated event", func() bool { return len(e.events(wf, events.EventEscalated)) >= 1 })
 		if ev := e.events(wf, events.EventEscalated); len(ev) != 1 {
 			t.Errorf("%s: %d escalated events", wf, len(ev))
 		}

@@ -343,6 +343,28 @@ func (e *env) events(wf, kind string) []events.Event {
 	return out
 }
 
+// heardStarts returns the started events of wf heard so far, once enough
+// holds of them or 10 s have passed (the caller's checks then say what is
+// missing). An agent gathers the starts after a window's first for up to
+// 20 ms, so a start can be heard after its task's result, even after the
+// workflow's final output.
+func (e *env) heardStarts(wf string, enough func([]events.Event) bool) []events.Event {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs := e.events(wf, events.EventStarted)
+		if enough(evs) || time.Now().After(deadline) {
+			return evs
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// atLeast is enough for heardStarts once n starts are heard.
+func atLeast(n int) func([]events.Event) bool {
+	return func(evs []events.Event) bool { return len(evs) >= n }
+}
+
 // proc is a baton service running as a separate OS process.
 type proc struct {
 	name string

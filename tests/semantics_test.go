@@ -153,6 +153,8 @@ func TestThreshold_PartialOrFailed(t *testing.T) {
 		if rec.Outcome != out.Status || rec.Status != wantStatus {
 			t.Errorf("threshold %v: record %s/%s, want %s/%s", tc.threshold, rec.Status, rec.Outcome, wantStatus, out.Status)
 		}
+		// The event is stored after the record is written.
+		waitFor(t, 10*time.Second, "the completed event", func() bool { return len(e.events(wf, events.EventCompleted)) >= 1 })
 		if evs := e.events(wf, events.EventCompleted); len(evs) != 1 || evs[0].Message != out.Status {
 			t.Errorf("threshold %v: completed events %+v, want one saying %s", tc.threshold, evs, out.Status)
 		}

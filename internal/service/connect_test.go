@@ -248,6 +248,8 @@ func TestConnect_NoticesASilentServer(t *testing.T) {
 	cut := time.Now()
 	natstest.Eventually(t, 12*time.Second, "the connection to the silent server given up", func() bool { return !nc.IsConnected() })
 	t.Logf("given up %v after the cut", time.Since(cut).Round(100*time.Millisecond))
+	// nats.go calls the disconnect handler on its own goroutine.
+	natstest.Eventually(t, 10*time.Second, "the disconnect logged", func() bool { return out.count("disconnected from NATS") >= 1 })
 	if out.count("disconnected from NATS") != 1 {
 		t.Errorf("the disconnect not logged once:\n%s", out.String())
 	}
