@@ -283,8 +283,10 @@ func TestPause_HandsBackTasksWaitingForALock(t *testing.T) {
 	var locked sleeper
 	e.agent("lock-1", 4, map[string]agent.Handler{"locked": locked.handler()})
 	e.agent("lock-2", 4, map[string]agent.Handler{"locked": locked.handler()})
+	// Any of the four can take the lock first; each holds it long enough
+	// to be running still when the pause arrives.
 	wf := e.submit(map[string]any{"steps": []map[string]any{
-		{"id": "m", "type": "locked", "split": 1, "input": []int{1500, 200, 200, 200}, "concurrency": map[string]any{"key": "one-at-a-time", "limit": 1}},
+		{"id": "m", "type": "locked", "split": 1, "input": []int{1500, 1500, 1500, 1500}, "concurrency": map[string]any{"key": "one-at-a-time", "limit": 1}},
 	}})
 	waitFor(t, 30*time.Second, "a task to take the lock", func() bool { return len(e.events(wf, events.EventStarted)) >= 1 })
 	cp := must(e.cl.Pause(e.ctl(), wf, client.PauseOptions{}))(t)
