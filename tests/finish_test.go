@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -759,19 +758,18 @@ func TestFollow_FinalAloneMakesNoConsumer(t *testing.T) {
 	e.aggregator()
 	release := e.nowAndHeld()
 	e.waitReady()
-	var creates atomic.Int32
-	sub, err := e.nc.Subscribe("$JS.API.CONSUMER.CREATE."+e.cfg.WithDefaults().OutputsStream()+".>", func(*nats.Msg) { creates.Add(1) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	// Nor a lookup of the workflows bucket per call (a stream-info request).
-	var lookups atomic.Int32
-	lsub, err := e.nc.Subscribe("$JS.API.STREAM.INFO."+streams.BucketStream(e.cfg.WithDefaults().WorkflowsBucket()), func(*nats.Msg) { lookups.Add(1) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lsub.Unsubscribe()
+	// Follow creates no consumer on OUTPUTS, nor looks the workflows
+	// bucket up per call (a stream-info request).
+	createSubject := "$JS.API.CONSUMER.CREATE." + e.cfg.WithDefaults().OutputsStream() + ".>"
+	lookupSubject := "$JS.API.STREAM.INFO." + streams.BucketStream(e.cfg.WithDefaults().WorkflowsBucket())
+	var creates, lookups int
+	ta := e.newTally(func(m *nats.Msg) {
+		if m.Subject == lookupSubject {
+			lookups++
+		} else {
+			creates++
+		}
+	}, createSubject, lookupSubject)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	follow := func(wf string) { // Errorf: it runs on a goroutine of its own too
@@ -798,11 +796,12 @@ func TestFollow_FinalAloneMakesNoConsumer(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("Follow did not return the final output")
 	}
-	if n := lookups.Load(); n > 1 {
-		t.Errorf("%d lookups of the workflows bucket for two follows, want one at most", n)
+	ta.settle(e.nc) // the client's requests go out on e.nc
+	if lookups > 1 {
+		t.Errorf("%d lookups of the workflows bucket for two follows, want one at most", lookups)
 	}
-	if n := creates.Load(); n != 0 {
-		t.Errorf("%d consumers created on OUTPUTS to wait for final outputs", n)
+	if creates != 0 {
+		t.Errorf("%d consumers created on OUTPUTS to wait for final outputs", creates)
 	}
 
 	// Stored after the final, on its subject: none of them is it.
