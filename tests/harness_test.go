@@ -350,14 +350,12 @@ func (e *env) events(wf, kind string) []events.Event {
 // workflow's final output.
 func (e *env) heardStarts(wf string, enough func([]events.Event) bool) []events.Event {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		evs := e.events(wf, events.EventStarted)
-		if enough(evs) || time.Now().After(deadline) {
-			return evs
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var evs []events.Event
+	natstest.Poll(10*time.Second, func() bool {
+		evs = e.events(wf, events.EventStarted)
+		return enough(evs)
+	})
+	return evs
 }
 
 // atLeast is enough for heardStarts once n starts are heard.

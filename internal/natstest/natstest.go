@@ -105,14 +105,25 @@ func Ensure(tb testing.TB, s *Server, c streams.Config, opts ...nats.Option) (*n
 	return nc, js
 }
 
-// Eventually polls cond every 10ms until it holds or the deadline passes.
+// Eventually polls cond every 10ms until it holds, failing tb if the
+// deadline passes first.
 func Eventually(tb testing.TB, within time.Duration, what string, cond func() bool) {
 	tb.Helper()
+	if !Poll(within, cond) {
+		tb.Fatalf("timed out after %v waiting for %s", within, what)
+	}
+}
+
+// Poll polls cond every 10ms until it holds or the deadline passes, and
+// says whether it held: for a caller whose own checks then say what is
+// missing.
+func Poll(within time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", within, what)
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return true
 }
