@@ -81,7 +81,9 @@ func worker(e *env, id string, slots int, d time.Duration) {
 // which fails, beside a workflow stuck on a paused lane. (Tasks this long
 // keep the test's ETA check about the estimate: what a loaded machine adds
 // to each task, some tens of milliseconds under the race detector, would
-// weigh 25% against tasks of 200 ms.)
+// weigh 25% against tasks of 200 ms.) Its lane is paused for the first 2 s:
+// the ETA must come from how fast its tasks go once they run, not from the
+// time since it was submitted (which would put it about twice too late).
 func TestStatus_ScriptedWorkflow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, streams.Config{})
@@ -100,6 +102,7 @@ func TestStatus_ScriptedWorkflow(t *testing.T) {
 	for i := range inputs {
 		inputs[i] = i
 	}
+	must(e.cl.PauseLane(e.ctl(), client.Lane{Type: "work", Priority: 3}, 2*time.Second))(t)
 	wf := e.submit(map[string]any{"id": "scripted", "success_threshold": 0.9, "steps": []map[string]any{{"id": "w", "type": "work", "split": 1, "input": inputs}}})
 	waitFor(t, 30*time.Second, "6 results", func() bool { f, _ := e.results(wf); return len(f) >= 6 })
 

@@ -642,6 +642,7 @@ func (m *Monitor) listed(status string) []*events.Workflow {
 type recentOf struct {
 	seen   events.Counts // final results by status
 	lately []time.Time   // when those of the rate window finished
+	first  time.Time     // when the first of those started
 }
 
 // byWorkflow sums the window's results up per workflow, in one pass.
@@ -663,6 +664,9 @@ func (m *Monitor) byWorkflow(now time.Time) map[string]*recentOf {
 		}
 		if now.Sub(o.at) <= m.cfg.RateWindow {
 			r.lately = append(r.lately, o.at)
+			if start := o.at.Add(-o.dur); r.first.IsZero() || start.Before(r.first) {
+				r.first = start
+			}
 		}
 	}
 	return out
@@ -833,11 +837,18 @@ func (m *Monitor) view(rec *events.Workflow, now time.Time, lanes []events.Bottl
 	if c.Total > 0 {
 		v.Progress = round1(100 * float64(finished) / float64(c.Total))
 	}
-	// The workflow's drain rate: its results over the rate window (or since
-	// it was submitted, if later).
+	// The workflow's drain rate: its results over the rate window, or since
+	// the first of them started, if later: the time its tasks waited before
+	// any ran (a paused or busy lane, agents starting) says nothing of how
+	// fast the rest will go. The start is the agent's clock: one behind
+	// the monitor's cannot take the span back before the submission, one
+	// ahead of it (a start after now) is not used.
 	since := now.Add(-m.cfg.RateWindow)
 	if rec.Submitted.After(since) {
 		since = rec.Submitted
+	}
+	if r != nil && r.first.After(since) && r.first.Before(now) {
+		since = r.first
 	}
 	n := 0
 	if r != nil {
